@@ -1,0 +1,62 @@
+//! Fixed-size byte strings (hashes, addresses, keys, signatures): hex in human-readable formats
+//! (TOML, JSON), raw bytes with no length prefix in the binary codec.
+
+use std::fmt;
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserializer, Serializer};
+
+/// Parses hex of exactly `N` bytes, with or without a `0x` prefix.
+pub fn parse_hex<const N: usize>(s: &str) -> Result<[u8; N], String> {
+    let digits = s.strip_prefix("0x").unwrap_or(s);
+    if digits.len() != N * 2 {
+        return Err(format!(
+            "expected {} hex digits ({N} bytes), got {}",
+            N * 2,
+            digits.len()
+        ));
+    }
+    let mut out = [0u8; N];
+    hex::decode_to_slice(digits, &mut out).map_err(|e| format!("not valid hex: {e}"))?;
+    Ok(out)
+}
+
+pub fn serialize<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+    if s.is_human_readable() {
+        s.serialize_str(&hex::encode(bytes))
+    } else {
+        let mut t = s.serialize_tuple(N)?;
+        for b in bytes {
+            t.serialize_element(b)?;
+        }
+        t.end()
+    }
+}
+
+pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+    struct HexOrTuple<const N: usize>;
+    impl<'de, const N: usize> Visitor<'de> for HexOrTuple<N> {
+        type Value = [u8; N];
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "{N} bytes as {} hex digits", N * 2)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            parse_hex::<N>(v).map_err(E::custom)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = [0u8; N];
+            for (i, slot) in out.iter_mut().enumerate() {
+                *slot = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(i, &self))?;
+            }
+            Ok(out)
+        }
+    }
+    if d.is_human_readable() {
+        d.deserialize_str(HexOrTuple::<N>)
+    } else {
+        d.deserialize_tuple(N, HexOrTuple::<N>)
+    }
+}

@@ -1,0 +1,163 @@
+//! The one place that knows the wire format. Everything Cairn hashes, signs, stores or sends
+//! goes through [`encode`] and [`decode`]; swapping bincode for another format is a change to
+//! this file only.
+//!
+//! Rules this module enforces, because consensus depends on them:
+//! - every decode is bounded (`max_bytes`), and bincode's own container limit stops a forged
+//!   length prefix from allocating more than [`DECODE_BYTES_MAX`];
+//! - a byte string is accepted only if it is exactly the encoding of the value it decodes to:
+//!   no trailing bytes, no second spelling of the same value. Hashes and signatures over
+//!   encodings therefore identify values, not spellings.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+/// The largest value any decode may produce, whatever the caller's own bound. It is the
+/// backstop against allocation bombs; callers pass their tighter, per-type bound.
+pub const DECODE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Fixed-width little-endian integers: one spelling per number, unlike varints.
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<DECODE_BYTES_MAX>()
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    #[error("{what} is {len} bytes, over the limit of {max} bytes")]
+    TooLarge {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("{what} could not be decoded: {reason}")]
+    Malformed { what: &'static str, reason: String },
+    #[error("{what} has {extra} trailing bytes after a complete value")]
+    TrailingBytes { what: &'static str, extra: usize },
+    #[error("{what} is not in canonical form (it re-encodes to different bytes)")]
+    NonCanonical { what: &'static str },
+    #[error("{what} could not be encoded: {reason}")]
+    Encode { what: &'static str, reason: String },
+}
+
+/// Canonical encoding of a value. Only values whose `Serialize` can fail (none of Cairn's own
+/// types) return an error.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    // Cairn's types serialise infallibly into a Vec; a failure here is a programming error in
+    // a type's Serialize impl, not bad input.
+    bincode::serde::encode_to_vec(value, config()).expect("Cairn types encode infallibly")
+}
+
+/// Decodes `bytes` as a `T`, refusing anything over `max_bytes`, with trailing bytes, or not
+/// in canonical form. `what` names the value in errors ("transaction", "block header", ...).
+pub fn decode<T: Serialize + DeserializeOwned>(
+    bytes: &[u8],
+    max_bytes: usize,
+    what: &'static str,
+) -> Result<T, CodecError> {
+    let max = max_bytes.min(DECODE_BYTES_MAX);
+    if bytes.len() > max {
+        return Err(CodecError::TooLarge {
+            what,
+            len: bytes.len(),
+            max,
+        });
+    }
+    let (value, read): (T, usize) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| CodecError::Malformed {
+            what,
+            reason: e.to_string(),
+        })?;
+    if read != bytes.len() {
+        return Err(CodecError::TrailingBytes {
+            what,
+            extra: bytes.len() - read,
+        });
+    }
+    if encode(&value) != bytes {
+        return Err(CodecError::NonCanonical { what });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Sample {
+        a: u64,
+        b: Option<u32>,
+        c: Vec<u8>,
+        d: bool,
+        e: String,
+    }
+
+    fn sample() -> Sample {
+        Sample {
+            a: 7,
+            b: Some(3),
+            c: vec![1, 2, 3],
+            d: true,
+            e: "cairn".into(),
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let bytes = encode(&sample());
+        assert_eq!(decode::<Sample>(&bytes, 1024, "sample").unwrap(), sample());
+    }
+
+    #[test]
+    fn rejects_trailing_bytes() {
+        let mut bytes = encode(&sample());
+        bytes.push(0);
+        assert_eq!(
+            decode::<Sample>(&bytes, 1024, "sample"),
+            Err(CodecError::TrailingBytes {
+                what: "sample",
+                extra: 1
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_over_limit_before_decoding() {
+        let bytes = encode(&sample());
+        let err = decode::<Sample>(&bytes, 4, "sample").unwrap_err();
+        assert!(matches!(err, CodecError::TooLarge { len, max: 4, .. } if len == bytes.len()));
+    }
+
+    #[test]
+    fn rejects_non_canonical_bool_and_option_tags() {
+        let bytes = encode(&sample());
+        // Layout: a(8) b-tag(1) b(4) c-len(8) c(3) d(1) ...
+        let mut bad_option = bytes.clone();
+        bad_option[8] = 2;
+        assert!(decode::<Sample>(&bad_option, 1024, "sample").is_err());
+        let mut bad_bool = bytes.clone();
+        bad_bool[8 + 1 + 4 + 8 + 3] = 2;
+        assert!(decode::<Sample>(&bad_bool, 1024, "sample").is_err());
+    }
+
+    #[test]
+    fn forged_length_prefix_does_not_allocate_or_panic() {
+        let mut bytes = encode(&sample());
+        // c's length prefix claims 2^62 bytes.
+        bytes[13..21].copy_from_slice(&(1u64 << 62).to_le_bytes());
+        assert!(matches!(
+            decode::<Sample>(&bytes, 1024, "sample"),
+            Err(CodecError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn binary_format_is_not_human_readable() {
+        // The hex-vs-bytes switch in `bytes.rs` relies on this.
+        let h = crate::Hash::digest(b"x");
+        assert_eq!(encode(&h).len(), 32);
+    }
+}

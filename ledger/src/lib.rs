@@ -1,0 +1,15 @@
+//! The ledger: what a Cairn chain is (types, canonical encoding, signatures), how a block
+//! changes account state, and how blocks and state are kept on disk.
+//!
+//! This crate owns the disk (the `store` feature, RocksDB). It never touches the network,
+//! a clock or a runtime: callers pass in timestamps and blocks.
+
+mod bytes;
+pub mod block;
+pub mod codec;
+pub mod crypto;
+pub mod smt;
+pub mod tx;
+pub mod types;
+
+pub use types::{Address, Amount, Hash, Height, Nonce, ProtocolVersion, PublicKey, Round, Signature, TimestampMs};

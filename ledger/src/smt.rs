@@ -1,0 +1,393 @@
+//! The state tree: a sparse Merkle tree over 256-bit keys in which a subtree holding a single
+//! leaf is replaced by that leaf (so depth grows with log₂ of the number of entries, not 256).
+//!
+//! The root depends only on the set of (key, value) entries, never on the order they were
+//! written, so applying a block and then undoing it gives back the exact previous root and
+//! the exact previous set of stored nodes. An update of k entries reads and rewrites only the
+//! O(k·log n) nodes on their paths.
+//!
+//! Pure: nodes are read through [`NodeSource`] and the update returns the node writes for the
+//! caller to put in its own atomic batch.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::Hash;
+
+/// A child pointer inside an internal node (and the root).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Child {
+    Empty,
+    Leaf { key: Hash, value: Hash },
+    Node { hash: Hash },
+}
+
+impl Child {
+    pub fn hash(&self) -> Hash {
+        match self {
+            Child::Empty => Hash::ZERO,
+            Child::Leaf { key, value } => leaf_hash(key, value),
+            Child::Node { hash } => *hash,
+        }
+    }
+}
+
+/// An internal node: its two children, stored at its position.
+pub type Node = [Child; 2];
+
+/// Where an internal node sits: its depth (0 = root) and the key bits above it (bits at and
+/// below `depth` are zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub depth: u8,
+    pub prefix: Hash,
+}
+
+impl Position {
+    pub const ROOT: Position = Position {
+        depth: 0,
+        prefix: Hash::ZERO,
+    };
+
+    pub fn to_bytes(self) -> [u8; 33] {
+        let mut out = [0u8; 33];
+        out[0] = self.depth;
+        out[1..].copy_from_slice(&self.prefix.0);
+        out
+    }
+
+    fn child(self, side: u8) -> Position {
+        let mut prefix = self.prefix;
+        if side == 1 {
+            set_bit(&mut prefix, self.depth as usize);
+        }
+        Position {
+            depth: self.depth + 1,
+            prefix,
+        }
+    }
+}
+
+fn leaf_hash(key: &Hash, value: &Hash) -> Hash {
+    Hash::tagged(b"cairn/smt-leaf/v1", &[&key.0, &value.0])
+}
+
+fn node_hash(node: &Node) -> Hash {
+    Hash::tagged(b"cairn/smt-node/v1", &[&node[0].hash().0, &node[1].hash().0])
+}
+
+fn bit(key: &Hash, index: usize) -> u8 {
+    (key.0[index / 8] >> (7 - index % 8)) & 1
+}
+
+fn set_bit(key: &mut Hash, index: usize) {
+    key.0[index / 8] |= 1 << (7 - index % 8);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error("state tree node at depth {depth} is missing from storage (store corrupted)")]
+    MissingNode { depth: u8 },
+    #[error("reading the state tree failed: {0}")]
+    Read(String),
+}
+
+/// Where the tree's nodes live (RocksDB in the node, a map in tests).
+pub trait NodeSource {
+    fn node(&self, at: Position) -> Result<Option<Node>, TreeError>;
+}
+
+impl NodeSource for BTreeMap<Position, Node> {
+    fn node(&self, at: Position) -> Result<Option<Node>, TreeError> {
+        Ok(self.get(&at).copied())
+    }
+}
+
+/// The outcome of an update: the new root and the node writes (`None` deletes).
+#[derive(Debug, Default)]
+pub struct TreeUpdate {
+    pub root: Option<Child>,
+    pub writes: Vec<(Position, Option<Node>)>,
+}
+
+impl TreeUpdate {
+    pub fn root_hash(&self) -> Hash {
+        self.root.unwrap_or(Child::Empty).hash()
+    }
+
+    /// Applies the writes to an in-memory node map (for tests and tools).
+    pub fn apply_to(&self, nodes: &mut BTreeMap<Position, Node>) {
+        for (at, node) in &self.writes {
+            match node {
+                Some(n) => nodes.insert(*at, *n),
+                None => nodes.remove(at),
+            };
+        }
+    }
+}
+
+/// Sets each key to its value (`None` removes it), starting from `root`. `changes` must be
+/// sorted by key with no key twice.
+pub fn update(
+    source: &dyn NodeSource,
+    root: Child,
+    changes: &[(Hash, Option<Hash>)],
+) -> Result<TreeUpdate, TreeError> {
+    debug_assert!(changes.windows(2).all(|w| w[0].0 < w[1].0));
+    let mut writes = Vec::new();
+    let new_root = Updater {
+        source,
+        writes: &mut writes,
+    }
+    .update(Position::ROOT, root, changes)?;
+    Ok(TreeUpdate {
+        root: Some(new_root),
+        writes,
+    })
+}
+
+struct Updater<'a> {
+    source: &'a dyn NodeSource,
+    writes: &'a mut Vec<(Position, Option<Node>)>,
+}
+
+impl Updater<'_> {
+    fn update(
+        &mut self,
+        at: Position,
+        current: Child,
+        changes: &[(Hash, Option<Hash>)],
+    ) -> Result<Child, TreeError> {
+        if changes.is_empty() {
+            return Ok(current);
+        }
+        match current {
+            Child::Node { .. } => {
+                let node = self
+                    .source
+                    .node(at)?
+                    .ok_or(TreeError::MissingNode { depth: at.depth })?;
+                let split = changes.partition_point(|(k, _)| bit(k, at.depth as usize) == 0);
+                let left = self.update(at.child(0), node[0], &changes[..split])?;
+                let right = self.update(at.child(1), node[1], &changes[split..])?;
+                Ok(self.join(at, left, right, true))
+            }
+            Child::Empty | Child::Leaf { .. } => {
+                // Below a leaf or an empty slot nothing is stored: rebuild this subtree from
+                // the surviving entries.
+                let mut entries: Vec<(Hash, Hash)> = changes
+                    .iter()
+                    .filter_map(|(k, v)| v.map(|v| (*k, v)))
+                    .collect();
+                if let Child::Leaf { key, value } = current
+                    && changes.binary_search_by(|(k, _)| k.cmp(&key)).is_err()
+                {
+                    let i = entries.partition_point(|(k, _)| *k < key);
+                    entries.insert(i, (key, value));
+                }
+                Ok(self.build(at, &entries))
+            }
+        }
+    }
+
+    fn build(&mut self, at: Position, entries: &[(Hash, Hash)]) -> Child {
+        match entries {
+            [] => Child::Empty,
+            [(key, value)] => Child::Leaf {
+                key: *key,
+                value: *value,
+            },
+            _ => {
+                let split = entries.partition_point(|(k, _)| bit(k, at.depth as usize) == 0);
+                let left = self.build(at.child(0), &entries[..split]);
+                let right = self.build(at.child(1), &entries[split..]);
+                self.join(at, left, right, false)
+            }
+        }
+    }
+
+    /// The child that stands at `at` given its two subtrees; a lone leaf moves up.
+    fn join(&mut self, at: Position, left: Child, right: Child, was_stored: bool) -> Child {
+        let collapsed = match (left, right) {
+            (Child::Empty, Child::Empty) => Some(Child::Empty),
+            (leaf @ Child::Leaf { .. }, Child::Empty) | (Child::Empty, leaf @ Child::Leaf { .. }) => {
+                Some(leaf)
+            }
+            _ => None,
+        };
+        match collapsed {
+            Some(child) => {
+                if was_stored {
+                    self.writes.push((at, None));
+                }
+                child
+            }
+            None => {
+                let node = [left, right];
+                self.writes.push((at, Some(node)));
+                Child::Node {
+                    hash: node_hash(&node),
+                }
+            }
+        }
+    }
+}
+
+/// Evidence of an entry's value (or its absence) against a root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proof {
+    /// Sibling hashes from the root down.
+    pub siblings: Vec<Hash>,
+    /// What the path ends in: the entry itself, another key's leaf, or nothing.
+    pub terminal: Child,
+}
+
+pub fn prove(source: &dyn NodeSource, root: Child, key: &Hash) -> Result<Proof, TreeError> {
+    let mut siblings = Vec::new();
+    let mut at = Position::ROOT;
+    let mut current = root;
+    while let Child::Node { .. } = current {
+        let node = source
+            .node(at)?
+            .ok_or(TreeError::MissingNode { depth: at.depth })?;
+        let side = bit(key, at.depth as usize);
+        siblings.push(node[1 - side as usize].hash());
+        current = node[side as usize];
+        at = at.child(side);
+    }
+    Ok(Proof {
+        siblings,
+        terminal: current,
+    })
+}
+
+impl Proof {
+    /// The value `key` has under `root` according to this proof (`None`: absent), or an
+    /// error if the proof does not hash up to `root`.
+    pub fn verify(&self, root: &Hash, key: &Hash) -> Result<Option<Hash>, &'static str> {
+        if self.siblings.len() > 256 {
+            return Err("proof is deeper than the key length");
+        }
+        let value = match self.terminal {
+            Child::Empty => None,
+            Child::Leaf { key: k, value } if k == *key => Some(value),
+            Child::Leaf { key: k, .. } => {
+                // Another key's leaf proves absence only if it sits on our key's path.
+                if (0..self.siblings.len()).any(|i| bit(&k, i) != bit(key, i)) {
+                    return Err("terminal leaf is not on the key's path");
+                }
+                None
+            }
+            Child::Node { .. } => return Err("proof ends in an internal node"),
+        };
+        let mut hash = self.terminal.hash();
+        for (depth, sibling) in self.siblings.iter().enumerate().rev() {
+            let pair = if bit(key, depth) == 0 {
+                [hash, *sibling]
+            } else {
+                [*sibling, hash]
+            };
+            hash = Hash::tagged(b"cairn/smt-node/v1", &[&pair[0].0, &pair[1].0]);
+        }
+        if hash == *root {
+            Ok(value)
+        } else {
+            Err("proof does not hash to the root")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn k(i: u32) -> Hash {
+        Hash::digest(&i.to_le_bytes())
+    }
+
+    fn apply(
+        nodes: &mut BTreeMap<Position, Node>,
+        root: Child,
+        changes: BTreeMap<Hash, Option<Hash>>,
+    ) -> Child {
+        let changes: Vec<_> = changes.into_iter().collect();
+        let up = update(nodes, root, &changes).unwrap();
+        up.apply_to(nodes);
+        up.root.unwrap()
+    }
+
+    /// The root computed from scratch for a set of entries.
+    fn fresh_root(entries: &BTreeMap<Hash, Hash>) -> (Child, BTreeMap<Position, Node>) {
+        let mut nodes = BTreeMap::new();
+        let root = apply(
+            &mut nodes,
+            Child::Empty,
+            entries.iter().map(|(k, v)| (*k, Some(*v))).collect(),
+        );
+        (root, nodes)
+    }
+
+    proptest! {
+        #[test]
+        fn root_and_nodes_depend_only_on_contents(
+            initial in prop::collection::btree_map(0u32..200, any::<u8>(), 0..60),
+            ops in prop::collection::vec(
+                prop::collection::btree_map(0u32..200, prop::option::of(any::<u8>()), 0..20), 1..6),
+        ) {
+            let mut entries: BTreeMap<Hash, Hash> = initial
+                .iter().map(|(i, v)| (k(*i), Hash([*v; 32]))).collect();
+            let (mut root, mut nodes) = fresh_root(&entries);
+            for op in ops {
+                let changes: BTreeMap<Hash, Option<Hash>> =
+                    op.iter().map(|(i, v)| (k(*i), v.map(|v| Hash([v; 32])))).collect();
+                for (key, v) in &changes {
+                    match v {
+                        Some(v) => entries.insert(*key, *v),
+                        None => entries.remove(key),
+                    };
+                }
+                root = apply(&mut nodes, root, changes);
+                let (expected_root, expected_nodes) = fresh_root(&entries);
+                prop_assert_eq!(root.hash(), expected_root.hash());
+                prop_assert_eq!(&nodes, &expected_nodes);
+            }
+        }
+
+        #[test]
+        fn proofs_verify_presence_and_absence(
+            present in prop::collection::btree_set(0u32..100, 0..40),
+            probe in 0u32..120,
+        ) {
+            let entries: BTreeMap<Hash, Hash> =
+                present.iter().map(|i| (k(*i), Hash([*i as u8; 32]))).collect();
+            let (root, nodes) = fresh_root(&entries);
+            let proof = prove(&nodes, root, &k(probe)).unwrap();
+            let got = proof.verify(&root.hash(), &k(probe)).unwrap();
+            prop_assert_eq!(got, entries.get(&k(probe)).copied());
+        }
+    }
+
+    #[test]
+    fn tampered_proof_is_rejected() {
+        let entries: BTreeMap<Hash, Hash> = (0..10).map(|i| (k(i), Hash([i as u8; 32]))).collect();
+        let (root, nodes) = fresh_root(&entries);
+        let mut proof = prove(&nodes, root, &k(3)).unwrap();
+        assert_eq!(proof.verify(&root.hash(), &k(3)), Ok(Some(Hash([3; 32]))));
+        proof.terminal = Child::Leaf {
+            key: k(3),
+            value: Hash([9; 32]),
+        };
+        assert!(proof.verify(&root.hash(), &k(3)).is_err());
+    }
+
+    #[test]
+    fn missing_node_is_an_error_not_a_panic() {
+        let entries: BTreeMap<Hash, Hash> = (0..10).map(|i| (k(i), Hash([1; 32]))).collect();
+        let (root, _) = fresh_root(&entries);
+        let empty: BTreeMap<Position, Node> = BTreeMap::new();
+        let err = update(&empty, root, &[(k(1), None)]).unwrap_err();
+        assert!(matches!(err, TreeError::MissingNode { depth: 0 }));
+    }
+}
