@@ -135,8 +135,11 @@ pub fn decode_body(bytes: &[u8]) -> Result<Vec<Transaction>, CodecError> {
 /// different tags, an unbalanced tree split at the largest power of two, so no two lists
 /// share a root and no leaf is duplicated as in Bitcoin's CVE-2012-2459).
 pub fn tx_root(txs: &[Transaction]) -> Hash {
-    let leaves: Vec<Hash> = txs.iter().map(Transaction::hash).collect();
-    merkle_root(&leaves)
+    merkle_root(&tx_hashes(txs))
+}
+
+pub fn tx_hashes(txs: &[Transaction]) -> Vec<Hash> {
+    txs.iter().map(Transaction::hash).collect()
 }
 
 pub fn merkle_root(leaves: &[Hash]) -> Hash {
@@ -152,10 +155,10 @@ pub fn merkle_root(leaves: &[Hash]) -> Hash {
     }
 }
 
-/// What executing one transaction did, kept per block.
+/// What executing one transaction did, kept per block in transaction order (the transaction
+/// index says which receipt is whose).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
-    pub tx: Hash,
     pub fee: Amount,
     pub status: ReceiptStatus,
 }
@@ -207,6 +210,9 @@ mod tests {
             nonce: 1,
         };
         assert_ne!(header.hash(), before);
-        assert_eq!(BlockHeader::decode(&codec::encode(&header)).unwrap(), header);
+        assert_eq!(
+            BlockHeader::decode(&codec::encode(&header)).unwrap(),
+            header
+        );
     }
 }

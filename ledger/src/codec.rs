@@ -64,8 +64,8 @@ pub fn decode<T: Serialize + DeserializeOwned>(
             max,
         });
     }
-    let (value, read): (T, usize) = bincode::serde::decode_from_slice(bytes, config())
-        .map_err(|e| CodecError::Malformed {
+    let (value, read): (T, usize) =
+        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError::Malformed {
             what,
             reason: e.to_string(),
         })?;

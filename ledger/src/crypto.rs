@@ -273,8 +273,7 @@ mod tests {
                 (m, kp.public(), s)
             })
             .collect();
-        let mut batch: Vec<SignedMessage> =
-            honest.iter().map(|(m, k, s)| item(m, k, s)).collect();
+        let mut batch: Vec<SignedMessage> = honest.iter().map(|(m, k, s)| item(m, k, s)).collect();
         batch.insert(2, item(msg, key, sig));
         let single = verify(&item(msg, key, sig)).is_ok();
         let batched = verify_batch(&batch).is_ok();
@@ -297,8 +296,8 @@ mod tests {
         let key = kp.public();
         let good = keypair(2).sign(b"x");
         let good_key = keypair(2).public();
-        let err = verify_batch(&[item(b"x", &good_key, &good), item(b"hullo", &key, &sig)])
-            .unwrap_err();
+        let err =
+            verify_batch(&[item(b"x", &good_key, &good), item(b"hullo", &key, &sig)]).unwrap_err();
         assert_eq!(
             err,
             BatchError {
@@ -316,10 +315,10 @@ mod tests {
         let s = Scalar::from_canonical_bytes(sig.0[32..].try_into().unwrap()).unwrap();
         let ell_bytes = {
             let mut l = [0u8; 32];
-            l.copy_from_slice(&hex::decode(
-                "edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010",
-            )
-            .unwrap());
+            l.copy_from_slice(
+                &hex::decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
+                    .unwrap(),
+            );
             l
         };
         let mut big = [0u8; 32];
@@ -389,7 +388,11 @@ mod tests {
         let kp = keypair(5);
         for t in 1..8 {
             let sig = sign_with_torsion_r(&kp, b"crafted", t);
-            assert_eq!(verdicts(b"crafted", &kp.public(), &sig), (true, true), "torsion {t}");
+            assert_eq!(
+                verdicts(b"crafted", &kp.public(), &sig),
+                (true, true),
+                "torsion {t}"
+            );
         }
     }
 

@@ -4,12 +4,19 @@
 //! This crate owns the disk (the `store` feature, RocksDB). It never touches the network,
 //! a clock or a runtime: callers pass in timestamps and blocks.
 
-mod bytes;
 pub mod block;
+mod bytes;
 pub mod codec;
 pub mod crypto;
+pub mod genesis;
+pub mod keys;
 pub mod smt;
+pub mod state;
+#[cfg(feature = "store")]
+pub mod store;
 pub mod tx;
 pub mod types;
 
-pub use types::{Address, Amount, Hash, Height, Nonce, ProtocolVersion, PublicKey, Round, Signature, TimestampMs};
+pub use types::{
+    Address, Amount, Hash, Height, Nonce, ProtocolVersion, PublicKey, Round, Signature, TimestampMs,
+};

@@ -74,7 +74,10 @@ fn leaf_hash(key: &Hash, value: &Hash) -> Hash {
 }
 
 fn node_hash(node: &Node) -> Hash {
-    Hash::tagged(b"cairn/smt-node/v1", &[&node[0].hash().0, &node[1].hash().0])
+    Hash::tagged(
+        b"cairn/smt-node/v1",
+        &[&node[0].hash().0, &node[1].hash().0],
+    )
 }
 
 fn bit(key: &Hash, index: usize) -> u8 {
@@ -211,9 +214,8 @@ impl Updater<'_> {
     fn join(&mut self, at: Position, left: Child, right: Child, was_stored: bool) -> Child {
         let collapsed = match (left, right) {
             (Child::Empty, Child::Empty) => Some(Child::Empty),
-            (leaf @ Child::Leaf { .. }, Child::Empty) | (Child::Empty, leaf @ Child::Leaf { .. }) => {
-                Some(leaf)
-            }
+            (leaf @ Child::Leaf { .. }, Child::Empty)
+            | (Child::Empty, leaf @ Child::Leaf { .. }) => Some(leaf),
             _ => None,
         };
         match collapsed {

@@ -1,0 +1,50 @@
+# The commands the README gives. Everything builds in the release profile: RocksDB's C++ build
+# is the slow part (about 23 minutes cold on 2 cores) and is shared by every target below
+# only if they all use the same profile.
+
+CARGO       ?= cargo
+CARGO_FLAGS ?= --release --locked
+TARGET_DIR  ?= $(or $(CARGO_TARGET_DIR),target)
+CAIRN       := $(TARGET_DIR)/release/cairn
+# Debian packages the build needs: libclang for the rocksdb crate's bindgen, a C++ compiler
+# for RocksDB itself.
+APT_PACKAGES := libclang-dev g++
+
+.PHONY: bootstrap build testnet test fmt clippy bench
+
+bootstrap:
+	@missing=""; \
+	command -v c++ >/dev/null 2>&1 || missing="$$missing g++"; \
+	ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/*/libclang*.so* >/dev/null 2>&1 \
+	  || [ -n "$$LIBCLANG_PATH" ] || missing="$$missing libclang-dev"; \
+	if ! command -v $(CARGO) >/dev/null 2>&1; then \
+	  echo "cargo is missing: install Rust with  curl https://sh.rustup.rs -sSf | sh"; exit 1; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "bootstrap: installing$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null \
+	      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; }; \
+	  else \
+	    echo "bootstrap: missing$$missing. Run:  sudo apt-get install -y $(APT_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+
+build: bootstrap
+	$(CARGO) build $(CARGO_FLAGS) -p cairn-cli
+
+testnet: build
+	$(CAIRN) testnet
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy: bootstrap
+	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
+
+# The end-to-end tests run the real `cairn` binary, so it is built first.
+test: bootstrap fmt clippy build
+	$(CARGO) test $(CARGO_FLAGS) --workspace
+
+bench: bootstrap
+	$(CARGO) bench --locked --profile release -p cairn-benches

@@ -1,0 +1,956 @@
+//! The RocksDB store: blocks, indexes, receipts, account state, the state tree, undo records
+//! and consensus metadata, each in a column family with one typed accessor here.
+//!
+//! Invariants:
+//! - A block, its state changes, its state tree nodes, its undo record, its receipts, its
+//!   indexes and the new tip are written in ONE synced `WriteBatch`; after a crash the store
+//!   is at the last whole block, never between two.
+//! - Reverting the tip with its undo record restores the previous state, tree and indexes
+//!   exactly (PoW reorgs depend on it).
+//! - The on-disk format version is checked at open; a newer format is refused, never
+//!   guessed at.
+//!
+//! Writers are serialised by a lock; readers may run concurrently with a writer and see the
+//! state before or after a block, never a mix (RocksDB applies a batch atomically).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
+    WriteBatch, WriteOptions,
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::block::{self, Block, BlockHeader, HEADER_BYTES_MAX, Receipt, Seal};
+use crate::codec::{self, CodecError};
+use crate::genesis::Genesis;
+use crate::smt::{self, Child, Node, NodeSource, Position, Proof, TreeError, TreeUpdate};
+use crate::state::{
+    self, Account, BlockContext, ExecError, ReadError, SigCheck, StateChanges, StateReader,
+};
+use crate::types::{Address, Amount, Hash, Height};
+
+/// Version of the on-disk layout this binary reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Shared RocksDB block cache.
+pub const BLOCK_CACHE_BYTES: usize = 128 * 1024 * 1024;
+/// Bound on any single stored value we decode (bodies are the largest).
+const STORED_VALUE_BYTES_MAX: usize = block::BLOCK_BYTES_MAX;
+
+const CF_HEADERS: &str = "headers";
+const CF_BODIES: &str = "bodies";
+const CF_HEIGHTS: &str = "heights";
+const CF_TX_INDEX: &str = "tx_index";
+const CF_RECEIPTS: &str = "receipts";
+const CF_STATE: &str = "state";
+const CF_STATE_TREE: &str = "state_tree";
+const CF_UNDO: &str = "undo";
+const CF_CONSENSUS: &str = "consensus";
+const CF_META: &str = "meta";
+const COLUMN_FAMILIES: [&str; 10] = [
+    CF_HEADERS,
+    CF_BODIES,
+    CF_HEIGHTS,
+    CF_TX_INDEX,
+    CF_RECEIPTS,
+    CF_STATE,
+    CF_STATE_TREE,
+    CF_UNDO,
+    CF_CONSENSUS,
+    CF_META,
+];
+
+const META_FORMAT: &[u8] = b"format_version";
+const META_GENESIS: &[u8] = b"genesis_hash";
+const META_TIP: &[u8] = b"tip";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the data directory {path} was written by a newer Cairn (store format {found}; this \
+         binary reads format {supported}). Upgrade cairn, or point --home at another directory"
+    )]
+    NewerFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "the data directory {path} uses store format {found}, which this binary cannot migrate \
+         (it reads format {supported}). Re-sync into an empty directory"
+    )]
+    OlderFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "the data directory {path} belongs to another network (genesis {stored}); the genesis \
+         file given has hash {given}. Use the matching genesis or an empty directory"
+    )]
+    GenesisMismatch {
+        path: PathBuf,
+        stored: Hash,
+        given: Hash,
+    },
+    #[error("the data directory {path} is in use by another process (is a node already running?)")]
+    Locked { path: PathBuf },
+    #[error("RocksDB error in {path}: {message}")]
+    Db { path: PathBuf, message: String },
+    #[error("stored {what} is corrupt: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("block {height} is not the next block: the tip is {tip_height} ({tip_hash})")]
+    NotNext {
+        height: Height,
+        tip_height: Height,
+        tip_hash: Hash,
+    },
+    #[error("the genesis block cannot be reverted")]
+    RevertGenesis,
+}
+
+/// Why a block was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(
+        "block extends {parent} at height {height}, but the tip is {tip_hash} at height {tip_height}"
+    )]
+    NotOnTip {
+        height: Height,
+        parent: Hash,
+        tip_height: Height,
+        tip_hash: Hash,
+    },
+    #[error("block's tx_root is {header} but its transactions hash to {computed}")]
+    TxRootMismatch { header: Hash, computed: Hash },
+    #[error("block's state_root is {header} but executing it gives {computed}")]
+    StateRootMismatch { header: Hash, computed: Hash },
+    #[error(transparent)]
+    Body(#[from] CodecError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The head of the stored chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tip {
+    pub height: Height,
+    pub hash: Hash,
+    pub state_root: Child,
+}
+
+/// Where a transaction landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxLocation {
+    pub height: Height,
+    pub block: Hash,
+    pub index: u32,
+}
+
+/// Everything needed to reverse one block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct UndoRecord {
+    previous_tip: Tip,
+    accounts: Vec<(Address, Option<Account>)>,
+}
+
+/// A block that has been executed against the current tip and can be committed.
+#[derive(Debug)]
+pub struct PreparedBlock {
+    pub block: Block,
+    pub hash: Hash,
+    tx_hashes: Vec<Hash>,
+    pub changes: StateChanges,
+    tree: TreeUpdate,
+    parent_tip: Tip,
+}
+
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+    chain_id: String,
+    genesis_hash: Hash,
+    tip: RwLock<Tip>,
+    write_lock: Mutex<()>,
+}
+
+fn be(height: Height) -> [u8; 8] {
+    height.0.to_be_bytes()
+}
+
+impl Store {
+    /// Opens (or creates, writing block 0) the store in `path` for the network `genesis`
+    /// describes.
+    pub fn open(path: &Path, genesis: &Genesis) -> Result<Store, StoreError> {
+        let db = open_db(path)?;
+        let mut store = Store {
+            db,
+            path: path.to_owned(),
+            chain_id: genesis.chain_id.clone(),
+            genesis_hash: genesis.hash(),
+            tip: RwLock::new(Tip {
+                height: Height(0),
+                hash: Hash::ZERO,
+                state_root: Child::Empty,
+            }),
+            write_lock: Mutex::new(()),
+        };
+        match store.get_meta::<u32>(META_FORMAT)? {
+            Some(found) if found > FORMAT_VERSION => {
+                return Err(StoreError::NewerFormat {
+                    path: path.to_owned(),
+                    found,
+                    supported: FORMAT_VERSION,
+                });
+            }
+            Some(found) if found < FORMAT_VERSION => {
+                return Err(StoreError::OlderFormat {
+                    path: path.to_owned(),
+                    found,
+                    supported: FORMAT_VERSION,
+                });
+            }
+            _ => {}
+        }
+        match store.get_meta::<Hash>(META_GENESIS)? {
+            Some(stored) if stored != store.genesis_hash => {
+                return Err(StoreError::GenesisMismatch {
+                    path: path.to_owned(),
+                    stored,
+                    given: store.genesis_hash,
+                });
+            }
+            _ => {}
+        }
+        match store.get_meta::<Tip>(META_TIP)? {
+            Some(tip) => *store.tip.get_mut().expect("tip lock") = tip,
+            None => store.write_genesis(genesis)?,
+        }
+        Ok(store)
+    }
+
+    fn write_genesis(&mut self, genesis: &Genesis) -> Result<(), StoreError> {
+        let (block, changes, tree) = genesis_block(genesis)?;
+        let hash = block.hash();
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(CF_META),
+            META_FORMAT,
+            codec::encode(&FORMAT_VERSION),
+        );
+        batch.put_cf(
+            self.cf(CF_META),
+            META_GENESIS,
+            codec::encode(&self.genesis_hash),
+        );
+        let empty_tip = Tip {
+            height: Height(0),
+            hash: genesis.hash(),
+            state_root: Child::Empty,
+        };
+        let prepared = PreparedBlock {
+            block,
+            hash,
+            tx_hashes: Vec::new(),
+            changes,
+            tree,
+            parent_tip: empty_tip,
+        };
+        let tip = self.write_block(batch, &prepared)?;
+        *self.tip.get_mut().expect("tip lock") = tip;
+        Ok(())
+    }
+
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("every column family is created at open")
+    }
+
+    fn db_error(&self, e: rocksdb::Error) -> StoreError {
+        StoreError::Db {
+            path: self.path.clone(),
+            message: e.into_string(),
+        }
+    }
+
+    fn get_raw(
+        &self,
+        cf: &str,
+        key: &[u8],
+    ) -> Result<Option<rocksdb::DBPinnableSlice<'_>>, StoreError> {
+        self.db
+            .get_pinned_cf(self.cf(cf), key)
+            .map_err(|e| self.db_error(e))
+    }
+
+    fn get<T: Serialize + DeserializeOwned>(
+        &self,
+        cf: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match self.get_raw(cf, key)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes, STORED_VALUE_BYTES_MAX, cf)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    what: cf,
+                    detail: e.to_string(),
+                }),
+        }
+    }
+
+    fn get_meta<T: Serialize + DeserializeOwned>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        self.get(CF_META, key)
+    }
+
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    pub fn tip(&self) -> Tip {
+        *self.tip.read().expect("tip lock")
+    }
+
+    pub fn state_root(&self) -> Hash {
+        self.tip().state_root.hash()
+    }
+
+    pub fn header(&self, hash: &Hash) -> Result<Option<BlockHeader>, StoreError> {
+        match self.get_raw(CF_HEADERS, &hash.0)? {
+            None => Ok(None),
+            Some(bytes) => BlockHeader::decode(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    what: "header",
+                    detail: e.to_string(),
+                }),
+        }
+    }
+
+    pub fn hash_at(&self, height: Height) -> Result<Option<Hash>, StoreError> {
+        self.get(CF_HEIGHTS, &be(height))
+    }
+
+    pub fn header_at(&self, height: Height) -> Result<Option<BlockHeader>, StoreError> {
+        match self.hash_at(height)? {
+            Some(hash) => self.header(&hash),
+            None => Ok(None),
+        }
+    }
+
+    pub fn block(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
+        let Some(header) = self.header(hash)? else {
+            return Ok(None);
+        };
+        let transactions = match self.get_raw(CF_BODIES, &hash.0)? {
+            Some(bytes) => block::decode_body(&bytes).map_err(|e| StoreError::Corrupt {
+                what: "body",
+                detail: e.to_string(),
+            })?,
+            None => {
+                return Err(StoreError::Corrupt {
+                    what: "body",
+                    detail: format!("block {hash} has a header but no body"),
+                });
+            }
+        };
+        Ok(Some(Block {
+            header,
+            transactions,
+        }))
+    }
+
+    pub fn block_at(&self, height: Height) -> Result<Option<Block>, StoreError> {
+        match self.hash_at(height)? {
+            Some(hash) => self.block(&hash),
+            None => Ok(None),
+        }
+    }
+
+    pub fn tx_location(&self, tx: &Hash) -> Result<Option<TxLocation>, StoreError> {
+        self.get(CF_TX_INDEX, &tx.0)
+    }
+
+    pub fn receipts(&self, height: Height) -> Result<Option<Vec<Receipt>>, StoreError> {
+        self.get(CF_RECEIPTS, &be(height))
+    }
+
+    pub fn account(&self, address: &Address) -> Result<Option<Account>, StoreError> {
+        self.get(CF_STATE, &address.0)
+    }
+
+    /// Proof of an account's state (or absence) against the tip's state root.
+    pub fn account_proof(&self, address: &Address) -> Result<(Option<Account>, Proof), StoreError> {
+        let _writer = self.write_lock.lock().expect("write lock");
+        let tip = self.tip();
+        let proof =
+            smt::prove(self, tip.state_root, &state::account_key(address)).map_err(tree_error)?;
+        Ok((self.account(address)?, proof))
+    }
+
+    /// Durable consensus metadata (e.g. HotStuff safety state): written synced, so it is on
+    /// disk before this returns.
+    pub fn put_consensus(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db
+            .put_cf_opt(self.cf(CF_CONSENSUS), key, value, &opts)
+            .map_err(|e| self.db_error(e))
+    }
+
+    pub fn get_consensus(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get_raw(CF_CONSENSUS, key)?.map(|s| s.to_vec()))
+    }
+
+    /// Executes `block` on the tip's state and checks its roots, without writing anything.
+    pub fn prepare(
+        &self,
+        block: Block,
+        reward: Amount,
+        sig_check: SigCheck,
+    ) -> Result<PreparedBlock, ApplyError> {
+        let tip = self.tip();
+        let header = &block.header;
+        if header.height != tip.height.next() || header.parent != tip.hash {
+            return Err(ApplyError::NotOnTip {
+                height: header.height,
+                parent: header.parent,
+                tip_height: tip.height,
+                tip_hash: tip.hash,
+            });
+        }
+        block::check_body(&block.transactions)?;
+        let tx_hashes = block::tx_hashes(&block.transactions);
+        let computed = block::merkle_root(&tx_hashes);
+        if computed != header.tx_root {
+            return Err(ApplyError::TxRootMismatch {
+                header: header.tx_root,
+                computed,
+            });
+        }
+        let (changes, tree) = self.execute_on(&tip, &block, reward, sig_check)?;
+        if tree.root_hash() != header.state_root {
+            return Err(ApplyError::StateRootMismatch {
+                header: header.state_root,
+                computed: tree.root_hash(),
+            });
+        }
+        Ok(PreparedBlock {
+            hash: block.hash(),
+            tx_hashes,
+            block,
+            changes,
+            tree,
+            parent_tip: tip,
+        })
+    }
+
+    fn execute_on(
+        &self,
+        tip: &Tip,
+        block: &Block,
+        reward: Amount,
+        sig_check: SigCheck,
+    ) -> Result<(StateChanges, TreeUpdate), ExecError> {
+        let ctx = BlockContext {
+            chain_id: &self.chain_id,
+            height: block.header.height,
+            producer: block.header.proposer,
+            reward,
+        };
+        let changes = state::execute_block(self, &ctx, &block.transactions, sig_check)?;
+        let tree = state::tree_update(
+            self,
+            tip.state_root,
+            changes.updated.iter().map(|(a, acc)| (a, Some(acc))),
+        )?;
+        Ok((changes, tree))
+    }
+
+    /// Fills in `tx_root` and `state_root` of a block a producer is building on the tip.
+    /// `header.height` and `header.parent` are set from the tip.
+    pub fn complete_block(
+        &self,
+        mut block: Block,
+        reward: Amount,
+        sig_check: SigCheck,
+    ) -> Result<PreparedBlock, ApplyError> {
+        let tip = self.tip();
+        block.header.height = tip.height.next();
+        block.header.parent = tip.hash;
+        let tx_hashes = block::tx_hashes(&block.transactions);
+        block.header.tx_root = block::merkle_root(&tx_hashes);
+        let (changes, tree) = self.execute_on(&tip, &block, reward, sig_check)?;
+        block.header.state_root = tree.root_hash();
+        Ok(PreparedBlock {
+            hash: block.hash(),
+            tx_hashes,
+            block,
+            changes,
+            tree,
+            parent_tip: tip,
+        })
+    }
+
+    /// Writes a prepared block as the new tip, atomically and durably.
+    pub fn commit(&self, prepared: &PreparedBlock) -> Result<Tip, StoreError> {
+        let _writer = self.write_lock.lock().expect("write lock");
+        let tip = self.tip();
+        if tip != prepared.parent_tip {
+            return Err(StoreError::NotNext {
+                height: prepared.block.header.height,
+                tip_height: tip.height,
+                tip_hash: tip.hash,
+            });
+        }
+        let new_tip = self.write_block(WriteBatch::default(), prepared)?;
+        *self.tip.write().expect("tip lock") = new_tip;
+        Ok(new_tip)
+    }
+
+    /// Prepare and commit in one step.
+    pub fn apply(
+        &self,
+        block: Block,
+        reward: Amount,
+        sig_check: SigCheck,
+    ) -> Result<Tip, ApplyError> {
+        let prepared = self.prepare(block, reward, sig_check)?;
+        Ok(self.commit(&prepared)?)
+    }
+
+    fn write_block(&self, mut batch: WriteBatch, p: &PreparedBlock) -> Result<Tip, StoreError> {
+        let header = &p.block.header;
+        let height = be(header.height);
+        batch.put_cf(self.cf(CF_HEADERS), p.hash.0, codec::encode(header));
+        batch.put_cf(
+            self.cf(CF_BODIES),
+            p.hash.0,
+            codec::encode(&p.block.transactions),
+        );
+        batch.put_cf(self.cf(CF_HEIGHTS), height, codec::encode(&p.hash));
+        for (index, tx_hash) in p.tx_hashes.iter().enumerate() {
+            let location = TxLocation {
+                height: header.height,
+                block: p.hash,
+                index: index as u32,
+            };
+            batch.put_cf(self.cf(CF_TX_INDEX), tx_hash.0, codec::encode(&location));
+        }
+        batch.put_cf(
+            self.cf(CF_RECEIPTS),
+            height,
+            codec::encode(&p.changes.receipts),
+        );
+        for (address, account) in &p.changes.updated {
+            batch.put_cf(self.cf(CF_STATE), address.0, codec::encode(account));
+        }
+        self.put_tree_writes(&mut batch, &p.tree);
+        let undo = UndoRecord {
+            previous_tip: p.parent_tip,
+            accounts: p
+                .changes
+                .previous
+                .iter()
+                .map(|(a, acc)| (*a, *acc))
+                .collect(),
+        };
+        batch.put_cf(self.cf(CF_UNDO), height, codec::encode(&undo));
+        let tip = Tip {
+            height: header.height,
+            hash: p.hash,
+            state_root: p.tree.root.unwrap_or(Child::Empty),
+        };
+        batch.put_cf(self.cf(CF_META), META_TIP, codec::encode(&tip));
+        self.write_synced(batch)?;
+        Ok(tip)
+    }
+
+    fn put_tree_writes(&self, batch: &mut WriteBatch, tree: &TreeUpdate) {
+        for (at, node) in &tree.writes {
+            match node {
+                Some(n) => batch.put_cf(self.cf(CF_STATE_TREE), at.to_bytes(), codec::encode(n)),
+                None => batch.delete_cf(self.cf(CF_STATE_TREE), at.to_bytes()),
+            }
+        }
+    }
+
+    fn write_synced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db
+            .write_opt(batch, &opts)
+            .map_err(|e| self.db_error(e))
+    }
+
+    /// Removes the tip block and restores the state before it, atomically. Returns the removed
+    /// block so its transactions can go back to the mempool.
+    pub fn revert_tip(&self) -> Result<Block, StoreError> {
+        let _writer = self.write_lock.lock().expect("write lock");
+        let tip = self.tip();
+        if tip.height == Height(0) {
+            return Err(StoreError::RevertGenesis);
+        }
+        let corrupt = |detail: String| StoreError::Corrupt {
+            what: "undo record",
+            detail,
+        };
+        let block = self
+            .block(&tip.hash)?
+            .ok_or_else(|| corrupt(format!("tip block {} is missing", tip.hash)))?;
+        let undo: UndoRecord = self
+            .get(CF_UNDO, &be(tip.height))?
+            .ok_or_else(|| corrupt(format!("no undo record for height {}", tip.height)))?;
+        let tree = state::tree_update(
+            self,
+            tip.state_root,
+            undo.accounts.iter().map(|(a, acc)| (a, acc.as_ref())),
+        )
+        .map_err(tree_error)?;
+        if tree.root_hash() != undo.previous_tip.state_root.hash() {
+            return Err(corrupt(format!(
+                "undoing height {} gives state root {} but the parent's is {}",
+                tip.height,
+                tree.root_hash(),
+                undo.previous_tip.state_root.hash()
+            )));
+        }
+        let mut batch = WriteBatch::default();
+        for (address, account) in &undo.accounts {
+            match account {
+                Some(acc) => batch.put_cf(self.cf(CF_STATE), address.0, codec::encode(acc)),
+                None => batch.delete_cf(self.cf(CF_STATE), address.0),
+            }
+        }
+        self.put_tree_writes(&mut batch, &tree);
+        let height = be(tip.height);
+        batch.delete_cf(self.cf(CF_HEADERS), tip.hash.0);
+        batch.delete_cf(self.cf(CF_BODIES), tip.hash.0);
+        batch.delete_cf(self.cf(CF_HEIGHTS), height);
+        for tx in &block.transactions {
+            batch.delete_cf(self.cf(CF_TX_INDEX), tx.hash().0);
+        }
+        batch.delete_cf(self.cf(CF_RECEIPTS), height);
+        batch.delete_cf(self.cf(CF_UNDO), height);
+        batch.put_cf(
+            self.cf(CF_META),
+            META_TIP,
+            codec::encode(&undo.previous_tip),
+        );
+        self.write_synced(batch)?;
+        *self.tip.write().expect("tip lock") = undo.previous_tip;
+        Ok(block)
+    }
+}
+
+fn tree_error(e: TreeError) -> StoreError {
+    StoreError::Corrupt {
+        what: "state tree",
+        detail: e.to_string(),
+    }
+}
+
+impl StateReader for Store {
+    fn account(&self, address: &Address) -> Result<Option<Account>, ReadError> {
+        Store::account(self, address).map_err(|e| ReadError(e.to_string()))
+    }
+}
+
+impl NodeSource for Store {
+    fn node(&self, at: Position) -> Result<Option<Node>, TreeError> {
+        self.get::<Node>(CF_STATE_TREE, &at.to_bytes())
+            .map_err(|e| TreeError::Read(e.to_string()))
+    }
+}
+
+/// Block 0 and the state it creates: the genesis accounts, nothing else.
+pub fn genesis_block(genesis: &Genesis) -> Result<(Block, StateChanges, TreeUpdate), StoreError> {
+    let mut changes = StateChanges::default();
+    for a in &genesis.accounts {
+        changes.previous.insert(a.address, None);
+        changes.updated.insert(
+            a.address,
+            Account {
+                balance: a.balance,
+                ..Account::default()
+            },
+        );
+    }
+    let nodes = std::collections::BTreeMap::<Position, Node>::new();
+    let tree = state::tree_update(
+        &nodes,
+        Child::Empty,
+        changes.updated.iter().map(|(a, acc)| (a, Some(acc))),
+    )
+    .map_err(tree_error)?;
+    let header = BlockHeader {
+        height: Height(0),
+        parent: genesis.hash(),
+        timestamp: genesis.genesis_time,
+        tx_root: block::tx_root(&[]),
+        state_root: tree.root_hash(),
+        proposer: Address([0; 20]),
+        protocol_version: genesis.protocol_version_at(Height(0)),
+        seal: Seal::Genesis,
+    };
+    debug_assert!(codec::encode(&header).len() < HEADER_BYTES_MAX);
+    Ok((
+        Block {
+            header,
+            transactions: Vec::new(),
+        },
+        changes,
+        tree,
+    ))
+}
+
+fn open_db(path: &Path) -> Result<DB, StoreError> {
+    let db_error = |e: rocksdb::Error| {
+        let message = e.into_string();
+        if message.contains("lock") || message.contains("LOCK") {
+            StoreError::Locked {
+                path: path.to_owned(),
+            }
+        } else {
+            StoreError::Db {
+                path: path.to_owned(),
+                message,
+            }
+        }
+    };
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_max_background_jobs(2);
+    opts.set_compression_type(DBCompressionType::Lz4);
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&cache);
+    table.set_bloom_filter(10.0, false);
+    let cf_opts = {
+        let mut o = Options::default();
+        o.set_compression_type(DBCompressionType::Lz4);
+        o.set_block_based_table_factory(&table);
+        o
+    };
+    // A store written by a newer binary may carry column families we do not know; open them
+    // all so the format check below can say what is wrong instead of RocksDB refusing.
+    let mut names: Vec<String> = COLUMN_FAMILIES.iter().map(|s| s.to_string()).collect();
+    if let Ok(existing) = DB::list_cf(&opts, path) {
+        for name in existing {
+            if !names.contains(&name) && name != "default" {
+                names.push(name);
+            }
+        }
+    }
+    let descriptors = names
+        .into_iter()
+        .map(|name| ColumnFamilyDescriptor::new(name, cf_opts.clone()));
+    DB::open_cf_descriptors(&opts, path, descriptors).map_err(db_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Keypair;
+    use crate::genesis::EngineKind;
+    use crate::tx::{Payload, Transaction};
+    use crate::types::{Nonce, ProtocolVersion, TimestampMs};
+
+    fn genesis() -> (Genesis, Keypair) {
+        let key = Keypair::from_secret(&[9; 32]);
+        let g = Genesis::local(
+            EngineKind::Bft,
+            &[key.public()],
+            &[(key.public().address(), Amount(1_000))],
+            TimestampMs(1),
+        );
+        (g, key)
+    }
+
+    fn transfer_block(store: &Store, key: &Keypair, amount: u64) -> Block {
+        let nonce = store
+            .account(&key.public().address())
+            .unwrap()
+            .map_or(Nonce(0), |a| a.nonce);
+        let tx = Transaction::new_signed(
+            store.chain_id(),
+            key,
+            nonce,
+            Amount(1),
+            Payload::Transfer {
+                to: Address([5; 20]),
+                amount: Amount(amount),
+            },
+        );
+        let template = Block {
+            header: BlockHeader {
+                height: Height(0),
+                parent: Hash::ZERO,
+                timestamp: TimestampMs(2),
+                tx_root: Hash::ZERO,
+                state_root: Hash::ZERO,
+                proposer: Address([7; 20]),
+                protocol_version: ProtocolVersion(1),
+                seal: Seal::Pow { bits: 0, nonce: 0 },
+            },
+            transactions: vec![tx],
+        };
+        store
+            .complete_block(template, Amount(0), SigCheck::Batch)
+            .unwrap()
+            .block
+    }
+
+    #[test]
+    fn fresh_store_holds_genesis_and_reopens_at_the_same_tip() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, key) = genesis();
+        let store = Store::open(dir.path(), &g).unwrap();
+        let tip = store.tip();
+        assert_eq!(tip.height, Height(0));
+        let block0 = store.block_at(Height(0)).unwrap().unwrap();
+        assert_eq!(block0.header.parent, g.hash());
+        assert_eq!(
+            store
+                .account(&key.public().address())
+                .unwrap()
+                .unwrap()
+                .balance,
+            Amount(1_000)
+        );
+        let block = transfer_block(&store, &key, 10);
+        store.apply(block, Amount(0), SigCheck::Batch).unwrap();
+        let tip = store.tip();
+        drop(store);
+        let store = Store::open(dir.path(), &g).unwrap();
+        assert_eq!(store.tip(), tip);
+        assert_eq!(
+            store.account(&Address([5; 20])).unwrap().unwrap().balance,
+            Amount(10)
+        );
+    }
+
+    #[test]
+    fn newer_format_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, _) = genesis();
+        let store = Store::open(dir.path(), &g).unwrap();
+        store
+            .db
+            .put_cf(
+                store.cf(CF_META),
+                META_FORMAT,
+                codec::encode(&(FORMAT_VERSION + 1)),
+            )
+            .unwrap();
+        drop(store);
+        let err = Store::open(dir.path(), &g)
+            .err()
+            .expect("newer format refused");
+        assert!(
+            matches!(err, StoreError::NewerFormat { found, .. } if found == FORMAT_VERSION + 1)
+        );
+        assert!(err.to_string().contains("newer Cairn"), "{err}");
+    }
+
+    #[test]
+    fn other_networks_genesis_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, _) = genesis();
+        drop(Store::open(dir.path(), &g).unwrap());
+        let mut other = g.clone();
+        other.chain_id = "another-chain".into();
+        let err = Store::open(dir.path(), &other).err().expect("refused");
+        assert!(matches!(err, StoreError::GenesisMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn second_opener_of_a_data_dir_is_told_it_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, _) = genesis();
+        let _first = Store::open(dir.path(), &g).unwrap();
+        let err = Store::open(dir.path(), &g)
+            .err()
+            .expect("second open refused");
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    }
+
+    #[test]
+    fn block_with_wrong_state_root_is_rejected_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, key) = genesis();
+        let store = Store::open(dir.path(), &g).unwrap();
+        let mut block = transfer_block(&store, &key, 10);
+        block.header.state_root = Hash([1; 32]);
+        let before = store.tip();
+        let err = store
+            .apply(block.clone(), Amount(0), SigCheck::Batch)
+            .unwrap_err();
+        assert!(matches!(err, ApplyError::StateRootMismatch { .. }), "{err}");
+        assert_eq!(store.tip(), before);
+        assert_eq!(
+            store.tx_location(&block.transactions[0].hash()).unwrap(),
+            None
+        );
+        let mut block = transfer_block(&store, &key, 10);
+        block.header.parent = Hash([2; 32]);
+        assert!(matches!(
+            store.apply(block, Amount(0), SigCheck::Batch),
+            Err(ApplyError::NotOnTip { .. })
+        ));
+    }
+
+    #[test]
+    fn revert_restores_the_previous_tip_state_and_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, key) = genesis();
+        let store = Store::open(dir.path(), &g).unwrap();
+        let before = store.tip();
+        let block = transfer_block(&store, &key, 10);
+        let tx = block.transactions[0].hash();
+        store
+            .apply(block.clone(), Amount(0), SigCheck::Batch)
+            .unwrap();
+        assert!(store.tx_location(&tx).unwrap().is_some());
+        let reverted = store.revert_tip().unwrap();
+        assert_eq!(reverted, block);
+        assert_eq!(store.tip(), before);
+        assert_eq!(store.account(&Address([5; 20])).unwrap(), None);
+        assert_eq!(store.tx_location(&tx).unwrap(), None);
+        assert_eq!(store.hash_at(Height(1)).unwrap(), None);
+        assert!(matches!(store.revert_tip(), Err(StoreError::RevertGenesis)));
+    }
+
+    #[test]
+    fn account_proofs_verify_against_the_state_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, key) = genesis();
+        let store = Store::open(dir.path(), &g).unwrap();
+        let (account, proof) = store.account_proof(&key.public().address()).unwrap();
+        let value = proof
+            .verify(
+                &store.state_root(),
+                &state::account_key(&key.public().address()),
+            )
+            .unwrap();
+        assert_eq!(value, account.as_ref().map(state::account_value));
+        let (absent, proof) = store.account_proof(&Address([3; 20])).unwrap();
+        assert_eq!(absent, None);
+        assert_eq!(
+            proof.verify(&store.state_root(), &state::account_key(&Address([3; 20]))),
+            Ok(None)
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! `config.toml`: one file per node, every field documented in the file `cairn init` writes.
+//! Command-line flags override it; missing fields take the defaults below.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    pub p2p: P2pSection,
+    pub rpc: RpcSection,
+    pub mempool: MempoolSection,
+    pub logging: LoggingSection,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    pub moniker: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pSection {
+    pub listen: String,
+    pub persistent_peers: Vec<String>,
+    pub allowed_peers: Vec<String>,
+    pub peers_max: u32,
+    pub message_bytes_max: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcSection {
+    pub listen: String,
+    pub body_bytes_max: u32,
+    pub batch_requests_max: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolSection {
+    pub txs_max: u32,
+    pub bytes_max: u64,
+    pub txs_per_sender_max: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSection {
+    pub level: String,
+    pub format: String,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeSection {
+            moniker: "cairn-node".into(),
+        }
+    }
+}
+
+impl Default for P2pSection {
+    fn default() -> Self {
+        P2pSection {
+            listen: "/ip4/0.0.0.0/tcp/26656".into(),
+            persistent_peers: Vec::new(),
+            allowed_peers: Vec::new(),
+            peers_max: 50,
+            message_bytes_max: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for RpcSection {
+    fn default() -> Self {
+        RpcSection {
+            listen: "127.0.0.1:26657".into(),
+            body_bytes_max: 1024 * 1024,
+            batch_requests_max: 50,
+        }
+    }
+}
+
+impl Default for MempoolSection {
+    fn default() -> Self {
+        MempoolSection {
+            txs_max: 20_000,
+            bytes_max: 32 * 1024 * 1024,
+            txs_per_sender_max: 256,
+        }
+    }
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        LoggingSection {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid node configuration: {message}")]
+    Parse {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        path: std::path::PathBuf,
+        field: &'static str,
+        message: String,
+    },
+}
+
+impl NodeConfig {
+    pub fn load(path: &std::path::Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &std::path::Path) -> Result<(), ConfigError> {
+        let invalid = |field, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            field,
+            message,
+        };
+        if self.rpc.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "rpc.listen",
+                format!(
+                    "{:?} is not an address like 127.0.0.1:26657",
+                    self.rpc.listen
+                ),
+            ));
+        }
+        if !self.p2p.listen.starts_with('/') {
+            return Err(invalid(
+                "p2p.listen",
+                format!(
+                    "{:?} is not a multiaddr like /ip4/0.0.0.0/tcp/26656",
+                    self.p2p.listen
+                ),
+            ));
+        }
+        for (field, value) in [
+            ("mempool.txs_max", self.mempool.txs_max as u64),
+            ("mempool.bytes_max", self.mempool.bytes_max),
+            ("rpc.body_bytes_max", self.rpc.body_bytes_max as u64),
+            ("p2p.message_bytes_max", self.p2p.message_bytes_max as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(field, "must be greater than 0".into()));
+            }
+        }
+        if !matches!(self.logging.format.as_str(), "text" | "json") {
+            return Err(invalid(
+                "logging.format",
+                format!("{:?}: expected \"text\" or \"json\"", self.logging.format),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The file `cairn init` writes: every field with its value and what it means.
+    pub fn to_documented_toml(&self) -> String {
+        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let list = |v: &[String]| {
+            let items: Vec<String> = v.iter().map(|s| q(s)).collect();
+            format!("[{}]", items.join(", "))
+        };
+        format!(
+            r#"# Cairn node configuration. Every field is optional; the value shown is what this node
+# uses. Command-line flags override this file.
+
+[node]
+# Name shown in logs, `cairn status` and to peers.
+moniker = {moniker}
+
+[p2p]
+# libp2p address to listen on for other nodes.
+listen = {p2p_listen}
+# Nodes to stay connected to (multiaddrs ending in /p2p/PEER_ID); reconnected with backoff.
+persistent_peers = {persistent}
+# Peer ids allowed to connect besides the genesis validators. Everyone else is refused.
+allowed_peers = {allowed}
+# Most peers connected at once.
+peers_max = {peers_max}
+# Largest message accepted from a peer, in bytes; bigger ones are dropped and the peer scored.
+message_bytes_max = {msg_max}
+
+[rpc]
+# Address of the JSON-RPC, /health, /ready and /metrics server. Keep it on localhost unless a
+# proxy in front of it controls access.
+listen = {rpc_listen}
+# Largest request body, in bytes.
+body_bytes_max = {body_max}
+# Most requests in one JSON-RPC batch.
+batch_requests_max = {batch_max}
+
+[mempool]
+# Most pending transactions; when full, the lowest fee is evicted first.
+txs_max = {txs_max}
+# Most bytes of pending transactions.
+bytes_max = {bytes_max}
+# Most pending transactions from one sender.
+txs_per_sender_max = {per_sender}
+
+[logging]
+# trace, debug, info, warn or error (a RUST_LOG-style filter also works).
+level = {level}
+# "text" for people, "json" for log collectors.
+format = {format}
+"#,
+            moniker = q(&self.node.moniker),
+            p2p_listen = q(&self.p2p.listen),
+            persistent = list(&self.p2p.persistent_peers),
+            allowed = list(&self.p2p.allowed_peers),
+            peers_max = self.p2p.peers_max,
+            msg_max = self.p2p.message_bytes_max,
+            rpc_listen = q(&self.rpc.listen),
+            body_max = self.rpc.body_bytes_max,
+            batch_max = self.rpc.batch_requests_max,
+            txs_max = self.mempool.txs_max,
+            bytes_max = self.mempool.bytes_max,
+            per_sender = self.mempool.txs_per_sender_max,
+            level = q(&self.logging.level),
+            format = q(&self.logging.format),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_file_parses_back_to_the_same_config() {
+        let mut c = NodeConfig::default();
+        c.node.moniker = "with \"quotes\"".into();
+        c.p2p.persistent_peers = vec!["/ip4/127.0.0.1/tcp/1/p2p/12D3KooWabc".into()];
+        let text = c.to_documented_toml();
+        assert_eq!(toml::from_str::<NodeConfig>(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[rpc]\nlisten = \"nowhere\"\n").unwrap();
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("rpc.listen"), "{err}");
+        std::fs::write(&path, "[rpc]\nlisen = \"127.0.0.1:1\"\n").unwrap();
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+}
