@@ -155,9 +155,20 @@ mod tests {
     }
 
     #[test]
-    fn binary_format_is_not_human_readable() {
-        // The hex-vs-bytes switch in `bytes.rs` relies on this.
-        let h = crate::Hash::digest(b"x");
-        assert_eq!(encode(&h).len(), 32);
+    fn fixed_byte_strings_encode_as_their_raw_bytes() {
+        // `bytes.rs` relies on a non-human-readable format with little-endian fixed integers.
+        let raw: Vec<u8> = (0..64).collect();
+        let sig = crate::Signature(raw.clone().try_into().unwrap());
+        assert_eq!(encode(&sig), raw);
+        let addr = crate::Address(raw[..20].try_into().unwrap());
+        assert_eq!(encode(&addr), &raw[..20]);
+        assert_eq!(
+            decode::<crate::Address>(&raw[..20], 20, "address").unwrap(),
+            addr
+        );
+        assert_eq!(
+            decode::<crate::Signature>(&raw, 64, "signature").unwrap(),
+            sig
+        );
     }
 }

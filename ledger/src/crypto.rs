@@ -18,6 +18,9 @@
 //! when every member would (up to a 2⁻¹²⁸ chance the signer cannot steer). Signatures made by
 //! [`Keypair::sign`] satisfy every rule.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
@@ -117,6 +120,46 @@ fn is_canonical_point(bytes: &[u8; 32]) -> bool {
     true
 }
 
+/// Most decompressed public keys kept. Decompressing a key costs about a third of a batched
+/// signature check, and accounts sign many transactions, so valid keys are remembered.
+pub const KEY_CACHE_ENTRIES_MAX: usize = 65_536;
+
+static KEY_CACHE: LazyLock<Mutex<HashMap<PublicKey, EdwardsPoint>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The curve point of a public key that passes every key rule.
+fn public_point(key: &PublicKey) -> Result<EdwardsPoint, SignatureError> {
+    if let Some(point) = KEY_CACHE.lock().expect("key cache lock").get(key) {
+        return Ok(*point);
+    }
+    check_key(&key.0).inspect(|point| {
+        let mut cache = KEY_CACHE.lock().expect("key cache lock");
+        if cache.len() >= KEY_CACHE_ENTRIES_MAX {
+            cache.clear();
+        }
+        cache.insert(*key, *point);
+    })
+}
+
+fn check_key(bytes: &[u8; 32]) -> Result<EdwardsPoint, SignatureError> {
+    if !is_canonical_point(bytes) {
+        return Err(SignatureError::NonCanonicalKey);
+    }
+    let a = CompressedEdwardsY(*bytes)
+        .decompress()
+        .ok_or(SignatureError::KeyNotOnCurve)?;
+    if a.is_small_order() {
+        return Err(SignatureError::SmallOrderKey);
+    }
+    Ok(a)
+}
+
+/// Checks that `key` is usable as a Cairn public key (canonical, on the curve, not of small
+/// order), e.g. for validator keys in genesis.
+pub fn check_public_key(key: &PublicKey) -> Result<(), SignatureError> {
+    public_point(key).map(|_| ())
+}
+
 fn prepare(item: &SignedMessage) -> Result<Prepared, SignatureError> {
     let sig = &item.signature.0;
     let mut r_bytes = [0u8; 32];
@@ -126,15 +169,7 @@ fn prepare(item: &SignedMessage) -> Result<Prepared, SignatureError> {
     let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))
         .ok_or(SignatureError::NonCanonicalS)?;
     let a_bytes = &item.key.0;
-    if !is_canonical_point(a_bytes) {
-        return Err(SignatureError::NonCanonicalKey);
-    }
-    let a = CompressedEdwardsY(*a_bytes)
-        .decompress()
-        .ok_or(SignatureError::KeyNotOnCurve)?;
-    if a.is_small_order() {
-        return Err(SignatureError::SmallOrderKey);
-    }
+    let a = public_point(item.key)?;
     if !is_canonical_point(&r_bytes) {
         return Err(SignatureError::NonCanonicalR);
     }

@@ -13,6 +13,7 @@
 //! Writers are serialised by a lock; readers may run concurrently with a writer and see the
 //! state before or after a block, never a mix (RocksDB applies a batch atomically).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
@@ -35,6 +36,9 @@ use crate::types::{Address, Amount, Hash, Height};
 pub const FORMAT_VERSION: u32 = 1;
 /// Shared RocksDB block cache.
 pub const BLOCK_CACHE_BYTES: usize = 128 * 1024 * 1024;
+/// State tree levels kept in memory whole, so updates read them without RocksDB: at most
+/// 16⁰ + 16¹ + 16² + 16³ = 4,369 nodes (about 4.5 MiB). Deeper nodes are read from disk.
+pub const TREE_CACHED_DEPTHS: u8 = 4;
 /// Bound on any single stored value we decode (bodies are the largest).
 const STORED_VALUE_BYTES_MAX: usize = block::BLOCK_BYTES_MAX;
 
@@ -174,6 +178,9 @@ pub struct Store {
     chain_id: String,
     genesis_hash: Hash,
     tip: RwLock<Tip>,
+    /// Every stored tree node above depth [`TREE_CACHED_DEPTHS`]; changed only after the
+    /// batch that changes them on disk has been written.
+    upper_tree: RwLock<HashMap<Position, Node>>,
     write_lock: Mutex<()>,
 }
 
@@ -196,6 +203,7 @@ impl Store {
                 hash: Hash::ZERO,
                 state_root: Child::Empty,
             }),
+            upper_tree: RwLock::new(HashMap::new()),
             write_lock: Mutex::new(()),
         };
         match store.get_meta::<u32>(META_FORMAT)? {
@@ -226,10 +234,56 @@ impl Store {
             _ => {}
         }
         match store.get_meta::<Tip>(META_TIP)? {
-            Some(tip) => *store.tip.get_mut().expect("tip lock") = tip,
+            Some(tip) => {
+                *store.tip.get_mut().expect("tip lock") = tip;
+                store.load_upper_tree()?;
+            }
             None => store.write_genesis(genesis)?,
         }
         Ok(store)
+    }
+
+    fn load_upper_tree(&mut self) -> Result<(), StoreError> {
+        let mut upper = HashMap::new();
+        // Keys start with the depth byte, so the upper levels are a prefix of the column.
+        for entry in self
+            .db
+            .iterator_cf(self.cf(CF_STATE_TREE), rocksdb::IteratorMode::Start)
+        {
+            let (key, value) = entry.map_err(|e| self.db_error(e))?;
+            if key[0] >= TREE_CACHED_DEPTHS {
+                break;
+            }
+            let position = Position::from_bytes(&key).ok_or_else(|| StoreError::Corrupt {
+                what: CF_STATE_TREE,
+                detail: format!("key of {} bytes", key.len()),
+            })?;
+            let node: Node =
+                codec::decode(&value, STORED_VALUE_BYTES_MAX, CF_STATE_TREE).map_err(|e| {
+                    StoreError::Corrupt {
+                        what: CF_STATE_TREE,
+                        detail: e.to_string(),
+                    }
+                })?;
+            upper.insert(position, node);
+        }
+        *self.upper_tree.get_mut().expect("tree cache lock") = upper;
+        Ok(())
+    }
+
+    /// Mirrors tree writes that have reached disk into the in-memory upper levels.
+    fn cache_tree_writes(&self, tree: &TreeUpdate) {
+        let mut upper = self.upper_tree.write().expect("tree cache lock");
+        for (at, node) in tree
+            .writes
+            .iter()
+            .filter(|(at, _)| at.depth < TREE_CACHED_DEPTHS)
+        {
+            match node {
+                Some(n) => upper.insert(*at, *n),
+                None => upper.remove(at),
+            };
+        }
     }
 
     fn write_genesis(&mut self, genesis: &Genesis) -> Result<(), StoreError> {
@@ -574,6 +628,7 @@ impl Store {
         };
         batch.put_cf(self.cf(CF_META), META_TIP, codec::encode(&tip));
         self.write_synced(batch)?;
+        self.cache_tree_writes(&p.tree);
         Ok(tip)
     }
 
@@ -649,6 +704,7 @@ impl Store {
             codec::encode(&undo.previous_tip),
         );
         self.write_synced(batch)?;
+        self.cache_tree_writes(&tree);
         *self.tip.write().expect("tip lock") = undo.previous_tip;
         Ok(block)
     }
@@ -669,6 +725,14 @@ impl StateReader for Store {
 
 impl NodeSource for Store {
     fn node(&self, at: Position) -> Result<Option<Node>, TreeError> {
+        if at.depth < TREE_CACHED_DEPTHS {
+            return Ok(self
+                .upper_tree
+                .read()
+                .expect("tree cache lock")
+                .get(&at)
+                .copied());
+        }
         self.get::<Node>(CF_STATE_TREE, &at.to_bytes())
             .map_err(|e| TreeError::Read(e.to_string()))
     }
@@ -952,5 +1016,58 @@ mod tests {
             proof.verify(&store.state_root(), &state::account_key(&Address([3; 20]))),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn in_memory_tree_levels_match_disk_after_commit_and_revert() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<Keypair> = (0..40u8).map(|i| Keypair::from_secret(&[i; 32])).collect();
+        let funded: Vec<_> = keys
+            .iter()
+            .map(|k| (k.public().address(), Amount(1_000)))
+            .collect();
+        let g = Genesis::local(
+            EngineKind::Bft,
+            &[keys[0].public()],
+            &funded,
+            TimestampMs(1),
+        );
+        let mut store = Store::open(dir.path(), &g).unwrap();
+        let assert_cache_is_disk = |store: &mut Store, after: &str| {
+            let cached = store.upper_tree.read().unwrap().clone();
+            store.load_upper_tree().unwrap();
+            let disk = store.upper_tree.read().unwrap().clone();
+            assert!(!disk.is_empty());
+            assert!(
+                cached == disk,
+                "cached tree levels differ from disk after {after}"
+            );
+        };
+        assert_cache_is_disk(&mut store, "genesis");
+        let txs: Vec<_> = keys[..30]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                Transaction::new_signed(
+                    store.chain_id(),
+                    k,
+                    Nonce(0),
+                    Amount(1),
+                    Payload::Transfer {
+                        to: Address([i as u8; 20]),
+                        amount: Amount(5),
+                    },
+                )
+            })
+            .collect();
+        let mut template = transfer_block(&store, &keys[0], 1);
+        template.transactions = txs;
+        let prepared = store
+            .complete_block(template, Amount(0), SigCheck::Batch)
+            .unwrap();
+        store.commit(&prepared).unwrap();
+        assert_cache_is_disk(&mut store, "commit");
+        store.revert_tip().unwrap();
+        assert_cache_is_disk(&mut store, "revert");
     }
 }
