@@ -6,7 +6,7 @@ use cairn_ledger::keys;
 use cairn_node::config::NodeConfig;
 use cairn_node::home::Home;
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::genesis_cmd::{self, Mode};
 
@@ -25,7 +25,7 @@ pub struct TestnetArgs {
     base_port: u16,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct TestnetNode {
     name: String,
     rpc: String,
@@ -34,7 +34,7 @@ struct TestnetNode {
     key: PathBuf,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct TestnetFile {
     chain_id: String,
     genesis_hash: String,
@@ -45,11 +45,22 @@ struct TestnetFile {
 pub fn run(a: TestnetArgs) -> Result<()> {
     let manifest = a.dir.join("testnet.json");
     if manifest.exists() {
-        bail!(
-            "{} already holds a testnet ({}); remove the directory or pass --dir",
-            a.dir.display(),
-            manifest.display()
+        // Running it again is how people come back to their network: reuse it.
+        let text = std::fs::read_to_string(&manifest)
+            .with_context(|| format!("cannot read {}", manifest.display()))?;
+        let file: TestnetFile = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a testnet manifest; remove {} or pass another --dir",
+                manifest.display(),
+                a.dir.display()
+            )
+        })?;
+        println!(
+            "using the existing testnet in {} (remove the directory for a new one)",
+            a.dir.display()
         );
+        print_summary(&file, &manifest);
+        return Ok(());
     }
     genesis_cmd::check_validator_count(a.validators)?;
     let ports_needed = a.validators * 2;
@@ -108,6 +119,11 @@ pub fn run(a: TestnetArgs) -> Result<()> {
         },
         a.dir.display()
     );
+    print_summary(&file, &manifest);
+    Ok(())
+}
+
+fn print_summary(file: &TestnetFile, manifest: &std::path::Path) {
     println!("  chain_id      {}", file.chain_id);
     println!("  genesis_hash  {}", file.genesis_hash);
     for n in &file.nodes {
@@ -121,5 +137,4 @@ pub fn run(a: TestnetArgs) -> Result<()> {
          runtime (networking, consensus, RPC). Each home above is initialised with block 0\n\
          written; starting the nodes arrives with the running-node milestone."
     );
-    Ok(())
 }

@@ -287,4 +287,10 @@ fn testnet_writes_homes_and_manifest_and_refuses_a_taken_port() {
         assert!(Path::new(n["home"].as_str().unwrap()).join("data").exists());
     }
     assert!(Path::new(manifest["faucet_key"].as_str().unwrap()).exists());
+
+    // Running it again reuses the network instead of failing or overwriting it.
+    let again = cairn(&["testnet", "--dir", tn.to_str().unwrap()]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("existing testnet"));
+    assert!(stdout(&again).contains(manifest["genesis_hash"].as_str().unwrap()));
 }
