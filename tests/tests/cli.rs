@@ -253,24 +253,30 @@ fn testnet_writes_homes_and_manifest_and_refuses_a_taken_port() {
     );
     drop(busy);
 
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = free
-        .local_addr()
-        .unwrap()
-        .port()
-        .saturating_sub(200)
-        .max(20000);
-    drop(free);
     let tn = dir.path().join("tn");
-    let out = cairn(&[
-        "testnet",
-        "--validators",
-        "3",
-        "--dir",
-        tn.to_str().unwrap(),
-        "--base-port",
-        &base.to_string(),
-    ]);
+    // Another process may hold a port in the range we pick: retry with another base.
+    let out = (0..10)
+        .map(|_| {
+            let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let base = free
+                .local_addr()
+                .unwrap()
+                .port()
+                .saturating_sub(200)
+                .max(20000);
+            drop(free);
+            cairn(&[
+                "testnet",
+                "--validators",
+                "3",
+                "--dir",
+                tn.to_str().unwrap(),
+                "--base-port",
+                &base.to_string(),
+            ])
+        })
+        .find(|o| !stderr(o).contains("already in use"))
+        .expect("a free range of ports within 10 tries");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("Not yet running"),
