@@ -6,8 +6,7 @@ use cairn_ledger::block::{Block, BlockHeader, QuorumCert, Seal};
 use cairn_ledger::codec;
 use cairn_ledger::tx::{Payload, Transaction};
 use cairn_ledger::{
-    Address, Amount, Hash, Height, Nonce, ProtocolVersion, PublicKey, Round, Signature,
-    TimestampMs,
+    Address, Amount, Hash, Height, Nonce, ProtocolVersion, PublicKey, Round, Signature, TimestampMs,
 };
 use proptest::prelude::*;
 

@@ -135,7 +135,8 @@ impl NodeConfig {
         Ok(config)
     }
 
-    fn validate(&self, path: &std::path::Path) -> Result<(), ConfigError> {
+    /// Checks the settings, naming `path` (where they are or will be written) in errors.
+    pub fn validate(&self, path: &std::path::Path) -> Result<(), ConfigError> {
         let invalid = |field, message: String| ConfigError::Invalid {
             path: path.to_owned(),
             field,

@@ -74,6 +74,7 @@ impl Home {
         let home = Home::new(root);
         let genesis = Genesis::load(genesis_file)?;
         let key = keys::read_key_file(key_file)?;
+        config.validate(&home.config_path())?;
         if home.config_path().exists() {
             return Err(HomeError::AlreadyInitialised {
                 path: root.to_owned(),

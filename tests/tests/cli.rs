@@ -213,6 +213,22 @@ fn init_creates_a_home_once_and_refuses_to_overwrite_it() {
         &cairn(&["init", "--home", h, "--genesis", genesis, "--key", key]),
         &["already holds a node"],
     );
+    let bad_rpc = dir.path().join("bad-rpc");
+    assert_clean_failure(
+        &cairn(&[
+            "init",
+            "--home",
+            bad_rpc.to_str().unwrap(),
+            "--genesis",
+            genesis,
+            "--key",
+            key,
+            "--rpc-listen",
+            "localhost",
+        ]),
+        &["rpc.listen", "localhost"],
+    );
+    assert!(!bad_rpc.exists(), "nothing is written for a bad setting");
     let faucet = created["faucet_key"].as_str().unwrap();
     let other = dir.path().join("full");
     let report = json(&cairn(&[
