@@ -104,25 +104,50 @@ impl Block {
 
 /// Bounds that apply to a block body wherever it comes from.
 pub fn check_body(txs: &[Transaction]) -> Result<(), CodecError> {
-    if txs.len() > BLOCK_TXS_MAX {
-        return Err(CodecError::Malformed {
-            what: "block body",
-            reason: format!(
-                "{} transactions, over the limit of {BLOCK_TXS_MAX}",
-                txs.len()
-            ),
-        });
-    }
-    for (i, tx) in txs.iter().enumerate() {
-        let len = tx.encode().len();
-        if len > TX_BYTES_MAX || tx.chain_id.len() > crate::tx::CHAIN_ID_LEN_MAX {
+    EncodedBody::new(txs).map(drop)
+}
+
+/// A block body encoded once, with each transaction's id: size checks, the tx root, the
+/// transaction index and the stored body all come from it.
+#[derive(Debug, Clone)]
+pub struct EncodedBody {
+    /// The body as stored: the canonical encoding of the transaction list.
+    pub bytes: Vec<u8>,
+    pub tx_ids: Vec<Hash>,
+}
+
+impl EncodedBody {
+    /// Encodes `txs`, refusing a body over the per-block or per-transaction bounds.
+    pub fn new(txs: &[Transaction]) -> Result<EncodedBody, CodecError> {
+        if txs.len() > BLOCK_TXS_MAX {
             return Err(CodecError::Malformed {
                 what: "block body",
-                reason: format!("transaction {i} is malformed or {len} bytes long"),
+                reason: format!(
+                    "{} transactions, over the limit of {BLOCK_TXS_MAX}",
+                    txs.len()
+                ),
             });
         }
+        let mut tx_ids = Vec::with_capacity(txs.len());
+        let encoded: Vec<Vec<u8>> = txs.iter().map(Transaction::encode).collect();
+        for (i, (tx, bytes)) in txs.iter().zip(&encoded).enumerate() {
+            if bytes.len() > TX_BYTES_MAX || tx.chain_id.len() > crate::tx::CHAIN_ID_LEN_MAX {
+                return Err(CodecError::Malformed {
+                    what: "block body",
+                    reason: format!("transaction {i} is malformed or {} bytes long", bytes.len()),
+                });
+            }
+            tx_ids.push(crate::tx::tx_id(bytes));
+        }
+        Ok(EncodedBody {
+            bytes: codec::encode_seq_of_encoded(&encoded),
+            tx_ids,
+        })
     }
-    Ok(())
+
+    pub fn tx_root(&self) -> Hash {
+        merkle_root(&self.tx_ids)
+    }
 }
 
 pub fn decode_body(bytes: &[u8]) -> Result<Vec<Transaction>, CodecError> {
@@ -135,11 +160,7 @@ pub fn decode_body(bytes: &[u8]) -> Result<Vec<Transaction>, CodecError> {
 /// different tags, an unbalanced tree split at the largest power of two, so no two lists
 /// share a root and no leaf is duplicated as in Bitcoin's CVE-2012-2459).
 pub fn tx_root(txs: &[Transaction]) -> Hash {
-    merkle_root(&tx_hashes(txs))
-}
-
-pub fn tx_hashes(txs: &[Transaction]) -> Vec<Hash> {
-    txs.iter().map(Transaction::hash).collect()
+    merkle_root(&txs.iter().map(Transaction::hash).collect::<Vec<_>>())
 }
 
 pub fn merkle_root(leaves: &[Hash]) -> Hash {

@@ -49,6 +49,18 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, config()).expect("Cairn types encode infallibly")
 }
 
+/// The encoding of a sequence given each element's encoding, without encoding them again:
+/// a fixed-width length, then the elements back to back (what `encode` of a `Vec` gives).
+pub fn encode_seq_of_encoded(items: &[Vec<u8>]) -> Vec<u8> {
+    let total: usize = items.iter().map(Vec::len).sum();
+    let mut out = Vec::with_capacity(8 + total);
+    out.extend(encode(&(items.len() as u64)));
+    for item in items {
+        out.extend_from_slice(item);
+    }
+    out
+}
+
 /// Decodes `bytes` as a `T`, refusing anything over `max_bytes`, with trailing bytes, or not
 /// in canonical form. `what` names the value in errors ("transaction", "block header", ...).
 pub fn decode<T: Serialize + DeserializeOwned>(
@@ -109,6 +121,14 @@ mod tests {
     fn round_trips() {
         let bytes = encode(&sample());
         assert_eq!(decode::<Sample>(&bytes, 1024, "sample").unwrap(), sample());
+    }
+
+    #[test]
+    fn sequence_from_encoded_elements_equals_encoding_the_sequence() {
+        let items = vec![sample(), sample(), sample()];
+        let parts: Vec<Vec<u8>> = items.iter().map(encode).collect();
+        assert_eq!(encode_seq_of_encoded(&parts), encode(&items));
+        assert_eq!(encode_seq_of_encoded(&[]), encode(&Vec::<Sample>::new()));
     }
 
     #[test]

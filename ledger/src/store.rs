@@ -23,7 +23,7 @@ use rocksdb::{
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::block::{self, Block, BlockHeader, HEADER_BYTES_MAX, Receipt, Seal};
+use crate::block::{self, Block, BlockHeader, EncodedBody, HEADER_BYTES_MAX, Receipt, Seal};
 use crate::codec::{self, CodecError};
 use crate::genesis::Genesis;
 use crate::smt::{self, Child, Node, NodeSource, Position, Proof, TreeError, TreeUpdate};
@@ -39,6 +39,9 @@ pub const BLOCK_CACHE_BYTES: usize = 128 * 1024 * 1024;
 /// State tree levels kept in memory whole, so updates read them without RocksDB: at most
 /// 16⁰ + 16¹ + 16² + 16³ = 4,369 nodes (about 4.5 MiB). Deeper nodes are read from disk.
 pub const TREE_CACHED_DEPTHS: u8 = 4;
+/// Accounts kept in memory after being written (about 100 bytes each with the map's
+/// overhead); when full the cache is emptied and refills from the next blocks' writes.
+pub const ACCOUNT_CACHE_ENTRIES_MAX: usize = 262_144;
 /// Bound on any single stored value we decode (bodies are the largest).
 const STORED_VALUE_BYTES_MAX: usize = block::BLOCK_BYTES_MAX;
 
@@ -166,7 +169,7 @@ struct UndoRecord {
 pub struct PreparedBlock {
     pub block: Block,
     pub hash: Hash,
-    tx_hashes: Vec<Hash>,
+    body: EncodedBody,
     pub changes: StateChanges,
     tree: TreeUpdate,
     parent_tip: Tip,
@@ -181,6 +184,9 @@ pub struct Store {
     /// Every stored tree node above depth [`TREE_CACHED_DEPTHS`]; changed only after the
     /// batch that changes them on disk has been written.
     upper_tree: RwLock<HashMap<Position, Node>>,
+    /// Accounts as last written to disk. Filled only by writers after their batch is on
+    /// disk, never by readers, so it cannot hold a value older than the disk's.
+    accounts: RwLock<HashMap<Address, Account>>,
     write_lock: Mutex<()>,
 }
 
@@ -204,6 +210,7 @@ impl Store {
                 state_root: Child::Empty,
             }),
             upper_tree: RwLock::new(HashMap::new()),
+            accounts: RwLock::new(HashMap::new()),
             write_lock: Mutex::new(()),
         };
         match store.get_meta::<u32>(META_FORMAT)? {
@@ -271,6 +278,27 @@ impl Store {
         Ok(())
     }
 
+    /// Mirrors account writes that have reached disk into the account cache.
+    fn cache_accounts<'a>(
+        &self,
+        written: impl Iterator<Item = (&'a Address, Option<&'a Account>)>,
+    ) {
+        let mut cache = self.accounts.write().expect("account cache lock");
+        for (address, account) in written {
+            match account {
+                Some(a) => {
+                    if cache.len() >= ACCOUNT_CACHE_ENTRIES_MAX {
+                        cache.clear();
+                    }
+                    cache.insert(*address, *a);
+                }
+                None => {
+                    cache.remove(address);
+                }
+            }
+        }
+    }
+
     /// Mirrors tree writes that have reached disk into the in-memory upper levels.
     fn cache_tree_writes(&self, tree: &TreeUpdate) {
         let mut upper = self.upper_tree.write().expect("tree cache lock");
@@ -308,7 +336,10 @@ impl Store {
         let prepared = PreparedBlock {
             block,
             hash,
-            tx_hashes: Vec::new(),
+            body: EncodedBody::new(&[]).map_err(|e| StoreError::Corrupt {
+                what: "genesis block",
+                detail: e.to_string(),
+            })?,
             changes,
             tree,
             parent_tip: empty_tip,
@@ -441,6 +472,14 @@ impl Store {
     }
 
     pub fn account(&self, address: &Address) -> Result<Option<Account>, StoreError> {
+        if let Some(a) = self
+            .accounts
+            .read()
+            .expect("account cache lock")
+            .get(address)
+        {
+            return Ok(Some(*a));
+        }
         self.get(CF_STATE, &address.0)
     }
 
@@ -484,9 +523,8 @@ impl Store {
                 tip_hash: tip.hash,
             });
         }
-        block::check_body(&block.transactions)?;
-        let tx_hashes = block::tx_hashes(&block.transactions);
-        let computed = block::merkle_root(&tx_hashes);
+        let body = EncodedBody::new(&block.transactions)?;
+        let computed = body.tx_root();
         if computed != header.tx_root {
             return Err(ApplyError::TxRootMismatch {
                 header: header.tx_root,
@@ -502,7 +540,7 @@ impl Store {
         }
         Ok(PreparedBlock {
             hash: block.hash(),
-            tx_hashes,
+            body,
             block,
             changes,
             tree,
@@ -543,13 +581,13 @@ impl Store {
         let tip = self.tip();
         block.header.height = tip.height.next();
         block.header.parent = tip.hash;
-        let tx_hashes = block::tx_hashes(&block.transactions);
-        block.header.tx_root = block::merkle_root(&tx_hashes);
+        let body = EncodedBody::new(&block.transactions)?;
+        block.header.tx_root = body.tx_root();
         let (changes, tree) = self.execute_on(&tip, &block, reward, sig_check)?;
         block.header.state_root = tree.root_hash();
         Ok(PreparedBlock {
             hash: block.hash(),
-            tx_hashes,
+            body,
             block,
             changes,
             tree,
@@ -594,7 +632,7 @@ impl Store {
             codec::encode(&p.block.transactions),
         );
         batch.put_cf(self.cf(CF_HEIGHTS), height, codec::encode(&p.hash));
-        for (index, tx_hash) in p.tx_hashes.iter().enumerate() {
+        for (index, tx_hash) in p.body.tx_ids.iter().enumerate() {
             let location = TxLocation {
                 height: header.height,
                 block: p.hash,
@@ -629,6 +667,7 @@ impl Store {
         batch.put_cf(self.cf(CF_META), META_TIP, codec::encode(&tip));
         self.write_synced(batch)?;
         self.cache_tree_writes(&p.tree);
+        self.cache_accounts(p.changes.updated.iter().map(|(a, acc)| (a, Some(acc))));
         Ok(tip)
     }
 
@@ -705,6 +744,7 @@ impl Store {
         );
         self.write_synced(batch)?;
         self.cache_tree_writes(&tree);
+        self.cache_accounts(undo.accounts.iter().map(|(a, acc)| (a, acc.as_ref())));
         *self.tip.write().expect("tip lock") = undo.previous_tip;
         Ok(block)
     }

@@ -97,7 +97,7 @@ impl Transaction {
 
     /// Identifies the transaction, signature included.
     pub fn hash(&self) -> Hash {
-        Hash::tagged(b"cairn/txid/v1", &[&self.encode()])
+        tx_id(&self.encode())
     }
 
     pub fn sender_address(&self) -> Address {
@@ -119,6 +119,11 @@ impl Transaction {
             Payload::Transfer { amount, .. } => *amount,
         }
     }
+}
+
+/// The id of a transaction given its canonical encoding.
+pub fn tx_id(encoded: &[u8]) -> Hash {
+    Hash::tagged(b"cairn/txid/v1", &[encoded])
 }
 
 /// Checks every transaction's signature in one batch; on failure names the first bad one.
