@@ -1,0 +1,567 @@
+//! The mempool: transactions waiting for a block, bounded by count and bytes.
+//!
+//! Rules, checked on admission against the committed state:
+//! - well-formed, for this chain, correctly signed, not already pending;
+//! - per sender, pending nonces form one gap-free run starting at the account's nonce
+//!   (a transaction for a nonce already pending replaces it only with a strictly higher fee);
+//! - the sender can afford every pending transaction up to and including this one;
+//! - at most `txs_per_sender_max` pending per sender.
+//!
+//! When the pool is full, the lowest-fee transaction goes first (with every later nonce of its
+//! sender, which could no longer execute), but only for a transaction that pays more.
+//! After each commit, included and no-longer-valid transactions are dropped.
+//!
+//! Owns no I/O: state comes in through `StateReader`, and the caller decides when to gossip.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use cairn_ledger::crypto::SignatureError;
+use cairn_ledger::state::{ReadError, StateReader};
+use cairn_ledger::tx::{TX_BYTES_MAX, Transaction};
+use cairn_ledger::{Address, Amount, Hash, Nonce};
+
+use crate::config::MempoolSection;
+
+/// Why a transaction was not admitted. `reason()` is the metrics label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("transaction is {len} bytes, over the limit of {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("transaction {0} is already pending")]
+    Duplicate(Hash),
+    #[error("transaction is for chain {found:?} but this node runs {expected:?}")]
+    WrongChain { expected: String, found: String },
+    #[error("signature is invalid: {0}")]
+    BadSignature(SignatureError),
+    #[error("nonce {found} was already used by {sender}; its next nonce is {next}")]
+    StaleNonce {
+        sender: Address,
+        next: Nonce,
+        found: Nonce,
+    },
+    #[error("nonce {found} skips ahead; the next nonce {sender} can use is {next}")]
+    NonceGap {
+        sender: Address,
+        next: Nonce,
+        found: Nonce,
+    },
+    #[error(
+        "a transaction with nonce {nonce} is pending with fee {pending_fee}; a replacement must pay more"
+    )]
+    ReplacementUnderpriced { nonce: Nonce, pending_fee: Amount },
+    #[error(
+        "{sender} has balance {balance} but its pending transactions with this one need {needed}"
+    )]
+    Unaffordable {
+        sender: Address,
+        balance: Amount,
+        needed: u128,
+    },
+    #[error("{sender} already has {max} pending transactions, the most allowed per sender")]
+    SenderFull { sender: Address, max: u32 },
+    #[error(
+        "the mempool is full and this fee ({fee}) does not beat the lowest pending fee ({lowest})"
+    )]
+    PoolFull { fee: Amount, lowest: Amount },
+    #[error("reading state failed: {0}")]
+    State(String),
+}
+
+impl Rejection {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::TooLarge { .. } => "too_large",
+            Rejection::Duplicate(_) => "duplicate",
+            Rejection::WrongChain { .. } => "wrong_chain",
+            Rejection::BadSignature(_) => "bad_signature",
+            Rejection::StaleNonce { .. } => "stale_nonce",
+            Rejection::NonceGap { .. } => "nonce_gap",
+            Rejection::ReplacementUnderpriced { .. } => "replacement_underpriced",
+            Rejection::Unaffordable { .. } => "unaffordable",
+            Rejection::SenderFull { .. } => "sender_full",
+            Rejection::PoolFull { .. } => "pool_full",
+            Rejection::State(_) => "state_error",
+        }
+    }
+}
+
+impl From<ReadError> for Rejection {
+    fn from(e: ReadError) -> Self {
+        Rejection::State(e.0)
+    }
+}
+
+struct Entry {
+    tx: Transaction,
+    sender: Address,
+    bytes: usize,
+    seq: u64,
+}
+
+/// Orders eviction: lowest fee first; among equal fees, the newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct FeeKey {
+    fee: Amount,
+    newest_first: std::cmp::Reverse<u64>,
+    hash: Hash,
+}
+
+pub struct Mempool {
+    limits: MempoolSection,
+    chain_id: String,
+    entries: HashMap<Hash, Entry>,
+    by_sender: HashMap<Address, BTreeMap<Nonce, Hash>>,
+    by_fee: BTreeSet<FeeKey>,
+    bytes: u64,
+    next_seq: u64,
+}
+
+impl Mempool {
+    pub fn new(chain_id: &str, limits: MempoolSection) -> Mempool {
+        Mempool {
+            limits,
+            chain_id: chain_id.to_owned(),
+            entries: HashMap::new(),
+            by_sender: HashMap::new(),
+            by_fee: BTreeSet::new(),
+            bytes: 0,
+            next_seq: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.entries.contains_key(hash)
+    }
+
+    /// Admits `tx` or says why not. On success returns its hash; the caller gossips it.
+    pub fn insert(&mut self, tx: Transaction, state: &dyn StateReader) -> Result<Hash, Rejection> {
+        let bytes = tx.encode().len();
+        if bytes > TX_BYTES_MAX {
+            return Err(Rejection::TooLarge {
+                len: bytes,
+                max: TX_BYTES_MAX,
+            });
+        }
+        let hash = tx.hash();
+        if self.entries.contains_key(&hash) {
+            return Err(Rejection::Duplicate(hash));
+        }
+        if tx.chain_id != self.chain_id {
+            return Err(Rejection::WrongChain {
+                expected: self.chain_id.clone(),
+                found: tx.chain_id.clone(),
+            });
+        }
+        tx.verify_signature().map_err(Rejection::BadSignature)?;
+        let sender = tx.sender_address();
+        let account = state.account(&sender)?.unwrap_or_default();
+        let pending = self.by_sender.get(&sender);
+        let pending_count = pending.map_or(0, BTreeMap::len) as u64;
+        let next = Nonce(account.nonce.0 + pending_count);
+        let replaces = if tx.nonce < account.nonce {
+            return Err(Rejection::StaleNonce {
+                sender,
+                next,
+                found: tx.nonce,
+            });
+        } else if tx.nonce > next {
+            return Err(Rejection::NonceGap {
+                sender,
+                next,
+                found: tx.nonce,
+            });
+        } else if tx.nonce < next {
+            let old = pending.expect("nonce below next implies pending")[&tx.nonce];
+            let pending_fee = self.entries[&old].tx.fee;
+            if tx.fee <= pending_fee {
+                return Err(Rejection::ReplacementUnderpriced {
+                    nonce: tx.nonce,
+                    pending_fee,
+                });
+            }
+            Some(old)
+        } else {
+            if pending_count >= self.limits.txs_per_sender_max as u64 {
+                return Err(Rejection::SenderFull {
+                    sender,
+                    max: self.limits.txs_per_sender_max,
+                });
+            }
+            None
+        };
+        // The sender must afford all its pending transactions with this one in place.
+        let needed: u128 = pending
+            .into_iter()
+            .flatten()
+            .filter(|(nonce, _)| **nonce != tx.nonce)
+            .map(|(_, h)| cost(&self.entries[h].tx))
+            .sum::<u128>()
+            + cost(&tx);
+        if needed > account.balance.0 as u128 {
+            return Err(Rejection::Unaffordable {
+                sender,
+                balance: account.balance,
+                needed,
+            });
+        }
+        if let Some(old) = replaces {
+            self.remove(&old);
+        }
+        self.make_room(tx.fee, bytes as u64, &sender)?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_fee.insert(FeeKey {
+            fee: tx.fee,
+            newest_first: std::cmp::Reverse(seq),
+            hash,
+        });
+        self.by_sender
+            .entry(sender)
+            .or_default()
+            .insert(tx.nonce, hash);
+        self.bytes += bytes as u64;
+        self.entries.insert(
+            hash,
+            Entry {
+                tx,
+                sender,
+                bytes,
+                seq,
+            },
+        );
+        Ok(hash)
+    }
+
+    /// Evicts lowest-fee transactions until one of `bytes` fits, if `fee` beats them.
+    fn make_room(&mut self, fee: Amount, bytes: u64, sender: &Address) -> Result<(), Rejection> {
+        while self.entries.len() >= self.limits.txs_max as usize
+            || self.bytes + bytes > self.limits.bytes_max
+        {
+            let lowest = *self.by_fee.first().expect("a full pool has entries");
+            if fee <= lowest.fee {
+                return Err(Rejection::PoolFull {
+                    fee,
+                    lowest: lowest.fee,
+                });
+            }
+            let victim_sender = self.entries[&lowest.hash].sender;
+            let victim_nonce = self.entries[&lowest.hash].tx.nonce;
+            // Later nonces of the victim's sender could never execute without it.
+            let doomed: Vec<Hash> = self.by_sender[&victim_sender]
+                .range(victim_nonce..)
+                .map(|(_, h)| *h)
+                .collect();
+            if victim_sender == *sender {
+                // Evicting the sender's own earlier transaction would orphan the new one.
+                return Err(Rejection::PoolFull {
+                    fee,
+                    lowest: lowest.fee,
+                });
+            }
+            for h in doomed {
+                self.remove(&h);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, hash: &Hash) -> Option<Transaction> {
+        let entry = self.entries.remove(hash)?;
+        self.bytes -= entry.bytes as u64;
+        self.by_fee.remove(&FeeKey {
+            fee: entry.tx.fee,
+            newest_first: std::cmp::Reverse(entry.seq),
+            hash: *hash,
+        });
+        if let Some(nonces) = self.by_sender.get_mut(&entry.sender) {
+            nonces.remove(&entry.tx.nonce);
+            if nonces.is_empty() {
+                self.by_sender.remove(&entry.sender);
+            }
+        }
+        Some(entry.tx)
+    }
+
+    /// After a block commits: drops what it included and whatever the new state makes
+    /// invalid (stale nonces, no-longer-affordable tails). Returns how many were dropped.
+    pub fn recheck(
+        &mut self,
+        committed: &[Transaction],
+        state: &dyn StateReader,
+    ) -> Result<usize, ReadError> {
+        let before = self.entries.len();
+        for tx in committed {
+            self.remove(&tx.hash());
+        }
+        let mut senders: Vec<Address> = committed.iter().map(Transaction::sender_address).collect();
+        senders.sort_unstable();
+        senders.dedup();
+        for sender in senders {
+            let Some(nonces) = self.by_sender.get(&sender) else {
+                continue;
+            };
+            let account = state.account(&sender)?.unwrap_or_default();
+            let mut expected = account.nonce;
+            let mut spent: u128 = 0;
+            let mut doomed = Vec::new();
+            for (nonce, hash) in nonces {
+                let tx = &self.entries[hash].tx;
+                spent += cost(tx);
+                let keep =
+                    *nonce == expected && spent <= account.balance.0 as u128 && doomed.is_empty();
+                if keep {
+                    expected = Nonce(expected.0 + 1);
+                } else {
+                    doomed.push(*hash);
+                }
+            }
+            for h in doomed {
+                self.remove(&h);
+            }
+        }
+        Ok(before - self.entries.len())
+    }
+
+    /// Transactions for a block, highest fee first, each sender's in nonce order, within
+    /// `txs_max` and `bytes_max`.
+    pub fn reap(&self, txs_max: usize, bytes_max: usize) -> Vec<Transaction> {
+        // Each sender's next transaction competes on fee; taking one reveals its successor.
+        let head = |hash: &Hash| {
+            let e = &self.entries[hash];
+            (e.tx.fee, std::cmp::Reverse(e.seq), *hash)
+        };
+        let mut queues: HashMap<Address, _> = self
+            .by_sender
+            .iter()
+            .map(|(s, nonces)| (*s, nonces.values()))
+            .collect();
+        let mut heads: BTreeSet<(Amount, std::cmp::Reverse<u64>, Hash)> = queues
+            .values_mut()
+            .filter_map(|q| q.next().map(head))
+            .collect();
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        while let Some((_, _, hash)) = heads.pop_last() {
+            let entry = &self.entries[&hash];
+            if out.len() >= txs_max || bytes + entry.bytes > bytes_max {
+                break;
+            }
+            bytes += entry.bytes;
+            out.push(entry.tx.clone());
+            if let Some(next) = queues.get_mut(&entry.sender).and_then(Iterator::next) {
+                heads.insert(head(next));
+            }
+        }
+        out
+    }
+}
+
+fn cost(tx: &Transaction) -> u128 {
+    tx.amount().0 as u128 + tx.fee.0 as u128
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use cairn_ledger::crypto::Keypair;
+    use cairn_ledger::state::Account;
+    use cairn_ledger::tx::Payload;
+
+    use super::*;
+
+    const CHAIN: &str = "test-chain";
+
+    fn key(i: u8) -> Keypair {
+        Keypair::from_secret(&[i + 1; 32])
+    }
+
+    fn tx(from: u8, nonce: u64, amount: u64, fee: u64) -> Transaction {
+        Transaction::new_signed(
+            CHAIN,
+            &key(from),
+            Nonce(nonce),
+            Amount(fee),
+            Payload::Transfer {
+                to: Address([9; 20]),
+                amount: Amount(amount),
+            },
+        )
+    }
+
+    fn state(balances: &[(u8, u64, u64)]) -> BTreeMap<Address, Account> {
+        balances
+            .iter()
+            .map(|&(i, balance, nonce)| {
+                (
+                    key(i).public().address(),
+                    Account {
+                        balance: Amount(balance),
+                        nonce: Nonce(nonce),
+                        ..Account::default()
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn pool(txs_max: u32, per_sender: u32) -> Mempool {
+        Mempool::new(
+            CHAIN,
+            MempoolSection {
+                txs_max,
+                bytes_max: 1 << 20,
+                txs_per_sender_max: per_sender,
+            },
+        )
+    }
+
+    #[test]
+    fn admits_gap_free_runs_and_names_every_rejection() {
+        let s = state(&[(0, 100, 3)]);
+        let mut p = pool(100, 4);
+        let sender = key(0).public().address();
+        p.insert(tx(0, 3, 10, 1), &s).unwrap();
+        assert_eq!(
+            p.insert(tx(0, 3, 10, 1), &s),
+            Err(Rejection::Duplicate(tx(0, 3, 10, 1).hash()))
+        );
+        assert_eq!(
+            p.insert(tx(0, 2, 10, 1), &s),
+            Err(Rejection::StaleNonce {
+                sender,
+                next: Nonce(4),
+                found: Nonce(2)
+            })
+        );
+        assert_eq!(
+            p.insert(tx(0, 5, 10, 1), &s),
+            Err(Rejection::NonceGap {
+                sender,
+                next: Nonce(4),
+                found: Nonce(5)
+            })
+        );
+        p.insert(tx(0, 4, 10, 1), &s).unwrap();
+        // 11 + 11 pending, 80 more would need 102 > 100.
+        assert!(matches!(
+            p.insert(tx(0, 5, 79, 1), &s),
+            Err(Rejection::Unaffordable { needed: 102, .. })
+        ));
+        let mut forged = tx(0, 5, 1, 1);
+        forged.fee = Amount(2);
+        assert!(matches!(
+            p.insert(forged, &s),
+            Err(Rejection::BadSignature(_))
+        ));
+        let other_chain = Transaction::new_signed(
+            "other",
+            &key(0),
+            Nonce(5),
+            Amount(1),
+            Payload::Transfer {
+                to: Address([9; 20]),
+                amount: Amount(1),
+            },
+        );
+        assert!(matches!(
+            p.insert(other_chain, &s),
+            Err(Rejection::WrongChain { .. })
+        ));
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn replacement_needs_a_higher_fee() {
+        let s = state(&[(0, 100, 0)]);
+        let mut p = pool(100, 4);
+        p.insert(tx(0, 0, 10, 2), &s).unwrap();
+        assert!(matches!(
+            p.insert(tx(0, 0, 11, 2), &s),
+            Err(Rejection::ReplacementUnderpriced { .. })
+        ));
+        p.insert(tx(0, 0, 11, 3), &s).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p.reap(10, 1 << 20)[0].fee, Amount(3));
+    }
+
+    #[test]
+    fn per_sender_limit_holds() {
+        let s = state(&[(0, 1000, 0)]);
+        let mut p = pool(100, 2);
+        p.insert(tx(0, 0, 1, 1), &s).unwrap();
+        p.insert(tx(0, 1, 1, 1), &s).unwrap();
+        assert!(matches!(
+            p.insert(tx(0, 2, 1, 1), &s),
+            Err(Rejection::SenderFull { max: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn full_pool_evicts_lowest_fee_with_its_later_nonces_only_for_a_better_fee() {
+        let s = state(&[(0, 1000, 0), (1, 1000, 0), (2, 1000, 0)]);
+        let mut p = pool(3, 10);
+        p.insert(tx(0, 0, 1, 1), &s).unwrap();
+        p.insert(tx(0, 1, 1, 5), &s).unwrap();
+        p.insert(tx(1, 0, 1, 3), &s).unwrap();
+        assert_eq!(
+            p.insert(tx(2, 0, 1, 1), &s),
+            Err(Rejection::PoolFull {
+                fee: Amount(1),
+                lowest: Amount(1)
+            })
+        );
+        // Fee 2 beats sender 0's nonce-0 fee 1: both of sender 0's go (nonce 1 would be stuck).
+        p.insert(tx(2, 0, 1, 2), &s).unwrap();
+        assert_eq!(p.len(), 2);
+        assert!(!p.contains(&tx(0, 1, 1, 5).hash()));
+        assert!(p.bytes() > 0);
+    }
+
+    #[test]
+    fn reap_orders_by_fee_within_nonce_order_and_respects_limits() {
+        let s = state(&[(0, 1000, 0), (1, 1000, 0)]);
+        let mut p = pool(100, 10);
+        p.insert(tx(0, 0, 1, 1), &s).unwrap();
+        p.insert(tx(0, 1, 1, 9), &s).unwrap();
+        p.insert(tx(1, 0, 1, 5), &s).unwrap();
+        let fees: Vec<(u64, u64)> = p
+            .reap(10, 1 << 20)
+            .iter()
+            .map(|t| (t.fee.0, t.nonce.0))
+            .collect();
+        assert_eq!(fees, vec![(5, 0), (1, 0), (9, 1)]);
+        assert_eq!(p.reap(2, 1 << 20).len(), 2);
+        assert_eq!(p.reap(10, 10).len(), 0);
+    }
+
+    #[test]
+    fn recheck_drops_included_and_invalidated_transactions() {
+        let s = state(&[(0, 100, 0), (1, 100, 0)]);
+        let mut p = pool(100, 10);
+        let a0 = tx(0, 0, 10, 1);
+        p.insert(a0.clone(), &s).unwrap();
+        p.insert(tx(0, 1, 10, 1), &s).unwrap();
+        p.insert(tx(0, 2, 10, 1), &s).unwrap();
+        p.insert(tx(1, 0, 10, 1), &s).unwrap();
+        // a0 committed; meanwhile sender 0 spent most of its balance elsewhere.
+        let after = state(&[(0, 15, 1), (1, 100, 0)]);
+        let dropped = p.recheck(std::slice::from_ref(&a0), &after).unwrap();
+        assert_eq!(dropped, 2, "a0 included, nonce 2 unaffordable");
+        assert!(p.contains(&tx(0, 1, 10, 1).hash()));
+        assert!(!p.contains(&tx(0, 2, 10, 1).hash()));
+        assert!(p.contains(&tx(1, 0, 10, 1).hash()));
+    }
+}
