@@ -564,4 +564,33 @@ mod tests {
         assert!(!p.contains(&tx(0, 2, 10, 1).hash()));
         assert!(p.contains(&tx(1, 0, 10, 1).hash()));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        #[test]
+        fn limits_and_gap_free_runs_hold_under_any_inserts(
+            ops in proptest::collection::vec((0u8..5, 0u64..6, 0u64..60, 0u64..8), 1..80)
+        ) {
+            let s = state(&[(0, 200, 0), (1, 200, 2), (2, 50, 0), (3, 500, 1), (4, 90, 0)]);
+            let mut p = pool(12, 4);
+            for (from, nonce, amount, fee) in ops {
+                let _ = p.insert(tx(from, nonce, amount, fee), &s);
+                proptest::prop_assert!(p.len() <= 12);
+                let total: u64 = p.entries.values().map(|e| e.bytes as u64).sum();
+                proptest::prop_assert_eq!(total, p.bytes());
+                for (sender, nonces) in &p.by_sender {
+                    let account = s[sender];
+                    proptest::prop_assert!(nonces.len() <= 4);
+                    let expected: Vec<u64> =
+                        (account.nonce.0..account.nonce.0 + nonces.len() as u64).collect();
+                    let got: Vec<u64> = nonces.keys().map(|n| n.0).collect();
+                    proptest::prop_assert_eq!(got, expected, "gap-free from the account nonce");
+                    let cost: u128 = nonces.values().map(|h| cost(&p.entries[h].tx)).sum();
+                    proptest::prop_assert!(cost <= account.balance.0 as u128);
+                }
+                let reaped = p.reap(usize::MAX, usize::MAX);
+                proptest::prop_assert_eq!(reaped.len(), p.len());
+            }
+        }
+    }
 }
