@@ -523,10 +523,7 @@ impl Genesis {
     /// The protocol version blocks at height `h` follow: that of the last upgrade activated
     /// at or below `h`, else the genesis version.
     pub fn protocol_version_at(&self, h: Height) -> ProtocolVersion {
-        self.upgrades
-            .iter()
-            .rfind(|u| u.height <= h)
-            .map_or(self.protocol_version, |u| u.protocol_version)
+        crate::upgrades::version_at(self.protocol_version, &self.upgrades, h)
     }
 
     /// Validation guarantees the sum fits; saturating keeps a hand-built genesis from

@@ -16,6 +16,7 @@ pub mod state;
 pub mod store;
 pub mod tx;
 pub mod types;
+pub mod upgrades;
 
 pub use types::{
     Address, Amount, Hash, Height, Nonce, ProtocolVersion, PublicKey, Round, Signature, TimestampMs,

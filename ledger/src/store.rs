@@ -30,7 +30,8 @@ use crate::smt::{self, Child, Node, NodeSource, Position, Proof, TreeError, Tree
 use crate::state::{
     self, Account, BlockContext, ExecError, ReadError, SigCheck, StateChanges, StateReader,
 };
-use crate::types::{Address, Amount, Hash, Height};
+use crate::types::{Address, Amount, Hash, Height, ProtocolVersion};
+use crate::upgrades::Schedule;
 
 /// Version of the on-disk layout this binary reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -129,6 +130,26 @@ pub enum ApplyError {
         tip_height: Height,
         tip_hash: Hash,
     },
+    #[error(
+        "block {height} follows upgrade {name:?} (protocol version {version}, active from \
+         height {activation}), which this binary does not implement: upgrade cairn to a \
+         release that has it; until then this node stops at height {last}"
+    )]
+    UpgradeMissing {
+        height: Height,
+        name: String,
+        version: ProtocolVersion,
+        activation: Height,
+        last: Height,
+    },
+    #[error(
+        "block {height} says protocol version {found}, but the schedule in genesis says {expected}"
+    )]
+    WrongProtocolVersion {
+        height: Height,
+        expected: ProtocolVersion,
+        found: ProtocolVersion,
+    },
     #[error("block's tx_root is {header} but its transactions hash to {computed}")]
     TxRootMismatch { header: Hash, computed: Hash },
     #[error("block's state_root is {header} but executing it gives {computed}")]
@@ -180,6 +201,7 @@ pub struct Store {
     path: PathBuf,
     chain_id: String,
     genesis_hash: Hash,
+    schedule: Schedule,
     tip: RwLock<Tip>,
     /// Every stored tree node above depth [`TREE_CACHED_DEPTHS`]; changed only after the
     /// batch that changes them on disk has been written.
@@ -204,6 +226,7 @@ impl Store {
             path: path.to_owned(),
             chain_id: genesis.chain_id.clone(),
             genesis_hash: genesis.hash(),
+            schedule: Schedule::for_this_binary(genesis),
             tip: RwLock::new(Tip {
                 height: Height(0),
                 hash: Hash::ZERO,
@@ -523,6 +546,7 @@ impl Store {
                 tip_hash: tip.hash,
             });
         }
+        self.check_rules_version(header)?;
         let body = EncodedBody::new(&block.transactions)?;
         let computed = body.tx_root();
         if computed != header.tx_root {
@@ -546,6 +570,33 @@ impl Store {
             tree,
             parent_tip: tip,
         })
+    }
+
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// A block must follow the protocol version genesis schedules for its height, and this
+    /// binary must implement it.
+    fn check_rules_version(&self, header: &BlockHeader) -> Result<(), ApplyError> {
+        if let Some(u) = self.schedule.missing_at(header.height) {
+            return Err(ApplyError::UpgradeMissing {
+                height: header.height,
+                name: u.name.clone(),
+                version: u.protocol_version,
+                activation: u.height,
+                last: Height(u.height.0.saturating_sub(1)),
+            });
+        }
+        let expected = self.schedule.version_at(header.height);
+        if header.protocol_version != expected {
+            return Err(ApplyError::WrongProtocolVersion {
+                height: header.height,
+                expected,
+                found: header.protocol_version,
+            });
+        }
+        Ok(())
     }
 
     fn execute_on(
@@ -581,6 +632,8 @@ impl Store {
         let tip = self.tip();
         block.header.height = tip.height.next();
         block.header.parent = tip.hash;
+        block.header.protocol_version = self.schedule.version_at(block.header.height);
+        self.check_rules_version(&block.header)?;
         let body = EncodedBody::new(&block.transactions)?;
         block.header.tx_root = body.tx_root();
         let (changes, tree) = self.execute_on(&tip, &block, reward, sig_check)?;
@@ -884,6 +937,14 @@ mod tests {
     }
 
     fn transfer_block(store: &Store, key: &Keypair, amount: u64) -> Block {
+        let template = transfer_block_template(store, key, amount);
+        store
+            .complete_block(template, Amount(0), SigCheck::Batch)
+            .unwrap()
+            .block
+    }
+
+    fn transfer_block_template(store: &Store, key: &Keypair, amount: u64) -> Block {
         let nonce = store
             .account(&key.public().address())
             .unwrap()
@@ -898,7 +959,7 @@ mod tests {
                 amount: Amount(amount),
             },
         );
-        let template = Block {
+        Block {
             header: BlockHeader {
                 height: Height(0),
                 parent: Hash::ZERO,
@@ -910,11 +971,7 @@ mod tests {
                 seal: Seal::Pow { bits: 0, nonce: 0 },
             },
             transactions: vec![tx],
-        };
-        store
-            .complete_block(template, Amount(0), SigCheck::Batch)
-            .unwrap()
-            .block
+        }
     }
 
     #[test]
@@ -1109,5 +1166,50 @@ mod tests {
         assert_cache_is_disk(&mut store, "commit");
         store.revert_tip().unwrap();
         assert_cache_is_disk(&mut store, "revert");
+    }
+
+    #[test]
+    fn blocks_past_an_upgrade_this_binary_lacks_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut g, key) = genesis();
+        g.upgrades = vec![crate::genesis::Upgrade {
+            name: "from-the-future".into(),
+            height: Height(2),
+            protocol_version: ProtocolVersion(2),
+        }];
+        let store = Store::open(dir.path(), &g).unwrap();
+        let block = transfer_block(&store, &key, 1);
+        store.apply(block, Amount(0), SigCheck::Batch).unwrap();
+        let mut template = transfer_block_template(&store, &key, 1);
+        template.header.protocol_version = ProtocolVersion(2);
+        let err = store
+            .complete_block(template, Amount(0), SigCheck::Batch)
+            .unwrap_err();
+        assert!(matches!(err, ApplyError::UpgradeMissing { .. }), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("from-the-future"), "{message}");
+        assert!(message.contains("stops at height 1"), "{message}");
+        assert_eq!(store.tip().height, Height(1));
+    }
+
+    #[test]
+    fn block_with_the_wrong_protocol_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, key) = genesis();
+        let store = Store::open(dir.path(), &g).unwrap();
+        let mut block = transfer_block(&store, &key, 1);
+        block.header.protocol_version = ProtocolVersion(7);
+        let err = store.apply(block, Amount(0), SigCheck::Batch).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ApplyError::WrongProtocolVersion {
+                    expected: ProtocolVersion(1),
+                    found: ProtocolVersion(7),
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }
