@@ -193,7 +193,73 @@ pub struct PreparedBlock {
     body: EncodedBody,
     pub changes: StateChanges,
     tree: TreeUpdate,
+    /// Where each tree write is in `tree.writes`, for blocks executed on top of this one.
+    tree_index: HashMap<Position, usize>,
     parent_tip: Tip,
+}
+
+impl PreparedBlock {
+    fn new(
+        block: Block,
+        body: EncodedBody,
+        changes: StateChanges,
+        tree: TreeUpdate,
+        parent_tip: Tip,
+    ) -> PreparedBlock {
+        let tree_index = tree
+            .writes
+            .iter()
+            .enumerate()
+            .map(|(i, (at, _))| (*at, i))
+            .collect();
+        PreparedBlock {
+            hash: block.hash(),
+            block,
+            body,
+            changes,
+            tree,
+            tree_index,
+            parent_tip,
+        }
+    }
+
+    /// The tip the store will have once this block is committed.
+    pub fn resulting_tip(&self) -> Tip {
+        Tip {
+            height: self.block.header.height,
+            hash: self.hash,
+            state_root: self.tree.root.unwrap_or(Child::Empty),
+        }
+    }
+}
+
+/// The store's state seen through blocks executed but not yet committed (newest last): what
+/// a BFT leader needs to build on a certified, uncommitted parent.
+struct Layered<'a> {
+    store: &'a Store,
+    layers: &'a [&'a PreparedBlock],
+}
+
+impl StateReader for Layered<'_> {
+    fn account(&self, address: &Address) -> Result<Option<Account>, ReadError> {
+        for layer in self.layers.iter().rev() {
+            if let Some(a) = layer.changes.updated.get(address) {
+                return Ok(Some(*a));
+            }
+        }
+        StateReader::account(self.store, address)
+    }
+}
+
+impl NodeSource for Layered<'_> {
+    fn node(&self, at: Position) -> Result<Option<Node>, TreeError> {
+        for layer in self.layers.iter().rev() {
+            if let Some(&i) = layer.tree_index.get(&at) {
+                return Ok(layer.tree.writes[i].1);
+            }
+        }
+        self.store.node(at)
+    }
 }
 
 pub struct Store {
@@ -339,7 +405,6 @@ impl Store {
 
     fn write_genesis(&mut self, genesis: &Genesis) -> Result<(), StoreError> {
         let (block, changes, tree) = genesis_block(genesis)?;
-        let hash = block.hash();
         let mut batch = WriteBatch::default();
         batch.put_cf(
             self.cf(CF_META),
@@ -356,17 +421,11 @@ impl Store {
             hash: genesis.hash(),
             state_root: Child::Empty,
         };
-        let prepared = PreparedBlock {
-            block,
-            hash,
-            body: EncodedBody::new(&[]).map_err(|e| StoreError::Corrupt {
-                what: "genesis block",
-                detail: e.to_string(),
-            })?,
-            changes,
-            tree,
-            parent_tip: empty_tip,
-        };
+        let body = EncodedBody::new(&[]).map_err(|e| StoreError::Corrupt {
+            what: "genesis block",
+            detail: e.to_string(),
+        })?;
+        let prepared = PreparedBlock::new(block, body, changes, tree, empty_tip);
         let tip = self.write_block(batch, &prepared)?;
         *self.tip.get_mut().expect("tip lock") = tip;
         Ok(())
@@ -536,14 +595,26 @@ impl Store {
         reward: Amount,
         sig_check: SigCheck,
     ) -> Result<PreparedBlock, ApplyError> {
-        let tip = self.tip();
+        self.prepare_on(&[], block, reward, sig_check)
+    }
+
+    /// Like [`Store::prepare`], on top of `ancestors`: executed, uncommitted blocks that
+    /// extend the tip in order (oldest first). The result can be committed once they are.
+    pub fn prepare_on(
+        &self,
+        ancestors: &[&PreparedBlock],
+        block: Block,
+        reward: Amount,
+        sig_check: SigCheck,
+    ) -> Result<PreparedBlock, ApplyError> {
+        let base = self.base_tip(ancestors)?;
         let header = &block.header;
-        if header.height != tip.height.next() || header.parent != tip.hash {
+        if header.height != base.height.next() || header.parent != base.hash {
             return Err(ApplyError::NotOnTip {
                 height: header.height,
                 parent: header.parent,
-                tip_height: tip.height,
-                tip_hash: tip.hash,
+                tip_height: base.height,
+                tip_hash: base.hash,
             });
         }
         self.check_rules_version(header)?;
@@ -555,21 +626,31 @@ impl Store {
                 computed,
             });
         }
-        let (changes, tree) = self.execute_on(&tip, &block, reward, sig_check)?;
+        let (changes, tree) = self.execute_on(ancestors, &base, &block, reward, sig_check)?;
         if tree.root_hash() != header.state_root {
             return Err(ApplyError::StateRootMismatch {
                 header: header.state_root,
                 computed: tree.root_hash(),
             });
         }
-        Ok(PreparedBlock {
-            hash: block.hash(),
-            body,
-            block,
-            changes,
-            tree,
-            parent_tip: tip,
-        })
+        Ok(PreparedBlock::new(block, body, changes, tree, base))
+    }
+
+    /// The tip `ancestors` lead to, checking that they chain from the store's tip.
+    fn base_tip(&self, ancestors: &[&PreparedBlock]) -> Result<Tip, ApplyError> {
+        let mut base = self.tip();
+        for a in ancestors {
+            if a.parent_tip != base {
+                return Err(ApplyError::NotOnTip {
+                    height: a.block.header.height,
+                    parent: a.block.header.parent,
+                    tip_height: base.height,
+                    tip_hash: base.hash,
+                });
+            }
+            base = a.resulting_tip();
+        }
+        Ok(base)
     }
 
     pub fn schedule(&self) -> &Schedule {
@@ -601,7 +682,8 @@ impl Store {
 
     fn execute_on(
         &self,
-        tip: &Tip,
+        ancestors: &[&PreparedBlock],
+        base: &Tip,
         block: &Block,
         reward: Amount,
         sig_check: SigCheck,
@@ -612,40 +694,48 @@ impl Store {
             producer: block.header.proposer,
             reward,
         };
-        let changes = state::execute_block(self, &ctx, &block.transactions, sig_check)?;
+        let view = Layered {
+            store: self,
+            layers: ancestors,
+        };
+        let changes = state::execute_block(&view, &ctx, &block.transactions, sig_check)?;
         let tree = state::tree_update(
-            self,
-            tip.state_root,
+            &view,
+            base.state_root,
             changes.updated.iter().map(|(a, acc)| (a, Some(acc))),
         )?;
         Ok((changes, tree))
     }
 
     /// Fills in `tx_root` and `state_root` of a block a producer is building on the tip.
-    /// `header.height` and `header.parent` are set from the tip.
+    /// `header.height`, `header.parent` and `header.protocol_version` are set from the tip.
     pub fn complete_block(
         &self,
+        block: Block,
+        reward: Amount,
+        sig_check: SigCheck,
+    ) -> Result<PreparedBlock, ApplyError> {
+        self.complete_block_on(&[], block, reward, sig_check)
+    }
+
+    /// Like [`Store::complete_block`], on top of executed, uncommitted `ancestors`.
+    pub fn complete_block_on(
+        &self,
+        ancestors: &[&PreparedBlock],
         mut block: Block,
         reward: Amount,
         sig_check: SigCheck,
     ) -> Result<PreparedBlock, ApplyError> {
-        let tip = self.tip();
-        block.header.height = tip.height.next();
-        block.header.parent = tip.hash;
+        let base = self.base_tip(ancestors)?;
+        block.header.height = base.height.next();
+        block.header.parent = base.hash;
         block.header.protocol_version = self.schedule.version_at(block.header.height);
         self.check_rules_version(&block.header)?;
         let body = EncodedBody::new(&block.transactions)?;
         block.header.tx_root = body.tx_root();
-        let (changes, tree) = self.execute_on(&tip, &block, reward, sig_check)?;
+        let (changes, tree) = self.execute_on(ancestors, &base, &block, reward, sig_check)?;
         block.header.state_root = tree.root_hash();
-        Ok(PreparedBlock {
-            hash: block.hash(),
-            body,
-            block,
-            changes,
-            tree,
-            parent_tip: tip,
-        })
+        Ok(PreparedBlock::new(block, body, changes, tree, base))
     }
 
     /// Writes a prepared block as the new tip, atomically and durably.
@@ -712,11 +802,7 @@ impl Store {
                 .collect(),
         };
         batch.put_cf(self.cf(CF_UNDO), height, codec::encode(&undo));
-        let tip = Tip {
-            height: header.height,
-            hash: p.hash,
-            state_root: p.tree.root.unwrap_or(Child::Empty),
-        };
+        let tip = p.resulting_tip();
         batch.put_cf(self.cf(CF_META), META_TIP, codec::encode(&tip));
         self.write_synced(batch)?;
         self.cache_tree_writes(&p.tree);
@@ -1210,6 +1296,58 @@ mod tests {
                 }
             ),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn blocks_built_on_uncommitted_parents_commit_to_the_same_state_as_in_order() {
+        let (g, key) = genesis();
+        let speculative_dir = tempfile::tempdir().unwrap();
+        let in_order_dir = tempfile::tempdir().unwrap();
+        let speculative = Store::open(speculative_dir.path(), &g).unwrap();
+        let in_order = Store::open(in_order_dir.path(), &g).unwrap();
+
+        let first = speculative
+            .complete_block(
+                transfer_block_template(&speculative, &key, 10),
+                Amount(0),
+                SigCheck::Batch,
+            )
+            .unwrap();
+        // The second transfer spends nonce 1, which only exists in the uncommitted first block.
+        let mut template = transfer_block_template(&speculative, &key, 20);
+        let tx = &template.transactions[0];
+        template.transactions[0] =
+            Transaction::new_signed(&tx.chain_id, &key, Nonce(1), tx.fee, tx.payload.clone());
+        let second = speculative
+            .complete_block_on(&[&first], template, Amount(0), SigCheck::Batch)
+            .unwrap();
+        // A peer checks the second block on top of the same uncommitted first one.
+        let checked = speculative
+            .prepare_on(&[&first], second.block.clone(), Amount(0), SigCheck::Batch)
+            .unwrap();
+        assert_eq!(checked.resulting_tip(), second.resulting_tip());
+        assert!(matches!(
+            speculative.commit(&second),
+            Err(StoreError::NotNext { .. })
+        ));
+        speculative.commit(&first).unwrap();
+        speculative.commit(&second).unwrap();
+
+        in_order
+            .apply(first.block.clone(), Amount(0), SigCheck::Batch)
+            .unwrap();
+        in_order
+            .apply(second.block.clone(), Amount(0), SigCheck::Batch)
+            .unwrap();
+        assert_eq!(speculative.tip(), in_order.tip());
+        assert_eq!(
+            speculative
+                .account(&Address([5; 20]))
+                .unwrap()
+                .unwrap()
+                .balance,
+            Amount(30)
         );
     }
 }
