@@ -1,6 +1,9 @@
-//! The running node. So far: its home directory layout and configuration file; networking,
-//! the mempool, the driver loop and the RPC server build on these.
+//! The running node. So far: its home directory layout and configuration file, the mempool,
+//! the metrics and the HTTP server (JSON-RPC, health, readiness, metrics); networking and the
+//! driver loop build on these.
 
 pub mod config;
 pub mod home;
 pub mod mempool;
+pub mod metrics;
+pub mod rpc;

@@ -1,0 +1,221 @@
+//! The node's HTTP server: JSON-RPC 2.0 on `POST /`, and `GET /health`, `GET /ready`,
+//! `GET /metrics`, all on one listener (`config.rpc.listen`).
+//!
+//! Owns the HTTP edge: it bounds every request (body bytes, batch length), turns every bad
+//! input into a JSON-RPC error, and reads the store, the mempool and the driver's status.
+//! It must never panic on any input, never write to the store, and never hold the mempool
+//! lock across anything slower than one admission. What the driver knows (round, leader,
+//! peers, readiness) comes in through [`NodeView`], so the server runs before the driver
+//! exists and tests give it a [`StatusBoard`].
+
+mod envelope;
+mod methods;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use cairn_ledger::genesis::Validator;
+use cairn_ledger::store::Store;
+use cairn_ledger::{Address, Round};
+use serde::Serialize;
+
+use crate::config::RpcSection;
+use crate::mempool::Mempool;
+use crate::metrics::{METRICS_CONTENT_TYPE, Metrics};
+
+pub use envelope::{RpcError, codes};
+pub use methods::Method;
+
+/// What the consensus driver knows and the store does not. The driver fills it; until it
+/// exists, callers pass a fixed one in a [`StatusBoard`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NodeStatus {
+    pub round: Round,
+    /// The current round's leader, when known (BFT mode).
+    pub leader: Option<Address>,
+    pub peers: u32,
+    pub syncing: bool,
+    /// Whether this node's key is in the validator set.
+    pub validator: bool,
+}
+
+/// Whether `/ready` answers 200. The caller decides (synced and peered); the reason says why
+/// not, for whoever is looking at a load balancer's health checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    NotReady(String),
+}
+
+/// The driver's side of the server: read often (every `status` call and `/ready` probe), so
+/// implementations must be cheap and must not block on consensus work.
+pub trait NodeView: Send + Sync {
+    fn status(&self) -> NodeStatus;
+    fn readiness(&self) -> Readiness;
+}
+
+/// A [`NodeView`] that holds the last values it was given: the driver sets them as they
+/// change, tests set them directly.
+pub struct StatusBoard {
+    inner: RwLock<(NodeStatus, Readiness)>,
+}
+
+impl StatusBoard {
+    pub fn new(status: NodeStatus, readiness: Readiness) -> StatusBoard {
+        StatusBoard {
+            inner: RwLock::new((status, readiness)),
+        }
+    }
+
+    pub fn set_status(&self, status: NodeStatus) {
+        // A poisoned lock still holds a whole value (writers only assign), so keep going.
+        self.inner.write().unwrap_or_else(|e| e.into_inner()).0 = status;
+    }
+
+    pub fn set_readiness(&self, readiness: Readiness) {
+        self.inner.write().unwrap_or_else(|e| e.into_inner()).1 = readiness;
+    }
+}
+
+impl NodeView for StatusBoard {
+    fn status(&self) -> NodeStatus {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+    fn readiness(&self) -> Readiness {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
+    }
+}
+
+/// Everything the server reads. Cheap to clone (all shared).
+#[derive(Clone)]
+pub struct RpcState {
+    pub store: Arc<Store>,
+    pub mempool: Arc<Mutex<Mempool>>,
+    pub node: Arc<dyn NodeView>,
+    pub metrics: Arc<Metrics>,
+    /// The validator set reported by `validators`: genesis's until validator-set changes
+    /// exist.
+    pub validators: Arc<[Validator]>,
+    pub limits: RpcSection,
+}
+
+/// The routes, with the body limit applied. `serve` runs this; exposed for embedding.
+pub fn router(state: RpcState) -> Router {
+    let body_max = usize::try_from(state.limits.body_bytes_max).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/", post(rpc))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(body_max))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then finishes in-flight requests and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: RpcState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn rpc(State(state): State<RpcState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                RpcError::BodyTooLarge {
+                    max: state.limits.body_bytes_max,
+                }
+            } else {
+                RpcError::InvalidRequest(format!(
+                    "could not read the request body: {}",
+                    rejection.body_text()
+                ))
+            };
+            return (status, axum::Json(envelope::error_response(None, &error))).into_response();
+        }
+    };
+    // Store reads are blocking RocksDB calls and admission verifies a signature: keep them
+    // off the async workers. A panic in there (a bug) becomes a JoinError, not a dead server.
+    let handler = state.clone();
+    match tokio::task::spawn_blocking(move || envelope::handle_body(&handler, &body)).await {
+        Ok(Some(response)) => axum::Json(response).into_response(),
+        // Only notifications: JSON-RPC says nothing is returned.
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            let error = RpcError::Internal(format!("request handler failed: {e}"));
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(envelope::error_response(None, &error)),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn ready(State(state): State<RpcState>) -> Response {
+    match state.node.readiness() {
+        Readiness::Ready => (StatusCode::OK, "ready").into_response(),
+        Readiness::NotReady(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}"),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<RpcState>) -> Response {
+    state.refresh_gauges();
+    (
+        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+impl RpcState {
+    /// Sets the gauges this server has the authoritative source for, so a scrape is current
+    /// even between driver updates.
+    fn refresh_gauges(&self) {
+        let height = self.store.tip().height.0;
+        self.metrics
+            .height
+            .set(i64::try_from(height).unwrap_or(i64::MAX));
+        if let Ok(pool) = self.mempool.lock() {
+            self.set_mempool_gauges(&pool);
+        }
+    }
+
+    fn set_mempool_gauges(&self, pool: &Mempool) {
+        self.metrics
+            .mempool_size
+            .set(i64::try_from(pool.len()).unwrap_or(i64::MAX));
+        self.metrics
+            .mempool_bytes
+            .set(i64::try_from(pool.bytes()).unwrap_or(i64::MAX));
+    }
+}
