@@ -10,7 +10,7 @@ CAIRN       := $(TARGET_DIR)/release/cairn
 # for RocksDB itself.
 APT_PACKAGES := libclang-dev g++
 
-.PHONY: bootstrap build testnet test fmt clippy bench
+.PHONY: bootstrap build testnet test fmt clippy bench sim
 
 bootstrap:
 	@missing=""; \
@@ -45,6 +45,11 @@ clippy: bootstrap
 # The end-to-end tests run the real `cairn` binary, so it is built first.
 test: bootstrap fmt clippy build
 	$(CARGO) test $(CARGO_FLAGS) --workspace
+	$(CAIRN) sim bft --seeds 2000 --faults all
+
+# The long simulation run; its figures are in benches/RESULTS.md.
+sim: build
+	$(CAIRN) sim bft --seeds 100000 --faults all
 
 bench: bootstrap
 	$(CARGO) bench --locked --profile release -p cairn-benches

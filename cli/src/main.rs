@@ -6,6 +6,7 @@ mod genesis_cmd;
 mod init_cmd;
 mod keys_cmd;
 mod output;
+mod sim_cmd;
 mod testnet_cmd;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,9 @@ enum Command {
     Init(init_cmd::InitArgs),
     /// Create a local network: keys, genesis and one home per validator.
     Testnet(testnet_cmd::TestnetArgs),
+    /// Deterministic simulation of a consensus engine under injected faults.
+    #[command(subcommand)]
+    Sim(sim_cmd::SimCommand),
 }
 
 fn main() {
@@ -43,6 +47,7 @@ fn main() {
         Command::Genesis(c) => genesis_cmd::run(c),
         Command::Init(a) => init_cmd::run(a),
         Command::Testnet(a) => testnet_cmd::run(a),
+        Command::Sim(c) => sim_cmd::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

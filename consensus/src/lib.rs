@@ -1,1 +1,12 @@
-//! Placeholder: the consensus crate arrives with its own milestone (see the README's roadmap).
+//! Pure consensus engines and the deterministic simulator that tests them.
+//!
+//! `hotstuff` is the BFT engine: sans-IO, `handle(input) -> effects`. `sim` runs many engines
+//! over a virtual clock and network with injected faults, all randomness from one seed, and
+//! checks safety and liveness after every step.
+//!
+//! This crate never touches the disk, the network, a runtime or the wall clock. The engines
+//! start no threads; the simulator's batch runner spreads whole seeds over threads, each
+//! seed staying single-threaded and deterministic.
+
+pub mod hotstuff;
+pub mod sim;

@@ -1,0 +1,205 @@
+//! The engine's interface to its driver: what goes in ([`Input`]), what comes out
+//! ([`Effect`]), the proofs of misbehaviour it yields ([`Evidence`]) and why it refuses
+//! things ([`DropReason`]).
+//!
+//! Owns: these types and their documentation, which is the driver's contract. Never:
+//! behaviour; the engine decides, the driver executes.
+
+use cairn_ledger::block::{Block, QuorumCert};
+use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
+
+use super::block_tree::TreeError;
+use super::certs::CertError;
+use super::messages::{BoundsError, Message, SignedProposal, SyncRequest, VoteMsg};
+use super::safety::{SafetyError, SafetyState};
+
+/// Everything that can happen to the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A decoded message from peer `0` (the peer's validator key as the transport
+    /// authenticated it; signed content is checked against its own signer regardless).
+    Message(PublicKey, Message),
+    /// Raw bytes from a peer: decoded here with the per-type bound, dropped with a reason
+    /// when malformed.
+    Bytes(PublicKey, Vec<u8>),
+    /// The timer scheduled by `Effect::ScheduleTimeout` for this round fired.
+    Timeout(Round),
+    /// The block the driver built in answer to `Effect::RequestPayload`.
+    Payload(Block),
+}
+
+/// What the driver must do, in the order given. Within one `Vec`, a `Persist` must be
+/// durable before any later `Send`, `Broadcast` or `FetchBlocks` of the same `Vec` leaves
+/// the process; everything else may run as it comes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Write the safety state durably (fsync) before executing any later Send/Broadcast of
+    /// this batch; after a crash, pass the last state written to `Engine::new`.
+    Persist(Box<SafetyState>),
+    /// Keep this uncommitted block durably, like the safety state before any later
+    /// Send/Broadcast of this batch: a validator must still hold every block it voted for
+    /// after a crash, or a certified block could vanish with every copy. Pass the stored
+    /// blocks back in `RestartState::blocks`; blocks at or below a committed height may be
+    /// deleted once `Commit` has been applied.
+    StoreBlock(Block),
+    /// Send `msg` to validator `to` (best effort; the protocol tolerates loss).
+    Send { to: PublicKey, msg: Message },
+    /// Send `msg` to every other validator; the engine has already handled its own copy.
+    Broadcast(Message),
+    /// Deliver `Input::Timeout(round)` after `after_ms` of local time. Timers for rounds the
+    /// engine has left are ignored by it, so the driver need not cancel them.
+    ScheduleTimeout { round: Round, after_ms: u64 },
+    /// This node leads `round`: build a block at `height` whose header has `parent` and
+    /// `Seal::HotStuff { round, justify }`, proposer = this node's address, and hand it
+    /// back as `Input::Payload`. Not answering only costs the round.
+    RequestPayload {
+        round: Round,
+        height: Height,
+        parent: Hash,
+        justify: QuorumCert,
+    },
+    /// These blocks are final: apply and store them in order (lowest height first). Each
+    /// block is committed exactly once. `qc` certifies the last block; keep it with that
+    /// block and pass both to `Engine::new` after a restart.
+    Commit { blocks: Vec<Block>, qc: QuorumCert },
+    /// Ask peer `from` for certified blocks: send it `Message::SyncRequest(request)` (or
+    /// serve the request from the local store if the driver knows better); the answer
+    /// arrives as an ordinary `Input::Message`.
+    FetchBlocks {
+        from: PublicKey,
+        request: SyncRequest,
+    },
+    /// Proof that a validator signed two conflicting messages: keep it and expose it.
+    Evidence(Evidence),
+    /// An input was refused; count it by `reason.label()`. `from` is the peer, or `None`
+    /// for local inputs.
+    Dropped {
+        from: Option<PublicKey>,
+        reason: DropReason,
+    },
+}
+
+/// Two conflicting signed statements by one validator for one round; each verifies alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    ConflictingProposals {
+        first: SignedProposal,
+        second: SignedProposal,
+    },
+    ConflictingVotes {
+        first: VoteMsg,
+        second: VoteMsg,
+    },
+}
+
+impl Evidence {
+    pub fn offender(&self) -> PublicKey {
+        match self {
+            Evidence::ConflictingProposals { first, .. } => first.proposer,
+            Evidence::ConflictingVotes { first, .. } => first.voter,
+        }
+    }
+}
+
+/// Why an input was refused. Every variant names the offending values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DropReason {
+    #[error("malformed message: {reason}")]
+    Malformed { reason: String },
+    #[error("message over a bound: {0}")]
+    OutOfBounds(BoundsError),
+    #[error("{what} signed by {key}, who is not a validator")]
+    NotAValidator { what: &'static str, key: PublicKey },
+    #[error("{what} signature of {key} does not verify")]
+    BadSignature { what: &'static str, key: PublicKey },
+    #[error("block {block} is not a HotStuff block")]
+    NotHotStuff { block: Hash },
+    #[error("proposal for round {round} names proposer {got}; the leader is {expected}")]
+    WrongLeader {
+        round: Round,
+        expected: Address,
+        got: Address,
+    },
+    #[error("invalid certificate: {0}")]
+    InvalidCert(CertError),
+    #[error(
+        "proposal for round {round} is justified neither by its QC (round {qc_round}) nor by \
+         a TC (round {tc_round:?})"
+    )]
+    UnjustifiedRound {
+        round: Round,
+        qc_round: Round,
+        tc_round: Option<Round>,
+    },
+    #[error("{what} for round {round} is stale; the current round is {current}")]
+    StaleRound {
+        what: &'static str,
+        round: Round,
+        current: Round,
+    },
+    #[error("{what} for round {round} is ahead of the current round {current}")]
+    FutureRound {
+        what: &'static str,
+        round: Round,
+        current: Round,
+    },
+    #[error("vote for round {round} sent here, but the next leader is {leader}")]
+    NotNextLeader { round: Round, leader: PublicKey },
+    #[error("duplicate {what} from {key} for round {round}")]
+    Duplicate {
+        what: &'static str,
+        key: PublicKey,
+        round: Round,
+    },
+    #[error("equivocating {what} from {key} in round {round}")]
+    Equivocation {
+        what: &'static str,
+        key: PublicKey,
+        round: Round,
+    },
+    #[error("block refused: {0}")]
+    Tree(TreeError),
+    #[error("block {block} extends {parent}, which is not on the committed chain")]
+    ConflictsWithCommitted { block: Hash, parent: Hash },
+    #[error("safety rules refused: {0}")]
+    Safety(SafetyError),
+    #[error("pending-block buffer full; dropped the proposal of round {round}")]
+    PendingFull { round: Round },
+    #[error("payload for round {round} refused: {reason}")]
+    PayloadMismatch { round: Round, reason: &'static str },
+    #[error("timer for round {round} fired in round {current}")]
+    StaleTimer { round: Round, current: Round },
+    #[error("no certified blocks from height {from_height} to serve")]
+    NothingToServe { from_height: Height },
+    #[error("sync response refused: {reason}")]
+    BadSync { reason: &'static str },
+}
+
+impl DropReason {
+    /// A stable, low-cardinality name for counters.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DropReason::Malformed { .. } => "malformed",
+            DropReason::OutOfBounds(_) => "out_of_bounds",
+            DropReason::NotAValidator { .. } => "not_a_validator",
+            DropReason::BadSignature { .. } => "bad_signature",
+            DropReason::NotHotStuff { .. } => "not_hotstuff",
+            DropReason::WrongLeader { .. } => "wrong_leader",
+            DropReason::InvalidCert(_) => "invalid_cert",
+            DropReason::UnjustifiedRound { .. } => "unjustified_round",
+            DropReason::StaleRound { .. } => "stale_round",
+            DropReason::FutureRound { .. } => "future_round",
+            DropReason::NotNextLeader { .. } => "not_next_leader",
+            DropReason::Duplicate { .. } => "duplicate",
+            DropReason::Equivocation { .. } => "equivocation",
+            DropReason::Tree(_) => "block_refused",
+            DropReason::ConflictsWithCommitted { .. } => "conflicts_with_committed",
+            DropReason::Safety(_) => "safety_rules",
+            DropReason::PendingFull { .. } => "pending_full",
+            DropReason::PayloadMismatch { .. } => "payload_mismatch",
+            DropReason::StaleTimer { .. } => "stale_timer",
+            DropReason::NothingToServe { .. } => "nothing_to_serve",
+            DropReason::BadSync { .. } => "bad_sync",
+        }
+    }
+}

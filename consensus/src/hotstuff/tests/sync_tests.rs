@@ -1,0 +1,175 @@
+//! Missing ancestors and catch-up through certified blocks.
+
+use cairn_ledger::{Height, Round};
+
+use super::*;
+
+/// An engine that has seen the proposals of rounds 1..=n of `kit.chain_of(n)`.
+fn server(kit: &Kit, n: u64) -> (Engine, Vec<cairn_ledger::block::Block>) {
+    let chain = kit.chain_of(n);
+    let (mut s, _) = kit.engine(kit.bystander(n));
+    for r in 1..=n {
+        s.handle(Input::Message(
+            kit.key(kit.leader(r)),
+            kit.msg(kit.proposal(chain[r as usize].clone(), None)),
+        ));
+    }
+    (s, chain)
+}
+
+fn fetch_request(effects: &[Effect]) -> Option<(cairn_ledger::PublicKey, SyncRequest)> {
+    effects.iter().find_map(|e| match e {
+        Effect::FetchBlocks { from, request } => Some((*from, request.clone())),
+        _ => None,
+    })
+}
+
+fn response_to(effects: &[Effect]) -> Message {
+    effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Send {
+                msg: m @ Message::SyncResponse(_),
+                ..
+            } => Some(m.clone()),
+            _ => None,
+        })
+        .expect("a sync response")
+}
+
+#[test]
+fn a_proposal_with_a_missing_parent_waits_for_it_then_gets_its_vote() {
+    let kit = Kit::new(4);
+    let me = kit.bystander(3);
+    let (mut e, _) = kit.engine(me);
+    // The server saw rounds 1..=3, so it holds blocks 1 and 2 and the QC of 2.
+    let (mut s, chain) = server(&kit, 3);
+    let l3 = kit.key(kit.leader(3));
+    let b3 = chain[3].clone();
+    let effects = e.handle(Input::Message(l3, kit.msg(kit.proposal(b3.clone(), None))));
+    let (from, request) = fetch_request(&effects).expect("asks for the missing blocks");
+    assert_eq!((from, request.from_height), (l3, Height(1)));
+    assert!(votes_sent(&effects).is_empty());
+    assert_eq!(e.buffered().1, 1);
+    // Any peer may answer.
+    let served = s.handle(Input::Message(kit.key(me), Message::SyncRequest(request)));
+    let effects = e.handle(Input::Message(s.public_key(), response_to(&served)));
+    assert!(drops(&effects).is_empty(), "{effects:?}");
+    let votes = votes_sent(&effects);
+    assert_eq!(votes.len(), 1);
+    assert_eq!((votes[0].1.round, votes[0].1.block), (Round(3), b3.hash()));
+    assert_eq!(e.buffered(), (2, 0));
+    assert_eq!(e.committed_height(), Height(1));
+}
+
+#[test]
+fn a_fresh_node_catches_up_through_certified_blocks_and_commits_the_same_chain() {
+    let kit = Kit::new(4);
+    let (mut s, chain) = server(&kit, 8);
+    assert_eq!(s.committed_height(), Height(6));
+    let newcomer = kit.bystander(9);
+    let (mut e, _) = kit.engine(newcomer);
+    let served = s.handle(Input::Message(
+        kit.key(newcomer),
+        Message::SyncRequest(SyncRequest {
+            from_height: Height(1),
+            blocks_max: 100,
+        }),
+    ));
+    let effects = e.handle(Input::Message(s.public_key(), response_to(&served)));
+    let committed: Vec<cairn_ledger::Hash> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Commit { blocks, .. } => Some(blocks.iter().map(|b| b.hash())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let expected: Vec<cairn_ledger::Hash> = chain[1..=6].iter().map(|b| b.hash()).collect();
+    assert_eq!(committed, expected);
+    assert_eq!(e.committed_id(), s.committed_id());
+    // Synced up to QC(7): the node is in round 8 like the server.
+    assert_eq!(e.current_round(), s.current_round());
+}
+
+#[test]
+fn a_block_is_stored_before_the_vote_for_it_leaves() {
+    let kit = Kit::new(4);
+    let (mut e, _) = kit.engine(kit.bystander(1));
+    let b1 = kit.chain_of(1)[1].clone();
+    let effects = e.handle(Input::Message(
+        kit.key(kit.leader(1)),
+        kit.msg(kit.proposal(b1.clone(), None)),
+    ));
+    let store = effects
+        .iter()
+        .position(|e| matches!(e, Effect::StoreBlock(b) if *b == b1));
+    let send = effects
+        .iter()
+        .position(|e| matches!(e, Effect::Send { .. }));
+    assert!(store.unwrap() < send.unwrap(), "{effects:?}");
+}
+
+#[test]
+fn a_restarted_node_rebuilds_its_tree_from_its_disk_and_still_serves_history() {
+    let kit = Kit::new(4);
+    let chain = kit.chain_of(6);
+    let me = kit.bystander(6);
+    let (mut e, _) = kit.engine(me);
+    let mut effects = Vec::new();
+    for (r, block) in chain.iter().enumerate().skip(1) {
+        effects.extend(e.handle(Input::Message(
+            kit.key(kit.leader(r as u64)),
+            kit.msg(kit.proposal(block.clone(), None)),
+        )));
+    }
+    assert_eq!(e.committed_height(), Height(4));
+    // What the driver kept on disk.
+    let safety = effects
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Effect::Persist(s) => Some((**s).clone()),
+            _ => None,
+        })
+        .unwrap();
+    let mut ledger = Vec::new();
+    let mut tip_qc = None;
+    let mut stored = Vec::new();
+    for effect in &effects {
+        match effect {
+            Effect::Commit { blocks, qc } => {
+                ledger.extend(blocks.iter().cloned());
+                tip_qc = Some(qc.clone());
+            }
+            Effect::StoreBlock(b) => stored.push(b.clone()),
+            _ => {}
+        }
+    }
+    stored.retain(|b| b.header.height > Height(4));
+    let tip = ledger.pop().unwrap();
+    let (mut r, start) = kit.restarted(
+        me,
+        Some(RestartState {
+            safety,
+            committed: Some((tip, tip_qc.unwrap())),
+            history: ledger,
+            blocks: stored,
+        }),
+    );
+    assert!(drops(&start).is_empty(), "{start:?}");
+    assert_eq!(r.committed_id(), e.committed_id());
+    assert_eq!(r.highest_certified(), e.highest_certified());
+    assert_eq!(r.current_round(), e.current_round());
+    // A node starting from nothing can sync everything from the restarted one.
+    let (mut fresh, _) = kit.engine(kit.leader(6));
+    let served = r.handle(Input::Message(
+        fresh.public_key(),
+        Message::SyncRequest(SyncRequest {
+            from_height: Height(1),
+            blocks_max: 64,
+        }),
+    ));
+    fresh.handle(Input::Message(r.public_key(), response_to(&served)));
+    assert_eq!(fresh.committed_id(), e.committed_id());
+}

@@ -1,0 +1,611 @@
+//! One simulation run: validators, the virtual network and clock, the fault plan drawn from
+//! the seed, and the event loop that feeds engines and executes their effects the way a
+//! node's driver would (a `Persist` is durable at once, before any later send leaves).
+//!
+//! Owns: the run. Never: reads the wall clock or any randomness but the seed's generator.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cairn_ledger::block::{Block, BlockHeader, QuorumCert, Seal};
+use cairn_ledger::genesis::HotStuffParams;
+use cairn_ledger::{Address, Hash, Height, ProtocolVersion, PublicKey, Round, TimestampMs};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+use super::byzantine::Attacker;
+use super::checker::{LivenessTracker, SafetyChecker};
+use super::crypto;
+use super::faults::{BEHAVIOURS, Behaviour, Fault};
+use super::network::{Event, EventQueue, NetworkModel};
+use super::{Scenario, SimConfig, SimReport};
+use crate::hotstuff::{
+    COMMITTED_BLOCKS_KEPT, Effect, Engine, EngineConfig, Input, LeaderSchedule, Message,
+    RestartState, SafetyState, Signer, TREE_BLOCKS_MAX, ValidatorSet, block_round, genesis_qc,
+};
+
+/// Round timers of the simulated network: a happy round takes 10–120 ms of virtual time.
+pub const SIM_ROUND_TIMEOUT_MS_BASE: u64 = 200;
+pub const SIM_ROUND_TIMEOUT_MS_MAX: u64 = 1600;
+/// Faults stop (the network stabilises) at a time drawn from this range.
+pub const STABLE_FROM_MS_MIN: u64 = 3000;
+pub const STABLE_FROM_MS_MAX: u64 = 10_000;
+/// Events processed per run at most; beyond it the run counts as a liveness failure.
+pub const EVENTS_PER_RUN_MAX: u64 = 2_000_000;
+/// Rounds whose proposed block ids are remembered for equivocating voters.
+const ROUND_BLOCKS_KEPT: usize = 64;
+/// When the scripted leader crash of the recovery scenario happens.
+const LEADER_CRASH_AT_MS: u64 = 1500;
+
+struct Node {
+    engine: Option<Engine>,
+    /// Bumped at every crash, so timers set before it are ignored.
+    incarnation: u64,
+    persisted: Option<SafetyState>,
+    /// The node's ledger: its last committed blocks (at most `COMMITTED_BLOCKS_KEPT`) and
+    /// the QC certifying the tip (both survive crashes).
+    ledger: Vec<Block>,
+    tip_qc: Option<QuorumCert>,
+    /// Uncommitted blocks stored through `Effect::StoreBlock` (survive crashes).
+    stored: Vec<Block>,
+    height: Height,
+    byzantine: Option<Behaviour>,
+    /// Crashed for good (the recovery scenario): not expected to make progress.
+    dead: bool,
+}
+
+pub struct World {
+    cfg: SimConfig,
+    rng: ChaCha8Rng,
+    now_ms: u64,
+    queue: EventQueue,
+    net: NetworkModel,
+    nodes: Vec<Node>,
+    keys: Vec<PublicKey>,
+    index: HashMap<PublicKey, usize>,
+    signers: Vec<Box<dyn Signer + Send>>,
+    leaders: LeaderSchedule,
+    engine_config: EngineConfig,
+    chain: Hash,
+    stable_from_ms: u64,
+    checker: SafetyChecker,
+    liveness: LivenessTracker,
+    trace: Sha256,
+    events: u64,
+    evidence: u64,
+    drops: BTreeMap<&'static str, u64>,
+    round_blocks: BTreeMap<Round, Vec<Hash>>,
+    /// Recovery scenario: (round, time) of the leader crash.
+    crashed_leader_at: Option<(Round, u64)>,
+    recovery: Option<(u64, u64)>,
+}
+
+impl World {
+    pub fn new(cfg: &SimConfig) -> World {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let n = cfg.validators;
+        let keys: Vec<PublicKey> = (0..n)
+            .map(|i| crypto::public_key(cfg.crypto, cfg.seed, i))
+            .collect();
+        // Half the fault seeds weigh validators unequally, so quorums are by power, not count
+        // (the leader-crash benchmark keeps equal powers: any single crash is within f).
+        let weighted = cfg.scenario == Scenario::Faults && rng.gen_bool(0.5);
+        let powers: Vec<u64> = if !weighted {
+            vec![1; n]
+        } else {
+            (0..n).map(|_| rng.gen_range(1..=3)).collect()
+        };
+        let members: Vec<(PublicKey, u64)> = keys.iter().copied().zip(powers.clone()).collect();
+        let validators = ValidatorSet::new(&members).expect("distinct keys, powers 1..=3");
+        let genesis = Block {
+            header: BlockHeader {
+                height: Height(0),
+                parent: Hash::tagged(b"cairn/sim/genesis", &[&cfg.seed.to_le_bytes()]),
+                timestamp: TimestampMs(0),
+                tx_root: cairn_ledger::block::tx_root(&[]),
+                state_root: Hash::ZERO,
+                proposer: Address([0; 20]),
+                protocol_version: ProtocolVersion(1),
+                seal: Seal::Genesis,
+            },
+            transactions: Vec::new(),
+        };
+        let chain = genesis.hash();
+        let stable_from_ms = match cfg.scenario {
+            Scenario::Faults if cfg.faults != super::FaultSet::none() => {
+                rng.gen_range(STABLE_FROM_MS_MIN..=STABLE_FROM_MS_MAX)
+            }
+            _ => 0,
+        };
+        let rounds_max = 4 * validators.total_power() + 20;
+        let engine_config = EngineConfig {
+            validators: validators.clone(),
+            params: HotStuffParams {
+                round_timeout_ms_base: SIM_ROUND_TIMEOUT_MS_BASE,
+                round_timeout_ms_max: SIM_ROUND_TIMEOUT_MS_MAX,
+            },
+            genesis,
+            unsafe_skip_voted_round_check: cfg.unsafe_skip_voted_round_check,
+        };
+        let net = NetworkModel::new(&mut rng, cfg.faults, n, stable_from_ms);
+        let mut world = World {
+            rng,
+            now_ms: 0,
+            queue: EventQueue::default(),
+            net,
+            nodes: Vec::new(),
+            index: keys.iter().enumerate().map(|(i, k)| (*k, i)).collect(),
+            signers: (0..n)
+                .map(|i| crypto::signer(cfg.crypto, cfg.seed, i))
+                .collect(),
+            leaders: LeaderSchedule::new(&validators),
+            keys,
+            engine_config,
+            chain,
+            stable_from_ms,
+            checker: SafetyChecker::new(n),
+            liveness: LivenessTracker::new(rounds_max),
+            trace: Sha256::new(),
+            events: 0,
+            evidence: 0,
+            drops: BTreeMap::new(),
+            round_blocks: BTreeMap::new(),
+            crashed_leader_at: None,
+            recovery: None,
+            cfg: cfg.clone(),
+        };
+        let byzantine = world.plan_byzantine(&validators, &powers);
+        for i in 0..n {
+            world.nodes.push(Node {
+                engine: None,
+                incarnation: 0,
+                persisted: None,
+                ledger: Vec::new(),
+                tip_qc: None,
+                stored: Vec::new(),
+                height: Height(0),
+                byzantine: byzantine.get(&i).copied(),
+                dead: false,
+            });
+        }
+        world.plan_crashes_and_partitions();
+        for i in 0..n {
+            world.boot(i);
+        }
+        world
+    }
+
+    /// Up to f voting power of Byzantine validators, each with a random behaviour.
+    fn plan_byzantine(
+        &mut self,
+        validators: &ValidatorSet,
+        powers: &[u64],
+    ) -> HashMap<usize, Behaviour> {
+        let mut out = HashMap::new();
+        if !self.cfg.faults.has(Fault::Byz) {
+            return out;
+        }
+        let mut order: Vec<usize> = (0..powers.len()).collect();
+        order.shuffle(&mut self.rng);
+        let budget = self.rng.gen_range(1..=validators.faulty_power_max().max(1));
+        let mut used = 0;
+        for i in order {
+            if used + powers[i] <= budget.min(validators.faulty_power_max()) {
+                used += powers[i];
+                out.insert(
+                    i,
+                    *BEHAVIOURS
+                        .choose(&mut self.rng)
+                        .unwrap_or(&Behaviour::Silent),
+                );
+            }
+        }
+        out
+    }
+
+    fn plan_crashes_and_partitions(&mut self) {
+        let n = self.cfg.validators;
+        let window = self.stable_from_ms;
+        if self.cfg.scenario == Scenario::LeaderCrash {
+            self.queue.push(LEADER_CRASH_AT_MS, Event::CrashLeader);
+        }
+        if self.cfg.faults.has(Fault::Crash) && window > 0 {
+            for _ in 0..self.rng.gen_range(1..=4) {
+                let honest: Vec<usize> = (0..n)
+                    .filter(|&i| self.nodes[i].byzantine.is_none())
+                    .collect();
+                let Some(&node) = honest.choose(&mut self.rng) else {
+                    break;
+                };
+                let at = self.rng.gen_range(0..window * 4 / 5);
+                let back = (at + self.rng.gen_range(50..=1500)).min(window);
+                self.queue.push(at, Event::Crash { node });
+                self.queue.push(back, Event::Restart { node });
+            }
+        }
+        if self.cfg.faults.has(Fault::Partition) && window > 0 {
+            for _ in 0..self.rng.gen_range(1..=4) {
+                let at = self.rng.gen_range(0..window);
+                let heal = (at + self.rng.gen_range(200..=1500)).min(window);
+                let mut groups: Vec<u8> = (0..n).map(|_| self.rng.gen_range(0..2)).collect();
+                groups[0] = 0;
+                groups[n - 1] = 1;
+                groups.shuffle(&mut self.rng);
+                self.queue.push(
+                    at,
+                    Event::Partition {
+                        groups: Some(groups),
+                    },
+                );
+                self.queue.push(heal, Event::Partition { groups: None });
+            }
+            self.queue.push(window, Event::Partition { groups: None });
+        }
+    }
+
+    fn honest(&self, i: usize) -> bool {
+        self.nodes[i].byzantine.is_none()
+    }
+
+    /// Starts (or restarts) node `i` from what its disk holds.
+    fn boot(&mut self, i: usize) {
+        if self.nodes[i].byzantine == Some(Behaviour::Silent) || self.nodes[i].dead {
+            return;
+        }
+        let node = &self.nodes[i];
+        let tip = node.ledger.last().cloned().zip(node.tip_qc.clone());
+        let restart = (node.persisted.is_some() || tip.is_some()).then(|| RestartState {
+            safety: node
+                .persisted
+                .clone()
+                .unwrap_or_else(|| SafetyState::initial(genesis_qc(self.chain))),
+            committed: tip,
+            history: node.ledger[..node.ledger.len().saturating_sub(1)].to_vec(),
+            blocks: node.stored.clone(),
+        });
+        let signer = crypto::signer(self.cfg.crypto, self.cfg.seed, i);
+        match Engine::new(
+            self.engine_config.clone(),
+            signer,
+            crypto::verifier(self.cfg.crypto),
+            restart,
+        ) {
+            Ok(mut engine) => {
+                let effects = engine.start();
+                self.nodes[i].engine = Some(engine);
+                self.apply(i, effects);
+            }
+            Err(e) => {
+                let why = format!("node {i} could not restart: {e}");
+                self.liveness.give_up(self.now_ms, &why);
+            }
+        }
+    }
+
+    /// Runs until a verdict, a safety violation, or a budget runs out.
+    pub fn run(mut self) -> SimReport {
+        let time_budget_ms =
+            self.stable_from_ms.max(LEADER_CRASH_AT_MS) + 200 * SIM_ROUND_TIMEOUT_MS_MAX;
+        while let Some((at_ms, event)) = self.queue.pop() {
+            self.now_ms = at_ms;
+            self.events += 1;
+            if self.events > EVENTS_PER_RUN_MAX || at_ms > time_budget_ms {
+                let why = format!("budget exhausted after {} events", self.events);
+                self.liveness.give_up(at_ms, &why);
+                break;
+            }
+            self.step(event);
+            if self.now_ms >= self.stable_from_ms && self.cfg.scenario == Scenario::Faults {
+                let (round, _) = self.honest_progress();
+                self.liveness.stabilised(round, self.checker.best_height());
+            }
+            let (round, heights) = self.honest_progress();
+            self.liveness.observe(self.now_ms, round, &heights);
+            let done = match self.liveness.verdict() {
+                // The recovery scenario also waits for a block proposed after the crash.
+                Some(Ok(_)) => {
+                    self.cfg.scenario != Scenario::LeaderCrash || self.recovery.is_some()
+                }
+                Some(Err(_)) => true,
+                None => false,
+            };
+            if done || self.checker.violation_count() > 0 {
+                break;
+            }
+        }
+        // Liveness is judged only on runs that stayed safe.
+        if self.liveness.verdict().is_none() && self.checker.violation_count() == 0 {
+            self.liveness
+                .give_up(self.now_ms, "the event queue ran dry");
+        }
+        self.report()
+    }
+
+    /// The highest round and every height among live honest validators.
+    fn honest_progress(&self) -> (Round, Vec<Height>) {
+        let mut round = Round(0);
+        let mut heights = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !self.honest(i) || node.dead {
+                continue;
+            }
+            if let Some(e) = &node.engine {
+                round = round.max(e.current_round());
+            }
+            heights.push(node.height);
+        }
+        (round, heights)
+    }
+
+    fn trace(&mut self, tag: u8, node: usize, data: &[u8]) {
+        self.trace.update(self.now_ms.to_le_bytes());
+        self.trace.update([tag]);
+        self.trace.update((node as u64).to_le_bytes());
+        self.trace.update((data.len() as u64).to_le_bytes());
+        self.trace.update(data);
+    }
+
+    fn step(&mut self, event: Event) {
+        match event {
+            Event::Deliver { from, to, bytes } => {
+                if self.nodes[to].engine.is_some() {
+                    self.trace(0, to, &bytes);
+                    let input = Input::Bytes(self.keys[from], bytes);
+                    self.handle(to, input);
+                }
+            }
+            Event::Timer {
+                node,
+                round,
+                incarnation,
+            } => {
+                let current = self.nodes[node].engine.as_ref().map(Engine::current_round);
+                if self.nodes[node].incarnation == incarnation && current == Some(round) {
+                    self.trace(1, node, &round.0.to_le_bytes());
+                    self.handle(node, Input::Timeout(round));
+                }
+            }
+            Event::Crash { node } => self.crash(node),
+            Event::Restart { node } => {
+                if self.nodes[node].engine.is_none() {
+                    self.trace(3, node, &[]);
+                    self.boot(node);
+                }
+            }
+            Event::Partition { groups } => {
+                self.trace(4, 0, groups.as_deref().unwrap_or(&[]));
+                self.net.set_partition(groups);
+            }
+            Event::CrashLeader => {
+                // The leader of the next round: it has not proposed yet and is about to
+                // collect this round's votes, so its crash costs the most.
+                let (round, heights) = self.honest_progress();
+                let node = self.leaders.leader(Round(round.0 + 1));
+                {
+                    self.crash(node);
+                    self.nodes[node].dead = true;
+                    self.crashed_leader_at = Some((round, self.now_ms));
+                    let best = heights.iter().copied().max().unwrap_or(Height(0));
+                    self.liveness.stabilised(round, best);
+                }
+            }
+        }
+    }
+
+    fn crash(&mut self, node: usize) {
+        if self.nodes[node].engine.take().is_some() {
+            self.trace(2, node, &[]);
+            self.nodes[node].incarnation += 1;
+        }
+    }
+
+    fn handle(&mut self, i: usize, input: Input) {
+        let Some(engine) = self.nodes[i].engine.as_mut() else {
+            return;
+        };
+        let effects = engine.handle(input);
+        self.apply(i, effects);
+    }
+
+    fn apply(&mut self, i: usize, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Persist(state) => {
+                    if let (true, Some(v)) = (self.honest(i), &state.last_vote) {
+                        self.checker.on_vote(self.now_ms, i, v.round, v.block);
+                    }
+                    self.nodes[i].persisted = Some(*state);
+                }
+                Effect::StoreBlock(block) => {
+                    let stored = &mut self.nodes[i].stored;
+                    if stored.len() >= TREE_BLOCKS_MAX {
+                        stored.remove(0);
+                    }
+                    stored.push(block);
+                }
+                Effect::Send { to, msg } => {
+                    if let Some(&j) = self.index.get(&to) {
+                        self.send(i, &[j], msg);
+                    }
+                }
+                Effect::Broadcast(msg) => {
+                    let all: Vec<usize> = (0..self.nodes.len()).filter(|&j| j != i).collect();
+                    self.send(i, &all, msg);
+                }
+                Effect::ScheduleTimeout { round, after_ms } => {
+                    let incarnation = self.nodes[i].incarnation;
+                    let node = i;
+                    self.queue.push(
+                        self.now_ms + after_ms,
+                        Event::Timer {
+                            node,
+                            round,
+                            incarnation,
+                        },
+                    );
+                }
+                Effect::RequestPayload {
+                    round,
+                    height,
+                    parent,
+                    justify,
+                } => {
+                    let block = Block {
+                        header: BlockHeader {
+                            height,
+                            parent,
+                            timestamp: TimestampMs(self.now_ms),
+                            tx_root: cairn_ledger::block::tx_root(&[]),
+                            state_root: Hash::ZERO,
+                            proposer: self.keys[i].address(),
+                            protocol_version: ProtocolVersion(1),
+                            seal: Seal::HotStuff { round, justify },
+                        },
+                        transactions: Vec::new(),
+                    };
+                    self.handle(i, Input::Payload(block));
+                }
+                Effect::Commit { blocks, qc } => self.on_commit(i, blocks, qc),
+                Effect::FetchBlocks { from, request } => {
+                    if let Some(&j) = self.index.get(&from) {
+                        self.send(i, &[j], Message::SyncRequest(request));
+                    }
+                }
+                Effect::Evidence(e) => {
+                    self.evidence += 1;
+                    if let Some(&accused) = self.index.get(&e.offender())
+                        && self.honest(accused)
+                    {
+                        self.checker
+                            .on_evidence_against_honest(self.now_ms, accused);
+                    }
+                }
+                Effect::Dropped { reason, .. } => {
+                    *self.drops.entry(reason.label()).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    fn on_commit(&mut self, i: usize, blocks: Vec<Block>, qc: QuorumCert) {
+        let Some(last) = blocks.last().cloned() else {
+            return;
+        };
+        self.trace(5, i, &last.hash().0);
+        if self.honest(i) {
+            self.checker.on_commit(self.now_ms, i, &blocks);
+            if let Some((crash_round, crash_ms)) = self.crashed_leader_at
+                && self.recovery.is_none()
+                && blocks
+                    .iter()
+                    .any(|b| block_round(b).is_some_and(|r| r > crash_round))
+            {
+                let (round, _) = self.honest_progress();
+                self.recovery = Some((round.0 - crash_round.0, self.now_ms - crash_ms));
+            }
+        }
+        let node = &mut self.nodes[i];
+        node.height = last.header.height;
+        node.stored.retain(|b| b.header.height > last.header.height);
+        node.ledger.extend(blocks);
+        let excess = node.ledger.len().saturating_sub(COMMITTED_BLOCKS_KEPT);
+        node.ledger.drain(..excess);
+        node.tip_qc = Some(qc);
+    }
+
+    /// Sends `msg` from `i` to `recipients` through the network, after a Byzantine sender's
+    /// behaviour had its way with it.
+    fn send(&mut self, i: usize, recipients: &[usize], msg: Message) {
+        if let Message::Proposal(p) = &msg
+            && let Some((round, _)) = p.round_and_justify()
+        {
+            let ids = self.round_blocks.entry(round).or_default();
+            if ids.len() < 4 {
+                ids.push(p.block.hash());
+            }
+            while self.round_blocks.len() > ROUND_BLOCKS_KEPT {
+                self.round_blocks.pop_first();
+            }
+        }
+        let outgoing = match self.nodes[i].byzantine {
+            None => vec![(recipients.to_vec(), msg)],
+            Some(behaviour) => {
+                let round = match &msg {
+                    Message::Vote(v) => v.round,
+                    _ => Round(0),
+                };
+                let blocks = self.round_blocks.get(&round).cloned().unwrap_or_default();
+                let leaders = &self.leaders;
+                let leader_of = |r: Round| leaders.leader(r);
+                let attacker = Attacker {
+                    behaviour,
+                    signer: self.signers[i].as_ref(),
+                    chain: self.chain,
+                    round_blocks: &blocks,
+                    leader_of: &leader_of,
+                };
+                attacker
+                    .mangle(&mut self.rng, recipients, msg)
+                    .into_iter()
+                    .map(|(to, m)| (vec![to], m))
+                    .collect()
+            }
+        };
+        for (to, msg) in outgoing {
+            let bytes = msg.encode();
+            for j in to {
+                if j == i {
+                    continue;
+                }
+                for at in self.net.fates(&mut self.rng, self.now_ms, i, j) {
+                    let event = Event::Deliver {
+                        from: i,
+                        to: j,
+                        bytes: bytes.clone(),
+                    };
+                    if !self.queue.push(at, event) {
+                        self.liveness.give_up(self.now_ms, "event queue full");
+                    }
+                }
+            }
+        }
+    }
+
+    fn report(self) -> SimReport {
+        let (max_round, _) = self.honest_progress();
+        let (liveness_failure, recovery_rounds) = match self.liveness.verdict() {
+            Some(Ok(rounds)) => (None, Some(*rounds)),
+            Some(Err(why)) => (Some(why.clone()), None),
+            None => (None, None),
+        };
+        let byzantine = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.byzantine.map(|b| (i, b)))
+            .collect();
+        SimReport {
+            seed: self.cfg.seed,
+            validators: self.cfg.validators,
+            faults: self.cfg.faults,
+            safety_violations: self.checker.violations().to_vec(),
+            violation_count: self.checker.violation_count(),
+            liveness_failure,
+            recovery_rounds: match self.cfg.scenario {
+                Scenario::LeaderCrash => self.recovery.map(|(r, _)| r),
+                Scenario::Faults => recovery_rounds,
+            },
+            recovery_ms: self.recovery.map(|(_, ms)| ms),
+            trace_hash: Hash(self.trace.finalize().into()),
+            committed_height: self.checker.best_height(),
+            max_round,
+            events: self.events,
+            virtual_ms: self.now_ms,
+            evidence: self.evidence,
+            drops: self.drops,
+            byzantine,
+            repro: self.cfg.repro(),
+        }
+    }
+}
