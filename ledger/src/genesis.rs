@@ -522,6 +522,53 @@ impl Genesis {
 
     /// The protocol version blocks at height `h` follow: that of the last upgrade activated
     /// at or below `h`, else the genesis version.
+    /// Block 0 and the state it creates (the genesis accounts, nothing else), with the state
+    /// tree nodes to store. Pure, so engines and simulators can build block 0 too.
+    pub fn block_zero(
+        &self,
+    ) -> (
+        crate::block::Block,
+        crate::state::StateChanges,
+        crate::smt::TreeUpdate,
+    ) {
+        use crate::block::{Block, BlockHeader, Seal};
+        use crate::smt::{Child, Node, Position};
+        use crate::state::{Account, StateChanges};
+        let mut changes = StateChanges::default();
+        for a in &self.accounts {
+            changes.previous.insert(a.address, None);
+            changes.updated.insert(
+                a.address,
+                Account {
+                    balance: a.balance,
+                    ..Account::default()
+                },
+            );
+        }
+        let nodes = std::collections::BTreeMap::<Position, Node>::new();
+        let tree = crate::state::tree_update(
+            &nodes,
+            Child::Empty,
+            changes.updated.iter().map(|(a, acc)| (a, Some(acc))),
+        )
+        .expect("building a tree from empty reads no stored nodes");
+        let header = BlockHeader {
+            height: Height(0),
+            parent: self.hash(),
+            timestamp: self.genesis_time,
+            tx_root: crate::block::tx_root(&[]),
+            state_root: tree.root_hash(),
+            proposer: Address([0; 20]),
+            protocol_version: self.protocol_version_at(Height(0)),
+            seal: Seal::Genesis,
+        };
+        let block = Block {
+            header,
+            transactions: Vec::new(),
+        };
+        (block, changes, tree)
+    }
+
     pub fn protocol_version_at(&self, h: Height) -> ProtocolVersion {
         crate::upgrades::version_at(self.protocol_version, &self.upgrades, h)
     }

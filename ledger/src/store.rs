@@ -23,7 +23,7 @@ use rocksdb::{
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::block::{self, Block, BlockHeader, EncodedBody, HEADER_BYTES_MAX, Receipt, Seal};
+use crate::block::{self, Block, BlockHeader, EncodedBody, Receipt};
 use crate::codec::{self, CodecError};
 use crate::genesis::Genesis;
 use crate::smt::{self, Child, Node, NodeSource, Position, Proof, TreeError, TreeUpdate};
@@ -404,7 +404,7 @@ impl Store {
     }
 
     fn write_genesis(&mut self, genesis: &Genesis) -> Result<(), StoreError> {
-        let (block, changes, tree) = genesis_block(genesis)?;
+        let (block, changes, tree) = genesis.block_zero();
         let mut batch = WriteBatch::default();
         batch.put_cf(
             self.cf(CF_META),
@@ -917,47 +917,6 @@ impl NodeSource for Store {
     }
 }
 
-/// Block 0 and the state it creates: the genesis accounts, nothing else.
-pub fn genesis_block(genesis: &Genesis) -> Result<(Block, StateChanges, TreeUpdate), StoreError> {
-    let mut changes = StateChanges::default();
-    for a in &genesis.accounts {
-        changes.previous.insert(a.address, None);
-        changes.updated.insert(
-            a.address,
-            Account {
-                balance: a.balance,
-                ..Account::default()
-            },
-        );
-    }
-    let nodes = std::collections::BTreeMap::<Position, Node>::new();
-    let tree = state::tree_update(
-        &nodes,
-        Child::Empty,
-        changes.updated.iter().map(|(a, acc)| (a, Some(acc))),
-    )
-    .map_err(tree_error)?;
-    let header = BlockHeader {
-        height: Height(0),
-        parent: genesis.hash(),
-        timestamp: genesis.genesis_time,
-        tx_root: block::tx_root(&[]),
-        state_root: tree.root_hash(),
-        proposer: Address([0; 20]),
-        protocol_version: genesis.protocol_version_at(Height(0)),
-        seal: Seal::Genesis,
-    };
-    debug_assert!(codec::encode(&header).len() < HEADER_BYTES_MAX);
-    Ok((
-        Block {
-            header,
-            transactions: Vec::new(),
-        },
-        changes,
-        tree,
-    ))
-}
-
 fn open_db(path: &Path) -> Result<DB, StoreError> {
     let db_error = |e: rocksdb::Error| {
         let message = e.into_string();
@@ -1006,6 +965,7 @@ fn open_db(path: &Path) -> Result<DB, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::Seal;
     use crate::crypto::Keypair;
     use crate::genesis::EngineKind;
     use crate::tx::{Payload, Transaction};
