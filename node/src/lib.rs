@@ -6,4 +6,5 @@ pub mod config;
 pub mod home;
 pub mod mempool;
 pub mod metrics;
+pub mod p2p;
 pub mod rpc;

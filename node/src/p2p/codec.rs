@@ -1,0 +1,130 @@
+//! The request-response wire format: a 4-byte big-endian length, then that many bytes.
+//!
+//! This module owns framing only; the bytes inside are opaque to it. It must never allocate
+//! for a length it has not checked against its bound: a peer's length prefix is a claim,
+//! not a fact.
+
+use std::io;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+
+/// Length-prefixed opaque bytes, with one size bound for requests and responses alike.
+#[derive(Clone, Debug)]
+pub struct BytesCodec {
+    bytes_max: usize,
+}
+
+impl BytesCodec {
+    pub fn new(bytes_max: usize) -> BytesCodec {
+        BytesCodec { bytes_max }
+    }
+
+    async fn read<T: AsyncRead + Unpin + Send>(&self, io: &mut T) -> io::Result<Vec<u8>> {
+        let mut prefix = [0u8; 4];
+        io.read_exact(&mut prefix).await?;
+        let len = u32::from_be_bytes(prefix) as usize;
+        if len > self.bytes_max {
+            return Err(too_large(len, self.bytes_max));
+        }
+        let mut bytes = vec![0u8; len];
+        io.read_exact(&mut bytes).await?;
+        Ok(bytes)
+    }
+
+    async fn write<T: AsyncWrite + Unpin + Send>(
+        &self,
+        io: &mut T,
+        bytes: Vec<u8>,
+    ) -> io::Result<()> {
+        // Refuse to send what the peer (configured like us) would refuse to read.
+        if bytes.len() > self.bytes_max {
+            return Err(too_large(bytes.len(), self.bytes_max));
+        }
+        let len = u32::try_from(bytes.len()).map_err(|_| too_large(bytes.len(), self.bytes_max))?;
+        io.write_all(&len.to_be_bytes()).await?;
+        io.write_all(&bytes).await?;
+        io.close().await
+    }
+}
+
+/// The error a too-large frame gives; `InvalidData` is how the service tells a misbehaving
+/// peer from a broken connection.
+fn too_large(len: usize, max: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("message of {len} bytes is over the limit of {max} bytes"),
+    )
+}
+
+impl libp2p::request_response::Codec for BytesCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        self.read(io).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        self.read(io).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        self.write(io, req).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        self.write(io, res).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+    use futures::io::Cursor;
+
+    #[test]
+    fn frames_round_trip_and_oversized_lengths_are_refused_before_reading() {
+        let codec = BytesCodec::new(8);
+        let mut wire = Cursor::new(Vec::new());
+        block_on(codec.write(&mut wire, b"hello".to_vec())).unwrap();
+        let mut wire = Cursor::new(wire.into_inner());
+        assert_eq!(block_on(codec.read(&mut wire)).unwrap(), b"hello");
+
+        // A prefix claiming 4 GiB with no body: refused on the prefix alone.
+        let mut wire = Cursor::new(u32::MAX.to_be_bytes().to_vec());
+        let err = block_on(codec.read(&mut wire)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+
+        let err = block_on(codec.write(&mut Cursor::new(Vec::new()), vec![0; 9])).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+
+        // Truncated body: an I/O error, not a panic.
+        let mut wire = Cursor::new(vec![0, 0, 0, 5, 1, 2]);
+        assert!(block_on(codec.read(&mut wire)).is_err());
+    }
+}

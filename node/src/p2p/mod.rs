@@ -1,0 +1,443 @@
+//! The node's peer-to-peer networking: libp2p over TCP + noise + yamux, with identify,
+//! gossipsub (transactions, consensus) and request-response (block sync, direct consensus
+//! messages).
+//!
+//! This module owns connections, the allow-list, the handshake (chain id, genesis hash, fork
+//! id), peer scoring and bans, and redialling persistent peers. It runs as one tokio task
+//! and talks to the rest of the node only through two bounded channels: [`Command`]s in,
+//! [`Event`]s out. Message payloads are opaque bytes here: the driver decodes and verifies
+//! them and reports bad ones back with [`Command::ReportInvalid`].
+//!
+//! It must never forward a message from a peer that has not passed the handshake, accept a
+//! message over its size bound, block on the driver (a full event queue drops the event and
+//! logs it), or panic on anything a peer sends.
+
+mod codec;
+mod gate;
+mod handshake;
+mod service;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use cairn_ledger::crypto::Keypair;
+use cairn_ledger::genesis::Genesis;
+use cairn_ledger::types::Height;
+use cairn_ledger::upgrades::Schedule;
+
+use crate::config::P2pSection;
+
+pub use codec::BytesCodec;
+pub use gate::Denied;
+pub use handshake::{ForkId, HANDSHAKE_BYTES_MAX, Handshake, Mismatch, UpgradeMark};
+pub use libp2p::gossipsub::MessageAcceptance as Verdict;
+
+/// Commands queued from the driver to the service. The driver awaits a free slot, so a busy
+/// network slows the driver rather than growing memory.
+pub const COMMANDS_CAPACITY: usize = 1024;
+/// Events queued from the service to the driver. When full, new events are dropped and
+/// logged: the network task never waits on the driver.
+pub const EVENTS_CAPACITY: usize = 4096;
+/// Messages held from a peer that is still in the handshake, released once it passes. The
+/// two handshake messages travel on their own streams, so a peer that finished first may
+/// already be sending.
+pub const EARLY_MESSAGES_MAX: usize = 16;
+/// A peer that has not completed the handshake by then is disconnected.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Invalid messages reported by the driver before the peer is disconnected and banned.
+pub const INVALID_STRIKES_MAX: u32 = 3;
+/// How long a peer scored out stays refused and is not redialled.
+pub const BAN_COOLDOWN: Duration = Duration::from_secs(10 * 60);
+/// First delay before redialling a persistent peer; doubles on each failure up to the max.
+pub const REDIAL_BACKOFF_BASE: Duration = Duration::from_millis(500);
+pub const REDIAL_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How often timers (redials, handshake deadlines) are checked.
+pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
+/// Requests from peers waiting for the driver's [`Command::Respond`]; more are refused.
+pub const INBOUND_REQUESTS_MAX: usize = 1024;
+/// Our requests waiting for a peer's response; more fail at once with `Busy`.
+pub const OUTBOUND_REQUESTS_MAX: usize = 1024;
+/// A request (or direct message) unanswered after this fails with a timeout.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent request-response streams per connection and protocol.
+pub const STREAMS_PER_CONNECTION_MAX: usize = 128;
+/// Connections to one peer: two, so that peers dialling each other at the same moment do
+/// not each refuse the other's connection and end up with none.
+pub const CONNECTIONS_PER_PEER_MAX: u32 = 2;
+/// Connections still in their noise/yamux handshake, per direction.
+pub const PENDING_CONNECTIONS_MAX: u32 = 64;
+/// A validator network keeps its few connections open even when quiet; a connection is
+/// closed for idleness only after this long.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Room for gossipsub's own framing (topic, signature, author, sequence number) on top of
+/// a payload of `message_bytes_max`.
+pub const GOSSIP_FRAMING_BYTES_MAX: usize = 1024;
+/// Upgrades named in a fork id; a real schedule has a handful.
+pub const FORK_UPGRADES_MAX: usize = 64;
+/// How long [`spawn`] waits for the listener to come up.
+pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A gossipsub topic the node uses. On the wire its name carries the chain id, so two
+/// chains never mix messages: `/cairn/<chain_id>/tx/1`, `/cairn/<chain_id>/consensus/1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Transactions,
+    Consensus,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 2] = [Topic::Transactions, Topic::Consensus];
+
+    pub fn name(self, chain_id: &str) -> String {
+        match self {
+            Topic::Transactions => format!("/cairn/{chain_id}/tx/1"),
+            Topic::Consensus => format!("/cairn/{chain_id}/consensus/1"),
+        }
+    }
+}
+
+/// Names one received gossip message, for [`Command::GossipVerdict`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GossipId {
+    message: libp2p::gossipsub::MessageId,
+    from: PeerId,
+}
+
+/// Names one inbound request, for [`Command::Respond`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RequestId(libp2p::request_response::InboundRequestId);
+
+/// Why a request got no response.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("request of {len} bytes is over the limit of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("peer {0} has not passed the handshake")]
+    NotConnected(PeerId),
+    #[error("too many requests in flight (limit {0})")]
+    Busy(usize),
+    #[error("request failed: {0}")]
+    Failed(String),
+    #[error("the network service has stopped")]
+    Stopped,
+}
+
+/// Why a peer was refused or dropped before becoming usable. Logged on both sides.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("connection refused: {0}")]
+    Denied(Denied),
+    #[error("handshake refused: {0}")]
+    Handshake(Mismatch),
+    #[error("handshake not completed within {} s", HANDSHAKE_TIMEOUT.as_secs())]
+    HandshakeTimeout,
+    #[error("connection closed before the handshake completed")]
+    ClosedBeforeHandshake,
+}
+
+/// What the driver asks of the network.
+#[derive(Debug)]
+pub enum Command {
+    /// Gossip `bytes` on `topic` to every subscribed peer.
+    Publish {
+        topic: Topic,
+        bytes: Vec<u8>,
+    },
+    /// Send `bytes` to one peer, fire and forget (a consensus vote to the next leader).
+    SendDirect {
+        peer: PeerId,
+        bytes: Vec<u8>,
+    },
+    /// Ask one peer (block sync); the response or the failure comes back on `reply`.
+    Request {
+        peer: PeerId,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, RequestError>>,
+    },
+    /// Answer an [`Event::InboundRequest`].
+    Respond {
+        id: RequestId,
+        bytes: Vec<u8>,
+    },
+    /// Whether a received gossip message may be forwarded to other peers: gossip is passed
+    /// on only after the driver has verified it.
+    GossipVerdict {
+        id: GossipId,
+        verdict: Verdict,
+    },
+    /// The peer sent something invalid; after [`INVALID_STRIKES_MAX`] it is disconnected
+    /// and banned for [`BAN_COOLDOWN`].
+    ReportInvalid {
+        peer: PeerId,
+        reason: String,
+    },
+    /// The chain moved past an upgrade height: new connections see the new fork id.
+    SetForkId(ForkId),
+    /// The peers that have passed the handshake.
+    Peers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Shutdown,
+}
+
+/// What the network tells the driver.
+#[derive(Debug)]
+pub enum Event {
+    /// The peer passed the handshake; its messages are delivered from now on.
+    PeerConnected { peer: PeerId },
+    /// The last connection to a peer that had passed the handshake closed.
+    PeerDisconnected { peer: PeerId },
+    /// A peer was refused, or refused us, before passing the handshake.
+    PeerRefused { peer: PeerId, reason: Refusal },
+    /// A gossip message. `from` passed it on to us; `author` signed it. Answer with
+    /// [`Command::GossipVerdict`].
+    Gossip {
+        from: PeerId,
+        author: Option<PeerId>,
+        topic: Topic,
+        id: GossipId,
+        bytes: Vec<u8>,
+    },
+    /// A direct message.
+    Direct { from: PeerId, bytes: Vec<u8> },
+    /// A request; answer with [`Command::Respond`] before [`REQUEST_TIMEOUT`].
+    InboundRequest {
+        from: PeerId,
+        id: RequestId,
+        bytes: Vec<u8>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum P2pError {
+    #[error("[p2p] {field}: {value:?} is not a libp2p peer id")]
+    BadPeerId { field: &'static str, value: String },
+    #[error("[p2p] {field}: {value:?} is not a multiaddr: {reason}")]
+    BadMultiaddr {
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("[p2p] persistent_peers: {value:?} must end in /p2p/PEER_ID")]
+    PersistentPeerWithoutId { value: String },
+    #[error(
+        "[p2p] persistent_peers: peer {peer} is neither a genesis validator nor in \
+         allowed_peers, so it would be refused"
+    )]
+    PersistentPeerNotAllowed { peer: PeerId },
+    #[error("the node key is not a valid ed25519 key for libp2p: {0}")]
+    Key(String),
+    #[error("the genesis schedules {count} upgrades, over the limit of {max}")]
+    TooManyUpgrades { count: usize, max: usize },
+    #[error("cannot set up libp2p: {0}")]
+    Setup(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: Multiaddr, reason: String },
+    #[error("the network service has stopped")]
+    Stopped,
+}
+
+/// Everything the service needs, checked. Build it with [`P2pConfig::new`].
+pub struct P2pConfig {
+    pub identity: libp2p::identity::Keypair,
+    pub listen: Multiaddr,
+    pub persistent_peers: Vec<(PeerId, Multiaddr)>,
+    pub allowed_peers: HashSet<PeerId>,
+    pub peers_max: usize,
+    pub message_bytes_max: usize,
+    pub handshake: Handshake,
+}
+
+impl std::fmt::Debug for P2pConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        // Not derived: the identity holds the secret key.
+        f.debug_struct("P2pConfig")
+            .field("peer_id", &self.identity.public().to_peer_id())
+            .field("listen", &self.listen)
+            .field("persistent_peers", &self.persistent_peers)
+            .field("allowed_peers", &self.allowed_peers)
+            .field("peers_max", &self.peers_max)
+            .field("message_bytes_max", &self.message_bytes_max)
+            .field("handshake", &self.handshake)
+            .finish()
+    }
+}
+
+/// The libp2p identity of a Cairn node key: the same ed25519 key, so the peer id printed by
+/// `cairn keys` is the one peers see.
+pub fn libp2p_identity(key: &Keypair) -> Result<libp2p::identity::Keypair, P2pError> {
+    // `ed25519_from_bytes` zeroes the buffer it is given.
+    libp2p::identity::Keypair::ed25519_from_bytes(key.secret_bytes())
+        .map_err(|e| P2pError::Key(e.to_string()))
+}
+
+impl P2pConfig {
+    /// The network settings of a node with key `key` on `genesis`, whose chain is at
+    /// `height`. The allow-list is the genesis validators plus `section.allowed_peers`.
+    pub fn new(
+        section: &P2pSection,
+        genesis: &Genesis,
+        schedule: &Schedule,
+        height: Height,
+        key: &Keypair,
+    ) -> Result<P2pConfig, P2pError> {
+        if genesis.upgrades.len() > FORK_UPGRADES_MAX {
+            return Err(P2pError::TooManyUpgrades {
+                count: genesis.upgrades.len(),
+                max: FORK_UPGRADES_MAX,
+            });
+        }
+        let parse_peer = |field, value: &str| {
+            value.parse::<PeerId>().map_err(|_| P2pError::BadPeerId {
+                field,
+                value: value.to_owned(),
+            })
+        };
+        let parse_addr = |field, value: &str| {
+            value
+                .parse::<Multiaddr>()
+                .map_err(|e| P2pError::BadMultiaddr {
+                    field,
+                    value: value.to_owned(),
+                    reason: e.to_string(),
+                })
+        };
+        let mut allowed_peers = HashSet::new();
+        for v in &genesis.validators {
+            allowed_peers.insert(parse_peer("genesis validators", &v.peer_id)?);
+        }
+        for p in &section.allowed_peers {
+            allowed_peers.insert(parse_peer("allowed_peers", p)?);
+        }
+        let mut persistent_peers = Vec::new();
+        for s in &section.persistent_peers {
+            let addr = parse_addr("persistent_peers", s)?;
+            let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
+                return Err(P2pError::PersistentPeerWithoutId { value: s.clone() });
+            };
+            if !allowed_peers.contains(&peer) {
+                return Err(P2pError::PersistentPeerNotAllowed { peer });
+            }
+            persistent_peers.push((peer, addr));
+        }
+        Ok(P2pConfig {
+            identity: libp2p_identity(key)?,
+            listen: parse_addr("listen", &section.listen)?,
+            persistent_peers,
+            allowed_peers,
+            peers_max: section.peers_max as usize,
+            message_bytes_max: section.message_bytes_max as usize,
+            handshake: Handshake {
+                chain_id: genesis.chain_id.clone(),
+                genesis_hash: genesis.hash(),
+                fork: ForkId::at(genesis, schedule, height),
+            },
+        })
+    }
+}
+
+/// The driver's side of the service: its commands, plus what it needs to know about it.
+#[derive(Clone, Debug)]
+pub struct P2pHandle {
+    pub local_peer_id: PeerId,
+    /// The address the service listens on (the OS's port when the config said port 0).
+    pub listen_addr: Multiaddr,
+    commands: mpsc::Sender<Command>,
+}
+
+impl P2pHandle {
+    /// Queue a command, waiting for room.
+    pub async fn send(&self, command: Command) -> Result<(), P2pError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| P2pError::Stopped)
+    }
+
+    pub async fn publish(&self, topic: Topic, bytes: Vec<u8>) -> Result<(), P2pError> {
+        self.send(Command::Publish { topic, bytes }).await
+    }
+
+    pub async fn send_direct(&self, peer: PeerId, bytes: Vec<u8>) -> Result<(), P2pError> {
+        self.send(Command::SendDirect { peer, bytes }).await
+    }
+
+    /// Send a request and wait for its response (or failure, at most [`REQUEST_TIMEOUT`]).
+    pub async fn request(&self, peer: PeerId, bytes: Vec<u8>) -> Result<Vec<u8>, RequestError> {
+        let (reply, response) = oneshot::channel();
+        self.send(Command::Request { peer, bytes, reply })
+            .await
+            .map_err(|_| RequestError::Stopped)?;
+        response.await.map_err(|_| RequestError::Stopped)?
+    }
+
+    pub async fn respond(&self, id: RequestId, bytes: Vec<u8>) -> Result<(), P2pError> {
+        self.send(Command::Respond { id, bytes }).await
+    }
+
+    pub async fn report_invalid(&self, peer: PeerId, reason: String) -> Result<(), P2pError> {
+        self.send(Command::ReportInvalid { peer, reason }).await
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerId>, P2pError> {
+        let (reply, peers) = oneshot::channel();
+        self.send(Command::Peers { reply }).await?;
+        peers.await.map_err(|_| P2pError::Stopped)
+    }
+
+    pub async fn shutdown(&self) -> Result<(), P2pError> {
+        self.send(Command::Shutdown).await
+    }
+}
+
+/// Start the service on the current tokio runtime. Returns once it listens, with the
+/// handle for commands, the receiver of events, and the task (which ends on
+/// [`Command::Shutdown`] or when every handle is dropped).
+pub async fn spawn(
+    config: P2pConfig,
+) -> Result<
+    (
+        P2pHandle,
+        mpsc::Receiver<Event>,
+        tokio::task::JoinHandle<()>,
+    ),
+    P2pError,
+> {
+    let (command_tx, command_rx) = mpsc::channel(COMMANDS_CAPACITY);
+    let (event_tx, event_rx) = mpsc::channel(EVENTS_CAPACITY);
+    let (service, listen_addr) = service::Service::start(config, command_rx, event_tx).await?;
+    let local_peer_id = service.local_peer_id();
+    let task = tokio::spawn(service.run());
+    Ok((
+        P2pHandle {
+            local_peer_id,
+            listen_addr,
+            commands: command_tx,
+        },
+        event_rx,
+        task,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libp2p_peer_id_of_a_node_key_is_the_ledgers_peer_id() {
+        for _ in 0..8 {
+            let key = Keypair::generate(&mut rand::rngs::OsRng);
+            let id = libp2p_identity(&key).unwrap().public().to_peer_id();
+            assert_eq!(id.to_string(), cairn_ledger::keys::peer_id(&key.public()));
+        }
+    }
+
+    #[test]
+    fn topic_names_carry_the_chain_id() {
+        assert_eq!(Topic::Transactions.name("x"), "/cairn/x/tx/1");
+        assert_eq!(Topic::Consensus.name("x"), "/cairn/x/consensus/1");
+    }
+}

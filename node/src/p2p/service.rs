@@ -1,0 +1,869 @@
+//! The network task: one libp2p swarm, driven by commands from the driver and by the wire.
+//!
+//! This module owns each peer's lifecycle (connected → handshaking → ready → gone), the
+//! pending requests in both directions, strikes and redials. It must never await the driver
+//! (events are `try_send`), never deliver anything from a peer that is not ready, and never
+//! panic on a peer's input.
+
+use std::collections::HashMap;
+use std::io;
+use std::time::Instant;
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, TopicHash, ValidationMode};
+use libp2p::request_response::{
+    self, InboundFailure, OutboundFailure, OutboundRequestId, ProtocolSupport, ResponseChannel,
+};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{DialError, ListenError, NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, connection_limits, identify, noise, tcp, yamux,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::gate::{Denied, Gate};
+use super::handshake::{HANDSHAKE_BYTES_MAX, Handshake};
+use super::*;
+
+/// Protocol of the handshake. Without the chain id in its name, so that a node of another
+/// chain gets a reasoned refusal instead of "protocol not supported".
+const HANDSHAKE_PROTOCOL: &str = "/cairn/handshake/1";
+const IDENTIFY_PROTOCOL: &str = "/cairn/id/1";
+
+#[derive(NetworkBehaviour)]
+pub(super) struct Behaviour {
+    // First: the derive asks behaviours in field order, and a refused peer must not get as
+    // far as the others.
+    gate: Gate,
+    limits: connection_limits::Behaviour,
+    identify: identify::Behaviour,
+    gossipsub: gossipsub::Behaviour,
+    handshake: request_response::Behaviour<BytesCodec>,
+    direct: request_response::Behaviour<BytesCodec>,
+    request: request_response::Behaviour<BytesCodec>,
+}
+
+enum PeerState {
+    /// Connected, handshake under way; messages held in `early` until it passes.
+    Handshaking {
+        deadline: Instant,
+        early: Vec<Event>,
+        io: HandshakeIo,
+    },
+    Ready,
+    /// Refused; disconnected once both handshakes have crossed (or at `deadline`).
+    Refused {
+        deadline: Instant,
+        io: HandshakeIo,
+    },
+}
+
+/// Which halves of the handshake exchange are done. A refused peer is disconnected only
+/// when both are: closing earlier can cut off the handshake it still needs from us to log
+/// why it was refused.
+#[derive(Clone, Copy, Debug, Default)]
+struct HandshakeIo {
+    /// We answered the peer's handshake request (or it failed).
+    answered_theirs: bool,
+    /// The peer answered our handshake request (or it failed), so it has our handshake.
+    ours_answered: bool,
+}
+
+impl HandshakeIo {
+    fn done(&self) -> bool {
+        self.answered_theirs && self.ours_answered
+    }
+}
+
+struct Redial {
+    addr: Multiaddr,
+    delay: Duration,
+    /// `None` while a dial or a connection is under way.
+    next_at: Option<Instant>,
+}
+
+pub(super) struct Service {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    handshake: Handshake,
+    topics: HashMap<TopicHash, Topic>,
+    chain_id: String,
+    message_bytes_max: usize,
+    peers: HashMap<PeerId, PeerState>,
+    persistent: HashMap<PeerId, Redial>,
+    strikes: HashMap<PeerId, u32>,
+    inbound: HashMap<RequestId, ResponseChannel<Vec<u8>>>,
+    outbound: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, RequestError>>>,
+    /// Events dropped because the driver's queue was full; logged as it grows.
+    events_dropped: u64,
+}
+
+fn protocol(name: String) -> Result<StreamProtocol, P2pError> {
+    StreamProtocol::try_from_owned(name).map_err(|e| P2pError::Setup(e.to_string()))
+}
+
+fn request_response_behaviour(
+    name: String,
+    bytes_max: usize,
+) -> Result<request_response::Behaviour<BytesCodec>, P2pError> {
+    Ok(request_response::Behaviour::with_codec(
+        BytesCodec::new(bytes_max),
+        [(protocol(name)?, ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(REQUEST_TIMEOUT)
+            .with_max_concurrent_streams(STREAMS_PER_CONNECTION_MAX),
+    ))
+}
+
+impl Service {
+    pub(super) async fn start(
+        config: P2pConfig,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<Event>,
+    ) -> Result<(Service, Multiaddr), P2pError> {
+        let chain_id = config.handshake.chain_id.clone();
+        let message_bytes_max = config.message_bytes_max;
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .max_transmit_size(message_bytes_max.saturating_add(GOSSIP_FRAMING_BYTES_MAX))
+            .validation_mode(ValidationMode::Strict)
+            // Forward only what the driver has verified (Command::GossipVerdict).
+            .validate_messages()
+            .build()
+            .map_err(|e| P2pError::Setup(e.to_string()))?;
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_pending_incoming(Some(PENDING_CONNECTIONS_MAX))
+            .with_max_pending_outgoing(Some(PENDING_CONNECTIONS_MAX))
+            .with_max_established(Some(
+                (config.peers_max as u32).saturating_mul(CONNECTIONS_PER_PEER_MAX),
+            ))
+            .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX));
+        let behaviour = Behaviour {
+            gate: Gate::new(config.allowed_peers.clone(), config.peers_max),
+            limits: connection_limits::Behaviour::new(limits),
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.into(), config.identity.public())
+                    .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
+            ),
+            gossipsub: gossipsub::Behaviour::new(
+                MessageAuthenticity::Signed(config.identity.clone()),
+                gossip_config,
+            )
+            .map_err(|e| P2pError::Setup(e.to_string()))?,
+            handshake: request_response_behaviour(HANDSHAKE_PROTOCOL.into(), HANDSHAKE_BYTES_MAX)?,
+            direct: request_response_behaviour(
+                format!("/cairn/{chain_id}/direct/1"),
+                message_bytes_max,
+            )?,
+            request: request_response_behaviour(
+                format!("/cairn/{chain_id}/request/1"),
+                message_bytes_max,
+            )?,
+        };
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.identity)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| P2pError::Setup(e.to_string()))?
+            .with_behaviour(|_| behaviour)
+            .map_err(|e| P2pError::Setup(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+            .build();
+        let mut topics = HashMap::new();
+        for topic in Topic::ALL {
+            let t = IdentTopic::new(topic.name(&chain_id));
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(&t)
+                .map_err(|e| P2pError::Setup(e.to_string()))?;
+            topics.insert(t.hash(), topic);
+        }
+        let listen_err = |reason: String| P2pError::Listen {
+            addr: config.listen.clone(),
+            reason,
+        };
+        swarm
+            .listen_on(config.listen.clone())
+            .map_err(|e| listen_err(e.to_string()))?;
+        // Wait for the OS to give us the address (and port) actually bound.
+        let listen_addr = tokio::time::timeout(LISTEN_TIMEOUT, async {
+            loop {
+                match swarm.select_next_some().await {
+                    SwarmEvent::NewListenAddr { address, .. } => return Ok(address),
+                    SwarmEvent::ListenerError { error, .. } => return Err(error.to_string()),
+                    SwarmEvent::ListenerClosed { reason, .. } => {
+                        return Err(format!("listener closed: {reason:?}"));
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .map_err(|_| listen_err("timed out".into()))?
+        .map_err(listen_err)?;
+        tracing::info!(peer_id = %swarm.local_peer_id(), %listen_addr, "p2p: listening");
+        let now = Instant::now();
+        let persistent = config
+            .persistent_peers
+            .into_iter()
+            .map(|(peer, addr)| {
+                let redial = Redial {
+                    addr,
+                    delay: REDIAL_BACKOFF_BASE,
+                    next_at: Some(now),
+                };
+                (peer, redial)
+            })
+            .collect();
+        Ok((
+            Service {
+                swarm,
+                commands,
+                events,
+                handshake: config.handshake,
+                topics,
+                chain_id,
+                message_bytes_max,
+                peers: HashMap::new(),
+                persistent,
+                strikes: HashMap::new(),
+                inbound: HashMap::new(),
+                outbound: HashMap::new(),
+                events_dropped: 0,
+            },
+            listen_addr,
+        ))
+    }
+
+    pub(super) fn local_peer_id(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    pub(super) async fn run(mut self) {
+        let mut tick = tokio::time::interval(TICK_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown) | None => break,
+                    Some(command) => self.on_command(command),
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = tick.tick() => self.on_tick(Instant::now()),
+            }
+        }
+        tracing::info!(peer_id = %self.swarm.local_peer_id(), "p2p: stopped");
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Towards the driver.
+
+    fn emit(&mut self, event: Event) {
+        if let Err(e) = self.events.try_send(event) {
+            let event = match e {
+                mpsc::error::TrySendError::Full(event) => event,
+                // The driver is gone; nothing to tell.
+                mpsc::error::TrySendError::Closed(_) => return,
+            };
+            self.events_dropped += 1;
+            tracing::warn!(
+                dropped_total = self.events_dropped,
+                capacity = EVENTS_CAPACITY,
+                "p2p: event queue full, dropping {}",
+                event_kind(&event)
+            );
+            if let Event::InboundRequest { id, .. } = event {
+                self.inbound.remove(&id);
+            }
+        }
+    }
+
+    /// Deliver a message from `peer`, hold it while the handshake runs, or drop it.
+    fn deliver(&mut self, peer: PeerId, event: Event) {
+        match self.peers.get_mut(&peer) {
+            Some(PeerState::Ready) => self.emit(event),
+            Some(PeerState::Handshaking { early, .. }) if early.len() < EARLY_MESSAGES_MAX => {
+                early.push(event)
+            }
+            _ => {
+                tracing::debug!(%peer, "p2p: dropping {} from a peer not ready", event_kind(&event));
+                self.discard(event);
+            }
+        }
+    }
+
+    /// Let go of an undelivered message without leaving anything pending for it.
+    fn discard(&mut self, event: Event) {
+        match event {
+            Event::InboundRequest { id, .. } => {
+                self.inbound.remove(&id);
+            }
+            Event::Gossip { id, .. } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id.message, &id.from, Verdict::Ignore);
+            }
+            _ => {}
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Commands.
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { topic, bytes } => {
+                if bytes.len() > self.message_bytes_max {
+                    tracing::warn!(
+                        len = bytes.len(),
+                        max = self.message_bytes_max,
+                        ?topic,
+                        "p2p: not publishing an oversized message"
+                    );
+                    return;
+                }
+                let t = IdentTopic::new(topic.name(&self.chain_id));
+                if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(t, bytes) {
+                    // Normal for a node with no peers yet; the driver does not wait on it.
+                    tracing::debug!(?topic, error = %e, "p2p: publish failed");
+                }
+            }
+            Command::SendDirect { peer, bytes } => {
+                if let Err(e) = self.check_sendable(peer, bytes.len()) {
+                    tracing::debug!(%peer, error = %e, "p2p: direct message not sent");
+                    return;
+                }
+                self.swarm.behaviour_mut().direct.send_request(&peer, bytes);
+            }
+            Command::Request { peer, bytes, reply } => {
+                if let Err(e) = self.check_sendable(peer, bytes.len()) {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                if self.outbound.len() >= OUTBOUND_REQUESTS_MAX {
+                    let _ = reply.send(Err(RequestError::Busy(OUTBOUND_REQUESTS_MAX)));
+                    return;
+                }
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .request
+                    .send_request(&peer, bytes);
+                self.outbound.insert(id, reply);
+            }
+            Command::Respond { id, bytes } => {
+                let Some(channel) = self.inbound.remove(&id) else {
+                    tracing::debug!(
+                        ?id,
+                        "p2p: response to a request that is gone (timed out or closed)"
+                    );
+                    return;
+                };
+                if bytes.len() > self.message_bytes_max {
+                    // Dropping the channel tells the requester it failed.
+                    tracing::warn!(
+                        len = bytes.len(),
+                        max = self.message_bytes_max,
+                        "p2p: not sending an oversized response"
+                    );
+                    return;
+                }
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .request
+                    .send_response(channel, bytes)
+                    .is_err()
+                {
+                    tracing::debug!(?id, "p2p: requester went away before the response");
+                }
+            }
+            Command::GossipVerdict { id, verdict } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id.message, &id.from, verdict);
+            }
+            Command::ReportInvalid { peer, reason } => self.strike(peer, &reason),
+            Command::SetForkId(fork) => self.handshake.fork = fork,
+            Command::Peers { reply } => {
+                let ready = self
+                    .peers
+                    .iter()
+                    .filter(|(_, s)| matches!(s, PeerState::Ready))
+                    .map(|(p, _)| *p)
+                    .collect();
+                let _ = reply.send(ready);
+            }
+            // Handled by the loop.
+            Command::Shutdown => {}
+        }
+    }
+
+    fn check_sendable(&self, peer: PeerId, len: usize) -> Result<(), RequestError> {
+        if len > self.message_bytes_max {
+            return Err(RequestError::TooLarge {
+                len,
+                max: self.message_bytes_max,
+            });
+        }
+        if !matches!(self.peers.get(&peer), Some(PeerState::Ready)) {
+            return Err(RequestError::NotConnected(peer));
+        }
+        Ok(())
+    }
+
+    /// Count one invalid message against `peer`; at the limit, disconnect and ban it.
+    fn strike(&mut self, peer: PeerId, reason: &str) {
+        let strikes = self.strikes.entry(peer).or_default();
+        *strikes += 1;
+        let strikes = *strikes;
+        tracing::warn!(%peer, strikes, limit = INVALID_STRIKES_MAX, reason, "p2p: invalid message from peer");
+        if strikes < INVALID_STRIKES_MAX {
+            return;
+        }
+        self.strikes.remove(&peer);
+        let until = Instant::now() + BAN_COOLDOWN;
+        tracing::warn!(%peer, cooldown_s = BAN_COOLDOWN.as_secs(), "p2p: peer banned after repeated invalid messages");
+        self.swarm.behaviour_mut().gate.ban(peer, until);
+        if let Some(redial) = self.persistent.get_mut(&peer) {
+            redial.next_at = Some(until);
+        }
+        let _ = self.swarm.disconnect_peer_id(peer);
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Timers.
+
+    fn on_tick(&mut self, now: Instant) {
+        let expired: Vec<(PeerId, bool)> = self
+            .peers
+            .iter()
+            .filter_map(|(peer, state)| match state {
+                PeerState::Handshaking { deadline, .. } if *deadline <= now => Some((*peer, true)),
+                PeerState::Refused { deadline, .. } if *deadline <= now => Some((*peer, false)),
+                _ => None,
+            })
+            .collect();
+        for (peer, handshaking) in expired {
+            if handshaking {
+                self.refuse(peer, Refusal::HandshakeTimeout);
+            }
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        let due: Vec<(PeerId, Multiaddr)> = self
+            .persistent
+            .iter()
+            .filter(|(peer, r)| {
+                r.next_at.is_some_and(|t| t <= now) && !self.peers.contains_key(peer)
+            })
+            .map(|(peer, r)| (*peer, r.addr.clone()))
+            .collect();
+        for (peer, addr) in due {
+            if self.swarm.behaviour_mut().gate.is_banned(&peer, now) {
+                continue;
+            }
+            let opts = DialOpts::peer_id(peer)
+                .addresses(vec![addr.clone()])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            tracing::debug!(%peer, %addr, "p2p: dialling persistent peer");
+            match self.swarm.dial(opts) {
+                Ok(()) => {
+                    if let Some(r) = self.persistent.get_mut(&peer) {
+                        r.next_at = None;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "p2p: dial not started");
+                    self.schedule_redial(peer, now);
+                }
+            }
+        }
+    }
+
+    fn schedule_redial(&mut self, peer: PeerId, now: Instant) {
+        if let Some(r) = self.persistent.get_mut(&peer) {
+            r.next_at = Some(now + r.delay);
+            tracing::debug!(%peer, delay_ms = r.delay.as_millis() as u64, "p2p: will redial");
+            r.delay = (r.delay * 2).min(REDIAL_BACKOFF_MAX);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Peer lifecycle.
+
+    fn refuse(&mut self, peer: PeerId, reason: Refusal) {
+        tracing::warn!(%peer, %reason, "p2p: peer refused");
+        let mut io = HandshakeIo::default();
+        if let Some(PeerState::Handshaking {
+            early, io: so_far, ..
+        }) = self.peers.insert(
+            peer,
+            PeerState::Refused {
+                deadline: Instant::now() + HANDSHAKE_TIMEOUT,
+                io,
+            },
+        ) {
+            io = so_far;
+            for event in early {
+                self.discard(event);
+            }
+        }
+        self.emit(Event::PeerRefused { peer, reason });
+        self.note_handshake_io(peer, io);
+    }
+
+    /// Records handshake progress with `peer`; a refused peer is let go once both are done.
+    fn note_handshake_io(&mut self, peer: PeerId, progress: HandshakeIo) {
+        let finished_refusal = match self.peers.get_mut(&peer) {
+            Some(PeerState::Handshaking { io, .. }) => {
+                io.answered_theirs |= progress.answered_theirs;
+                io.ours_answered |= progress.ours_answered;
+                false
+            }
+            Some(PeerState::Refused { io, .. }) => {
+                io.answered_theirs |= progress.answered_theirs;
+                io.ours_answered |= progress.ours_answered;
+                io.done()
+            }
+            _ => false,
+        };
+        if finished_refusal {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// The peer's handshake arrived (in its request or in its response to ours).
+    fn on_remote_handshake(&mut self, peer: PeerId, bytes: &[u8]) {
+        if !matches!(self.peers.get(&peer), Some(PeerState::Handshaking { .. })) {
+            return;
+        }
+        let verdict = Handshake::decode(bytes).and_then(|theirs| self.handshake.check(&theirs));
+        if let Err(mismatch) = verdict {
+            self.refuse(peer, Refusal::Handshake(mismatch));
+            return;
+        }
+        let Some(PeerState::Handshaking { early, .. }) = self.peers.insert(peer, PeerState::Ready)
+        else {
+            return;
+        };
+        tracing::info!(%peer, "p2p: peer connected");
+        if let Some(r) = self.persistent.get_mut(&peer) {
+            r.delay = REDIAL_BACKOFF_BASE;
+        }
+        self.emit(Event::PeerConnected { peer });
+        for event in early {
+            self.emit(event);
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                if self.peers.contains_key(&peer_id) {
+                    return;
+                }
+                self.peers.insert(
+                    peer_id,
+                    PeerState::Handshaking {
+                        deadline: Instant::now() + HANDSHAKE_TIMEOUT,
+                        early: Vec::new(),
+                        io: HandshakeIo::default(),
+                    },
+                );
+                // Both sides send their handshake: neither waits on the other's role.
+                let ours = self.handshake.encode();
+                self.swarm
+                    .behaviour_mut()
+                    .handshake
+                    .send_request(&peer_id, ours);
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.strikes.remove(&peer_id);
+                match self.peers.remove(&peer_id) {
+                    Some(PeerState::Ready) => {
+                        tracing::info!(peer = %peer_id, "p2p: peer disconnected");
+                        self.emit(Event::PeerDisconnected { peer: peer_id });
+                    }
+                    Some(PeerState::Handshaking { early, .. }) => {
+                        for event in early {
+                            self.discard(event);
+                        }
+                        tracing::warn!(peer = %peer_id, reason = %Refusal::ClosedBeforeHandshake, "p2p: peer refused");
+                        self.emit(Event::PeerRefused {
+                            peer: peer_id,
+                            reason: Refusal::ClosedBeforeHandshake,
+                        });
+                    }
+                    Some(PeerState::Refused { .. }) | None => {}
+                }
+                self.schedule_redial(peer_id, Instant::now());
+            }
+            SwarmEvent::IncomingConnectionError { peer_id, error, .. } => {
+                if let (Some(peer), ListenError::Denied { cause }) = (peer_id, error) {
+                    self.on_denied(peer, cause);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
+                match error {
+                    DialError::Denied { cause } => self.on_denied(peer, cause),
+                    error => tracing::debug!(%peer, %error, "p2p: dial failed"),
+                }
+                if !self.peers.contains_key(&peer) {
+                    self.schedule_redial(peer, Instant::now());
+                }
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_denied(&mut self, peer: PeerId, cause: libp2p::swarm::ConnectionDenied) {
+        // The gate logged its own refusals; connection_limits' are logged here.
+        let denied = match cause.downcast::<Denied>() {
+            Ok(denied) => denied,
+            Err(other) => {
+                tracing::warn!(%peer, reason = %other, "p2p: connection refused");
+                return;
+            }
+        };
+        self.emit(Event::PeerRefused {
+            peer,
+            reason: Refusal::Denied(denied),
+        });
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Handshake(event) => self.on_handshake_event(event),
+            BehaviourEvent::Direct(event) => self.on_direct_event(event),
+            BehaviourEvent::Request(event) => self.on_request_event(event),
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                let id = GossipId {
+                    message: message_id,
+                    from: propagation_source,
+                };
+                let Some(&topic) = self.topics.get(&message.topic) else {
+                    // We subscribe to our topics only, so gossipsub should not hand us
+                    // others; if it does, it is not ours to forward.
+                    self.discard_gossip(id, Verdict::Reject);
+                    return;
+                };
+                let event = Event::Gossip {
+                    from: propagation_source,
+                    author: message.source,
+                    topic,
+                    id,
+                    bytes: message.data,
+                };
+                self.deliver(propagation_source, event);
+            }
+            BehaviourEvent::Gossipsub(_) => {}
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                tracing::debug!(peer = %peer_id, agent = %info.agent_version, "p2p: identified peer");
+            }
+            BehaviourEvent::Identify(_) => {}
+            BehaviourEvent::Gate(never) => match never {},
+            BehaviourEvent::Limits(never) => match never {},
+        }
+    }
+
+    fn discard_gossip(&mut self, id: GossipId, verdict: Verdict) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id.message, &id.from, verdict);
+    }
+
+    fn on_handshake_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        use request_response::{Event as E, Message as M};
+        match event {
+            E::Message {
+                peer,
+                message: M::Request {
+                    request, channel, ..
+                },
+                ..
+            } => {
+                self.on_remote_handshake(peer, &request);
+                // Answer even a refused peer, so that it logs the reason too.
+                let ours = self.handshake.encode();
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .handshake
+                    .send_response(channel, ours);
+            }
+            E::Message {
+                peer,
+                message: M::Response { response, .. },
+                ..
+            } => {
+                self.on_remote_handshake(peer, &response);
+                self.note_handshake_io(
+                    peer,
+                    HandshakeIo {
+                        ours_answered: true,
+                        ..HandshakeIo::default()
+                    },
+                );
+            }
+            E::ResponseSent { peer, .. } | E::InboundFailure { peer, .. } => {
+                self.note_handshake_io(
+                    peer,
+                    HandshakeIo {
+                        answered_theirs: true,
+                        ..HandshakeIo::default()
+                    },
+                );
+            }
+            E::OutboundFailure { peer, error, .. } => {
+                if matches!(self.peers.get(&peer), Some(PeerState::Handshaking { .. })) {
+                    tracing::debug!(%peer, %error, "p2p: handshake request failed");
+                }
+                self.note_handshake_io(
+                    peer,
+                    HandshakeIo {
+                        ours_answered: true,
+                        ..HandshakeIo::default()
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_direct_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        use request_response::{Event as E, Message as M};
+        match event {
+            E::Message {
+                peer,
+                message: M::Request {
+                    request, channel, ..
+                },
+                ..
+            } => {
+                // The empty response is the transport's acknowledgement only.
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .direct
+                    .send_response(channel, Vec::new());
+                self.deliver(
+                    peer,
+                    Event::Direct {
+                        from: peer,
+                        bytes: request,
+                    },
+                );
+            }
+            E::InboundFailure { peer, error, .. } => self.on_inbound_failure(peer, error),
+            E::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "p2p: direct message failed");
+            }
+            E::Message { .. } | E::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_request_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        use request_response::{Event as E, Message as M};
+        match event {
+            E::Message {
+                peer,
+                message:
+                    M::Request {
+                        request_id,
+                        request,
+                        channel,
+                    },
+                ..
+            } => {
+                if self.inbound.len() >= INBOUND_REQUESTS_MAX {
+                    tracing::warn!(%peer, limit = INBOUND_REQUESTS_MAX, "p2p: too many pending requests, dropping one");
+                    return;
+                }
+                let id = RequestId(request_id);
+                self.inbound.insert(id, channel);
+                self.deliver(
+                    peer,
+                    Event::InboundRequest {
+                        from: peer,
+                        id,
+                        bytes: request,
+                    },
+                );
+            }
+            E::Message {
+                message:
+                    M::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.outbound.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            E::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(reply) = self.outbound.remove(&request_id) {
+                    let _ = reply.send(Err(RequestError::Failed(error.to_string())));
+                }
+                if let OutboundFailure::Io(e) = &error {
+                    tracing::debug!(error = %e, "p2p: request failed");
+                }
+            }
+            E::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.inbound.remove(&RequestId(request_id));
+                self.on_inbound_failure(peer, error);
+            }
+            E::ResponseSent { .. } => {}
+        }
+    }
+
+    /// A request that could not be read: an oversized or malformed frame counts against the
+    /// peer; a closed stream or a timeout does not.
+    fn on_inbound_failure(&mut self, peer: PeerId, error: InboundFailure) {
+        match error {
+            InboundFailure::Io(e) if e.kind() == io::ErrorKind::InvalidData => {
+                self.strike(peer, &format!("unreadable message: {e}"));
+            }
+            error => tracing::debug!(%peer, %error, "p2p: inbound request failed"),
+        }
+    }
+}
+
+fn event_kind(event: &Event) -> &'static str {
+    match event {
+        Event::PeerConnected { .. } => "peer-connected",
+        Event::PeerDisconnected { .. } => "peer-disconnected",
+        Event::PeerRefused { .. } => "peer-refused",
+        Event::Gossip { .. } => "gossip",
+        Event::Direct { .. } => "direct",
+        Event::InboundRequest { .. } => "request",
+    }
+}
