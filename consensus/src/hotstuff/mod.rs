@@ -43,3 +43,23 @@ pub use pacemaker::{BACKOFF_EXPONENT_MAX, PacemakerError};
 pub use safety::{SAFETY_STATE_BYTES_MAX, SafetyError, SafetyState};
 pub use sync::PENDING_PROPOSALS_MAX;
 pub use validators::{Member, ValidatorSet, ValidatorSetError};
+
+/// A block 0 for runs without a genesis file (unit tests, the simulator): empty state, no
+/// transactions, and `parent` standing in for the genesis hash so runs can be told apart.
+pub fn synthetic_genesis(parent: cairn_ledger::Hash) -> cairn_ledger::block::Block {
+    use cairn_ledger::block::{Block, BlockHeader, Seal};
+    use cairn_ledger::{Address, Hash, Height, ProtocolVersion, TimestampMs};
+    Block {
+        header: BlockHeader {
+            height: Height(0),
+            parent,
+            timestamp: TimestampMs(0),
+            tx_root: cairn_ledger::block::tx_root(&[]),
+            state_root: Hash::ZERO,
+            proposer: Address([0; 20]),
+            protocol_version: ProtocolVersion(1),
+            seal: Seal::Genesis,
+        },
+        transactions: Vec::new(),
+    }
+}

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use cairn_ledger::block::{Block, BlockHeader, QuorumCert, Seal};
 use cairn_ledger::genesis::HotStuffParams;
-use cairn_ledger::{Address, Hash, Height, ProtocolVersion, PublicKey, Round, TimestampMs};
+use cairn_ledger::{Hash, Height, ProtocolVersion, PublicKey, Round, TimestampMs};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -98,19 +98,10 @@ impl World {
         };
         let members: Vec<(PublicKey, u64)> = keys.iter().copied().zip(powers.clone()).collect();
         let validators = ValidatorSet::new(&members).expect("distinct keys, powers 1..=3");
-        let genesis = Block {
-            header: BlockHeader {
-                height: Height(0),
-                parent: Hash::tagged(b"cairn/sim/genesis", &[&cfg.seed.to_le_bytes()]),
-                timestamp: TimestampMs(0),
-                tx_root: cairn_ledger::block::tx_root(&[]),
-                state_root: Hash::ZERO,
-                proposer: Address([0; 20]),
-                protocol_version: ProtocolVersion(1),
-                seal: Seal::Genesis,
-            },
-            transactions: Vec::new(),
-        };
+        let genesis = crate::hotstuff::synthetic_genesis(Hash::tagged(
+            b"cairn/sim/genesis",
+            &[&cfg.seed.to_le_bytes()],
+        ));
         let chain = genesis.hash();
         let stable_from_ms = match cfg.scenario {
             Scenario::Faults if cfg.faults != super::FaultSet::none() => {

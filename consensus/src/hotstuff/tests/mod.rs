@@ -10,7 +10,7 @@ mod sync_tests;
 use cairn_ledger::block::{Block, BlockHeader, QuorumCert, Seal};
 use cairn_ledger::crypto::Keypair;
 use cairn_ledger::genesis::HotStuffParams;
-use cairn_ledger::{Address, Hash, Height, ProtocolVersion, PublicKey, Round, TimestampMs};
+use cairn_ledger::{Hash, Height, ProtocolVersion, PublicKey, Round, TimestampMs};
 
 use super::*;
 
@@ -18,19 +18,7 @@ pub const BASE_MS: u64 = 1000;
 pub const MAX_MS: u64 = 8000;
 
 pub fn genesis_block() -> Block {
-    Block {
-        header: BlockHeader {
-            height: Height(0),
-            parent: Hash::tagged(b"cairn/test-genesis", &[]),
-            timestamp: TimestampMs(0),
-            tx_root: cairn_ledger::block::tx_root(&[]),
-            state_root: Hash::ZERO,
-            proposer: Address([0; 20]),
-            protocol_version: ProtocolVersion(1),
-            seal: Seal::Genesis,
-        },
-        transactions: Vec::new(),
-    }
+    super::synthetic_genesis(Hash::tagged(b"cairn/test-genesis", &[]))
 }
 
 pub struct Kit {
