@@ -165,6 +165,12 @@ impl NodeConfig {
             ("mempool.bytes_max", self.mempool.bytes_max),
             ("rpc.body_bytes_max", self.rpc.body_bytes_max as u64),
             ("p2p.message_bytes_max", self.p2p.message_bytes_max as u64),
+            ("rpc.batch_requests_max", self.rpc.batch_requests_max as u64),
+            (
+                "mempool.txs_per_sender_max",
+                self.mempool.txs_per_sender_max as u64,
+            ),
+            ("p2p.peers_max", self.p2p.peers_max as u64),
         ] {
             if value == 0 {
                 return Err(invalid(field, "must be greater than 0".into()));
@@ -267,6 +273,9 @@ mod tests {
         std::fs::write(&path, "[rpc]\nlisten = \"nowhere\"\n").unwrap();
         let err = NodeConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("rpc.listen"), "{err}");
+        std::fs::write(&path, "[rpc]\nbatch_requests_max = 0\n").unwrap();
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("rpc.batch_requests_max"), "{err}");
         std::fs::write(&path, "[rpc]\nlisen = \"127.0.0.1:1\"\n").unwrap();
         let err = NodeConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("lisen"), "{err}");
