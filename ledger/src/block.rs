@@ -104,7 +104,30 @@ impl Block {
 
 /// Bounds that apply to a block body wherever it comes from.
 pub fn check_body(txs: &[Transaction]) -> Result<(), CodecError> {
-    EncodedBody::new(txs).map(drop)
+    encode_within_bounds(txs).map(drop)
+}
+
+/// Each transaction's encoding, refusing a body over the per-block or per-transaction bounds.
+fn encode_within_bounds(txs: &[Transaction]) -> Result<Vec<Vec<u8>>, CodecError> {
+    if txs.len() > BLOCK_TXS_MAX {
+        return Err(CodecError::Malformed {
+            what: "block body",
+            reason: format!(
+                "{} transactions, over the limit of {BLOCK_TXS_MAX}",
+                txs.len()
+            ),
+        });
+    }
+    let encoded: Vec<Vec<u8>> = txs.iter().map(Transaction::encode).collect();
+    for (i, (tx, bytes)) in txs.iter().zip(&encoded).enumerate() {
+        if bytes.len() > TX_BYTES_MAX || tx.chain_id.len() > crate::tx::CHAIN_ID_LEN_MAX {
+            return Err(CodecError::Malformed {
+                what: "block body",
+                reason: format!("transaction {i} is malformed or {} bytes long", bytes.len()),
+            });
+        }
+    }
+    Ok(encoded)
 }
 
 /// A block body encoded once, with each transaction's id: size checks, the tx root, the
@@ -119,29 +142,10 @@ pub struct EncodedBody {
 impl EncodedBody {
     /// Encodes `txs`, refusing a body over the per-block or per-transaction bounds.
     pub fn new(txs: &[Transaction]) -> Result<EncodedBody, CodecError> {
-        if txs.len() > BLOCK_TXS_MAX {
-            return Err(CodecError::Malformed {
-                what: "block body",
-                reason: format!(
-                    "{} transactions, over the limit of {BLOCK_TXS_MAX}",
-                    txs.len()
-                ),
-            });
-        }
-        let mut tx_ids = Vec::with_capacity(txs.len());
-        let encoded: Vec<Vec<u8>> = txs.iter().map(Transaction::encode).collect();
-        for (i, (tx, bytes)) in txs.iter().zip(&encoded).enumerate() {
-            if bytes.len() > TX_BYTES_MAX || tx.chain_id.len() > crate::tx::CHAIN_ID_LEN_MAX {
-                return Err(CodecError::Malformed {
-                    what: "block body",
-                    reason: format!("transaction {i} is malformed or {} bytes long", bytes.len()),
-                });
-            }
-            tx_ids.push(crate::tx::tx_id(bytes));
-        }
+        let encoded = encode_within_bounds(txs)?;
         Ok(EncodedBody {
+            tx_ids: encoded.iter().map(|e| crate::tx::tx_id(e)).collect(),
             bytes: codec::encode_seq_of_encoded(&encoded),
-            tx_ids,
         })
     }
 

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use cairn_ledger::crypto::SignatureError;
 use cairn_ledger::state::{ReadError, StateReader};
-use cairn_ledger::tx::{TX_BYTES_MAX, Transaction};
+use cairn_ledger::tx::{TX_BYTES_MAX, Transaction, tx_id};
 use cairn_ledger::{Address, Amount, Hash, Nonce};
 
 use crate::config::MempoolSection;
@@ -147,14 +147,15 @@ impl Mempool {
 
     /// Admits `tx` or says why not. On success returns its hash; the caller gossips it.
     pub fn insert(&mut self, tx: Transaction, state: &dyn StateReader) -> Result<Hash, Rejection> {
-        let bytes = tx.encode().len();
+        let encoded = tx.encode();
+        let bytes = encoded.len();
         if bytes > TX_BYTES_MAX {
             return Err(Rejection::TooLarge {
                 len: bytes,
                 max: TX_BYTES_MAX,
             });
         }
-        let hash = tx.hash();
+        let hash = tx_id(&encoded);
         if self.entries.contains_key(&hash) {
             return Err(Rejection::Duplicate(hash));
         }

@@ -63,3 +63,30 @@ pub fn synthetic_genesis(parent: cairn_ledger::Hash) -> cairn_ledger::block::Blo
         transactions: Vec::new(),
     }
 }
+
+/// The block a driver without transactions (unit tests, the simulator) answers
+/// `Effect::RequestPayload` with: empty, with the seal the engine asked for.
+pub fn empty_payload(
+    round: cairn_ledger::Round,
+    height: cairn_ledger::Height,
+    parent: cairn_ledger::Hash,
+    justify: cairn_ledger::block::QuorumCert,
+    proposer: cairn_ledger::Address,
+    timestamp: cairn_ledger::TimestampMs,
+) -> cairn_ledger::block::Block {
+    use cairn_ledger::block::{Block, BlockHeader, Seal};
+    use cairn_ledger::{Hash, ProtocolVersion};
+    Block {
+        header: BlockHeader {
+            height,
+            parent,
+            timestamp,
+            tx_root: cairn_ledger::block::tx_root(&[]),
+            state_root: Hash::ZERO,
+            proposer,
+            protocol_version: ProtocolVersion(1),
+            seal: Seal::HotStuff { round, justify },
+        },
+        transactions: Vec::new(),
+    }
+}

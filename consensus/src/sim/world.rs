@@ -6,9 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use cairn_ledger::block::{Block, BlockHeader, QuorumCert, Seal};
+use cairn_ledger::block::{Block, QuorumCert};
 use cairn_ledger::genesis::HotStuffParams;
-use cairn_ledger::{Hash, Height, ProtocolVersion, PublicKey, Round, TimestampMs};
+use cairn_ledger::{Hash, Height, PublicKey, Round, TimestampMs};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -442,19 +442,14 @@ impl World {
                     parent,
                     justify,
                 } => {
-                    let block = Block {
-                        header: BlockHeader {
-                            height,
-                            parent,
-                            timestamp: TimestampMs(self.now_ms),
-                            tx_root: cairn_ledger::block::tx_root(&[]),
-                            state_root: Hash::ZERO,
-                            proposer: self.keys[i].address(),
-                            protocol_version: ProtocolVersion(1),
-                            seal: Seal::HotStuff { round, justify },
-                        },
-                        transactions: Vec::new(),
-                    };
+                    let block = crate::hotstuff::empty_payload(
+                        round,
+                        height,
+                        parent,
+                        justify,
+                        self.keys[i].address(),
+                        TimestampMs(self.now_ms),
+                    );
                     self.handle(i, Input::Payload(block));
                 }
                 Effect::Commit { blocks, qc } => self.on_commit(i, blocks, qc),

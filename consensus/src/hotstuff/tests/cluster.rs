@@ -3,8 +3,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use cairn_ledger::block::{Block, BlockHeader, QuorumCert, Seal};
-use cairn_ledger::{Hash, ProtocolVersion, PublicKey, Round, TimestampMs};
+use cairn_ledger::block::{Block, QuorumCert};
+use cairn_ledger::{Hash, PublicKey, Round, TimestampMs};
 
 use super::*;
 
@@ -88,19 +88,14 @@ impl Cluster {
                     parent,
                     justify,
                 } => {
-                    let block = Block {
-                        header: BlockHeader {
-                            height,
-                            parent,
-                            timestamp: TimestampMs(round.0),
-                            tx_root: cairn_ledger::block::tx_root(&[]),
-                            state_root: Hash::ZERO,
-                            proposer: self.kit.key(i).address(),
-                            protocol_version: ProtocolVersion(1),
-                            seal: Seal::HotStuff { round, justify },
-                        },
-                        transactions: Vec::new(),
-                    };
+                    let block = crate::hotstuff::empty_payload(
+                        round,
+                        height,
+                        parent,
+                        justify,
+                        self.kit.key(i).address(),
+                        TimestampMs(round.0),
+                    );
                     self.deliver(i, Input::Payload(block));
                 }
                 Effect::Commit { blocks, qc } => {
