@@ -145,6 +145,17 @@ impl Mempool {
         self.entries.contains_key(hash)
     }
 
+    /// The next nonce this pool admits from `sender`, whose committed nonce is `committed`:
+    /// past its pending transactions. Entries below `committed` are ones a block has just
+    /// included and `recheck` has not yet dropped; they do not count.
+    pub fn next_nonce(&self, sender: &Address, committed: Nonce) -> Nonce {
+        let live = self
+            .by_sender
+            .get(sender)
+            .map_or(0, |p| p.range(committed..).count());
+        Nonce(committed.0 + live as u64)
+    }
+
     /// Admits `tx` or says why not. On success returns its hash; the caller gossips it.
     pub fn insert(&mut self, tx: Transaction, state: &dyn StateReader) -> Result<Hash, Rejection> {
         let encoded = tx.encode();
@@ -170,7 +181,9 @@ impl Mempool {
         let account = state.account(&sender)?.unwrap_or_default();
         let pending = self.by_sender.get(&sender);
         let pending_count = pending.map_or(0, BTreeMap::len) as u64;
-        let next = Nonce(account.nonce.0 + pending_count);
+        // Between a commit and the recheck that follows it, entries below the committed nonce
+        // are still here: only the ones at or above it are pending.
+        let next = self.next_nonce(&sender, account.nonce);
         let replaces = if tx.nonce < account.nonce {
             return Err(Rejection::StaleNonce {
                 sender,
@@ -184,7 +197,13 @@ impl Mempool {
                 found: tx.nonce,
             });
         } else if tx.nonce < next {
-            let old = pending.expect("nonce below next implies pending")[&tx.nonce];
+            let Some(&old) = pending.and_then(|p| p.get(&tx.nonce)) else {
+                return Err(Rejection::NonceGap {
+                    sender,
+                    next,
+                    found: tx.nonce,
+                });
+            };
             let pending_fee = self.entries[&old].tx.fee;
             if tx.fee <= pending_fee {
                 return Err(Rejection::ReplacementUnderpriced {
@@ -206,7 +225,7 @@ impl Mempool {
         let needed: u128 = pending
             .into_iter()
             .flatten()
-            .filter(|(nonce, _)| **nonce != tx.nonce)
+            .filter(|(nonce, _)| **nonce != tx.nonce && **nonce >= account.nonce)
             .map(|(_, h)| cost(&self.entries[h].tx))
             .sum::<u128>()
             + cost(&tx);
@@ -481,6 +500,35 @@ mod tests {
             p.insert(other_chain, &s),
             Err(Rejection::WrongChain { .. })
         ));
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn admission_between_a_commit_and_its_recheck_ignores_the_committed_entries() {
+        let mut p = pool(100, 8);
+        let before = state(&[(0, 1000, 0)]);
+        for n in 0..3 {
+            p.insert(tx(0, n, 10, 1), &before).unwrap();
+        }
+        // A block took nonces 0 and 1; the pool has not been rechecked yet.
+        let after = state(&[(0, 978, 2)]);
+        let sender = key(0).public().address();
+        assert_eq!(p.next_nonce(&sender, Nonce(2)), Nonce(3));
+        p.insert(tx(0, 3, 10, 1), &after).unwrap();
+        assert!(matches!(
+            p.insert(tx(0, 5, 10, 1), &after),
+            Err(Rejection::NonceGap { next: Nonce(4), .. })
+        ));
+        // Replacing the still-pending nonce 2 works; nonce 1 is stale.
+        p.insert(tx(0, 2, 10, 5), &after).unwrap();
+        assert!(matches!(
+            p.insert(tx(0, 1, 10, 9), &after),
+            Err(Rejection::StaleNonce { .. })
+        ));
+        let dropped = p
+            .recheck(&[tx(0, 0, 10, 1), tx(0, 1, 10, 1)], &after)
+            .unwrap();
+        assert_eq!(dropped, 2);
         assert_eq!(p.len(), 2);
     }
 

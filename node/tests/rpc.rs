@@ -36,6 +36,8 @@ struct TestNode {
     board: Arc<StatusBoard>,
     validator: Keypair,
     user: Keypair,
+    /// What the server hands the driver for gossip, when started with a channel.
+    gossip: Option<tokio::sync::mpsc::Receiver<Transaction>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<std::thread::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -43,10 +45,15 @@ struct TestNode {
 
 impl TestNode {
     fn start() -> TestNode {
-        TestNode::start_with(BODY_BYTES_MAX)
+        TestNode::start_with(BODY_BYTES_MAX, None)
     }
 
-    fn start_with(body_bytes_max: u32) -> TestNode {
+    /// A node whose admissions go to a gossip channel of `capacity`.
+    fn start_gossiping(capacity: usize) -> TestNode {
+        TestNode::start_with(BODY_BYTES_MAX, Some(capacity))
+    }
+
+    fn start_with(body_bytes_max: u32, gossip_capacity: Option<usize>) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let validator = Keypair::from_secret(&[1; 32]);
         let user = Keypair::from_secret(&[2; 32]);
@@ -68,6 +75,13 @@ impl TestNode {
             },
             Readiness::NotReady("syncing: height 0 of 10".into()),
         ));
+        let (admitted, gossip) = match gossip_capacity {
+            Some(capacity) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
         let state = RpcState {
             store: store.clone(),
             mempool: Arc::new(Mutex::new(mempool)),
@@ -79,6 +93,7 @@ impl TestNode {
                 body_bytes_max,
                 batch_requests_max: BATCH_REQUESTS_MAX,
             },
+            admitted,
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -103,6 +118,7 @@ impl TestNode {
             board,
             validator,
             user,
+            gossip,
             shutdown: Some(tx),
             server: Some(server),
             _dir: dir,
@@ -122,32 +138,74 @@ impl TestNode {
         )
     }
 
+    /// Commits a block holding `transactions` on the tip straight into the store, as the
+    /// driver will; returns the block's hash.
+    fn commit_block(&self, transactions: Vec<Transaction>) -> Hash {
+        let block = Block {
+            header: BlockHeader {
+                height: Height(0),
+                parent: Hash::ZERO,
+                timestamp: TimestampMs(1_700_000_001_000 + self.store.tip().height.0 * 1000),
+                tx_root: Hash::ZERO,
+                state_root: Hash::ZERO,
+                proposer: self.validator.public().address(),
+                protocol_version: ProtocolVersion(0),
+                seal: Seal::HotStuff {
+                    round: Round(self.store.tip().height.0 + 1),
+                    justify: QuorumCert {
+                        round: Round(self.store.tip().height.0),
+                        block: self.store.tip().hash,
+                        votes: Vec::new(),
+                    },
+                },
+            },
+            transactions,
+        };
+        let prepared = self
+            .store
+            .complete_block(block, Amount::ZERO, SigCheck::EachAlone)
+            .unwrap();
+        self.store.commit(&prepared).unwrap();
+        prepared.hash
+    }
+
+    /// The next transaction handed to the gossip channel, failing the test after
+    /// `IO_TIMEOUT` rather than hanging when none comes.
+    fn next_gossiped(&mut self) -> Transaction {
+        let gossip = self.gossip.as_mut().expect("started with a gossip channel");
+        let deadline = std::time::Instant::now() + IO_TIMEOUT;
+        loop {
+            match gossip.try_recv() {
+                Ok(tx) => return tx,
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "nothing was gossiped within {IO_TIMEOUT:?}"
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("gossip channel: {e}"),
+            }
+        }
+    }
+
+    /// `submit_tx` in mode `commit` from another thread: the caller commits meanwhile.
+    fn submit_and_wait_in_background(&self, tx: &Transaction) -> std::thread::JoinHandle<Value> {
+        let addr = self.addr;
+        let request = json!({
+            "jsonrpc": "2.0", "id": 1, "method": "submit_tx",
+            "params": { "tx": hex_of(tx), "mode": "commit" },
+        });
+        std::thread::spawn(move || {
+            let (status, text) = http_to(addr, "POST", "/", request.to_string().as_bytes());
+            assert_eq!(status, 200, "{text}");
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+        })
+    }
+
     /// One HTTP/1.1 exchange on a fresh connection: (status, body).
     fn http(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
-            self.addr,
-            body.len()
-        );
-        let mut request = head.into_bytes();
-        request.extend_from_slice(body);
-        stream.write_all(&request).unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).unwrap();
-        let text = String::from_utf8(response).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head");
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        assert!(
-            !head
-                .to_ascii_lowercase()
-                .contains("transfer-encoding: chunked"),
-            "this client reads only Content-Length bodies: {head}"
-        );
-        (status, body.to_owned())
+        http_to(self.addr, method, path, body)
     }
 
     fn post(&self, body: &str) -> (u16, Value) {
@@ -201,6 +259,34 @@ impl Drop for TestNode {
             }
         }
     }
+}
+
+/// One HTTP/1.1 exchange with `addr` on a fresh connection: (status, body). Waits up to
+/// `IO_TIMEOUT` for the answer; a commit wait must answer within that.
+fn http_to(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "this client reads only Content-Length bodies: {head}"
+    );
+    (status, body.to_owned())
 }
 
 fn error_of(response: &Value) -> (i64, String) {
@@ -257,7 +343,7 @@ fn submit_admits_then_refuses_the_duplicate_and_metrics_count_both() {
 
 #[test]
 fn bad_transactions_and_modes_are_param_errors_naming_the_param() {
-    let node = TestNode::start_with(BODY_BYTES_MAX_LARGE);
+    let node = TestNode::start_with(BODY_BYTES_MAX_LARGE, None);
     for params in [
         json!(["zz"]),
         json!(["abc"]),
@@ -278,9 +364,6 @@ fn bad_transactions_and_modes_are_param_errors_naming_the_param() {
     assert_eq!(code, codes::TX_BAD_SIGNATURE);
 
     let good = hex_of(&node.transfer(0, 1));
-    let (code, message) = node.error("submit_tx", json!([good, "commit"]));
-    assert_eq!(code, codes::NOT_SUPPORTED);
-    assert!(message.contains("not yet supported"), "{message}");
     let (code, message) = node.error("submit_tx", json!({ "tx": good, "mode": "later" }));
     assert_eq!(code, codes::INVALID_PARAMS);
     assert!(message.contains("`mode`"), "{message}");
@@ -389,7 +472,13 @@ fn account_block_status_and_validators() {
     let account = node.result("account", json!([user.to_string()]));
     assert_eq!(
         account,
-        json!({ "address": user.to_string(), "balance": FUNDS, "nonce": 0, "stake": 0 })
+        json!({
+            "address": user.to_string(),
+            "balance": FUNDS,
+            "nonce": 0,
+            "pending_nonce": 0,
+            "stake": 0
+        })
     );
     let nobody = node.result(
         "account",
@@ -477,37 +566,13 @@ fn tx_reports_pending_then_committed_with_location_and_receipt() {
     assert_eq!(pending["status"], "pending");
 
     // Commit a block holding it straight into the store, as the driver will.
-    let block = Block {
-        header: BlockHeader {
-            height: Height(0),
-            parent: Hash::ZERO,
-            timestamp: TimestampMs(1_700_000_001_000),
-            tx_root: Hash::ZERO,
-            state_root: Hash::ZERO,
-            proposer: node.validator.public().address(),
-            protocol_version: ProtocolVersion(0),
-            seal: Seal::HotStuff {
-                round: Round(1),
-                justify: QuorumCert {
-                    round: Round(0),
-                    block: node.store.tip().hash,
-                    votes: Vec::new(),
-                },
-            },
-        },
-        transactions: vec![tx.clone()],
-    };
-    let prepared = node
-        .store
-        .complete_block(block, Amount::ZERO, SigCheck::EachAlone)
-        .unwrap();
-    node.store.commit(&prepared).unwrap();
+    let block_hash = node.commit_block(vec![tx.clone()]);
 
     let found = node.result("tx", json!({ "hash": tx.hash().to_string() }));
     assert_eq!(found["status"], "committed");
     assert_eq!(found["height"], 1);
     assert_eq!(found["index"], 0);
-    assert_eq!(found["block"], prepared.hash.to_string());
+    assert_eq!(found["block"], block_hash.to_string());
     assert_eq!(found["nonce"], 0);
     assert_eq!(found["fee"], 1);
     assert_eq!(found["from"], node.user.public().address().to_string());
@@ -571,4 +636,136 @@ fn hostile_inputs_get_errors_and_the_server_keeps_serving() {
         assert!(text.len() < 1024, "error echoes too much: {text}");
     }
     assert_eq!(node.http("GET", "/health", b"").0, 200);
+}
+
+#[test]
+fn account_pending_nonce_counts_the_senders_pending_transactions() {
+    let node = TestNode::start();
+    let user = node.user.public().address().to_string();
+    node.result("submit_tx", json!([hex_of(&node.transfer(0, 10))]));
+    node.result("submit_tx", json!([hex_of(&node.transfer(1, 10))]));
+    let account = node.result("account", json!([user]));
+    assert_eq!(
+        (account["nonce"].clone(), account["pending_nonce"].clone()),
+        (json!(0), json!(2))
+    );
+    // The next admission takes exactly that nonce.
+    node.result("submit_tx", json!([hex_of(&node.transfer(2, 10))]));
+}
+
+#[test]
+fn commit_mode_waits_for_the_block_and_answers_what_tx_answers() {
+    let mut node = TestNode::start_gossiping(8);
+    let tx = node.transfer(0, 300);
+    let waiter = node.submit_and_wait_in_background(&tx);
+    // Admitted and handed to the driver while the call is still waiting.
+    assert_eq!(node.next_gossiped(), tx);
+    assert!(!waiter.is_finished(), "answered before any block");
+    assert_eq!(
+        node.result("tx", json!([tx.hash().to_string()]))["status"],
+        "pending"
+    );
+
+    let block = node.commit_block(vec![tx.clone()]);
+    let response = waiter.join().unwrap();
+    assert!(response.get("error").is_none(), "{response}");
+    let result = &response["result"];
+    assert_eq!(result["status"], "committed");
+    assert_eq!(result["height"], 1);
+    assert_eq!(result["block"], block.to_string());
+    assert_eq!(result["hash"], tx.hash().to_string());
+    assert_eq!(*result, node.result("tx", json!([tx.hash().to_string()])));
+}
+
+#[test]
+fn commit_mode_for_a_pending_or_committed_transaction_reports_its_commit() {
+    let mut node = TestNode::start_gossiping(8);
+    let tx = node.transfer(0, 40);
+    node.result("submit_tx", json!([hex_of(&tx)]));
+    assert_eq!(node.next_gossiped(), tx);
+
+    // Already pending: the call waits for it instead of refusing a duplicate.
+    let waiter = node.submit_and_wait_in_background(&tx);
+    let block = node.commit_block(vec![tx.clone()]);
+    let first = waiter.join().unwrap();
+    assert_eq!(first["result"]["block"], block.to_string(), "{first}");
+
+    // Already committed: answered at once, the same way, and nothing is gossiped again.
+    let again = node.result("submit_tx", json!({ "tx": hex_of(&tx), "mode": "commit" }));
+    assert_eq!(again, first["result"]);
+    assert!(node.gossip.as_mut().unwrap().try_recv().is_err());
+    // Neither commit-mode call counted as a rejection.
+    assert!(
+        !node
+            .metrics()
+            .contains("cairn_txs_rejected_total{reason=\"duplicate\"}"),
+        "{}",
+        node.metrics()
+    );
+}
+
+#[test]
+fn commit_mode_reports_a_transaction_whose_nonce_another_one_used() {
+    let mut node = TestNode::start_gossiping(8);
+    let tx = node.transfer(0, 1);
+    let waiter = node.submit_and_wait_in_background(&tx);
+    assert_eq!(node.next_gossiped(), tx);
+    // Another transaction with the same nonce commits (say, from another node's mempool).
+    let other = node.transfer(0, 2);
+    node.commit_block(vec![other]);
+    let response = waiter.join().unwrap();
+    let (code, message) = error_of(&response);
+    assert_eq!(code, codes::TX_SUPERSEDED, "{message}");
+    assert!(
+        message.contains("never commit") && message.contains("nonce 0"),
+        "{message}"
+    );
+    assert_eq!(response["error"]["data"]["hash"], tx.hash().to_string());
+}
+
+#[test]
+fn a_commit_mode_call_refused_by_the_mempool_answers_the_rejection() {
+    let node = TestNode::start();
+    let (code, message) = node.error(
+        "submit_tx",
+        json!({ "tx": hex_of(&node.transfer(0, FUNDS)), "mode": "commit" }),
+    );
+    assert_eq!(code, codes::TX_UNAFFORDABLE, "{message}");
+    assert!(
+        node.metrics()
+            .contains("cairn_txs_rejected_total{reason=\"unaffordable\"} 1\n")
+    );
+}
+
+#[test]
+fn admissions_go_to_the_gossip_channel_and_a_full_channel_fails_no_call() {
+    let mut node = TestNode::start_gossiping(1);
+    let first = node.transfer(0, 1);
+    let second = node.transfer(1, 1);
+    node.result("submit_tx", json!([hex_of(&first)]));
+    // The channel holds one: the second is admitted all the same, just not gossiped.
+    node.result("submit_tx", json!([hex_of(&second)]));
+    assert_eq!(node.result("mempool", json!([]))["size"], 2);
+    // A rejected transaction is never offered.
+    node.error("submit_tx", json!([hex_of(&node.transfer(7, 1))]));
+    let gossip = node.gossip.as_mut().unwrap();
+    assert_eq!(gossip.try_recv().unwrap(), first);
+    assert!(gossip.try_recv().is_err());
+}
+
+#[test]
+fn stopping_the_server_answers_commit_waits_at_once() {
+    let mut node = TestNode::start_gossiping(8);
+    let tx = node.transfer(0, 1);
+    let waiter = node.submit_and_wait_in_background(&tx);
+    assert_eq!(node.next_gossiped(), tx);
+    let stopping = std::time::Instant::now();
+    drop(node);
+    // The graceful shutdown finished: it did not wait out the 30 s commit bound.
+    assert!(stopping.elapsed() < cairn_node::rpc::COMMIT_WAIT_MAX / 2);
+    let response = waiter.join().unwrap();
+    let (code, message) = error_of(&response);
+    assert_eq!(code, codes::COMMIT_TIMEOUT);
+    assert!(message.contains("node is stopping"), "{message}");
+    assert_eq!(response["error"]["data"]["hash"], tx.hash().to_string());
 }

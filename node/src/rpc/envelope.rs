@@ -4,10 +4,11 @@
 //! Owns the wire contract with clients (error codes are stable: scripts match on them). It
 //! never trusts a field's type, never echoes unbounded client text back, and never panics.
 
+use cairn_ledger::{Address, Hash, Nonce};
 use serde_json::{Map, Value, json};
 
-use super::RpcState;
 use super::methods::Method;
+use super::{CommitWaiters, RpcState};
 use crate::mempool::Rejection;
 use crate::metrics::MethodLabel;
 
@@ -20,8 +21,12 @@ pub mod codes {
     pub const INTERNAL_ERROR: i64 = -32603;
     /// The block or transaction asked for is not known.
     pub const NOT_FOUND: i64 = -32001;
-    /// A recognised option this node does not implement yet (`submit_tx` mode `commit`).
+    /// A recognised option this node does not implement yet (none at the moment; kept so
+    /// the code keeps its meaning).
     pub const NOT_SUPPORTED: i64 = -32002;
+    /// `submit_tx` mode `commit`: too many calls are already waiting for their commit
+    /// (`COMMIT_WAITERS_MAX`); nothing was submitted. Retry, or use mode `mempool`.
+    pub const COMMIT_WAITERS_FULL: i64 = -32003;
     // Mempool rejections, one code each (see `rejection_code`).
     pub const TX_TOO_LARGE: i64 = -32010;
     pub const TX_DUPLICATE: i64 = -32011;
@@ -34,6 +39,13 @@ pub mod codes {
     pub const TX_SENDER_FULL: i64 = -32018;
     pub const TX_POOL_FULL: i64 = -32019;
     pub const TX_STATE_ERROR: i64 = -32020;
+    // `submit_tx` mode `commit` after a successful admission; `data.hash` names the
+    // transaction.
+    /// Admitted but not seen committed: the wait ran out (`COMMIT_WAIT_MAX`) or the node is
+    /// stopping. It may still commit.
+    pub const COMMIT_TIMEOUT: i64 = -32030;
+    /// Admitted but can never commit: another transaction used its sender's nonce.
+    pub const TX_SUPERSEDED: i64 = -32031;
 }
 
 /// Longest piece of client-supplied text (a method or param name) quoted back in an error,
@@ -59,6 +71,30 @@ pub enum RpcError {
     NotFound { what: &'static str, key: String },
     #[error("{what} is not yet supported")]
     NotSupported { what: String },
+    #[error(
+        "{max} submissions are already waiting for their commit, the most this node allows; \
+         retry shortly, or submit with mode \"mempool\" and poll `tx`"
+    )]
+    CommitWaitersFull { max: usize },
+    #[error(
+        "transaction {hash} was admitted but not committed within {waited_s} s; it may still \
+         commit"
+    )]
+    CommitTimeout { hash: Hash, waited_s: f64 },
+    #[error(
+        "transaction {hash} was admitted but the node is stopping before it committed; it may \
+         still commit"
+    )]
+    CommitWaitStopped { hash: Hash },
+    #[error(
+        "transaction {hash} will never commit: nonce {nonce} of {sender} was used by another \
+         transaction"
+    )]
+    Superseded {
+        hash: Hash,
+        sender: Address,
+        nonce: Nonce,
+    },
     #[error("{0}")]
     Rejected(#[from] Rejection),
     #[error("internal error: {0}")]
@@ -76,16 +112,24 @@ impl RpcError {
             RpcError::InvalidParams { .. } => codes::INVALID_PARAMS,
             RpcError::NotFound { .. } => codes::NOT_FOUND,
             RpcError::NotSupported { .. } => codes::NOT_SUPPORTED,
+            RpcError::CommitWaitersFull { .. } => codes::COMMIT_WAITERS_FULL,
+            RpcError::CommitTimeout { .. } | RpcError::CommitWaitStopped { .. } => {
+                codes::COMMIT_TIMEOUT
+            }
+            RpcError::Superseded { .. } => codes::TX_SUPERSEDED,
             RpcError::Rejected(r) => rejection_code(r),
             RpcError::Internal(_) => codes::INTERNAL_ERROR,
         }
     }
 
-    /// Machine-readable detail: the rejection's metrics reason, so clients need not parse
-    /// the message.
+    /// Machine-readable detail: the rejection's metrics reason, or the transaction a commit
+    /// wait was for, so clients need not parse the message.
     fn data(&self) -> Option<Value> {
         match self {
             RpcError::Rejected(r) => Some(json!({ "reason": r.reason() })),
+            RpcError::CommitTimeout { hash, .. }
+            | RpcError::CommitWaitStopped { hash }
+            | RpcError::Superseded { hash, .. } => Some(json!({ "hash": hash })),
             _ => None,
         }
     }
@@ -140,7 +184,7 @@ pub(super) fn error_response(id: Option<Value>, error: &RpcError) -> Value {
 
 /// Handles one HTTP body: a request or a batch. `None` when nothing is to be returned (only
 /// notifications).
-pub(super) fn handle_body(state: &RpcState, body: &[u8]) -> Option<Value> {
+pub(super) fn handle_body(state: &RpcState, waiters: &CommitWaiters, body: &[u8]) -> Option<Value> {
     // serde_json limits nesting depth (128), so hostile nesting is a parse error, not a
     // stack overflow; the body itself is already bounded by rpc.body_bytes_max.
     let request: Value = match serde_json::from_slice(body) {
@@ -163,16 +207,16 @@ pub(super) fn handle_body(state: &RpcState, body: &[u8]) -> Option<Value> {
             }
             let responses: Vec<Value> = batch
                 .into_iter()
-                .filter_map(|r| handle_request(state, r))
+                .filter_map(|r| handle_request(state, waiters, r))
                 .collect();
             (!responses.is_empty()).then_some(Value::Array(responses))
         }
-        single => handle_request(state, single),
+        single => handle_request(state, waiters, single),
     }
 }
 
 /// Handles one request object; `None` for a notification (no `id`).
-fn handle_request(state: &RpcState, request: Value) -> Option<Value> {
+fn handle_request(state: &RpcState, waiters: &CommitWaiters, request: Value) -> Option<Value> {
     let Value::Object(mut request) = request else {
         let e = RpcError::InvalidRequest("a request must be a JSON object".into());
         return Some(error_response(None, &e));
@@ -186,7 +230,7 @@ fn handle_request(state: &RpcState, request: Value) -> Option<Value> {
         }
     };
     let notification = id.is_none();
-    let result = parse_and_call(state, request);
+    let result = parse_and_call(state, waiters, request);
     if notification {
         return None;
     }
@@ -196,7 +240,11 @@ fn handle_request(state: &RpcState, request: Value) -> Option<Value> {
     })
 }
 
-fn parse_and_call(state: &RpcState, mut request: Map<String, Value>) -> Result<Value, RpcError> {
+fn parse_and_call(
+    state: &RpcState,
+    waiters: &CommitWaiters,
+    mut request: Map<String, Value>,
+) -> Result<Value, RpcError> {
     if request.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(RpcError::InvalidRequest(
             "`jsonrpc` must be the string \"2.0\"".into(),
@@ -231,7 +279,7 @@ fn parse_and_call(state: &RpcState, mut request: Map<String, Value>) -> Result<V
         });
     };
     let params = Params::bind(method, params)?;
-    method.call(state, &params)
+    method.call(state, waiters, &params)
 }
 
 /// A call's params by name, whether they came by name or by position.

@@ -3,15 +3,36 @@
 //! are integers in the smallest unit, hashes, keys and addresses lowercase hex.
 //!
 //! Reads the store and the mempool; the only write is mempool admission. Never writes the
-//! store and never holds the mempool lock while reading a block.
+//! store, never holds the mempool lock while reading a block, and never waits for a commit
+//! beyond [`COMMIT_WAIT_MAX`] nor with more than [`COMMIT_WAITERS_MAX`] calls at once.
+
+use std::time::{Duration, Instant};
 
 use cairn_ledger::block::Block;
+use cairn_ledger::store::TxLocation;
 use cairn_ledger::tx::{TX_BYTES_MAX, Transaction};
-use cairn_ledger::{Address, Hash, Height};
+use cairn_ledger::{Address, Hash, Height, Nonce};
 use serde_json::{Value, json};
+use tokio::sync::mpsc::error::TrySendError;
 
-use super::RpcState;
 use super::envelope::{Params, RpcError, truncate};
+use super::{CommitWaiters, RpcState};
+use crate::mempool::Rejection;
+
+/// Longest a `submit_tx` call in mode `commit` waits for its transaction to commit after
+/// admitting it; then it answers `COMMIT_TIMEOUT` (the transaction may still commit). A batch
+/// runs its requests in turn, so one with several such calls can take this long for each.
+pub const COMMIT_WAIT_MAX: Duration = Duration::from_secs(30);
+/// How often a waiting `submit_tx` looks for its transaction in the store's index: one
+/// RocksDB point read and one cached account read per waiter.
+pub const COMMIT_POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// Most `submit_tx` calls in mode `commit` waiting at once; beyond it a call is refused
+/// (`COMMIT_WAITERS_FULL`) before anything is admitted. Each holds a thread of tokio's
+/// blocking pool while it waits, so this stays at most half of that pool's default size.
+pub const COMMIT_WAITERS_MAX: usize = 256;
+/// tokio's default `max_blocking_threads`, which the node's runtime keeps.
+const TOKIO_BLOCKING_THREADS_DEFAULT: usize = 512;
+const _: () = assert!(COMMIT_WAITERS_MAX <= TOKIO_BLOCKING_THREADS_DEFAULT / 2);
 
 /// Every method this server answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,9 +56,15 @@ const ALL: [Method; 7] = [
     Method::Validators,
 ];
 
-/// `submit_tx`'s modes: admit to the mempool and return, or (later) wait for the commit.
+/// `submit_tx`'s modes: admit to the mempool and return, or admit and wait for the commit.
 const MODE_MEMPOOL: &str = "mempool";
 const MODE_COMMIT: &str = "commit";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Mempool,
+    Commit,
+}
 
 impl Method {
     pub fn name(self) -> &'static str {
@@ -81,9 +108,14 @@ impl Method {
         values
     }
 
-    pub(super) fn call(self, state: &RpcState, p: &Params) -> Result<Value, RpcError> {
+    pub(super) fn call(
+        self,
+        state: &RpcState,
+        waiters: &CommitWaiters,
+        p: &Params,
+    ) -> Result<Value, RpcError> {
         match self {
-            Method::SubmitTx => submit_tx(state, p),
+            Method::SubmitTx => submit_tx(state, waiters, p),
             Method::Account => account(state, p),
             Method::Block => block(state, p),
             Method::Tx => tx(state, p),
@@ -94,15 +126,20 @@ impl Method {
     }
 }
 
-fn submit_tx(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
+/// `submit_tx`: admits a transaction to the mempool and answers its hash; in mode `commit`,
+/// then waits for it to commit and answers what `tx` answers for a committed transaction.
+///
+/// Mode `commit` is idempotent: a transaction already committed is answered at once, and one
+/// already pending is waited for as if this call had admitted it. So a client that submits
+/// again after losing the first answer (`cairn tx transfer --wait` run twice, or a retry
+/// after a client timeout) gets the commit, not "already pending" or "nonce already used".
+/// Mode `mempool` still refuses a duplicate: there the caller asked for an admission, and
+/// the error says the transaction is already in.
+fn submit_tx(state: &RpcState, waiters: &CommitWaiters, p: &Params) -> Result<Value, RpcError> {
     let hex_tx = p.required_str("tx")?;
-    match p.str("mode")?.unwrap_or(MODE_MEMPOOL) {
-        MODE_MEMPOOL => {}
-        MODE_COMMIT => {
-            return Err(RpcError::NotSupported {
-                what: format!("submit_tx mode {MODE_COMMIT:?} (use {MODE_MEMPOOL:?})"),
-            });
-        }
+    let mode = match p.str("mode")?.unwrap_or(MODE_MEMPOOL) {
+        MODE_MEMPOOL => Mode::Mempool,
+        MODE_COMMIT => Mode::Commit,
         other => {
             return Err(RpcError::invalid_param(
                 "mode",
@@ -112,7 +149,7 @@ fn submit_tx(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
                 ),
             ));
         }
-    }
+    };
     let bytes = decode_hex("tx", hex_tx, TX_BYTES_MAX).inspect_err(|_| {
         state.metrics.reject(REASON_MALFORMED);
     })?;
@@ -120,18 +157,121 @@ fn submit_tx(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
         state.metrics.reject(REASON_MALFORMED);
         RpcError::invalid_param("tx", e.to_string())
     })?;
+    match mode {
+        Mode::Mempool => {
+            let hash = admit(state, tx).inspect_err(|e| count_rejection(state, e))?;
+            Ok(json!({ "hash": hash }))
+        }
+        Mode::Commit => {
+            // A place first: a refused call has admitted nothing.
+            let _place = waiters
+                .try_enter()
+                .ok_or(RpcError::CommitWaitersFull { max: waiters.max() })?;
+            submit_and_wait(state, waiters, tx, COMMIT_WAIT_MAX)
+        }
+    }
+}
+
+/// Mode `commit` once it has a waiter's place: answers a committed transaction at once,
+/// admits (or joins a pending duplicate), then waits up to `wait_max`.
+fn submit_and_wait(
+    state: &RpcState,
+    waiters: &CommitWaiters,
+    tx: Transaction,
+    wait_max: Duration,
+) -> Result<Value, RpcError> {
+    let hash = tx.hash();
+    if let Some(location) = state.store.tx_location(&hash)? {
+        return committed_tx(state, hash, location);
+    }
+    let (sender, nonce) = (tx.sender_address(), tx.nonce);
+    match admit(state, tx) {
+        Ok(_) | Err(RpcError::Rejected(Rejection::Duplicate(_))) => {}
+        Err(e) => {
+            // It may have committed since the look above, and its nonce is then "used".
+            if let Some(location) = state.store.tx_location(&hash)? {
+                return committed_tx(state, hash, location);
+            }
+            count_rejection(state, &e);
+            return Err(e);
+        }
+    }
+    wait_for_commit(state, waiters, hash, sender, nonce, wait_max)
+}
+
+/// Polls the store's index until `hash` is committed, its sender's `nonce` is used by another
+/// transaction (it can then never commit), `wait_max` has passed, or the server stops.
+fn wait_for_commit(
+    state: &RpcState,
+    waiters: &CommitWaiters,
+    hash: Hash,
+    sender: Address,
+    nonce: Nonce,
+    wait_max: Duration,
+) -> Result<Value, RpcError> {
+    let deadline = Instant::now() + wait_max;
+    loop {
+        if let Some(location) = state.store.tx_location(&hash)? {
+            return committed_tx(state, hash, location);
+        }
+        let used = state.store.account(&sender)?.unwrap_or_default().nonce;
+        if used > nonce {
+            // A block writes its accounts and its index in one batch, and the account was
+            // read first: an index still without `hash` means another transaction took the
+            // nonce.
+            return match state.store.tx_location(&hash)? {
+                Some(location) => committed_tx(state, hash, location),
+                None => Err(RpcError::Superseded {
+                    hash,
+                    sender,
+                    nonce,
+                }),
+            };
+        }
+        if waiters.stopping() {
+            return Err(RpcError::CommitWaitStopped { hash });
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(RpcError::CommitTimeout {
+                hash,
+                waited_s: wait_max.as_secs_f64(),
+            });
+        }
+        std::thread::sleep(COMMIT_POLL_INTERVAL.min(deadline - now));
+    }
+}
+
+/// Admits `tx` to the mempool, then offers it to the driver for gossip.
+fn admit(state: &RpcState, tx: Transaction) -> Result<Hash, RpcError> {
+    let gossip = state.admitted.as_ref().map(|_| tx.clone());
     let admitted = {
         let mut pool = lock_mempool(state)?;
         let admitted = pool.insert(tx, &*state.store);
         state.set_mempool_gauges(&pool);
         admitted
     };
-    match admitted {
-        Ok(hash) => Ok(json!({ "hash": hash })),
-        Err(rejection) => {
-            state.metrics.reject(rejection.reason());
-            Err(rejection.into())
+    let hash = admitted?;
+    if let (Some(channel), Some(tx)) = (&state.admitted, gossip) {
+        match channel.try_send(tx) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => tracing::debug!(
+                %hash,
+                "the gossip channel is full: the transaction stays in the mempool, not gossiped"
+            ),
+            Err(TrySendError::Closed(_)) => tracing::debug!(
+                %hash,
+                "the gossip channel is closed: the transaction stays in the mempool, not gossiped"
+            ),
         }
+    }
+    Ok(hash)
+}
+
+/// Counts a mempool rejection in `txs_rejected_total` (other errors offered no transaction).
+fn count_rejection(state: &RpcState, error: &RpcError) {
+    if let RpcError::Rejected(rejection) = error {
+        state.metrics.reject(rejection.reason());
     }
 }
 
@@ -139,13 +279,23 @@ fn submit_tx(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
 /// mempool's own reasons cover the rest).
 const REASON_MALFORMED: &str = "malformed";
 
+/// `account`: the committed account, and `pending_nonce`, the nonce this node's mempool
+/// would accept next from it (its committed nonce plus its pending transactions), which is
+/// what a client signing another transaction needs. Both are read under the mempool lock, as
+/// admission reads them.
 fn account(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
     let address: Address = parse_hex_param(p, "address")?;
-    let account = state.store.account(&address)?.unwrap_or_default();
+    let (account, pending_nonce) = {
+        let pool = lock_mempool(state)?;
+        let account = state.store.account(&address)?.unwrap_or_default();
+        let next = pool.next_nonce(&address, account.nonce);
+        (account, next.0)
+    };
     Ok(json!({
         "address": address,
         "balance": account.balance.0,
         "nonce": account.nonce.0,
+        "pending_nonce": pending_nonce,
         "stake": account.stake.0,
     }))
 }
@@ -207,15 +357,25 @@ fn block_json(block: &Block) -> Value {
 
 fn tx(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
     let hash: Hash = parse_hex_param(p, "hash")?;
-    let Some(location) = state.store.tx_location(&hash)? else {
-        if lock_mempool(state)?.contains(&hash) {
-            return Ok(json!({ "hash": hash, "status": "pending" }));
-        }
-        return Err(RpcError::NotFound {
+    if let Some(location) = state.store.tx_location(&hash)? {
+        return committed_tx(state, hash, location);
+    }
+    if lock_mempool(state)?.contains(&hash) {
+        return Ok(json!({ "hash": hash, "status": "pending" }));
+    }
+    // It may have left the pool for a block between the two looks.
+    match state.store.tx_location(&hash)? {
+        Some(location) => committed_tx(state, hash, location),
+        None => Err(RpcError::NotFound {
             what: "transaction",
             key: hash.to_string(),
-        });
-    };
+        }),
+    }
+}
+
+/// A committed transaction as `tx` and `submit_tx` mode `commit` answer it: its fields, its
+/// sender, where it landed and its receipt.
+fn committed_tx(state: &RpcState, hash: Hash, location: TxLocation) -> Result<Value, RpcError> {
     // The index and the block are written in one batch, so a miss here is corruption.
     let corrupt = |what: &str| {
         RpcError::Internal(format!(
@@ -327,4 +487,147 @@ fn parse_hex_param<T: std::str::FromStr<Err = String>>(
     p.required_str(name)?
         .parse()
         .map_err(|e: String| RpcError::invalid_param(name, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use cairn_ledger::crypto::Keypair;
+    use cairn_ledger::genesis::{EngineKind, Genesis};
+    use cairn_ledger::store::Store;
+    use cairn_ledger::tx::Payload;
+    use cairn_ledger::{Amount, TimestampMs};
+
+    use super::*;
+    use crate::config::{MempoolSection, RpcSection};
+    use crate::mempool::Mempool;
+    use crate::metrics::Metrics;
+    use crate::rpc::envelope::{codes, handle_body};
+    use crate::rpc::{NodeStatus, Readiness, StatusBoard};
+
+    struct Fixture {
+        state: RpcState,
+        user: Keypair,
+        _dir: tempfile::TempDir,
+    }
+
+    /// A server's state over a real store, with one funded user and no driver.
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let validator = Keypair::from_secret(&[1; 32]);
+        let user = Keypair::from_secret(&[2; 32]);
+        let genesis = Genesis::local(
+            EngineKind::Bft,
+            &[validator.public()],
+            &[(user.public().address(), Amount(1_000))],
+            TimestampMs(1_700_000_000_000),
+        );
+        let store = Arc::new(Store::open(dir.path(), &genesis).unwrap());
+        let mempool = Mempool::new(store.chain_id(), MempoolSection::default());
+        let state = RpcState {
+            store,
+            mempool: Arc::new(Mutex::new(mempool)),
+            node: Arc::new(StatusBoard::new(NodeStatus::default(), Readiness::Ready)),
+            metrics: Arc::new(Metrics::new()),
+            validators: genesis.validators.clone().into(),
+            limits: RpcSection::default(),
+            admitted: None,
+        };
+        Fixture {
+            state,
+            user,
+            _dir: dir,
+        }
+    }
+
+    impl Fixture {
+        fn transfer(&self, nonce: u64) -> Transaction {
+            Transaction::new_signed(
+                self.state.store.chain_id(),
+                &self.user,
+                Nonce(nonce),
+                Amount(1),
+                Payload::Transfer {
+                    to: Address([9; 20]),
+                    amount: Amount(5),
+                },
+            )
+        }
+    }
+
+    #[test]
+    fn a_commit_wait_that_runs_out_names_the_admitted_transaction() {
+        let f = fixture();
+        let tx = f.transfer(0);
+        let hash = tx.hash();
+        let started = Instant::now();
+        let wait_max = Duration::from_millis(100);
+        let waiters = CommitWaiters::new(1);
+        let error = submit_and_wait(&f.state, &waiters, tx, wait_max).unwrap_err();
+        assert!(started.elapsed() >= wait_max);
+        assert_eq!(error.code(), codes::COMMIT_TIMEOUT);
+        let message = error.to_string();
+        assert!(
+            message.contains(&hash.to_string())
+                && message.contains("admitted")
+                && message.contains("within 0.1 s")
+                && message.contains("may still commit"),
+            "{message}"
+        );
+        // It stays admitted: it may still commit.
+        assert!(f.state.mempool.lock().unwrap().contains(&hash));
+    }
+
+    #[test]
+    fn a_stopping_server_ends_commit_waits_at_once() {
+        let f = fixture();
+        let tx = f.transfer(0);
+        let hash = tx.hash();
+        let waiters = CommitWaiters::new(1);
+        waiters.stop();
+        let started = Instant::now();
+        let error = submit_and_wait(&f.state, &waiters, tx, COMMIT_WAIT_MAX).unwrap_err();
+        assert!(started.elapsed() < COMMIT_WAIT_MAX / 2);
+        assert_eq!(error.code(), codes::COMMIT_TIMEOUT);
+        let message = error.to_string();
+        assert!(
+            message.contains(&hash.to_string()) && message.contains("node is stopping"),
+            "{message}"
+        );
+        assert!(f.state.mempool.lock().unwrap().contains(&hash));
+    }
+
+    #[test]
+    fn commit_waiters_are_bounded_and_a_refused_call_admits_nothing() {
+        let f = fixture();
+        let waiters = CommitWaiters::new(2);
+        let first = waiters.try_enter().expect("a place");
+        let _second = waiters.try_enter().expect("a place");
+        assert!(waiters.try_enter().is_none());
+
+        let request = json!({
+            "jsonrpc": "2.0", "id": 1, "method": "submit_tx",
+            "params": { "tx": hex::encode(f.transfer(0).encode()), "mode": "commit" },
+        });
+        let response = handle_body(&f.state, &waiters, request.to_string().as_bytes()).unwrap();
+        assert_eq!(response["error"]["code"], codes::COMMIT_WAITERS_FULL);
+        let message = response["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("2 submissions are already waiting")
+                && message.contains("retry")
+                && message.contains("\"mempool\""),
+            "{message}"
+        );
+        assert!(f.state.mempool.lock().unwrap().is_empty());
+
+        // A place given back is free again, also when its holder panicked.
+        drop(first);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _place = waiters.try_enter().expect("a place");
+            panic!("handler bug");
+        }));
+        assert!(caught.is_err());
+        assert!(waiters.try_enter().is_some());
+    }
 }

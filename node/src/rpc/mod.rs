@@ -6,12 +6,14 @@
 //! It must never panic on any input, never write to the store, and never hold the mempool
 //! lock across anything slower than one admission. What the driver knows (round, leader,
 //! peers, readiness) comes in through [`NodeView`], so the server runs before the driver
-//! exists and tests give it a [`StatusBoard`].
+//! exists and tests give it a [`StatusBoard`]. Admitted transactions go out on
+//! [`RpcState::admitted`] for the driver to gossip.
 
 mod envelope;
 mod methods;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
@@ -23,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cairn_ledger::genesis::Validator;
 use cairn_ledger::store::Store;
+use cairn_ledger::tx::Transaction;
 use cairn_ledger::{Address, Round};
 use serde::Serialize;
 
@@ -31,7 +34,7 @@ use crate::mempool::Mempool;
 use crate::metrics::{METRICS_CONTENT_TYPE, Metrics};
 
 pub use envelope::{RpcError, codes};
-pub use methods::Method;
+pub use methods::{COMMIT_POLL_INTERVAL, COMMIT_WAIT_MAX, COMMIT_WAITERS_MAX, Method};
 
 /// What the consensus driver knows and the store does not. The driver fills it; until it
 /// exists, callers pass a fixed one in a [`StatusBoard`].
@@ -112,39 +115,123 @@ pub struct RpcState {
     /// exist.
     pub validators: Arc<[Validator]>,
     pub limits: RpcSection,
+    /// Where each transaction this server admits to the mempool is sent, for the driver to
+    /// gossip; `None` when no driver runs (tests, tools). Sent with `try_send`: when the
+    /// channel is full the transaction stays in the mempool un-gossiped (it still reaches a
+    /// block when this node leads) and the call still succeeds.
+    pub admitted: Option<tokio::sync::mpsc::Sender<Transaction>>,
+}
+
+/// What the HTTP handlers share: the caller's [`RpcState`] and the server's own bounds.
+#[derive(Clone)]
+struct Server {
+    state: RpcState,
+    commit_waiters: Arc<CommitWaiters>,
+}
+
+impl Server {
+    fn new(state: RpcState) -> Server {
+        Server {
+            state,
+            commit_waiters: Arc::new(CommitWaiters::new(COMMIT_WAITERS_MAX)),
+        }
+    }
+}
+
+/// Counts `submit_tx` calls in mode `commit` that are waiting for their transaction to
+/// commit. Each waits on a thread of tokio's blocking pool, so the count is bounded
+/// ([`COMMIT_WAITERS_MAX`]) well below that pool's size: the other requests, and any blocking
+/// work of the driver on the same runtime, always find a thread. When the server is told to
+/// stop, waiting calls answer at once, so a graceful shutdown does not wait out their commits.
+pub(crate) struct CommitWaiters {
+    waiting: AtomicUsize,
+    max: usize,
+    stopping: AtomicBool,
+}
+
+/// A place among the commit waiters, given back when dropped (also on a panic).
+pub(crate) struct CommitWaiter<'a>(&'a CommitWaiters);
+
+impl CommitWaiters {
+    pub(crate) fn new(max: usize) -> CommitWaiters {
+        CommitWaiters {
+            waiting: AtomicUsize::new(0),
+            max,
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// A place, or `None` when `max` calls are already waiting.
+    pub(crate) fn try_enter(&self) -> Option<CommitWaiter<'_>> {
+        self.waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| CommitWaiter(self))
+    }
+
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Tells waiting calls (and any later one) to stop waiting.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for CommitWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The routes, with the body limit applied. `serve` runs this; exposed for embedding.
 pub fn router(state: RpcState) -> Router {
-    let body_max = usize::try_from(state.limits.body_bytes_max).unwrap_or(usize::MAX);
+    router_for(Server::new(state))
+}
+
+fn router_for(server: Server) -> Router {
+    let body_max = usize::try_from(server.state.limits.body_bytes_max).unwrap_or(usize::MAX);
     Router::new()
         .route("/", post(rpc))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_max))
-        .with_state(state)
+        .with_state(server)
 }
 
-/// Serves until `shutdown` completes, then finishes in-flight requests and returns.
+/// Serves until `shutdown` completes, then finishes in-flight requests and returns. Calls
+/// waiting for a commit then answer at once that the node is stopping.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: RpcState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    let server = Server::new(state);
+    let waiters = Arc::clone(&server.commit_waiters);
+    axum::serve(listener, router_for(server))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            waiters.stop();
+        })
         .await
 }
 
-async fn rpc(State(state): State<RpcState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn rpc(State(server): State<Server>, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
             let status = rejection.status();
             let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
                 RpcError::BodyTooLarge {
-                    max: state.limits.body_bytes_max,
+                    max: server.state.limits.body_bytes_max,
                 }
             } else {
                 RpcError::InvalidRequest(format!(
@@ -157,8 +244,10 @@ async fn rpc(State(state): State<RpcState>, body: Result<Bytes, BytesRejection>)
     };
     // Store reads are blocking RocksDB calls and admission verifies a signature: keep them
     // off the async workers. A panic in there (a bug) becomes a JoinError, not a dead server.
-    let handler = state.clone();
-    match tokio::task::spawn_blocking(move || envelope::handle_body(&handler, &body)).await {
+    // `submit_tx` in mode `commit` waits here too, at most COMMIT_WAITERS_MAX at a time.
+    let handler = server.clone();
+    let handle = move || envelope::handle_body(&handler.state, &handler.commit_waiters, &body);
+    match tokio::task::spawn_blocking(handle).await {
         Ok(Some(response)) => axum::Json(response).into_response(),
         // Only notifications: JSON-RPC says nothing is returned.
         Ok(None) => StatusCode::NO_CONTENT.into_response(),
@@ -177,8 +266,8 @@ async fn health() -> &'static str {
     "ok"
 }
 
-async fn ready(State(state): State<RpcState>) -> Response {
-    match state.node.readiness() {
+async fn ready(State(server): State<Server>) -> Response {
+    match server.state.node.readiness() {
         Readiness::Ready => (StatusCode::OK, "ready").into_response(),
         Readiness::NotReady(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -188,11 +277,11 @@ async fn ready(State(state): State<RpcState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<RpcState>) -> Response {
-    state.refresh_gauges();
+async fn metrics(State(server): State<Server>) -> Response {
+    server.state.refresh_gauges();
     (
         [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
-        state.metrics.render(),
+        server.state.metrics.render(),
     )
         .into_response()
 }
