@@ -185,6 +185,16 @@ struct UndoRecord {
     accounts: Vec<(Address, Option<Account>)>,
 }
 
+/// A raw key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// Consensus metadata to write in the same batch as a block (see [`Store::commit_with`]).
+#[derive(Clone, Debug, Default)]
+pub struct ConsensusWrites {
+    pub puts: Vec<KeyValue>,
+    pub deletes: Vec<Vec<u8>>,
+}
+
 /// A block that has been executed against the current tip and can be committed.
 #[derive(Debug)]
 pub struct PreparedBlock {
@@ -588,6 +598,50 @@ impl Store {
         Ok(self.get_raw(CF_CONSENSUS, key)?.map(|s| s.to_vec()))
     }
 
+    /// Consensus metadata under `prefix`, in key order, at most `entries_max` of them.
+    pub fn consensus_entries(
+        &self,
+        prefix: &[u8],
+        entries_max: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_CONSENSUS),
+            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item.map_err(|e| self.db_error(e))?;
+            if !key.starts_with(prefix) || out.len() >= entries_max {
+                break;
+            }
+            out.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Removes consensus metadata in one batch (synced: what is gone stays gone).
+    pub fn delete_consensus(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for key in keys {
+            batch.delete_cf(self.cf(CF_CONSENSUS), key);
+        }
+        self.write_synced(batch)
+    }
+
+    /// An account as seen through executed, uncommitted `ancestors` (oldest first): what a
+    /// block producer needs to pick transactions that will execute on top of them.
+    pub fn account_on(
+        &self,
+        ancestors: &[&PreparedBlock],
+        address: &Address,
+    ) -> Result<Option<Account>, ReadError> {
+        Layered {
+            store: self,
+            layers: ancestors,
+        }
+        .account(address)
+    }
+
     /// Executes `block` on the tip's state and checks its roots, without writing anything.
     pub fn prepare(
         &self,
@@ -740,6 +794,17 @@ impl Store {
 
     /// Writes a prepared block as the new tip, atomically and durably.
     pub fn commit(&self, prepared: &PreparedBlock) -> Result<Tip, StoreError> {
+        self.commit_with(prepared, &ConsensusWrites::default())
+    }
+
+    /// Like [`Store::commit`], with consensus metadata written in the same batch: the
+    /// certificate of the new tip lands with the tip itself, so a crash can never leave a
+    /// tip without the proof a restarted engine needs.
+    pub fn commit_with(
+        &self,
+        prepared: &PreparedBlock,
+        consensus: &ConsensusWrites,
+    ) -> Result<Tip, StoreError> {
         let _writer = self.write_lock.lock().expect("write lock");
         let tip = self.tip();
         if tip != prepared.parent_tip {
@@ -749,7 +814,14 @@ impl Store {
                 tip_hash: tip.hash,
             });
         }
-        let new_tip = self.write_block(WriteBatch::default(), prepared)?;
+        let mut batch = WriteBatch::default();
+        for (key, value) in &consensus.puts {
+            batch.put_cf(self.cf(CF_CONSENSUS), key, value);
+        }
+        for key in &consensus.deletes {
+            batch.delete_cf(self.cf(CF_CONSENSUS), key);
+        }
+        let new_tip = self.write_block(batch, prepared)?;
         *self.tip.write().expect("tip lock") = new_tip;
         Ok(new_tip)
     }

@@ -39,7 +39,7 @@ pub use engine::{
 };
 pub use leader::LeaderSchedule;
 pub use messages::*;
-pub use pacemaker::{BACKOFF_EXPONENT_MAX, PacemakerError};
+pub use pacemaker::{BACKOFF_EXPONENT_MAX, BACKOFF_FREE_ROUNDS, PacemakerError};
 pub use safety::{SAFETY_STATE_BYTES_MAX, SafetyError, SafetyState};
 pub use sync::PENDING_PROPOSALS_MAX;
 pub use validators::{Member, ValidatorSet, ValidatorSetError};

@@ -18,6 +18,8 @@ use super::aggregator::TimeoutCollector;
 
 /// Doublings before the cap; keeps the shift in range whatever the base.
 pub const BACKOFF_EXPONENT_MAX: u64 = 32;
+/// Rounds past the committed block's round that still get the base timeout.
+pub const BACKOFF_FREE_ROUNDS: u64 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PacemakerError {
@@ -70,10 +72,15 @@ impl Pacemaker {
     }
 
     /// How long to wait in `round` when the highest committed block is of `committed_round`.
+    ///
+    /// On a healthy chain the committed block trails the current round by two (the 2-chain
+    /// rule). One crashed leader in the rotation leaves the next round three behind, and
+    /// must cost only the base timeout, or a network with one validator down runs at half
+    /// speed: backoff starts from the fourth round without a commit.
     pub fn round_timeout_ms(&self, round: Round, committed_round: Round) -> u64 {
         let exponent = round
             .0
-            .saturating_sub(committed_round.0.saturating_add(2))
+            .saturating_sub(committed_round.0.saturating_add(BACKOFF_FREE_ROUNDS))
             .min(BACKOFF_EXPONENT_MAX);
         self.round_timeout_ms_base
             .saturating_mul(1u64 << exponent)
@@ -96,7 +103,7 @@ mod tests {
     #[test]
     fn backoff_doubles_per_failed_round_and_is_capped() {
         let p = pacemaker(1000, 30_000);
-        let waits: Vec<u64> = (10..17)
+        let waits: Vec<u64> = (11..18)
             .map(|r| p.round_timeout_ms(Round(r), Round(8)))
             .collect();
         assert_eq!(waits, vec![1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
@@ -108,7 +115,8 @@ mod tests {
     fn backoff_resets_when_a_commit_catches_up() {
         let p = pacemaker(500, 8000);
         assert_eq!(p.round_timeout_ms(Round(20), Round(10)), 8000);
-        assert_eq!(p.round_timeout_ms(Round(20), Round(18)), 500);
+        assert_eq!(p.round_timeout_ms(Round(20), Round(17)), 500);
+        assert_eq!(p.round_timeout_ms(Round(21), Round(17)), 1000);
         assert_eq!(p.round_timeout_ms(Round(1), Round(0)), 500);
     }
 

@@ -188,8 +188,8 @@ fn round_timeouts_back_off_and_reset_after_a_commit() {
         c.run(10_000);
         waits.push(c.timers[0].unwrap());
     }
-    // Round r waits base · 2^(r − committed round − 2), capped; genesis is round 0.
-    let expected: Vec<(Round, u64)> = [(2, 1000), (3, 2000), (4, 4000), (5, 8000), (6, 8000)]
+    // Round r waits base · 2^(r − committed round − 3), capped; genesis is round 0.
+    let expected: Vec<(Round, u64)> = [(2, 1000), (3, 1000), (4, 2000), (5, 4000), (6, 8000)]
         .iter()
         .map(|&(r, ms)| (Round(r), ms))
         .collect();
