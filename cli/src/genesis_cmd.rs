@@ -43,6 +43,9 @@ pub struct NewArgs {
     /// Directory to write into; created if missing, and refused if it already has a genesis.
     #[arg(long)]
     pub out: PathBuf,
+    /// BFT only: the base round timeout in milliseconds (default 1000).
+    #[arg(long, value_name = "MS")]
+    pub round_timeout_ms: Option<u64>,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -71,8 +74,23 @@ pub fn check_validator_count(validators: usize) -> Result<()> {
     Ok(())
 }
 
-pub fn create(mode: Mode, validators: usize, out: &Path) -> Result<NewNetwork> {
+/// Writes a genesis and keys for a new local network. `round_timeout_ms` overrides the BFT
+/// base round timeout (and raises the cap to match if needed).
+pub fn create(
+    mode: Mode,
+    validators: usize,
+    out: &Path,
+    round_timeout_ms: Option<u64>,
+) -> Result<NewNetwork> {
     check_validator_count(validators)?;
+    if round_timeout_ms.is_some() && mode != Mode::Bft {
+        bail!("--round-timeout-ms applies to BFT networks only (--mode bft)");
+    }
+    if round_timeout_ms == Some(0) {
+        bail!(
+            "--round-timeout-ms must be greater than 0: a round needs time for a proposal and votes"
+        );
+    }
     let genesis_path = out.join("genesis.toml");
     if genesis_path.exists() {
         bail!(
@@ -101,12 +119,18 @@ pub fn create(mode: Mode, validators: usize, out: &Path) -> Result<NewNetwork> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .context("the system clock is before 1970")?;
-    let genesis = Genesis::local(
+    let mut genesis = Genesis::local(
         kind,
         &publics,
         &[(faucet.public().address(), FAUCET_BALANCE)],
         TimestampMs(now.as_millis() as u64),
     );
+    if let (Some(ms), cairn_ledger::genesis::Engine::HotStuff(p)) =
+        (round_timeout_ms, &mut genesis.consensus.engine)
+    {
+        p.round_timeout_ms_base = ms;
+        p.round_timeout_ms_max = p.round_timeout_ms_max.max(ms);
+    }
     let text = genesis.to_file().to_toml_string();
     std::fs::write(&genesis_path, text)
         .with_context(|| format!("cannot write {}", genesis_path.display()))?;
@@ -141,7 +165,7 @@ struct Summary {
 pub fn run(command: GenesisCommand) -> Result<()> {
     match command {
         GenesisCommand::New(a) => {
-            let net = create(a.mode, a.validators, &a.out)?;
+            let net = create(a.mode, a.validators, &a.out, a.round_timeout_ms)?;
             let keys: Vec<String> = net
                 .validator_keys
                 .iter()

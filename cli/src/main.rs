@@ -2,12 +2,18 @@
 //! `node` or `ledger` crates, and every failure is printed as one sentence naming what was
 //! wrong, with exit status 1 (2 for a usage error, from clap).
 
+mod bench_cmd;
+mod client;
 mod genesis_cmd;
 mod init_cmd;
 mod keys_cmd;
+mod node_cmd;
 mod output;
+mod query_cmd;
 mod sim_cmd;
+mod status_cmd;
 mod testnet_cmd;
+mod tx_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -33,11 +39,25 @@ enum Command {
     Genesis(genesis_cmd::GenesisCommand),
     /// Create a node home: config.toml, genesis.toml, node.key and data/.
     Init(init_cmd::InitArgs),
+    /// Run a node.
+    #[command(subcommand)]
+    Node(node_cmd::NodeCommand),
     /// Create a local network: keys, genesis and one home per validator.
     Testnet(testnet_cmd::TestnetArgs),
+    /// A node's height, tip, round, leader, peers and protocol version (over its RPC).
+    Status(status_cmd::StatusArgs),
+    /// Sign transactions and submit them to a node (over its RPC).
+    #[command(subcommand)]
+    Tx(tx_cmd::TxCommand),
+    /// Read accounts, blocks and transactions from a node (over its RPC).
+    #[command(subcommand)]
+    Query(query_cmd::QueryCommand),
     /// Deterministic simulation of a consensus engine under injected faults.
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
+    /// Load generators that measure a running network (throughput, latency).
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
 }
 
 fn main() {
@@ -46,8 +66,13 @@ fn main() {
         Command::Keys(c) => keys_cmd::run(c),
         Command::Genesis(c) => genesis_cmd::run(c),
         Command::Init(a) => init_cmd::run(a),
+        Command::Node(c) => node_cmd::run(c),
         Command::Testnet(a) => testnet_cmd::run(a),
+        Command::Status(a) => status_cmd::run(a),
+        Command::Tx(c) => tx_cmd::run(c),
+        Command::Query(c) => query_cmd::run(c),
         Command::Sim(c) => sim_cmd::run(c),
+        Command::Bench(c) => bench_cmd::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,5 +1,12 @@
+//! `cairn testnet`: creates (or reuses) a local network under `--dir` and runs every node
+//! as its own `cairn node run` process until Ctrl-C, which stops them all.
+
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use cairn_ledger::keys;
@@ -8,7 +15,19 @@ use cairn_node::home::Home;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use crate::client::{Client, RpcArgs};
 use crate::genesis_cmd::{self, Mode};
+
+/// How long the nodes get to commit their first blocks before the testnet gives up.
+pub const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// The height every node must reach before the testnet reports itself running.
+const START_HEIGHT: u64 = 2;
+/// How long stopped nodes get to exit after SIGTERM before they are killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How often children are checked and statuses polled.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Lines of a failed node's log shown in the error.
+const LOG_TAIL_LINES: usize = 15;
 
 #[derive(Args)]
 pub struct TestnetArgs {
@@ -23,6 +42,12 @@ pub struct TestnetArgs {
     /// First port; node i uses P+2i for p2p and P+2i+1 for RPC.
     #[arg(long, default_value_t = 26600)]
     base_port: u16,
+    /// BFT only: the base round timeout in milliseconds written to genesis (default 1000).
+    #[arg(long, value_name = "MS")]
+    round_timeout_ms: Option<u64>,
+    /// Only create the files (or report the existing ones); start nothing.
+    #[arg(long)]
+    no_start: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -60,7 +85,20 @@ pub fn run(a: TestnetArgs) -> Result<()> {
             a.dir.display()
         );
         print_summary(&file, &manifest);
-        return Ok(());
+        if a.no_start {
+            println!(
+                "not started (--no-start); `cairn testnet --dir {}` starts it",
+                a.dir.display()
+            );
+            return Ok(());
+        }
+        check_ports_of(&file)?;
+        return run_nodes(&file);
+    }
+    if a.mode == Mode::Pow && !a.no_start {
+        bail!(
+            "proof-of-work nodes cannot run in this build yet; `--mode pow --no-start` creates              the files only"
+        );
     }
     genesis_cmd::check_validator_count(a.validators)?;
     let ports_needed = a.validators * 2;
@@ -79,7 +117,19 @@ pub fn run(a: TestnetArgs) -> Result<()> {
             );
         }
     }
-    let net = genesis_cmd::create(a.mode, a.validators, &a.dir)?;
+    let net = genesis_cmd::create(a.mode, a.validators, &a.dir, a.round_timeout_ms)?;
+    let peers: Vec<String> = net
+        .validator_keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| -> Result<String> {
+            let peer_id = keys::peer_id(&keys::read_key_file(key)?.public());
+            Ok(format!(
+                "/ip4/127.0.0.1/tcp/{}/p2p/{peer_id}",
+                a.base_port + 2 * i as u16
+            ))
+        })
+        .collect::<Result<_>>()?;
     let mut nodes = Vec::new();
     for (i, key) in net.validator_keys.iter().enumerate() {
         let name = format!("node{i}");
@@ -89,14 +139,19 @@ pub fn run(a: TestnetArgs) -> Result<()> {
         config.node.moniker = name.clone();
         config.p2p.listen = format!("/ip4/127.0.0.1/tcp/{p2p_port}");
         config.rpc.listen = format!("127.0.0.1:{rpc_port}");
+        config.p2p.persistent_peers = peers
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, p)| p.clone())
+            .collect();
         let home = a.dir.join(&name);
         Home::init(&home, &net.genesis, key, &config)
             .with_context(|| format!("creating {}", home.display()))?;
-        let peer_id = keys::peer_id(&keys::read_key_file(key)?.public());
         nodes.push(TestnetNode {
             name,
             rpc: format!("http://127.0.0.1:{rpc_port}"),
-            p2p: format!("/ip4/127.0.0.1/tcp/{p2p_port}/p2p/{peer_id}"),
+            p2p: peers[i].clone(),
             home,
             key: key.clone(),
         });
@@ -120,7 +175,14 @@ pub fn run(a: TestnetArgs) -> Result<()> {
         a.dir.display()
     );
     print_summary(&file, &manifest);
-    Ok(())
+    if a.no_start {
+        println!(
+            "not started (--no-start); `cairn testnet --dir {}` starts it",
+            a.dir.display()
+        );
+        return Ok(());
+    }
+    run_nodes(&file)
 }
 
 fn print_summary(file: &TestnetFile, manifest: &std::path::Path) {
@@ -131,10 +193,214 @@ fn print_summary(file: &TestnetFile, manifest: &std::path::Path) {
     }
     println!("  faucet key    {}", file.faucet_key.display());
     println!("  manifest      {}", manifest.display());
+}
+
+/// Refuses to start over ports another process holds (a running copy of this testnet, say).
+fn check_ports_of(file: &TestnetFile) -> Result<()> {
+    for n in &file.nodes {
+        let config = Home::new(&n.home).load_config()?;
+        let rpc_port = config.rpc.listen.rsplit(':').next().unwrap_or_default();
+        let p2p_port = config.p2p.listen.rsplit('/').next().unwrap_or_default();
+        for (what, port) in [("RPC", rpc_port), ("p2p", p2p_port)] {
+            let Ok(port) = port.parse::<u16>() else {
+                continue;
+            };
+            if TcpListener::bind(("127.0.0.1", port)).is_err() {
+                bail!(
+                    "port {port} ({}'s {what} port, set in {}) is already in use: is this \
+                     testnet already running? Stop it, or create another one with --dir and \
+                     --base-port",
+                    n.name,
+                    Home::new(&n.home).config_path().display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Running {
+    name: String,
+    log: PathBuf,
+    child: Child,
+}
+
+/// Starts one `cairn node run` per node, waits for commits, then runs until Ctrl-C (or a
+/// node dies), and stops every node it started.
+fn run_nodes(file: &TestnetFile) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the cairn executable")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install the Ctrl-C handler")?;
+    }
+    let mut running = Vec::new();
+    for n in &file.nodes {
+        match start_node(&exe, n) {
+            Ok(r) => running.push(r),
+            Err(e) => {
+                stop_all(&mut running);
+                return Err(e);
+            }
+        }
+    }
+    let result = supervise(file, &mut running, &stop);
+    stop_all(&mut running);
+    if result.is_ok() {
+        println!("stopped all {} nodes", running.len());
+    }
+    result
+}
+
+fn start_node(exe: &Path, n: &TestnetNode) -> Result<Running> {
+    let log = n.home.join("node.log");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let err = out.try_clone()?;
+    let child = Command::new(exe)
+        .args(["node", "run", "--home"])
+        .arg(&n.home)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("cannot start {}", n.name))?;
+    Ok(Running {
+        name: n.name.clone(),
+        log,
+        child,
+    })
+}
+
+fn supervise(file: &TestnetFile, running: &mut [Running], stop: &AtomicBool) -> Result<()> {
+    let clients: Vec<Client> = file
+        .nodes
+        .iter()
+        .map(|n| -> Result<Client> {
+            let rpc = n.rpc.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            Ok(Client::new(&RpcArgs { rpc }))
+        })
+        .collect::<Result<_>>()?;
+    let spinner = spinner(&format!(
+        "starting {} nodes, waiting for height {START_HEIGHT}",
+        running.len()
+    ));
+    let started = Instant::now();
+    loop {
+        check_alive(running)?;
+        if stop.load(Ordering::SeqCst) {
+            spinner.finish_and_clear();
+            return Ok(());
+        }
+        let heights: Vec<u64> = clients.iter().map(height_of).collect();
+        spinner.set_message(format!(
+            "starting {} nodes; heights {:?}",
+            running.len(),
+            heights
+        ));
+        if heights.iter().all(|h| *h >= START_HEIGHT) {
+            break;
+        }
+        if started.elapsed() > START_TIMEOUT {
+            spinner.finish_and_clear();
+            bail!(
+                "the nodes did not all reach height {START_HEIGHT} within {} s (heights {:?}); \
+                 see the logs: {}",
+                START_TIMEOUT.as_secs(),
+                heights,
+                running
+                    .iter()
+                    .map(|r| r.log.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    spinner.finish_and_clear();
     println!();
+    println!("running: {} validators committing blocks", running.len());
+    for (n, r) in file.nodes.iter().zip(running.iter()) {
+        println!("  {:<6} rpc {}  log {}", n.name, n.rpc, r.log.display());
+    }
+    println!("  faucet key    {}", file.faucet_key.display());
     println!(
-        "Not yet running: this build has the ledger, store, genesis and keys, but not the node\n\
-         runtime (networking, consensus, RPC). Each home above is initialised with block 0\n\
-         written; starting the nodes arrives with the running-node milestone."
+        "try:  cairn status --rpc {}",
+        file.nodes.first().map(|n| n.rpc.as_str()).unwrap_or("")
     );
+    println!("Ctrl-C stops every node.");
+    while !stop.load(Ordering::SeqCst) {
+        check_alive(running)?;
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    println!("stopping…");
+    Ok(())
+}
+
+fn height_of(client: &Client) -> u64 {
+    client
+        .call::<serde_json::Value>("status", serde_json::json!({}))
+        .ok()
+        .and_then(|s| s.get("height").and_then(serde_json::Value::as_u64))
+        .unwrap_or(0)
+}
+
+/// A node that exited on its own is an error naming it, with the end of its log.
+fn check_alive(running: &mut [Running]) -> Result<()> {
+    for r in running.iter_mut() {
+        if let Some(status) = r.child.try_wait()? {
+            let text = std::fs::read_to_string(&r.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
+            bail!(
+                "{} exited ({status}); the end of {}:\n{tail}",
+                r.name,
+                r.log.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// SIGTERM to every node still running, then SIGKILL to those that outlast the grace period.
+fn stop_all(running: &mut [Running]) {
+    for r in running.iter_mut() {
+        if let Ok(None) = r.child.try_wait() {
+            // SAFETY: kill(2) on the pid of a child this process spawned and has not reaped.
+            unsafe {
+                libc::kill(r.child.id() as libc::pid_t, libc::SIGTERM);
+            }
+        }
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    for r in running.iter_mut() {
+        loop {
+            match r.child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = r.child.kill();
+                    let _ = r.child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+/// A spinner on stderr when it is a terminal; hidden (and silent) in scripts.
+fn spinner(message: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_message(message.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
 }

@@ -10,6 +10,7 @@ pub struct NodeConfig {
     pub p2p: P2pSection,
     pub rpc: RpcSection,
     pub mempool: MempoolSection,
+    pub consensus: ConsensusSection,
     pub logging: LoggingSection,
 }
 
@@ -44,6 +45,18 @@ pub struct MempoolSection {
     pub bytes_max: u64,
     pub txs_per_sender_max: u32,
 }
+
+/// Local consensus policy (what the network agrees on is in genesis).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusSection {
+    /// With nothing to include, a leader waits this long after its parent before proposing
+    /// an empty block (capped at half the genesis base round timeout).
+    pub empty_block_interval_ms: u64,
+}
+
+/// Upper bound of `consensus.empty_block_interval_ms`.
+pub const EMPTY_BLOCK_INTERVAL_MS_MAX: u64 = 60_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -88,6 +101,14 @@ impl Default for MempoolSection {
             txs_max: 20_000,
             bytes_max: 32 * 1024 * 1024,
             txs_per_sender_max: 256,
+        }
+    }
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        ConsensusSection {
+            empty_block_interval_ms: 500,
         }
     }
 }
@@ -176,6 +197,15 @@ impl NodeConfig {
                 return Err(invalid(field, "must be greater than 0".into()));
             }
         }
+        if self.consensus.empty_block_interval_ms > EMPTY_BLOCK_INTERVAL_MS_MAX {
+            return Err(invalid(
+                "consensus.empty_block_interval_ms",
+                format!(
+                    "{} is over the limit of {EMPTY_BLOCK_INTERVAL_MS_MAX}",
+                    self.consensus.empty_block_interval_ms
+                ),
+            ));
+        }
         if !matches!(self.logging.format.as_str(), "text" | "json") {
             return Err(invalid(
                 "logging.format",
@@ -229,6 +259,11 @@ bytes_max = {bytes_max}
 # Most pending transactions from one sender.
 txs_per_sender_max = {per_sender}
 
+[consensus]
+# With no transactions to include, a leader waits this long (ms) after the parent block
+# before proposing an empty one; capped at half the genesis base round timeout. 0: no wait.
+empty_block_interval_ms = {empty_interval}
+
 [logging]
 # trace, debug, info, warn or error (a RUST_LOG-style filter also works).
 level = {level}
@@ -247,6 +282,7 @@ format = {format}
             txs_max = self.mempool.txs_max,
             bytes_max = self.mempool.bytes_max,
             per_sender = self.mempool.txs_per_sender_max,
+            empty_interval = self.consensus.empty_block_interval_ms,
             level = q(&self.logging.level),
             format = q(&self.logging.format),
         )

@@ -1,10 +1,12 @@
-//! The running node. So far: its home directory layout and configuration file, the mempool,
-//! the metrics and the HTTP server (JSON-RPC, health, readiness, metrics); networking and the
-//! driver loop build on these.
+//! The running node: its home directory and configuration, the mempool, networking, the
+//! metrics and the HTTP server (JSON-RPC, health, readiness, metrics), and the driver that
+//! runs consensus over them (`run`).
 
 pub mod config;
+pub mod driver;
 pub mod home;
 pub mod mempool;
 pub mod metrics;
 pub mod p2p;
 pub mod rpc;
+pub mod run;

@@ -1,0 +1,90 @@
+//! `cairn node run --home DIR`: runs a node in the foreground until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use cairn_node::home::Home;
+use clap::{Args, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Subcommand)]
+pub enum NodeCommand {
+    /// Run the node in a home made by `cairn init` (or `cairn testnet`). Logs go to stderr
+    /// at the level in config.toml ([logging]); RUST_LOG overrides it.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The node home (config.toml, genesis.toml, node.key, data/).
+    #[arg(long)]
+    home: PathBuf,
+}
+
+pub fn run(c: NodeCommand) -> Result<()> {
+    match c {
+        NodeCommand::Run(a) => run_node(a),
+    }
+}
+
+fn run_node(a: RunArgs) -> Result<()> {
+    let home = Home::new(&a.home);
+    if !home.config_path().exists() {
+        anyhow::bail!(
+            "{} is not a node home (no config.toml); create one with `cairn init`",
+            a.home.display()
+        );
+    }
+    let config = home.load_config()?;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.logging.level))
+        .with_context(|| {
+            format!(
+                "[logging] level {:?} in {} is not a log filter",
+                config.logging.level,
+                home.config_path().display()
+            )
+        })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.logging.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("cairn")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        cairn_node::run::run(&home, stop_signal()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM (what `cairn testnet` and service managers send).
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,242 @@
+//! `cairn tx …`: sign transactions with a key file and submit them to a node's RPC.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use cairn_ledger::tx::{Payload, Transaction};
+use cairn_ledger::{Address, Amount, Hash, Nonce, keys};
+use cairn_node::rpc::{COMMIT_WAIT_MAX, codes};
+use clap::{Args, Subcommand};
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::client::{COMMIT_CALL_MARGIN, Client, ClientError, RpcArgs};
+use crate::output::{self, Output};
+
+/// The fee a transfer pays unless `--fee` says otherwise, in the smallest unit.
+pub const FEE_DEFAULT: u64 = 1;
+/// How often the `--wait` spinner redraws.
+const SPINNER_TICK: Duration = Duration::from_millis(100);
+
+#[derive(Subcommand)]
+pub enum TxCommand {
+    /// Sign a transfer with a key file and submit it to a node.
+    ///
+    /// The chain id comes from the node's `status` and, unless --nonce is given, the nonce
+    /// from its `account` answer (`pending_nonce`: the sender's committed nonce plus its
+    /// transactions pending in that node's mempool).
+    Transfer(TransferArgs),
+}
+
+#[derive(Args)]
+pub struct TransferArgs {
+    /// The sender's key file (as `cairn keys generate` writes it).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The recipient's address: 40 hex digits.
+    #[arg(long, value_name = "ADDR")]
+    to: Address,
+    /// How much to send, in the smallest unit.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    amount: u64,
+    /// The fee, in the smallest unit; it goes to the block's producer.
+    #[arg(long, value_name = "N", default_value_t = FEE_DEFAULT, allow_negative_numbers = true)]
+    fee: u64,
+    /// The nonce to sign with, instead of the node's `pending_nonce` for the sender. Give it
+    /// to replace a pending transaction (same nonce, higher fee), or when the sender's
+    /// pending transactions sit in another node's mempool.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    nonce: Option<u64>,
+    /// Wait until the transaction is committed (the node waits up to 30 s) and print the
+    /// block it landed in. Without --nonce every run signs a new transfer; to wait again for
+    /// one already submitted, rerun the same command with the --nonce it printed: the same
+    /// signed transaction is sent, and the node reports its commit instead of admitting it
+    /// twice.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    rpc: RpcArgs,
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+}
+
+/// The parts of the `status` answer a transfer needs.
+#[derive(Deserialize)]
+struct ChainId {
+    chain_id: String,
+}
+
+/// The parts of the `account` answer a transfer needs.
+#[derive(Deserialize)]
+struct NextNonce {
+    pending_nonce: u64,
+}
+
+#[derive(Deserialize)]
+struct Admitted {
+    hash: Hash,
+}
+
+/// What `submit_tx` in mode `commit` answers (the `tx` method's committed form).
+#[derive(Deserialize)]
+struct Committed {
+    hash: Hash,
+    status: String,
+    height: u64,
+    index: u32,
+    block: Hash,
+    receipt: Value,
+}
+
+/// What `tx transfer` prints; `height`, `index`, `block` and `receipt` only after `--wait`.
+#[derive(Serialize)]
+struct TransferReport {
+    hash: Hash,
+    status: String,
+    from: Address,
+    to: Address,
+    amount: u64,
+    fee: u64,
+    nonce: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    height: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    block: Option<Hash>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt: Option<Value>,
+}
+
+pub fn run(command: TxCommand) -> Result<()> {
+    match command {
+        TxCommand::Transfer(a) => transfer(a),
+    }
+}
+
+fn transfer(a: TransferArgs) -> Result<()> {
+    let key = keys::read_key_file(&a.key)?;
+    let from = key.public().address();
+    let client = Client::new(&a.rpc);
+    let chain: ChainId = client.call("status", json!({}))?;
+    let nonce = match a.nonce {
+        Some(nonce) => nonce,
+        None => {
+            client
+                .call::<NextNonce>("account", json!({ "address": from }))?
+                .pending_nonce
+        }
+    };
+    let tx = Transaction::new_signed(
+        &chain.chain_id,
+        &key,
+        Nonce(nonce),
+        Amount(a.fee),
+        Payload::Transfer {
+            to: a.to,
+            amount: Amount(a.amount),
+        },
+    );
+    let hash = tx.hash();
+    let encoded = hex::encode(tx.encode());
+    let mut report = TransferReport {
+        hash,
+        status: "pending".to_owned(),
+        from,
+        to: a.to,
+        amount: a.amount,
+        fee: a.fee,
+        nonce,
+        height: None,
+        index: None,
+        block: None,
+        receipt: None,
+    };
+    if a.wait {
+        let spinner = spinner(&hash);
+        let answer = client.call_within::<Committed>(
+            "submit_tx",
+            json!({ "tx": encoded, "mode": "commit" }),
+            COMMIT_WAIT_MAX + COMMIT_CALL_MARGIN,
+        );
+        if let Some(spinner) = spinner {
+            spinner.finish_and_clear();
+        }
+        let committed = answer.map_err(|e| explain_wait_failure(e, &hash, nonce))?;
+        check_hash(hash, committed.hash)?;
+        report.status = committed.status;
+        report.height = Some(committed.height);
+        report.index = Some(committed.index);
+        report.block = Some(committed.block);
+        report.receipt = Some(committed.receipt);
+    } else {
+        let admitted: Admitted =
+            client.call("submit_tx", json!({ "tx": encoded, "mode": "mempool" }))?;
+        check_hash(hash, admitted.hash)?;
+    }
+    print_report(&report, a.output);
+    Ok(())
+}
+
+/// A spinner on stderr while `--wait` waits, only when stderr is a terminal: scripts and
+/// logs get no control characters.
+fn spinner(hash: &Hash) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let spinner = ProgressBar::new_spinner();
+    // Short enough for one line of an 80-column terminal.
+    let short = &hash.to_string()[..16];
+    spinner.set_message(format!("waiting for transaction {short}… to commit"));
+    spinner.enable_steady_tick(SPINNER_TICK);
+    Some(spinner)
+}
+
+/// Turns the ways a `--wait` can end without a commit into what the user can do next.
+fn explain_wait_failure(e: ClientError, hash: &Hash, nonce: u64) -> anyhow::Error {
+    let again = format!(
+        "check with `cairn query tx {hash}`, or rerun this command with --nonce {nonce} to wait \
+         for this same transaction"
+    );
+    match &e {
+        // The node's message names the transaction and says why it stopped waiting.
+        ClientError::Rpc { code, message, .. } if *code == codes::COMMIT_TIMEOUT => {
+            anyhow::anyhow!("{message}: {again}")
+        }
+        ClientError::TimedOut { .. } => {
+            anyhow::anyhow!("{e}; transaction {hash} may have been admitted: {again}")
+        }
+        _ => e.into(),
+    }
+}
+
+fn check_hash(ours: Hash, theirs: Hash) -> Result<()> {
+    if ours != theirs {
+        bail!("the node answered for transaction {theirs}, not the one submitted ({ours})");
+    }
+    Ok(())
+}
+
+fn print_report(report: &TransferReport, out: Output) {
+    let mut rows = vec![
+        ("hash".to_owned(), report.hash.to_string()),
+        ("status".to_owned(), report.status.clone()),
+        ("from".to_owned(), report.from.to_string()),
+        ("to".to_owned(), report.to.to_string()),
+        ("amount".to_owned(), report.amount.to_string()),
+        ("fee".to_owned(), report.fee.to_string()),
+        ("nonce".to_owned(), report.nonce.to_string()),
+    ];
+    if let (Some(height), Some(index), Some(block)) = (report.height, report.index, report.block) {
+        rows.push(("height".to_owned(), height.to_string()));
+        rows.push(("index".to_owned(), index.to_string()));
+        rows.push(("block".to_owned(), block.to_string()));
+    }
+    if let Some(receipt) = &report.receipt {
+        output::value_rows("receipt", receipt, &mut rows);
+    }
+    output::print(out, report, &rows);
+}

@@ -1,0 +1,552 @@
+//! The ledger side of the BFT driver: what the engine cannot do because it does no I/O.
+//!
+//! - Every block the engine accepts is kept durably (`Effect::StoreBlock`) and executed on
+//!   its uncommitted ancestors before this node's vote for it may leave: a leader that
+//!   proposes a bad state root, an unaffordable transfer or a timestamp from the future gets
+//!   no vote from here.
+//! - A leader's proposal is built on its (possibly uncommitted) parent from the mempool,
+//!   keeping only transactions that execute on top of the ancestors' state.
+//! - A committed block is written with the QC that certifies it in one batch, so the
+//!   engine can always be restarted from the store alone.
+//! - Requests for committed blocks older than what the engine keeps are served from the
+//!   store, so a node can catch up from any height.
+//!
+//! Owns: the consensus column's keys (below) and the executed-but-uncommitted blocks. Never:
+//! decides anything about consensus; it only refuses votes and reports.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use cairn_consensus::hotstuff::{
+    QC_BYTES_MAX, RestartState, SYNC_BLOCKS_MAX, SafetyState, SyncRequest, SyncResponse,
+    TREE_BLOCKS_MAX, genesis_qc,
+};
+use cairn_ledger::block::{
+    BLOCK_BYTES_MAX, Block, BlockHeader, HEADER_BYTES_MAX, QuorumCert, Seal,
+};
+use cairn_ledger::codec;
+use cairn_ledger::state::SigCheck;
+use cairn_ledger::store::{ApplyError, ConsensusWrites, PreparedBlock, Store, StoreError};
+use cairn_ledger::tx::Transaction;
+use cairn_ledger::{Address, Amount, Hash, Height, Nonce, ProtocolVersion, Round, TimestampMs};
+
+use crate::mempool::Mempool;
+
+/// The engine's safety state (`Effect::Persist`).
+pub const SAFETY_KEY: &[u8] = b"hotstuff/safety";
+/// The QC certifying the committed tip, written in the tip's own batch.
+pub const TIP_QC_KEY: &[u8] = b"hotstuff/tip_qc";
+/// Uncommitted blocks (`Effect::StoreBlock`), keyed by this prefix and the block id.
+pub const BLOCK_PREFIX: &[u8] = b"hotstuff/block/";
+/// Committed blocks handed to a restarted engine to serve lagging peers from memory; older
+/// ones are served from the store (see [`Chain::serve_sync`]).
+pub const RESTART_HISTORY_BLOCKS: u64 = 128;
+/// How far ahead of this node's clock a proposal's timestamp may be and still get a vote.
+pub const FUTURE_TIMESTAMP_MS_MAX: u64 = 15_000;
+/// Room left in a block for its header and encoding overhead when filling it from the pool.
+const BLOCK_OVERHEAD_BYTES: usize = HEADER_BYTES_MAX;
+
+/// Why a block cannot be executed here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub reason: String,
+    /// The node cannot go on (an upgrade this binary lacks, a failing disk), as opposed to a
+    /// bad block this node merely refuses to vote for.
+    pub halt: bool,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl Invalid {
+    fn refuse(reason: impl Into<String>) -> Invalid {
+        Invalid {
+            reason: reason.into(),
+            halt: false,
+        }
+    }
+
+    fn from_apply(e: ApplyError) -> Invalid {
+        let halt = matches!(e, ApplyError::UpgradeMissing { .. } | ApplyError::Store(_));
+        Invalid {
+            reason: e.to_string(),
+            halt,
+        }
+    }
+
+    fn from_store(e: StoreError) -> Invalid {
+        Invalid {
+            reason: e.to_string(),
+            halt: true,
+        }
+    }
+}
+
+struct Entry {
+    block: Block,
+    exec: Option<Result<PreparedBlock, Invalid>>,
+}
+
+/// Executed and stored uncommitted blocks over the store.
+pub struct Chain {
+    store: Arc<Store>,
+    entries: HashMap<Hash, Entry>,
+    /// Entries that have a `BLOCK_PREFIX` key on disk.
+    stored: HashSet<Hash>,
+    block_txs_max: usize,
+    block_bytes_max: usize,
+}
+
+/// A block this node committed, for the mempool and the metrics.
+pub struct Committed {
+    pub block: Block,
+    pub hash: Hash,
+}
+
+impl Chain {
+    pub fn new(store: Arc<Store>, block_txs_max: u32, block_bytes_max: u32) -> Chain {
+        Chain {
+            store,
+            entries: HashMap::new(),
+            stored: HashSet::new(),
+            block_txs_max: block_txs_max as usize,
+            block_bytes_max: (block_bytes_max as usize).min(BLOCK_BYTES_MAX),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// What the engine needs to resume from this store, or `None` for a node that has never
+    /// run. Stored blocks the store has since committed past are deleted here.
+    pub fn restart_state(&mut self, genesis: &Block) -> Result<Option<RestartState>, String> {
+        let store = Arc::clone(&self.store);
+        let tip = store.tip();
+        let safety = match store.get_consensus(SAFETY_KEY).map_err(|e| e.to_string())? {
+            Some(bytes) => Some(SafetyState::decode(&bytes).map_err(|e| {
+                format!(
+                    "the stored HotStuff safety state is unreadable ({e}); the store is corrupt"
+                )
+            })?),
+            None => None,
+        };
+        let entries = store
+            .consensus_entries(BLOCK_PREFIX, TREE_BLOCKS_MAX)
+            .map_err(|e| e.to_string())?;
+        let mut blocks = Vec::new();
+        let mut obsolete = Vec::new();
+        for (key, bytes) in entries {
+            let block: Block =
+                codec::decode(&bytes, BLOCK_BYTES_MAX + HEADER_BYTES_MAX, "stored block")
+                    .map_err(|e| format!("a stored uncommitted block is unreadable: {e}"))?;
+            if block.header.height <= tip.height {
+                obsolete.push(key);
+            } else {
+                blocks.push(block);
+            }
+        }
+        store
+            .delete_consensus(&obsolete)
+            .map_err(|e| e.to_string())?;
+        if safety.is_none() && tip.height == Height(0) && blocks.is_empty() {
+            return Ok(None);
+        }
+        let committed = if tip.height == Height(0) {
+            None
+        } else {
+            let block = store
+                .block(&tip.hash)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("the tip block {} is missing from the store", tip.hash))?;
+            let qc_bytes = store
+                .get_consensus(TIP_QC_KEY)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| {
+                    format!(
+                        "the store has blocks up to height {} but no certificate for its tip; \
+                         it was not written by a BFT node",
+                        tip.height
+                    )
+                })?;
+            let qc: QuorumCert = codec::decode(&qc_bytes, QC_BYTES_MAX, "tip QC")
+                .map_err(|e| format!("the stored tip certificate is unreadable: {e}"))?;
+            Some((block, qc))
+        };
+        let mut history = Vec::new();
+        let from = tip.height.0.saturating_sub(RESTART_HISTORY_BLOCKS).max(1);
+        for h in from..tip.height.0 {
+            let block = store
+                .block_at(Height(h))
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("committed block {h} is missing from the store"))?;
+            history.push(block);
+        }
+        for block in &blocks {
+            let id = block.hash();
+            self.stored.insert(id);
+            self.entries.insert(
+                id,
+                Entry {
+                    block: block.clone(),
+                    exec: None,
+                },
+            );
+        }
+        let safety = safety.unwrap_or_else(|| SafetyState::initial(genesis_qc(genesis.hash())));
+        Ok(Some(RestartState {
+            safety,
+            committed,
+            history,
+            blocks,
+        }))
+    }
+
+    /// Keeps `block` durably (`Effect::StoreBlock`).
+    pub fn store_block(&mut self, block: &Block) -> Result<Hash, Invalid> {
+        let id = block.hash();
+        if !self.stored.contains(&id) {
+            let mut key = BLOCK_PREFIX.to_vec();
+            key.extend_from_slice(&id.0);
+            self.store
+                .put_consensus(&key, &codec::encode(block))
+                .map_err(Invalid::from_store)?;
+            self.stored.insert(id);
+        }
+        self.entries.entry(id).or_insert_with(|| Entry {
+            block: block.clone(),
+            exec: None,
+        });
+        Ok(id)
+    }
+
+    /// Executes `id` (and any unexecuted ancestors) on the committed state, and checks its
+    /// timestamp against its parent's and this node's clock `now`.
+    pub fn validate(&mut self, id: &Hash, now: TimestampMs) -> Result<(), Invalid> {
+        self.execute(id)?;
+        let block = &self.entries[id].block;
+        let parent_time = self.timestamp_of(&block.header.parent)?;
+        let time = block.header.timestamp;
+        if time <= parent_time {
+            return Err(Invalid::refuse(format!(
+                "block {id} has timestamp {time}, not after its parent's {parent_time}"
+            )));
+        }
+        if time.0 > now.0.saturating_add(FUTURE_TIMESTAMP_MS_MAX) {
+            return Err(Invalid::refuse(format!(
+                "block {id} has timestamp {time}, more than {FUTURE_TIMESTAMP_MS_MAX} ms ahead \
+                 of this node's clock ({now})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The timestamp of a committed or known uncommitted block.
+    pub fn timestamp(&self, id: &Hash) -> Option<TimestampMs> {
+        self.timestamp_of(id).ok()
+    }
+
+    fn timestamp_of(&self, id: &Hash) -> Result<TimestampMs, Invalid> {
+        if let Some(e) = self.entries.get(id) {
+            return Ok(e.block.header.timestamp);
+        }
+        match self.store.header(id) {
+            Ok(Some(h)) => Ok(h.timestamp),
+            Ok(None) => Err(Invalid::refuse(format!("block {id} is unknown"))),
+            Err(e) => Err(Invalid::from_store(e)),
+        }
+    }
+
+    /// The uncommitted chain from the store's tip to `id`, oldest first (empty when `id` is
+    /// the tip).
+    fn path_to(&self, id: &Hash) -> Result<Vec<Hash>, Invalid> {
+        let tip = self.store.tip();
+        let mut path = Vec::new();
+        let mut cur = *id;
+        while cur != tip.hash {
+            let Some(e) = self.entries.get(&cur) else {
+                return Err(Invalid::refuse(format!(
+                    "block {cur} is neither committed at the tip nor known uncommitted"
+                )));
+            };
+            if e.block.header.height <= tip.height {
+                return Err(Invalid::refuse(format!(
+                    "block {cur} at height {} does not extend the committed tip at height {}",
+                    e.block.header.height, tip.height
+                )));
+            }
+            path.push(cur);
+            cur = e.block.header.parent;
+        }
+        path.reverse();
+        Ok(path)
+    }
+
+    fn prepared(&self, id: &Hash) -> &PreparedBlock {
+        match &self.entries[id].exec {
+            Some(Ok(p)) => p,
+            _ => unreachable!("only executed blocks are used as ancestors"),
+        }
+    }
+
+    fn execute(&mut self, id: &Hash) -> Result<(), Invalid> {
+        let path = self.path_to(id)?;
+        for (i, at) in path.iter().enumerate() {
+            match &self.entries[at].exec {
+                Some(Ok(_)) => continue,
+                Some(Err(e)) if at == id => return Err(e.clone()),
+                Some(Err(e)) => {
+                    return Err(Invalid {
+                        reason: format!("its ancestor {at} is invalid: {e}"),
+                        halt: e.halt,
+                    });
+                }
+                None => {}
+            }
+            let result = {
+                let ancestors: Vec<&PreparedBlock> =
+                    path[..i].iter().map(|a| self.prepared(a)).collect();
+                let block = self.entries[at].block.clone();
+                self.store
+                    .prepare_on(&ancestors, block, Amount(0), SigCheck::Batch)
+                    .map_err(Invalid::from_apply)
+            };
+            let failed = result.as_ref().err().cloned();
+            if let Some(e) = self.entries.get_mut(at) {
+                e.exec = Some(result);
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's proposal for `round`: a block on `parent` holding what the mempool offers
+    /// that will execute on top of the uncommitted ancestors, executed and kept here.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build(
+        &mut self,
+        mempool: &Mempool,
+        round: Round,
+        height: Height,
+        parent: Hash,
+        justify: QuorumCert,
+        proposer: Address,
+        now: TimestampMs,
+    ) -> Result<Block, Invalid> {
+        self.execute(&parent)?;
+        let path = self.path_to(&parent)?;
+        let parent_time = self.timestamp_of(&parent)?;
+        let candidates = mempool.reap(
+            self.block_txs_max,
+            self.block_bytes_max.saturating_sub(BLOCK_OVERHEAD_BYTES),
+        );
+        let transactions = {
+            let ancestors: Vec<&PreparedBlock> = path.iter().map(|a| self.prepared(a)).collect();
+            self.executable(&ancestors, candidates)?
+        };
+        let template = Block {
+            header: BlockHeader {
+                height,
+                parent,
+                timestamp: TimestampMs(now.0.max(parent_time.0 + 1)),
+                tx_root: Hash::ZERO,
+                state_root: Hash::ZERO,
+                proposer,
+                protocol_version: ProtocolVersion(0),
+                seal: Seal::HotStuff { round, justify },
+            },
+            transactions,
+        };
+        let prepared = {
+            let ancestors: Vec<&PreparedBlock> = path.iter().map(|a| self.prepared(a)).collect();
+            // Signatures were checked when the mempool admitted each transaction.
+            self.store
+                .complete_block_on(&ancestors, template, Amount(0), SigCheck::Skip)
+                .map_err(Invalid::from_apply)?
+        };
+        let header = &prepared.block.header;
+        if header.height != height || header.parent != parent {
+            return Err(Invalid::refuse(format!(
+                "asked to build height {height} on {parent}, but the executed chain gives height \
+                 {} on {}",
+                header.height, header.parent
+            )));
+        }
+        let block = prepared.block.clone();
+        self.entries.insert(
+            prepared.hash,
+            Entry {
+                block: block.clone(),
+                exec: Some(Ok(prepared)),
+            },
+        );
+        Ok(block)
+    }
+
+    /// Keeps, in order, the candidates that are not already in an ancestor and whose nonce and
+    /// cost fit the sender's state on top of the ancestors.
+    fn executable(
+        &self,
+        ancestors: &[&PreparedBlock],
+        candidates: Vec<Transaction>,
+    ) -> Result<Vec<Transaction>, Invalid> {
+        let included: HashSet<Hash> = ancestors
+            .iter()
+            .flat_map(|p| p.block.transactions.iter().map(Transaction::hash))
+            .collect();
+        let mut senders: HashMap<Address, (Nonce, u128)> = HashMap::new();
+        let mut out = Vec::with_capacity(candidates.len());
+        for tx in candidates {
+            if included.contains(&tx.hash()) {
+                continue;
+            }
+            let sender = tx.sender_address();
+            let (next, left) = match senders.get(&sender) {
+                Some(s) => *s,
+                None => {
+                    let account = self
+                        .store
+                        .account_on(ancestors, &sender)
+                        .map_err(|e| Invalid {
+                            reason: format!("reading account {sender}: {e}"),
+                            halt: true,
+                        })?
+                        .unwrap_or_default();
+                    (account.nonce, account.balance.0 as u128)
+                }
+            };
+            let cost = tx.amount().0 as u128 + tx.fee.0 as u128;
+            if tx.nonce != next || cost > left {
+                continue;
+            }
+            senders.insert(sender, (Nonce(next.0 + 1), left - cost));
+            out.push(tx);
+        }
+        Ok(out)
+    }
+
+    /// Commits the engine's final `blocks` (lowest first); `qc` certifies the last. Each
+    /// block is written with its certificate in one batch, and stored copies of blocks at or
+    /// below its height are deleted in that batch.
+    pub fn commit(
+        &mut self,
+        blocks: Vec<Block>,
+        qc: &QuorumCert,
+    ) -> Result<Vec<Committed>, Invalid> {
+        let certifying: Vec<QuorumCert> = blocks
+            .iter()
+            .skip(1)
+            .map(|b| match &b.header.seal {
+                Seal::HotStuff { justify, .. } => Ok(justify.clone()),
+                _ => Err(Invalid {
+                    reason: format!("committed block {} carries no HotStuff seal", b.hash()),
+                    halt: true,
+                }),
+            })
+            .chain(std::iter::once(Ok(qc.clone())))
+            .collect::<Result<_, _>>()?;
+        let mut done = Vec::with_capacity(blocks.len());
+        for (block, cert) in blocks.into_iter().zip(certifying) {
+            let id = block.hash();
+            let height = block.header.height;
+            self.entries
+                .entry(id)
+                .or_insert(Entry { block, exec: None });
+            self.execute(&id).map_err(|e| Invalid {
+                reason: format!(
+                    "the network committed block {id} at height {height}, but this node cannot \
+                     execute it: {e}"
+                ),
+                // A final block that does not execute here means this node cannot follow the
+                // chain: stopping beats diverging.
+                halt: true,
+            })?;
+            let obsolete: Vec<Hash> = self
+                .entries
+                .iter()
+                .filter(|(_, e)| e.block.header.height <= height)
+                .map(|(h, _)| *h)
+                .collect();
+            let mut writes = ConsensusWrites::default();
+            writes
+                .puts
+                .push((TIP_QC_KEY.to_vec(), codec::encode(&cert)));
+            for h in obsolete.iter().filter(|h| self.stored.contains(h)) {
+                let mut key = BLOCK_PREFIX.to_vec();
+                key.extend_from_slice(&h.0);
+                writes.deletes.push(key);
+            }
+            self.store
+                .commit_with(self.prepared(&id), &writes)
+                .map_err(Invalid::from_store)?;
+            let entry = self.entries.remove(&id).expect("executed above");
+            for h in &obsolete {
+                self.entries.remove(h);
+                self.stored.remove(h);
+            }
+            done.push(Committed {
+                block: entry.block,
+                hash: id,
+            });
+        }
+        Ok(done)
+    }
+
+    /// Serves a request for committed blocks the engine no longer keeps in memory: when the
+    /// whole answer and the block after it are committed here, the answer comes from the
+    /// store, with the next block's justify as the certificate. `None`: let the engine answer.
+    pub fn serve_sync(
+        &self,
+        request: &SyncRequest,
+        bytes_max: usize,
+    ) -> Result<Option<SyncResponse>, StoreError> {
+        let tip = self.store.tip().height.0;
+        let from = request.from_height.0;
+        let count = (request.blocks_max as usize).clamp(1, SYNC_BLOCKS_MAX) as u64;
+        if from == 0 || from.saturating_add(SYNC_BLOCKS_MAX as u64) > tip {
+            return Ok(None);
+        }
+        let mut blocks = Vec::new();
+        let mut bytes = 0usize;
+        for h in from..from + count {
+            let Some(block) = self.store.block_at(Height(h))? else {
+                return Ok(None);
+            };
+            bytes += codec::encode(&block).len();
+            if !blocks.is_empty() && bytes > bytes_max {
+                break;
+            }
+            blocks.push(block);
+        }
+        let next = from + blocks.len() as u64;
+        let Some(child) = self.store.header_at(Height(next))? else {
+            return Ok(None);
+        };
+        let Seal::HotStuff { justify, .. } = child.seal else {
+            return Ok(None);
+        };
+        Ok(Some(SyncResponse {
+            blocks,
+            tip_qc: justify,
+        }))
+    }
+
+    /// Whether any uncommitted block from the tip to `id` carries transactions: then the
+    /// next blocks are what commits them, and should not wait.
+    pub fn uncommitted_txs_below(&self, id: &Hash) -> bool {
+        self.path_to(id).is_ok_and(|path| {
+            path.iter()
+                .any(|h| !self.entries[h].block.transactions.is_empty())
+        })
+    }
+
+    /// Uncommitted blocks known here (for status and tests).
+    pub fn uncommitted(&self) -> usize {
+        self.entries.len()
+    }
+}

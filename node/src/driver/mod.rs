@@ -1,0 +1,691 @@
+//! The BFT driver: one loop that feeds the HotStuff engine its inputs (peer messages, timers,
+//! payloads) and executes its effects in order.
+//!
+//! Effects run one at a time, in the order the engine gave them, on this loop's thread:
+//! `Persist` and `StoreBlock` are synced to RocksDB before the next effect starts, so no vote
+//! or proposal they guard can leave first. A vote for a block that does not execute on this
+//! node's ledger (see [`chain`]) is not sent at all. Commits go to the ledger in one write
+//! batch per block, with the certificate that proves them.
+//!
+//! Owns: the engine, the timers, the peer ↔ validator mapping and what `status` reports.
+//! Never: decides consensus (the engine does) or blocks on anything but the store.
+
+pub mod chain;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cairn_consensus::hotstuff::{Effect, Engine, Input, Message};
+use cairn_ledger::block::Block;
+use cairn_ledger::tx::Transaction;
+use cairn_ledger::{Address, Hash, Height, PublicKey, Round, TimestampMs};
+use libp2p::PeerId;
+use tokio::sync::{mpsc, watch};
+
+use crate::mempool::{Mempool, Rejection};
+use crate::metrics::{Metrics, ReasonLabel};
+use crate::p2p::{Command, Event, P2pHandle, Topic, Verdict};
+use crate::rpc::{NodeStatus, Readiness, StatusBoard};
+use chain::{Chain, Invalid};
+
+/// Pending engine timers; one is scheduled per round, so more than this are stale rounds.
+pub const TIMERS_MAX: usize = 64;
+/// A node whose best known block is more than this many heights above its committed tip
+/// reports itself as syncing.
+pub const SYNC_LAG_BLOCKS: u64 = 4;
+/// How often `status`, readiness and gauges are refreshed.
+pub const STATUS_INTERVAL: Duration = Duration::from_millis(250);
+/// Blocks of ours whose proposal time is kept for the commit-latency histogram.
+const PROPOSED_KEPT: usize = 64;
+/// Room kept in a sync answer for its certificate and framing, under the network bound.
+const SYNC_ANSWER_SLACK_BYTES: usize = 64 * 1024;
+
+/// Why the driver stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("{0}")]
+    Halt(String),
+    #[error("the network service stopped")]
+    NetworkStopped,
+}
+
+/// Everything the driver runs with.
+pub struct DriverParts {
+    pub engine: Engine,
+    pub chain: Chain,
+    pub mempool: Arc<Mutex<Mempool>>,
+    pub metrics: Arc<Metrics>,
+    pub board: Arc<StatusBoard>,
+    pub p2p: P2pHandle,
+    pub events: mpsc::Receiver<Event>,
+    /// Transactions the RPC admitted, to gossip.
+    pub admitted: mpsc::Receiver<Transaction>,
+    pub validators: Vec<PublicKey>,
+    pub message_bytes_max: usize,
+    /// With nothing to include and nothing uncommitted to push through, a leader waits this
+    /// long after its parent before proposing an empty block, so an idle network does not
+    /// spin (`[consensus] empty_block_interval_ms`).
+    pub empty_block_interval: Duration,
+    /// The genesis base round timeout: empty blocks wait at most half of it.
+    pub round_timeout_base: Duration,
+}
+
+pub struct Driver {
+    engine: Engine,
+    chain: Chain,
+    mempool: Arc<Mutex<Mempool>>,
+    metrics: Arc<Metrics>,
+    board: Arc<StatusBoard>,
+    p2p: P2pHandle,
+    events: mpsc::Receiver<Event>,
+    admitted: mpsc::Receiver<Transaction>,
+    me: Address,
+    is_validator: bool,
+    peer_of: HashMap<PublicKey, PeerId>,
+    peers: HashSet<PeerId>,
+    /// Deadline → round; the key's second part keeps equal deadlines apart.
+    timers: BTreeMap<(Instant, u64), Round>,
+    timer_seq: u64,
+    /// Blocks that failed to execute here: no vote of ours may name them.
+    unvotable: HashSet<Hash>,
+    best_seen: Height,
+    proposed: Vec<(Hash, Instant)>,
+    last_commit: Option<Instant>,
+    last_leader: Option<PublicKey>,
+    last_round: Round,
+    message_bytes_max: usize,
+    /// A proposal this node leads but is holding back until there is something to include
+    /// or the empty-block interval has passed.
+    held_payload: Option<HeldPayload>,
+    empty_block_interval: Duration,
+}
+
+struct HeldPayload {
+    round: Round,
+    height: Height,
+    parent: Hash,
+    justify: cairn_ledger::block::QuorumCert,
+    until: Instant,
+}
+
+fn now_ms() -> TimestampMs {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    TimestampMs(ms)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Drop reasons that only a faulty or malicious peer produces (as opposed to a slow one).
+fn is_fault(label: &str) -> bool {
+    matches!(
+        label,
+        "malformed" | "out_of_bounds" | "not_a_validator" | "bad_signature" | "invalid_cert"
+    )
+}
+
+impl Driver {
+    pub fn new(parts: DriverParts) -> Driver {
+        let peer_of = parts
+            .validators
+            .iter()
+            .filter_map(|pk| {
+                cairn_ledger::keys::peer_id(pk)
+                    .parse::<PeerId>()
+                    .ok()
+                    .map(|p| (*pk, p))
+            })
+            .collect();
+        let me = parts.engine.public_key();
+        let best_seen = parts.chain.store().tip().height;
+        Driver {
+            is_validator: parts.validators.contains(&me),
+            me: me.address(),
+            engine: parts.engine,
+            chain: parts.chain,
+            mempool: parts.mempool,
+            metrics: parts.metrics,
+            board: parts.board,
+            p2p: parts.p2p,
+            events: parts.events,
+            admitted: parts.admitted,
+            peer_of,
+            peers: HashSet::new(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            unvotable: HashSet::new(),
+            best_seen,
+            proposed: Vec::new(),
+            last_commit: None,
+            last_leader: None,
+            last_round: Round(0),
+            message_bytes_max: parts.message_bytes_max,
+            held_payload: None,
+            empty_block_interval: parts.empty_block_interval.min(parts.round_timeout_base / 2),
+        }
+    }
+
+    /// Runs until `shutdown` turns true (`Ok`) or the node must stop (`Err`).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), DriverError> {
+        let effects = self.engine.start();
+        self.execute(effects).await?;
+        self.refresh_status();
+        let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
+        status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let next_timer = self
+                .timers
+                .keys()
+                .next()
+                .map(|(at, _)| *at)
+                .into_iter()
+                .chain(self.held_payload.as_ref().map(|h| h.until))
+                .min();
+            let sleep = async {
+                match next_timer {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        return Ok(());
+                    }
+                }
+                event = self.events.recv() => match event {
+                    Some(event) => self.on_event(event).await?,
+                    None => return Err(DriverError::NetworkStopped),
+                },
+                Some(tx) = self.admitted.recv() => {
+                    self.publish(Topic::Transactions, tx.encode()).await?;
+                    self.release_payload(false).await?;
+                }
+                _ = sleep => self.fire_timers().await?,
+                _ = status_tick.tick() => self.refresh_status(),
+            }
+        }
+    }
+
+    /// Builds the held proposal if there is now something to include, or if `expired`.
+    async fn release_payload(&mut self, expired: bool) -> Result<(), DriverError> {
+        let Some(held) = &self.held_payload else {
+            return Ok(());
+        };
+        let due = expired && held.until <= Instant::now();
+        let has_txs = !self
+            .mempool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        if !due && !has_txs {
+            return Ok(());
+        }
+        let Some(h) = self.held_payload.take() else {
+            return Ok(());
+        };
+        let effects = self.build_payload(h.round, h.height, h.parent, h.justify)?;
+        self.execute(effects).await
+    }
+
+    /// Builds and hands the engine this node's proposal; returns the engine's effects.
+    fn build_payload(
+        &mut self,
+        round: Round,
+        height: Height,
+        parent: Hash,
+        justify: cairn_ledger::block::QuorumCert,
+    ) -> Result<Vec<Effect>, DriverError> {
+        let built = {
+            let pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
+            self.chain
+                .build(&pool, round, height, parent, justify, self.me, now_ms())
+        };
+        match built {
+            Ok(block) => {
+                tracing::debug!(%round, %height, txs = block.transactions.len(), "proposing");
+                Ok(self.engine.handle(Input::Payload(block)))
+            }
+            Err(e) => {
+                self.invalid(e, "cannot build a proposal")?;
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    async fn fire_timers(&mut self) -> Result<(), DriverError> {
+        self.release_payload(true).await?;
+        let now = Instant::now();
+        while let Some((&(at, seq), &round)) = self.timers.iter().next() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, seq));
+            if round == self.engine.current_round() {
+                self.metrics.timeouts.inc();
+            }
+            let effects = self.engine.handle(Input::Timeout(round));
+            self.execute(effects).await?;
+        }
+        Ok(())
+    }
+
+    fn validator_key(&self, peer: &PeerId) -> Option<PublicKey> {
+        cairn_ledger::keys::parse_peer_id(&peer.to_string()).ok()
+    }
+
+    async fn on_event(&mut self, event: Event) -> Result<(), DriverError> {
+        match event {
+            Event::PeerConnected { peer } => {
+                self.peers.insert(peer);
+                tracing::info!(%peer, peers = self.peers.len(), "peer connected");
+            }
+            Event::PeerDisconnected { peer } => {
+                self.peers.remove(&peer);
+                tracing::info!(%peer, peers = self.peers.len(), "peer disconnected");
+            }
+            Event::PeerRefused { peer, reason } => {
+                tracing::warn!(%peer, %reason, "peer refused");
+            }
+            Event::Gossip {
+                from,
+                author,
+                topic,
+                id,
+                bytes,
+            } => {
+                let verdict = match topic {
+                    Topic::Transactions => self.on_gossip_tx(from, &bytes).await?,
+                    Topic::Consensus => {
+                        self.on_consensus_bytes(author.unwrap_or(from), from, bytes)
+                            .await?
+                    }
+                };
+                self.command(Command::GossipVerdict { id, verdict }).await?;
+            }
+            Event::Direct { from, bytes } => {
+                self.on_consensus_bytes(from, from, bytes).await?;
+            }
+            Event::InboundRequest { id, .. } => {
+                // Consensus needs no request-response exchange; answer empty so the peer's
+                // request completes instead of timing out.
+                self.command(Command::Respond {
+                    id,
+                    bytes: Vec::new(),
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_gossip_tx(&mut self, from: PeerId, bytes: &[u8]) -> Result<Verdict, DriverError> {
+        let tx = match Transaction::decode(bytes) {
+            Ok(tx) => tx,
+            Err(e) => {
+                self.metrics.reject("malformed");
+                self.report(from, format!("gossiped transaction is malformed: {e}"))
+                    .await?;
+                return Ok(Verdict::Reject);
+            }
+        };
+        let result = {
+            let mut pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
+            pool.insert(tx, &**self.chain.store())
+        };
+        if result.is_ok() {
+            self.release_payload(false).await?;
+        }
+        Ok(match result {
+            Ok(_) => Verdict::Accept,
+            Err(r) => {
+                self.metrics.reject(r.reason());
+                match r {
+                    Rejection::BadSignature(_)
+                    | Rejection::WrongChain { .. }
+                    | Rejection::TooLarge { .. } => {
+                        self.report(from, format!("gossiped transaction refused: {r}"))
+                            .await?;
+                        Verdict::Reject
+                    }
+                    _ => Verdict::Ignore,
+                }
+            }
+        })
+    }
+
+    /// A consensus message signed or sent by `author`, relayed by `from`.
+    async fn on_consensus_bytes(
+        &mut self,
+        author: PeerId,
+        from: PeerId,
+        bytes: Vec<u8>,
+    ) -> Result<Verdict, DriverError> {
+        let Some(key) = self.validator_key(&author) else {
+            self.report(
+                from,
+                format!("consensus message from {author}, not an ed25519 peer"),
+            )
+            .await?;
+            return Ok(Verdict::Reject);
+        };
+        let msg = match Message::decode(&bytes) {
+            Ok(msg) => msg,
+            Err(e) => {
+                self.drop_reason("malformed");
+                self.report(from, format!("malformed consensus message: {e}"))
+                    .await?;
+                return Ok(Verdict::Reject);
+            }
+        };
+        match &msg {
+            Message::Proposal(p) => self.saw_height(p.block.header.height),
+            Message::SyncResponse(r) => {
+                if let Some(last) = r.blocks.last() {
+                    self.saw_height(last.header.height);
+                }
+            }
+            Message::SyncRequest(request) => {
+                let bytes_max = self
+                    .message_bytes_max
+                    .saturating_sub(SYNC_ANSWER_SLACK_BYTES);
+                match self.chain.serve_sync(request, bytes_max) {
+                    Ok(Some(answer)) => {
+                        let msg = Message::SyncResponse(Box::new(answer));
+                        self.send_to(key, msg.encode()).await?;
+                        return Ok(Verdict::Accept);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "serving committed blocks failed"),
+                }
+            }
+            _ => {}
+        }
+        let effects = self.engine.handle(Input::Message(key, msg));
+        let fault = effects.iter().find_map(|e| match e {
+            Effect::Dropped {
+                from: Some(k),
+                reason,
+            } if *k == key && is_fault(reason.label()) => Some(reason.to_string()),
+            _ => None,
+        });
+        self.execute(effects).await?;
+        Ok(match fault {
+            Some(reason) => {
+                self.report(from, reason).await?;
+                Verdict::Reject
+            }
+            None => Verdict::Accept,
+        })
+    }
+
+    fn saw_height(&mut self, h: Height) {
+        self.best_seen = self.best_seen.max(h);
+    }
+
+    async fn execute(&mut self, effects: Vec<Effect>) -> Result<(), DriverError> {
+        let mut queue: std::collections::VecDeque<Effect> = effects.into();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Persist(state) => {
+                    self.chain
+                        .store()
+                        .put_consensus(chain::SAFETY_KEY, &state.encode())
+                        .map_err(|e| {
+                            DriverError::Halt(format!(
+                                "cannot persist the consensus safety state, so no vote may \
+                                 leave: {e}"
+                            ))
+                        })?;
+                }
+                Effect::StoreBlock(block) => self.store_block(&block)?,
+                Effect::Send { to, msg } => {
+                    if self.may_send(&msg) {
+                        self.send_to(to, msg.encode()).await?;
+                    }
+                }
+                Effect::Broadcast(msg) => {
+                    if self.may_send(&msg) {
+                        if let Message::Proposal(p) = &msg {
+                            self.note_proposed(p.block.hash());
+                        }
+                        self.publish(Topic::Consensus, msg.encode()).await?;
+                    }
+                }
+                Effect::ScheduleTimeout { round, after_ms } => {
+                    self.schedule(round, after_ms);
+                }
+                Effect::RequestPayload {
+                    round,
+                    height,
+                    parent,
+                    justify,
+                } => {
+                    let busy = self.chain.uncommitted_txs_below(&parent)
+                        || !self
+                            .mempool
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .is_empty();
+                    let parent_age = self
+                        .chain
+                        .timestamp(&parent)
+                        .map(|t| Duration::from_millis(now_ms().0.saturating_sub(t.0)))
+                        .unwrap_or(Duration::MAX);
+                    if busy || parent_age >= self.empty_block_interval {
+                        self.held_payload = None;
+                        queue.extend(self.build_payload(round, height, parent, justify)?);
+                    } else {
+                        self.held_payload = Some(HeldPayload {
+                            round,
+                            height,
+                            parent,
+                            justify,
+                            until: Instant::now() + (self.empty_block_interval - parent_age),
+                        });
+                    }
+                }
+                Effect::Commit { blocks, qc } => self.commit(blocks, &qc)?,
+                Effect::FetchBlocks { from, request } => {
+                    self.send_to(from, Message::SyncRequest(request).encode())
+                        .await?;
+                }
+                Effect::Evidence(e) => {
+                    tracing::warn!(offender = %e.offender(), evidence = ?e, "validator equivocated");
+                }
+                Effect::Dropped { from, reason } => {
+                    self.drop_reason(reason.label());
+                    tracing::debug!(from = ?from, %reason, "consensus input dropped");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn invalid(&self, e: Invalid, context: &str) -> Result<(), DriverError> {
+        if e.halt {
+            return Err(DriverError::Halt(e.reason));
+        }
+        tracing::warn!(reason = %e, "{context}");
+        Ok(())
+    }
+
+    fn store_block(&mut self, block: &Block) -> Result<(), DriverError> {
+        let id = match self.chain.store_block(block) {
+            Ok(id) => id,
+            Err(e) => return Err(DriverError::Halt(e.reason)),
+        };
+        self.saw_height(block.header.height);
+        if let Err(e) = self.chain.validate(&id, now_ms()) {
+            self.unvotable.insert(id);
+            self.invalid(e, "block refused: no vote for it")?;
+        }
+        Ok(())
+    }
+
+    fn may_send(&self, msg: &Message) -> bool {
+        match msg {
+            Message::Vote(v) if self.unvotable.contains(&v.block) => {
+                tracing::warn!(round = %v.round, block = %v.block, "vote withheld: the block does not execute here");
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn commit(
+        &mut self,
+        blocks: Vec<Block>,
+        qc: &cairn_ledger::block::QuorumCert,
+    ) -> Result<(), DriverError> {
+        let committed = self
+            .chain
+            .commit(blocks, qc)
+            .map_err(|e| DriverError::Halt(e.reason))?;
+        let now = Instant::now();
+        for c in &committed {
+            self.unvotable.remove(&c.hash);
+            if let Some(i) = self.proposed.iter().position(|(h, _)| *h == c.hash) {
+                let (_, at) = self.proposed.remove(i);
+                self.metrics
+                    .commit_latency_seconds
+                    .observe(now.duration_since(at).as_secs_f64());
+            }
+            if let Some(last) = self.last_commit {
+                self.metrics
+                    .block_interval_seconds
+                    .observe(now.duration_since(last).as_secs_f64());
+            }
+            self.last_commit = Some(now);
+            tracing::info!(
+                height = %c.block.header.height,
+                hash = %c.hash,
+                txs = c.block.transactions.len(),
+                "committed"
+            );
+        }
+        let txs: Vec<Transaction> = committed
+            .into_iter()
+            .flat_map(|c| c.block.transactions)
+            .collect();
+        let mut pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = pool.recheck(&txs, &**self.chain.store()) {
+            tracing::warn!(error = %e, "mempool recheck after commit failed");
+        }
+        self.metrics.mempool_size.set(to_i64(pool.len() as u64));
+        self.metrics.mempool_bytes.set(to_i64(pool.bytes()));
+        self.metrics
+            .height
+            .set(to_i64(self.chain.store().tip().height.0));
+        if self.unvotable.len() > TIMERS_MAX * 16 {
+            self.unvotable.clear();
+        }
+        Ok(())
+    }
+
+    fn note_proposed(&mut self, id: Hash) {
+        if self.proposed.len() >= PROPOSED_KEPT {
+            self.proposed.remove(0);
+        }
+        self.proposed.push((id, Instant::now()));
+    }
+
+    fn schedule(&mut self, round: Round, after_ms: u64) {
+        if self.timers.len() >= TIMERS_MAX
+            && let Some(oldest) = self.timers.iter().min_by_key(|(_, r)| **r).map(|(k, _)| *k)
+        {
+            self.timers.remove(&oldest);
+        }
+        self.timer_seq += 1;
+        let at = Instant::now() + Duration::from_millis(after_ms);
+        self.timers.insert((at, self.timer_seq), round);
+    }
+
+    fn drop_reason(&self, label: &'static str) {
+        self.metrics
+            .messages_dropped
+            .get_or_create(&ReasonLabel { reason: label })
+            .inc();
+    }
+
+    async fn command(&self, command: Command) -> Result<(), DriverError> {
+        self.p2p
+            .send(command)
+            .await
+            .map_err(|_| DriverError::NetworkStopped)
+    }
+
+    async fn publish(&self, topic: Topic, bytes: Vec<u8>) -> Result<(), DriverError> {
+        self.command(Command::Publish { topic, bytes }).await
+    }
+
+    async fn send_to(&self, to: PublicKey, bytes: Vec<u8>) -> Result<(), DriverError> {
+        let peer = match self.peer_of.get(&to) {
+            Some(p) => *p,
+            None => match cairn_ledger::keys::peer_id(&to).parse::<PeerId>() {
+                Ok(p) => p,
+                Err(_) => return Ok(()),
+            },
+        };
+        self.command(Command::SendDirect { peer, bytes }).await
+    }
+
+    async fn report(&self, peer: PeerId, reason: String) -> Result<(), DriverError> {
+        tracing::warn!(%peer, %reason, "invalid data from peer");
+        self.command(Command::ReportInvalid { peer, reason }).await
+    }
+
+    fn syncing(&self) -> bool {
+        self.best_seen.0 > self.chain.store().tip().height.0 + SYNC_LAG_BLOCKS
+    }
+
+    fn refresh_status(&mut self) {
+        let round = self.engine.current_round();
+        let leader = self.engine.leader_of(round);
+        if round != self.last_round {
+            if self.last_leader.is_some_and(|l| l != leader) {
+                self.metrics.leader_changes.inc();
+            }
+            self.last_leader = Some(leader);
+            self.last_round = round;
+        }
+        let tip = self.chain.store().tip().height;
+        let syncing = self.syncing();
+        let peers = self.peers.len() as u32;
+        self.board.set_status(NodeStatus {
+            round,
+            leader: Some(leader.address()),
+            peers,
+            syncing,
+            validator: self.is_validator,
+        });
+        let readiness = if syncing {
+            Readiness::NotReady(format!(
+                "syncing: at height {tip}, the network is at {} or more",
+                self.best_seen
+            ))
+        } else if peers == 0 {
+            Readiness::NotReady("no peers connected".into())
+        } else {
+            Readiness::Ready
+        };
+        self.board.set_readiness(readiness);
+        self.metrics.round.set(to_i64(round.0));
+        self.metrics.rounds_without_commit.set(to_i64(
+            round.0.saturating_sub(self.engine.committed_round().0),
+        ));
+        self.metrics.peers.set(i64::from(peers));
+        self.metrics.height.set(to_i64(tip.0));
+        let progress = if self.best_seen.0 == 0 {
+            1.0
+        } else {
+            (tip.0 as f64 / self.best_seen.0 as f64).min(1.0)
+        };
+        self.metrics.sync_progress.set(progress);
+    }
+}

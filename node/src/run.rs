@@ -1,0 +1,237 @@
+//! `cairn node run`: opens the home's store, starts the network, the RPC server and the
+//! driver, and runs until asked to stop or until the node cannot go on.
+//!
+//! The driver runs on its own thread with its own single-threaded runtime: its store writes
+//! (fsync per vote, one batch per commit) block that thread only, never the network or the
+//! RPC server, which share the caller's runtime.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use cairn_consensus::hotstuff::{
+    Ed25519Signer, Ed25519Verifier, Engine, EngineConfig, ValidatorSet,
+};
+use cairn_ledger::Height;
+use cairn_ledger::genesis::Engine as ConsensusEngine;
+use cairn_ledger::keys::read_key_file;
+use cairn_ledger::store::Store;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::driver::chain::Chain;
+use crate::driver::{Driver, DriverError, DriverParts};
+use crate::home::Home;
+use crate::mempool::Mempool;
+use crate::metrics::Metrics;
+use crate::p2p::{self, P2pConfig};
+use crate::rpc::{self, NodeStatus, Readiness, RpcState, StatusBoard};
+
+/// Transactions admitted by the RPC and waiting to be gossiped; beyond it they stay in the
+/// mempool without being announced (peers get them in blocks).
+pub const ADMITTED_QUEUE_MAX: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
+    #[error("cannot read the node key {path}: {source}")]
+    Key {
+        path: std::path::PathBuf,
+        source: cairn_ledger::keys::KeyError,
+    },
+    #[error(
+        "this genesis runs proof of work, which this build of cairn cannot run yet; only BFT \
+         (hotstuff) networks are supported"
+    )]
+    PowUnsupported,
+    #[error("cannot open the ledger in {path}: {source}")]
+    Store {
+        path: std::path::PathBuf,
+        source: cairn_ledger::store::StoreError,
+    },
+    #[error(
+        "cannot listen for RPC on {addr}: {source} (another node may be using it; change \
+         [rpc] listen in {config})"
+    )]
+    RpcListen {
+        addr: String,
+        config: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("networking: {0} (see [p2p] in {1})")]
+    P2p(p2p::P2pError, std::path::PathBuf),
+    #[error("cannot start consensus: {0}")]
+    Consensus(String),
+    #[error("the node stopped: {0}")]
+    Halted(String),
+}
+
+/// Runs the node in `home` until `shutdown` completes (`Ok`) or the node halts (`Err`).
+pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let config = home.load_config()?;
+    let genesis = home.load_genesis()?;
+    let key_path = home.key_path();
+    let key = read_key_file(&key_path).map_err(|source| RunError::Key {
+        path: key_path.clone(),
+        source,
+    })?;
+    let params = match &genesis.consensus.engine {
+        ConsensusEngine::HotStuff(p) => p.clone(),
+        ConsensusEngine::Pow(_) => return Err(RunError::PowUnsupported),
+    };
+    let data = home.data_dir();
+    let store = Arc::new(
+        Store::open(&data, &genesis).map_err(|source| RunError::Store {
+            path: data.clone(),
+            source,
+        })?,
+    );
+    let tip = store.tip();
+
+    let rpc_listener = tokio::net::TcpListener::bind(&config.rpc.listen)
+        .await
+        .map_err(|source| RunError::RpcListen {
+            addr: config.rpc.listen.clone(),
+            config: home.config_path(),
+            source,
+        })?;
+    let rpc_addr = rpc_listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| config.rpc.listen.clone());
+
+    let p2p_config = P2pConfig::new(&config.p2p, &genesis, store.schedule(), tip.height, &key)
+        .map_err(|e| RunError::P2p(e, home.config_path()))?;
+    let message_bytes_max = p2p_config.message_bytes_max;
+    let (p2p_handle, events, p2p_task) = p2p::spawn(p2p_config)
+        .await
+        .map_err(|e| RunError::P2p(e, home.config_path()))?;
+
+    let validators = ValidatorSet::from_genesis(&genesis.validators)
+        .map_err(|e| RunError::Consensus(e.to_string()))?;
+    let block_zero = store
+        .block_at(Height(0))
+        .map_err(|source| RunError::Store {
+            path: data.clone(),
+            source,
+        })?
+        .ok_or_else(|| RunError::Consensus("block 0 is missing from the store".into()))?;
+    let mut chain = Chain::new(
+        Arc::clone(&store),
+        genesis.consensus.block_txs_max,
+        genesis.consensus.block_bytes_max,
+    );
+    let restart = chain
+        .restart_state(&block_zero)
+        .map_err(RunError::Consensus)?;
+    let resumed = restart.is_some();
+    let round_timeout_base = std::time::Duration::from_millis(params.round_timeout_ms_base);
+    let validator_keys: Vec<_> = genesis.validators.iter().map(|v| v.public_key).collect();
+    let me = key.public();
+    let engine = Engine::new(
+        EngineConfig {
+            validators,
+            params,
+            genesis: block_zero,
+            unsafe_skip_voted_round_check: false,
+        },
+        Box::new(Ed25519Signer::new(key)),
+        Box::new(Ed25519Verifier),
+        restart,
+    )
+    .map_err(|e| RunError::Consensus(e.to_string()))?;
+
+    let metrics = Arc::new(Metrics::new());
+    let mempool = Arc::new(Mutex::new(Mempool::new(
+        &genesis.chain_id,
+        config.mempool.clone(),
+    )));
+    let board = Arc::new(StatusBoard::new(
+        NodeStatus {
+            validator: validator_keys.contains(&me),
+            syncing: true,
+            ..NodeStatus::default()
+        },
+        Readiness::NotReady("starting".into()),
+    ));
+    let (admitted_tx, admitted_rx) = mpsc::channel(ADMITTED_QUEUE_MAX);
+    let rpc_state = RpcState {
+        store: Arc::clone(&store),
+        mempool: Arc::clone(&mempool),
+        node: board.clone(),
+        metrics: Arc::clone(&metrics),
+        validators: genesis.validators.clone().into(),
+        limits: config.rpc.clone(),
+        admitted: Some(admitted_tx),
+    };
+    let (stop_rpc, rpc_stopped) = oneshot::channel::<()>();
+    let rpc_task = tokio::spawn(rpc::serve(rpc_listener, rpc_state, async {
+        let _ = rpc_stopped.await;
+    }));
+
+    tracing::info!(
+        chain_id = %genesis.chain_id,
+        height = %tip.height,
+        peer_id = %p2p_handle.local_peer_id,
+        p2p = %p2p_handle.listen_addr,
+        rpc = %rpc_addr,
+        validator = validator_keys.contains(&me),
+        resumed,
+        "node started"
+    );
+
+    let driver = Driver::new(DriverParts {
+        engine,
+        chain,
+        mempool,
+        metrics,
+        board,
+        p2p: p2p_handle.clone(),
+        events,
+        admitted: admitted_rx,
+        validators: validator_keys,
+        message_bytes_max,
+        empty_block_interval: std::time::Duration::from_millis(
+            config.consensus.empty_block_interval_ms,
+        ),
+        round_timeout_base,
+    });
+    let (stop_driver, stop_rx) = watch::channel(false);
+    let (done_tx, done_rx) = oneshot::channel();
+    let driver_thread = std::thread::Builder::new()
+        .name("cairn-driver".into())
+        .spawn(move || {
+            let result = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(driver.run(stop_rx)),
+                Err(e) => Err(DriverError::Halt(format!(
+                    "cannot start the driver's runtime: {e}"
+                ))),
+            };
+            let _ = done_tx.send(result);
+        })
+        .map_err(|e| RunError::Consensus(format!("cannot start the driver thread: {e}")))?;
+
+    let mut done_rx = done_rx;
+    let result = tokio::select! {
+        _ = shutdown => {
+            tracing::info!("shutting down");
+            // The driver finishes the effect it is executing first, so a commit or a
+            // persisted vote is never cut in half.
+            let _ = stop_driver.send(true);
+            (&mut done_rx).await
+        }
+        result = &mut done_rx => result,
+    };
+    let _ = tokio::task::spawn_blocking(move || driver_thread.join()).await;
+    let _ = stop_rpc.send(());
+    let _ = p2p_handle.shutdown().await;
+    let _ = rpc_task.await;
+    let _ = p2p_task.await;
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(RunError::Halted(e.to_string())),
+        Err(_) => Err(RunError::Halted("the driver thread panicked".into())),
+    }
+}

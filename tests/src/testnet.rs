@@ -1,0 +1,310 @@
+//! A local network of real `cairn node run` processes for end-to-end tests: created with
+//! `cairn testnet --no-start`, each node started, killed and restarted on its own, and
+//! observed through its JSON-RPC over a real socket.
+//!
+//! Waits poll with a deadline and, when it passes, fail with the condition and every node's
+//! log tail: a slow machine makes a test slower, not wrong.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::cairn_bin;
+
+/// Longest any single wait in a test may take before it fails.
+pub const WAIT_MAX: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(100);
+const LOG_TAIL_LINES: usize = 25;
+
+/// End-to-end tests run one at a time: several networks of several processes on two cores
+/// would make each of them crawl.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct TestNode {
+    pub name: String,
+    pub home: PathBuf,
+    pub rpc: String,
+    pub key: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct Testnet {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<TestNode>,
+    pub faucet_key: PathBuf,
+    pub base_port: u16,
+}
+
+/// A run of `count` free ports on 127.0.0.1, starting at a random even port.
+pub fn free_ports(count: u16) -> u16 {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..200 {
+        let base = rng.gen_range(20_000u16..60_000) & !1;
+        if (base..base + count).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no run of {count} free ports found");
+}
+
+impl Testnet {
+    /// Creates an `n`-validator BFT testnet (files only). `tune` may edit each node's
+    /// config.toml text before anything starts.
+    pub fn create(n: usize, tune: impl Fn(&str) -> String) -> Testnet {
+        Testnet::create_with(n, &[], tune)
+    }
+
+    /// Like [`Testnet::create`], passing `args` on to `cairn testnet`.
+    pub fn create_with(n: usize, args: &[&str], tune: impl Fn(&str) -> String) -> Testnet {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let base_port = free_ports(2 * n as u16);
+        let out = Command::new(cairn_bin())
+            .args(["testnet", "--no-start", "--validators", &n.to_string()])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--base-port", &base_port.to_string()])
+            .args(args)
+            .output()
+            .expect("run cairn testnet");
+        assert!(
+            out.status.success(),
+            "cairn testnet --no-start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let manifest: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("testnet.json")).expect("testnet.json"),
+        )
+        .expect("testnet.json is JSON");
+        let nodes = manifest["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| {
+                let home = PathBuf::from(n["home"].as_str().expect("home"));
+                let config = home.join("config.toml");
+                let text = std::fs::read_to_string(&config).expect("config.toml");
+                std::fs::write(&config, tune(&text)).expect("write config.toml");
+                TestNode {
+                    name: n["name"].as_str().expect("name").to_owned(),
+                    rpc: n["rpc"].as_str().expect("rpc").to_owned(),
+                    key: PathBuf::from(n["key"].as_str().expect("key")),
+                    log: home.join("node.log"),
+                    home,
+                    child: None,
+                }
+            })
+            .collect();
+        Testnet {
+            faucet_key: PathBuf::from(manifest["faucet_key"].as_str().expect("faucet_key")),
+            dir,
+            nodes,
+            base_port,
+        }
+    }
+
+    pub fn start_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.start(i);
+        }
+    }
+
+    pub fn start(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        assert!(node.child.is_none(), "{} is already running", node.name);
+        node.child = Some(spawn_node(&node.home, &node.log));
+    }
+
+    /// SIGKILL: a crash, not a shutdown.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait: a clean shutdown. Returns the exit status.
+    pub fn stop(&mut self, i: usize) -> std::process::ExitStatus {
+        let mut child = self.nodes[i].child.take().expect("node is running");
+        // SAFETY: kill(2) on a child this process spawned and has not reaped.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        child.wait().expect("wait for node")
+    }
+
+    /// Whether node `i`'s process has exited on its own.
+    pub fn exited(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        self.nodes[i]
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// A JSON-RPC call to node `i`: the result, or the error object.
+    pub fn rpc(&self, i: usize, method: &str, params: Value) -> Result<Value, Value> {
+        rpc_call(&self.nodes[i].rpc, method, params)
+    }
+
+    pub fn status(&self, i: usize) -> Option<Value> {
+        self.rpc(i, "status", json!({})).ok()
+    }
+
+    pub fn height(&self, i: usize) -> Option<u64> {
+        self.status(i).and_then(|s| s["height"].as_u64())
+    }
+
+    /// The committed block at `height` on node `i`: (hash, state_root).
+    pub fn block_at(&self, i: usize, height: u64) -> Option<(String, String)> {
+        let b = self.rpc(i, "block", json!({ "height": height })).ok()?;
+        Some((
+            b["hash"].as_str()?.to_owned(),
+            b["state_root"].as_str()?.to_owned(),
+        ))
+    }
+
+    /// Polls `check` until it holds, or fails the test naming `what`, with the logs.
+    pub fn wait_for(&mut self, what: &str, mut check: impl FnMut(&Testnet) -> bool) {
+        let deadline = Instant::now() + WAIT_MAX;
+        loop {
+            if check(self) {
+                return;
+            }
+            for i in 0..self.nodes.len() {
+                if let Some(status) = self.exited(i) {
+                    panic!(
+                        "{} exited ({status}) while waiting for {what}\n{}",
+                        self.nodes[i].name,
+                        self.logs()
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {} s waiting for {what}\n{}",
+                    WAIT_MAX.as_secs(),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits until every node in `nodes` has committed at least `height`.
+    pub fn wait_height(&mut self, nodes: &[usize], height: u64) {
+        let what = format!("nodes {nodes:?} to reach height {height}");
+        self.wait_for(&what, |net| {
+            nodes
+                .iter()
+                .all(|&i| net.height(i).is_some_and(|h| h >= height))
+        });
+    }
+
+    /// Asserts that every node in `nodes` has the same block hash and state root at every
+    /// height from 1 to the lowest tip among them.
+    pub fn assert_agree(&self, nodes: &[usize]) -> u64 {
+        let lowest = nodes
+            .iter()
+            .map(|&i| self.height(i).expect("node answers status"))
+            .min()
+            .expect("some nodes");
+        for h in 1..=lowest {
+            let first = self.block_at(nodes[0], h).expect("block exists");
+            for &i in &nodes[1..] {
+                let other = self.block_at(i, h).expect("block exists");
+                assert_eq!(
+                    first, other,
+                    "{} and {} disagree at height {h}",
+                    self.nodes[nodes[0]].name, self.nodes[i].name
+                );
+            }
+        }
+        lowest
+    }
+
+    /// The last lines of every node's log.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- {} ({})\n{}", n.name, n.log.display(), log_tail(&n.log)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// Starts `cairn node run --home HOME`, appending its output to `log`.
+pub fn spawn_node(home: &Path, log: &Path) -> Child {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open node log");
+    let err = out.try_clone().expect("clone log handle");
+    Command::new(cairn_bin())
+        .args(["node", "run", "--home"])
+        .arg(home)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("start cairn node run")
+}
+
+pub fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}
+
+/// One JSON-RPC 2.0 call over HTTP: the result, or the error object (or a description of
+/// why there was no answer, as a string).
+pub fn rpc_call(url: &str, method: &str, params: Value) -> Result<Value, Value> {
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+    let answer = post(url, body.to_string().as_bytes()).map_err(Value::String)?;
+    let v: Value = serde_json::from_str(&answer.1).map_err(|e| Value::String(e.to_string()))?;
+    match v.get("error") {
+        Some(e) => Err(e.clone()),
+        None => Ok(v["result"].clone()),
+    }
+}
+
+/// POSTs raw bytes to `url`: (HTTP status, body).
+pub fn post(url: &str, body: &[u8]) -> Result<(u16, String), String> {
+    let agent: ureq::Agent = ureq::config::Config::builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body)
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    Ok((status, text))
+}

@@ -1,0 +1,462 @@
+//! A BFT network of real `cairn node run` processes talking libp2p over real sockets, each
+//! with its own RocksDB: transfers submitted with the CLI commit and every node agrees; a
+//! crashed validator does not stop the chain and catches up after a restart; losing two of
+//! four stops commits without forking; outsiders and other networks are refused; bad RPC
+//! input gets errors while the node keeps committing.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use cairn_tests::cairn_bin;
+use cairn_tests::testnet::{Testnet, free_ports, log_tail, post, rpc_call, serial, spawn_node};
+use serde_json::{Value, json};
+
+/// Empty blocks every 50 ms instead of 500: the same protocol, a faster test.
+fn fast(config: &str) -> String {
+    let out = config.replace(
+        "empty_block_interval_ms = 500",
+        "empty_block_interval_ms = 50",
+    );
+    assert_ne!(
+        out, config,
+        "config.toml has no empty_block_interval_ms to tune"
+    );
+    out
+}
+
+fn cairn(args: &[&str]) -> Output {
+    Command::new(cairn_bin())
+        .args(args)
+        .output()
+        .expect("run cairn")
+}
+
+fn json_of(o: &Output) -> Value {
+    assert!(
+        o.status.success(),
+        "cairn failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("--output json prints JSON")
+}
+
+/// A new key file in the testnet's directory; returns (path, address).
+fn new_account(net: &Testnet, name: &str) -> (String, String) {
+    let path = net.path().join(format!("{name}.key"));
+    let path = path.to_str().expect("utf-8 path").to_owned();
+    let out = json_of(&cairn(&[
+        "keys", "generate", "--out", &path, "--output", "json",
+    ]));
+    (path, out["address"].as_str().expect("address").to_owned())
+}
+
+fn balance(net: &Testnet, node: usize, address: &str) -> u64 {
+    let account = net
+        .rpc(node, "account", json!({ "address": address }))
+        .expect("account answers");
+    account["balance"].as_u64().expect("balance")
+}
+
+/// Asserts that no node's committed height moves for `quiet`.
+fn assert_no_commits(net: &Testnet, nodes: &[usize], quiet: Duration) -> Vec<u64> {
+    let before: Vec<u64> = nodes.iter().map(|&i| net.height(i).unwrap()).collect();
+    std::thread::sleep(quiet);
+    let after: Vec<u64> = nodes.iter().map(|&i| net.height(i).unwrap()).collect();
+    assert_eq!(
+        before,
+        after,
+        "heights moved without a quorum\n{}",
+        net.logs()
+    );
+    after
+}
+
+#[test]
+fn four_validators_commit_cli_transfers_and_agree_on_every_block() {
+    let _serial = serial();
+    let mut net = Testnet::create(4, fast);
+    net.start_all();
+    net.wait_height(&[0, 1, 2, 3], 3);
+
+    let faucet = net.faucet_key.to_str().unwrap().to_owned();
+    let (_, alice) = new_account(&net, "alice");
+    // Through node 1, waiting for the commit.
+    let waited = json_of(&cairn(&[
+        "tx",
+        "transfer",
+        "--key",
+        &faucet,
+        "--to",
+        &alice,
+        "--amount",
+        "12345",
+        "--wait",
+        "--rpc",
+        &net.nodes[1].rpc,
+        "--output",
+        "json",
+    ]));
+    assert_eq!(waited["status"], "committed", "{waited}");
+    assert_eq!(waited["receipt"]["status"], "applied", "{waited}");
+    let first_height = waited["height"].as_u64().expect("height");
+
+    // Through node 2 without waiting: admitted, gossiped, included by whichever leader.
+    let submitted = json_of(&cairn(&[
+        "tx",
+        "transfer",
+        "--key",
+        &faucet,
+        "--to",
+        &alice,
+        "--amount",
+        "655",
+        "--rpc",
+        &net.nodes[2].rpc,
+        "--output",
+        "json",
+    ]));
+    let hash = submitted["hash"].as_str().expect("hash").to_owned();
+    net.wait_for("the second transfer to commit", |net| {
+        net.rpc(3, "tx", json!({ "hash": hash }))
+            .is_ok_and(|t| t["status"] == "committed")
+    });
+    let top = net.height(0).unwrap().max(first_height) + 1;
+    net.wait_height(&[0, 1, 2, 3], top);
+
+    for i in 0..4 {
+        assert_eq!(
+            balance(&net, i, &alice),
+            13_000,
+            "alice on {}",
+            net.nodes[i].name
+        );
+        let shown = json_of(&cairn(&[
+            "query",
+            "account",
+            &alice,
+            "--rpc",
+            &net.nodes[i].rpc,
+            "--output",
+            "json",
+        ]));
+        assert_eq!(shown["balance"], 13_000);
+    }
+    let agreed = net.assert_agree(&[0, 1, 2, 3]);
+    assert!(agreed >= top);
+}
+
+#[test]
+fn a_crashed_validator_does_not_stop_the_chain_and_catches_up_after_restart() {
+    let _serial = serial();
+    // A crashed leader costs two round timeouts per rotation (its own round, and the one
+    // whose votes were sent to it): short rounds keep the test short.
+    let mut net = Testnet::create_with(4, &["--round-timeout-ms", "250"], fast);
+    net.start_all();
+    net.wait_height(&[0, 1, 2, 3], 3);
+
+    net.kill(3);
+    let at_crash = net.height(0).unwrap();
+    // Far enough that the answer must come from the peers' stores, not their in-memory
+    // history of recent blocks.
+    let target = at_crash + 70;
+    net.wait_height(&[0, 1, 2], target);
+
+    net.start(3);
+    let tip = net.height(0).unwrap();
+    net.wait_height(&[3], tip);
+    net.wait_for("node3 to report itself synced and peered", |net| {
+        net.status(3)
+            .is_some_and(|s| s["syncing"] == false && s["peers"].as_u64() == Some(3))
+    });
+    // It rejoins consensus: the chain keeps committing with node3 counted.
+    let h = net.height(3).unwrap();
+    net.wait_height(&[0, 1, 2, 3], h + 5);
+    net.assert_agree(&[0, 1, 2, 3]);
+
+    // A clean shutdown exits 0, and the node resumes from its own store.
+    let status = net.stop(0);
+    assert!(status.success(), "SIGTERM exit: {status}\n{}", net.logs());
+    let before = net.height(1).unwrap();
+    net.start(0);
+    net.wait_height(&[0, 1, 2, 3], before + 5);
+    net.assert_agree(&[0, 1, 2, 3]);
+}
+
+#[test]
+fn two_of_four_down_stops_commits_without_forks_until_one_returns() {
+    let _serial = serial();
+    let mut net = Testnet::create(4, fast);
+    net.start_all();
+    net.wait_height(&[0, 1, 2, 3], 3);
+
+    net.kill(2);
+    net.kill(3);
+    // Certificates already formed may still finish a commit or two; then nothing can.
+    std::thread::sleep(Duration::from_secs(2));
+    let stuck = assert_no_commits(&net, &[0, 1], Duration::from_secs(4));
+    net.assert_agree(&[0, 1]);
+    let status = net.status(0).unwrap();
+    assert!(
+        status["round"].as_u64().unwrap() > 0,
+        "rounds still advance by timeouts: {status}"
+    );
+
+    net.start(2);
+    let resume = stuck.iter().max().unwrap() + 3;
+    net.wait_height(&[0, 1, 2], resume);
+    net.assert_agree(&[0, 1, 2]);
+}
+
+/// Writes a node home with `genesis` and `key` listening on fresh ports, dialling node 0.
+fn extra_node(
+    net: &Testnet,
+    name: &str,
+    genesis: &std::path::Path,
+    key: &str,
+) -> (std::path::PathBuf, String) {
+    let home = net.path().join(name);
+    let port = free_ports(2);
+    let p2p = format!("/ip4/127.0.0.1/tcp/{port}");
+    let rpc = format!("127.0.0.1:{}", port + 1);
+    let out = cairn(&[
+        "init",
+        "--home",
+        home.to_str().unwrap(),
+        "--genesis",
+        genesis.to_str().unwrap(),
+        "--key",
+        key,
+        "--p2p-listen",
+        &p2p,
+        "--rpc-listen",
+        &rpc,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(net.path().join("testnet.json")).unwrap()).unwrap();
+    let node0 = manifest["nodes"][0]["p2p"].as_str().unwrap();
+    let config = home.join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "persistent_peers = []",
+            &format!("persistent_peers = [\"{node0}\"]"),
+        ),
+    )
+    .unwrap();
+    (home, format!("http://{rpc}"))
+}
+
+fn peer_id_of(key: &str) -> String {
+    json_of(&cairn(&["keys", "show", key, "--output", "json"]))["peer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn outsiders_and_nodes_of_another_genesis_are_refused() {
+    let _serial = serial();
+    let mut net = Testnet::create(4, fast);
+    // Node 3 stays down: its key is reused below by a node on another genesis.
+    for i in 0..3 {
+        net.start(i);
+    }
+    net.wait_height(&[0, 1, 2], 3);
+    let genesis = net.path().join("genesis.toml");
+
+    // A key nobody allowed, on the right genesis.
+    let (outsider_key, _) = new_account(&net, "outsider");
+    let (home, outsider_rpc) = extra_node(&net, "outsider", &genesis, &outsider_key);
+    let outsider_log = home.join("node.log");
+    let mut outsider = spawn_node(&home, &outsider_log);
+
+    // Node 3's own key, allowed, but on a genesis with another chain id.
+    let other = net.path().join("other-genesis.toml");
+    let text = std::fs::read_to_string(&genesis).unwrap();
+    let chain_line = text
+        .lines()
+        .find(|l| l.starts_with("chain_id"))
+        .expect("genesis has chain_id");
+    std::fs::write(
+        &other,
+        text.replace(chain_line, "chain_id = \"another-chain\""),
+    )
+    .unwrap();
+    let node3_key = net.nodes[3].key.to_str().unwrap().to_owned();
+    let (other_home, other_rpc) = extra_node(&net, "other", &other, &node3_key);
+    let other_log = other_home.join("node.log");
+    let mut stranger = spawn_node(&other_home, &other_log);
+
+    let outsider_id = peer_id_of(&outsider_key);
+    let node3_id = peer_id_of(&node3_key);
+    let node0_log = net.nodes[0].log.clone();
+    net.wait_for("node0 to log refusing both", |_| {
+        let log = std::fs::read_to_string(&node0_log).unwrap_or_default();
+        let refused = |id: &str| log.lines().any(|l| l.contains(id) && l.contains("refused"));
+        refused(&outsider_id) && refused(&node3_id)
+    });
+    for (rpc, log) in [(&outsider_rpc, &outsider_log), (&other_rpc, &other_log)] {
+        let status = rpc_call(rpc, "status", json!({})).expect("refused node still serves RPC");
+        assert_eq!(status["peers"], 0, "{status}\n{}", log_tail(log));
+        assert_eq!(status["height"], 0, "{status}");
+    }
+    let node0 = net.status(0).unwrap();
+    assert_eq!(node0["peers"], 2, "only the two other validators: {node0}");
+    let _ = outsider.kill();
+    let _ = stranger.kill();
+    let _ = outsider.wait();
+    let _ = stranger.wait();
+}
+
+#[test]
+fn bad_rpc_input_gets_errors_and_the_node_keeps_committing() {
+    let _serial = serial();
+    let mut net = Testnet::create(4, fast);
+    net.start_all();
+    net.wait_height(&[0, 1, 2, 3], 3);
+    let url = net.nodes[0].rpc.clone();
+
+    let (_, body) = post(&url, b"{not json").unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], -32700, "{v}");
+
+    let huge = vec![b' '; 2 * 1024 * 1024];
+    let (status, body) = post(&url, &huge).unwrap();
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("limit"), "{body}");
+
+    let e = rpc_call(&url, "submit_tx", json!({ "tx": "zz" })).unwrap_err();
+    assert_eq!(e["code"], -32602, "{e}");
+    let e = rpc_call(&url, "submit_tx", json!({ "tx": hex_of(&[7u8; 200]) })).unwrap_err();
+    assert_eq!(e["code"], -32602, "{e}");
+    let e = rpc_call(&url, "no_such_method", json!({})).unwrap_err();
+    assert_eq!(e["code"], -32601, "{e}");
+
+    let h = net.height(0).unwrap();
+    net.wait_height(&[0, 1, 2, 3], h + 5);
+    assert!(net.exited(0).is_none());
+    let health = ureq_get(&format!("{url}/health"));
+    assert_eq!(health, "ok");
+    let metrics = ureq_get(&format!("{url}/metrics"));
+    for name in [
+        "cairn_height",
+        "cairn_round",
+        "cairn_peers",
+        "cairn_txs_rejected_total",
+        "cairn_block_interval_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    net.wait_for("/ready to say ready", |_| {
+        ureq_get(&format!("{url}/ready")) == "ready"
+    });
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ureq_get(url: &str) -> String {
+    let agent: ureq::Agent = ureq::config::Config::builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    agent
+        .get(url)
+        .call()
+        .map(|mut r| r.body_mut().read_to_string().unwrap_or_default())
+        .unwrap_or_default()
+}
+
+#[test]
+fn testnet_command_runs_the_network_and_ctrl_c_stops_every_node() {
+    use std::io::{BufRead, BufReader};
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_ports(8);
+    let mut testnet = Command::new(cairn_bin())
+        .args(["testnet", "--dir"])
+        .arg(dir.path())
+        .args(["--base-port", &base.to_string()])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start cairn testnet");
+    // It prints its banner once every node has committed; read until then on a thread so a
+    // hang fails the test instead of blocking it.
+    let stdout = testnet.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + cairn_tests::testnet::WAIT_MAX;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines_rx.recv_timeout(left) {
+            Ok(line) => {
+                let done = line.contains("Ctrl-C stops every node");
+                seen.push(line);
+                if done {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = testnet.kill();
+                panic!("cairn testnet never reported running:\n{}", seen.join("\n"));
+            }
+        }
+    }
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("testnet.json")).unwrap()).unwrap();
+    let rpcs: Vec<String> = manifest["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["rpc"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(rpcs.len(), 4);
+    assert!(dir.path().join("faucet.key").exists());
+    for rpc in &rpcs {
+        assert!(
+            seen.iter().any(|l| l.contains(rpc.as_str())),
+            "{rpc} not printed"
+        );
+        let status = rpc_call(rpc, "status", json!({})).expect("node answers");
+        assert!(status["height"].as_u64().unwrap() >= 2, "{status}");
+    }
+
+    // A second copy on the same directory is refused: its ports are taken.
+    let again = cairn(&["testnet", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("already in use") && err.contains("--base-port"),
+        "{err}"
+    );
+
+    // SAFETY: kill(2) on a child this test spawned and has not reaped.
+    unsafe {
+        libc::kill(testnet.id() as libc::pid_t, libc::SIGINT);
+    }
+    let status = testnet.wait().unwrap();
+    assert!(status.success(), "cairn testnet exit: {status}");
+    for rpc in &rpcs {
+        assert!(
+            rpc_call(rpc, "status", json!({})).is_err(),
+            "{rpc} still answers after Ctrl-C"
+        );
+    }
+}
