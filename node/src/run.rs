@@ -189,6 +189,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         events,
         admitted: admitted_rx,
         validators: validator_keys,
+        genesis: genesis.clone(),
         message_bytes_max,
         empty_block_interval: std::time::Duration::from_millis(
             config.consensus.empty_block_interval_ms,

@@ -72,6 +72,7 @@ impl TestNode {
                 peers: 3,
                 syncing: false,
                 validator: true,
+                halted: None,
             },
             Readiness::NotReady("syncing: height 0 of 10".into()),
         ));
@@ -768,4 +769,37 @@ fn stopping_the_server_answers_commit_waits_at_once() {
     assert_eq!(code, codes::COMMIT_TIMEOUT);
     assert!(message.contains("node is stopping"), "{message}");
     assert_eq!(response["error"]["data"]["hash"], tx.hash().to_string());
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_until_one_closes() {
+    use cairn_node::rpc::CONNECTIONS_MAX;
+    let node = TestNode::start();
+    // Idle connections hold every slot.
+    let mut idle: Vec<TcpStream> = (0..CONNECTIONS_MAX)
+        .map(|_| TcpStream::connect(node.addr).unwrap())
+        .collect();
+    let mut late = TcpStream::connect(node.addr).unwrap();
+    let head = format!(
+        "GET /health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        node.addr
+    );
+    late.write_all(head.as_bytes()).unwrap();
+    late.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    let waited = late.read(&mut buf);
+    assert!(
+        matches!(&waited, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            || e.kind() == std::io::ErrorKind::TimedOut),
+        "a connection over the cap was served: {waited:?}"
+    );
+    // One idle client leaves: the waiting one is accepted and answered.
+    drop(idle.pop());
+    late.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut response = Vec::new();
+    late.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("ok"), "{text}");
 }

@@ -110,6 +110,96 @@ impl Testnet {
         }
     }
 
+    /// An `n`-validator network built step by step as an operator would (`cairn genesis new`,
+    /// then `cairn init` per node), with `edit_genesis` applied to the genesis file before any
+    /// node exists. Configs get fast empty blocks (`fast_config`).
+    pub fn from_genesis(
+        n: usize,
+        edit_genesis: impl Fn(&str) -> String,
+        tune: impl Fn(&str) -> String,
+    ) -> Testnet {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let run = |args: &[&str]| {
+            let out = Command::new(cairn_bin())
+                .args(args)
+                .output()
+                .expect("run cairn");
+            assert!(
+                out.status.success(),
+                "cairn {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out
+        };
+        let path = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+        let net_dir = dir.path().join("net");
+        run(&[
+            "genesis",
+            "new",
+            "--validators",
+            &n.to_string(),
+            "--out",
+            &path(&net_dir),
+        ]);
+        let genesis = net_dir.join("genesis.toml");
+        let text = std::fs::read_to_string(&genesis).expect("genesis.toml");
+        std::fs::write(&genesis, edit_genesis(&text)).expect("write genesis.toml");
+        let base_port = free_ports(2 * n as u16);
+        let peer_ids: Vec<String> = (0..n)
+            .map(|i| {
+                let key = path(&net_dir.join(format!("node{i}.key")));
+                let out = run(&["keys", "show", &key, "--output", "json"]);
+                let v: Value = serde_json::from_slice(&out.stdout).expect("keys show JSON");
+                v["peer_id"].as_str().expect("peer_id").to_owned()
+            })
+            .collect();
+        let p2p = |i: usize| format!("/ip4/127.0.0.1/tcp/{}", base_port + 2 * i as u16);
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let home = dir.path().join(format!("node{i}"));
+            let key = net_dir.join(format!("node{i}.key"));
+            let rpc = format!("127.0.0.1:{}", base_port + 2 * i as u16 + 1);
+            run(&[
+                "init",
+                "--home",
+                &path(&home),
+                "--genesis",
+                &path(&genesis),
+                "--key",
+                &path(&key),
+                "--p2p-listen",
+                &p2p(i),
+                "--rpc-listen",
+                &rpc,
+            ]);
+            let peers: Vec<String> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| format!("\"{}/p2p/{}\"", p2p(j), peer_ids[j]))
+                .collect();
+            let config = home.join("config.toml");
+            let text = std::fs::read_to_string(&config).expect("config.toml");
+            let text = text.replace(
+                "persistent_peers = []",
+                &format!("persistent_peers = [{}]", peers.join(", ")),
+            );
+            std::fs::write(&config, tune(&text)).expect("write config.toml");
+            nodes.push(TestNode {
+                name: format!("node{i}"),
+                rpc: format!("http://{rpc}"),
+                key,
+                log: home.join("node.log"),
+                home,
+                child: None,
+            });
+        }
+        Testnet {
+            faucet_key: net_dir.join("faucet.key"),
+            dir,
+            nodes,
+            base_port,
+        }
+    }
+
     pub fn start_all(&mut self) {
         for i in 0..self.nodes.len() {
             self.start(i);
@@ -138,6 +228,26 @@ impl Testnet {
             libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
         }
         child.wait().expect("wait for node")
+    }
+
+    /// Waits (up to [`WAIT_MAX`]) for node `i`'s process to exit on its own.
+    pub fn wait_exit(&mut self, i: usize) -> std::process::ExitStatus {
+        let deadline = Instant::now() + WAIT_MAX;
+        loop {
+            if let Some(status) = self.exited(i) {
+                self.nodes[i].child = None;
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} did not exit within {} s\n{}",
+                    self.nodes[i].name,
+                    WAIT_MAX.as_secs(),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(POLL);
+        }
     }
 
     /// Whether node `i`'s process has exited on its own.

@@ -75,6 +75,7 @@ impl Node {
                 peers: 3,
                 syncing: false,
                 validator: true,
+                halted: None,
             },
             Readiness::Ready,
         );

@@ -70,7 +70,9 @@ impl Invalid {
     }
 
     fn from_apply(e: ApplyError) -> Invalid {
-        let halt = matches!(e, ApplyError::UpgradeMissing { .. } | ApplyError::Store(_));
+        // A missing upgrade is not this process's failure: the node stays up, serving reads,
+        // and says why the chain stopped (see `Driver::check_upgrade`).
+        let halt = matches!(e, ApplyError::Store(_));
         Invalid {
             reason: e.to_string(),
             halt,

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::mempool::{Mempool, Rejection};
 use crate::metrics::{Metrics, ReasonLabel};
-use crate::p2p::{Command, Event, P2pHandle, Topic, Verdict};
+use crate::p2p::{Command, Event, ForkId, P2pHandle, Topic, Verdict};
 use crate::rpc::{NodeStatus, Readiness, StatusBoard};
 use chain::{Chain, Invalid};
 
@@ -62,6 +62,8 @@ pub struct DriverParts {
     /// Transactions the RPC admitted, to gossip.
     pub admitted: mpsc::Receiver<Transaction>,
     pub validators: Vec<PublicKey>,
+    /// For the fork id peers see, which changes as the chain passes upgrade heights.
+    pub genesis: cairn_ledger::genesis::Genesis,
     pub message_bytes_max: usize,
     /// With nothing to include and nothing uncommitted to push through, a leader waits this
     /// long after its parent before proposing an empty block, so an idle network does not
@@ -99,6 +101,12 @@ pub struct Driver {
     /// or the empty-block interval has passed.
     held_payload: Option<HeldPayload>,
     empty_block_interval: Duration,
+    genesis: cairn_ledger::genesis::Genesis,
+    fork_id: ForkId,
+    last_tc_round: Option<Round>,
+    /// Set once the chain has reached the last height this binary can commit before an
+    /// upgrade it lacks: why the node no longer makes progress.
+    halted: Option<String>,
 }
 
 struct HeldPayload {
@@ -143,6 +151,13 @@ impl Driver {
             .collect();
         let me = parts.engine.public_key();
         let best_seen = parts.chain.store().tip().height;
+        let fork_id = ForkId::at(&parts.genesis, parts.chain.store().schedule(), best_seen);
+        let last_tc_round = parts
+            .engine
+            .safety_state()
+            .highest_tc
+            .as_ref()
+            .map(|tc| tc.round);
         Driver {
             is_validator: parts.validators.contains(&me),
             me: me.address(),
@@ -167,11 +182,16 @@ impl Driver {
             message_bytes_max: parts.message_bytes_max,
             held_payload: None,
             empty_block_interval: parts.empty_block_interval.min(parts.round_timeout_base / 2),
+            genesis: parts.genesis,
+            fork_id,
+            last_tc_round,
+            halted: None,
         }
     }
 
     /// Runs until `shutdown` turns true (`Ok`) or the node must stop (`Err`).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), DriverError> {
+        self.check_upgrade();
         let effects = self.engine.start();
         self.execute(effects).await?;
         self.refresh_status();
@@ -250,6 +270,10 @@ impl Driver {
             Ok(block) => {
                 tracing::debug!(%round, %height, txs = block.transactions.len(), "proposing");
                 Ok(self.engine.handle(Input::Payload(block)))
+            }
+            Err(e) if self.halted.is_some() && !e.halt => {
+                tracing::debug!(reason = %e, "no proposal: the chain stopped before an upgrade");
+                Ok(Vec::new())
             }
             Err(e) => {
                 self.invalid(e, "cannot build a proposal")?;
@@ -504,6 +528,29 @@ impl Driver {
                 }
             }
         }
+        let tc_round = self
+            .engine
+            .safety_state()
+            .highest_tc
+            .as_ref()
+            .map(|tc| tc.round);
+        if tc_round > self.last_tc_round {
+            self.metrics.tcs.inc();
+            self.last_tc_round = tc_round;
+        }
+        let fork_id = ForkId::at(
+            &self.genesis,
+            self.chain.store().schedule(),
+            self.chain.store().tip().height,
+        );
+        if fork_id != self.fork_id {
+            tracing::info!(
+                ?fork_id,
+                "an upgrade activated: peers now see the new fork id"
+            );
+            self.fork_id = fork_id.clone();
+            self.command(Command::SetForkId(fork_id)).await?;
+        }
         Ok(())
     }
 
@@ -582,10 +629,36 @@ impl Driver {
         self.metrics
             .height
             .set(to_i64(self.chain.store().tip().height.0));
+        drop(pool);
+        self.check_upgrade();
         if self.unvotable.len() > TIMERS_MAX * 16 {
             self.unvotable.clear();
         }
         Ok(())
+    }
+
+    /// A block commits only once its child is certified, so with an upgrade this binary
+    /// lacks at height H, the chain can commit up to H − 2: block H − 1 can be proposed and
+    /// certified, but nobody here can build the block at H that would commit it. Once the
+    /// tip is there, say so, once, loudly, and in `status` and `/ready`; the node stays up
+    /// serving reads and votes for nothing past it.
+    fn check_upgrade(&mut self) {
+        if self.halted.is_some() {
+            return;
+        }
+        let store = self.chain.store();
+        let tip = store.tip().height;
+        let Some(u) = store.schedule().missing_at(Height(tip.0 + 2)) else {
+            return;
+        };
+        let message = format!(
+            "stopped at height {tip}: upgrade {:?} (protocol version {}) activates at height {} \
+             and this binary does not implement it; install a cairn release that has it and \
+             restart",
+            u.name, u.protocol_version, u.height
+        );
+        tracing::error!("{message}");
+        self.halted = Some(message);
     }
 
     fn note_proposed(&mut self, id: Hash) {
@@ -663,8 +736,11 @@ impl Driver {
             peers,
             syncing,
             validator: self.is_validator,
+            halted: self.halted.clone(),
         });
-        let readiness = if syncing {
+        let readiness = if let Some(why) = &self.halted {
+            Readiness::NotReady(why.clone())
+        } else if syncing {
             Readiness::NotReady(format!(
                 "syncing: at height {tip}, the network is at {} or more",
                 self.best_seen

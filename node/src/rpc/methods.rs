@@ -425,6 +425,7 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
         "syncing": node.syncing,
         "protocol_version": state.store.schedule().version_at(tip.height).0,
         "validator": node.validator,
+        "halted": node.halted,
         "chain_id": state.store.chain_id(),
         "genesis_hash": state.store.genesis_hash(),
     }))

@@ -47,6 +47,8 @@ pub struct NodeStatus {
     pub syncing: bool,
     /// Whether this node's key is in the validator set.
     pub validator: bool,
+    /// Why the chain stopped here (an upgrade this binary lacks), when it has.
+    pub halted: Option<String>,
 }
 
 /// Whether `/ready` answers 200. The caller decides (synced and peered); the reason says why
@@ -207,6 +209,10 @@ fn router_for(server: Server) -> Router {
         .with_state(server)
 }
 
+/// Connections the server keeps open at once; further clients wait in the kernel's accept
+/// queue until one closes, instead of each costing a socket and a task.
+pub const CONNECTIONS_MAX: usize = 256;
+
 /// Serves until `shutdown` completes, then finishes in-flight requests and returns. Calls
 /// waiting for a commit then answer at once that the node is stopping.
 pub async fn serve(
@@ -216,6 +222,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let server = Server::new(state);
     let waiters = Arc::clone(&server.commit_waiters);
+    let listener = CappedListener {
+        inner: listener,
+        permits: Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX)),
+    };
     axum::serve(listener, router_for(server))
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -306,5 +316,87 @@ impl RpcState {
         self.metrics
             .mempool_bytes
             .set(i64::try_from(pool.bytes()).unwrap_or(i64::MAX));
+    }
+}
+
+/// A listener that accepts only while fewer than [`CONNECTIONS_MAX`] connections are open.
+struct CappedListener {
+    inner: tokio::net::TcpListener,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl axum::serve::Listener for CappedListener {
+    type Io = CappedStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (CappedStream, std::net::SocketAddr) {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .expect("the connection semaphore is never closed");
+        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        (
+            CappedStream {
+                io,
+                _permit: permit,
+            },
+            addr,
+        )
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection holding its slot until it is dropped.
+struct CappedStream {
+    io: tokio::net::TcpStream,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tokio::io::AsyncRead for CappedStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CappedStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
     }
 }
