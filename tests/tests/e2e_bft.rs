@@ -501,3 +501,95 @@ fn a_network_stops_before_an_upgrade_its_binary_lacks_and_says_why() {
     let ready = ureq_get(&format!("{}/ready", net.nodes[0].rpc));
     assert!(ready.contains("rules-from-the-future"), "{ready}");
 }
+
+/// The `reason` sample of `cairn_messages_dropped_total` in a /metrics text, or 0.
+fn dropped(metrics: &str, reason: &str) -> u64 {
+    let needle = format!("cairn_messages_dropped_total{{reason=\"{reason}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(needle.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn garbage_from_an_allowed_peer_is_dropped_counted_and_punished_while_the_chain_goes_on() {
+    use cairn_ledger::genesis::Genesis;
+    use cairn_ledger::upgrades::{KNOWN_UPGRADES, Schedule};
+    use cairn_node::config::P2pSection;
+    use cairn_node::p2p::{self, Event, P2pConfig, Topic};
+
+    let _serial = serial();
+    let mut net = Testnet::create(4, fast);
+    for i in 0..3 {
+        net.start(i);
+    }
+    net.wait_height(&[0, 1, 2], 3);
+
+    // The rogue speaks with node 3's key: allowed in, and the handshake matches.
+    let genesis = Genesis::load(&net.path().join("genesis.toml")).unwrap();
+    let key = cairn_ledger::keys::read_key_file(&net.nodes[3].key).unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(net.path().join("testnet.json")).unwrap()).unwrap();
+    let node0_addr = manifest["nodes"][0]["p2p"].as_str().unwrap().to_owned();
+    let node0_peer = node0_addr.rsplit('/').next().unwrap().to_owned();
+    let section = P2pSection {
+        listen: "/ip4/127.0.0.1/tcp/0".into(),
+        persistent_peers: vec![node0_addr.clone()],
+        ..P2pSection::default()
+    };
+    let schedule = Schedule::new(&genesis, KNOWN_UPGRADES);
+    let config =
+        P2pConfig::new(&section, &genesis, &schedule, cairn_ledger::Height(0), &key).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = net.nodes[0].rpc.clone();
+    let metrics_before = ureq_get(&format!("{url}/metrics"));
+    let disconnected = runtime.block_on(async {
+        let (handle, mut events, _task) = p2p::spawn(config).await.unwrap();
+        let node0 = loop {
+            match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
+                Ok(Some(Event::PeerConnected { peer })) if peer.to_string() == node0_peer => {
+                    break peer;
+                }
+                Ok(Some(_)) => continue,
+                other => panic!("never connected to node0: {other:?}"),
+            }
+        };
+        // Not a consensus message, a consensus message cut short, and a transaction that is
+        // not one: each is refused by node0, and each is a strike against this peer.
+        handle.send_direct(node0, vec![0xff; 64]).await.unwrap();
+        handle
+            .send_direct(node0, vec![0, 0, 0, 0, 1, 2])
+            .await
+            .unwrap();
+        handle
+            .publish(Topic::Transactions, vec![0xab; 100])
+            .await
+            .unwrap();
+        handle.send_direct(node0, vec![9; 300]).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(Event::PeerDisconnected { peer })) if peer == node0 => break true,
+                Ok(Some(_)) => continue,
+                _ => break false,
+            }
+        }
+    });
+    assert!(disconnected, "node0 kept a peer that sent garbage");
+    let metrics = ureq_get(&format!("{url}/metrics"));
+    assert!(
+        dropped(&metrics, "malformed") > dropped(&metrics_before, "malformed"),
+        "garbage was not counted:\n{metrics}"
+    );
+    let log = std::fs::read_to_string(&net.nodes[0].log).unwrap();
+    assert!(
+        log.contains("invalid data from peer"),
+        "{}",
+        log_tail(&net.nodes[0].log)
+    );
+    // The node kept its data and goes on committing with the other two.
+    let h = net.height(0).unwrap();
+    net.wait_height(&[0, 1, 2], h + 5);
+    net.assert_agree(&[0, 1, 2]);
+}
