@@ -18,6 +18,7 @@ use cairn_ledger::store::Store;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::driver::chain::Chain;
+use crate::driver::tx_gossip::{TX_GOSSIP_QUEUE_MAX, TxGossipWorker};
 use crate::driver::{Driver, DriverError, DriverParts};
 use crate::home::Home;
 use crate::mempool::Mempool;
@@ -179,6 +180,18 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         "node started"
     );
 
+    let gossip_admitted = Arc::new(tokio::sync::Notify::new());
+    let (tx_gossip, tx_gossip_queue) = mpsc::channel(TX_GOSSIP_QUEUE_MAX);
+    let tx_worker = tokio::spawn(
+        TxGossipWorker {
+            store: Arc::clone(&store),
+            mempool: Arc::clone(&mempool),
+            metrics: Arc::clone(&metrics),
+            p2p: p2p_handle.clone(),
+            admitted: Arc::clone(&gossip_admitted),
+        }
+        .run(tx_gossip_queue),
+    );
     let driver = Driver::new(DriverParts {
         engine,
         chain,
@@ -188,6 +201,8 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         p2p: p2p_handle.clone(),
         events,
         admitted: admitted_rx,
+        tx_gossip,
+        gossip_admitted,
         validators: validator_keys,
         genesis: genesis.clone(),
         message_bytes_max,
@@ -230,6 +245,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
     let _ = p2p_handle.shutdown().await;
     let _ = rpc_task.await;
     let _ = p2p_task.await;
+    tx_worker.abort();
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(RunError::Halted(e.to_string())),

@@ -11,6 +11,7 @@
 //! Never: decides consensus (the engine does) or blocks on anything but the store.
 
 pub mod chain;
+pub mod tx_gossip;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -23,11 +24,12 @@ use cairn_ledger::{Address, Hash, Height, PublicKey, Round, TimestampMs};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 
-use crate::mempool::{Mempool, Rejection};
+use crate::mempool::Mempool;
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::p2p::{Command, Event, ForkId, P2pHandle, Topic, Verdict};
 use crate::rpc::{NodeStatus, Readiness, StatusBoard};
 use chain::{Chain, Invalid};
+use tx_gossip::GossipedTx;
 
 /// Pending engine timers; one is scheduled per round, so more than this are stale rounds.
 pub const TIMERS_MAX: usize = 64;
@@ -61,6 +63,10 @@ pub struct DriverParts {
     pub events: mpsc::Receiver<Event>,
     /// Transactions the RPC admitted, to gossip.
     pub admitted: mpsc::Receiver<Transaction>,
+    /// Gossiped transactions, to the admission worker ([`tx_gossip`]).
+    pub tx_gossip: mpsc::Sender<GossipedTx>,
+    /// Woken by the admission worker when the pool grew.
+    pub gossip_admitted: Arc<tokio::sync::Notify>,
     pub validators: Vec<PublicKey>,
     /// For the fork id peers see, which changes as the chain passes upgrade heights.
     pub genesis: cairn_ledger::genesis::Genesis,
@@ -82,6 +88,8 @@ pub struct Driver {
     p2p: P2pHandle,
     events: mpsc::Receiver<Event>,
     admitted: mpsc::Receiver<Transaction>,
+    tx_gossip: mpsc::Sender<GossipedTx>,
+    gossip_admitted: Arc<tokio::sync::Notify>,
     me: Address,
     is_validator: bool,
     peer_of: HashMap<PublicKey, PeerId>,
@@ -169,6 +177,8 @@ impl Driver {
             p2p: parts.p2p,
             events: parts.events,
             admitted: parts.admitted,
+            tx_gossip: parts.tx_gossip,
+            gossip_admitted: parts.gossip_admitted,
             peer_of,
             peers: HashSet::new(),
             timers: BTreeMap::new(),
@@ -226,6 +236,7 @@ impl Driver {
                     self.publish(Topic::Transactions, tx.encode()).await?;
                     self.release_payload(false).await?;
                 }
+                _ = self.gossip_admitted.notified() => self.release_payload(false).await?,
                 _ = sleep => self.fire_timers().await?,
                 _ = status_tick.tick() => self.refresh_status(),
             }
@@ -324,7 +335,22 @@ impl Driver {
                 bytes,
             } => {
                 let verdict = match topic {
-                    Topic::Transactions => self.on_gossip_tx(from, &bytes).await?,
+                    Topic::Transactions => {
+                        match self.tx_gossip.try_send(GossipedTx { from, id, bytes }) {
+                            // The worker answers with the verdict.
+                            Ok(()) => return Ok(()),
+                            Err(full) => {
+                                self.drop_reason("tx_queue_full");
+                                let GossipedTx { id, .. } = full.into_inner();
+                                self.command(Command::GossipVerdict {
+                                    id,
+                                    verdict: Verdict::Ignore,
+                                })
+                                .await?;
+                                return Ok(());
+                            }
+                        }
+                    }
                     Topic::Consensus => {
                         self.on_consensus_bytes(author.unwrap_or(from), from, bytes)
                             .await?
@@ -346,41 +372,6 @@ impl Driver {
             }
         }
         Ok(())
-    }
-
-    async fn on_gossip_tx(&mut self, from: PeerId, bytes: &[u8]) -> Result<Verdict, DriverError> {
-        let tx = match Transaction::decode(bytes) {
-            Ok(tx) => tx,
-            Err(e) => {
-                self.metrics.reject("malformed");
-                self.report(from, format!("gossiped transaction is malformed: {e}"))
-                    .await?;
-                return Ok(Verdict::Reject);
-            }
-        };
-        let result = {
-            let mut pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
-            pool.insert(tx, &**self.chain.store())
-        };
-        if result.is_ok() {
-            self.release_payload(false).await?;
-        }
-        Ok(match result {
-            Ok(_) => Verdict::Accept,
-            Err(r) => {
-                self.metrics.reject(r.reason());
-                match r {
-                    Rejection::BadSignature(_)
-                    | Rejection::WrongChain { .. }
-                    | Rejection::TooLarge { .. } => {
-                        self.report(from, format!("gossiped transaction refused: {r}"))
-                            .await?;
-                        Verdict::Reject
-                    }
-                    _ => Verdict::Ignore,
-                }
-            }
-        })
     }
 
     /// A consensus message signed or sent by `author`, relayed by `from`.
