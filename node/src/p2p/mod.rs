@@ -106,6 +106,17 @@ pub struct GossipId {
     from: PeerId,
 }
 
+#[cfg(test)]
+impl GossipId {
+    /// A made-up id for tests of the driver's side.
+    pub(crate) fn for_test(n: u64) -> GossipId {
+        GossipId {
+            message: libp2p::gossipsub::MessageId::new(&n.to_le_bytes()),
+            from: PeerId::random(),
+        }
+    }
+}
+
 /// Names one inbound request, for [`Command::Respond`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RequestId(libp2p::request_response::InboundRequestId);
