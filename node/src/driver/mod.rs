@@ -93,6 +93,7 @@ pub struct Driver {
     me: Address,
     is_validator: bool,
     peer_of: HashMap<PublicKey, PeerId>,
+    key_of: HashMap<PeerId, PublicKey>,
     peers: HashSet<PeerId>,
     /// Deadline → round; the key's second part keeps equal deadlines apart.
     timers: BTreeMap<(Instant, u64), Round>,
@@ -147,7 +148,7 @@ fn is_fault(label: &str) -> bool {
 
 impl Driver {
     pub fn new(parts: DriverParts) -> Driver {
-        let peer_of = parts
+        let peer_of: HashMap<PublicKey, PeerId> = parts
             .validators
             .iter()
             .filter_map(|pk| {
@@ -179,6 +180,7 @@ impl Driver {
             admitted: parts.admitted,
             tx_gossip: parts.tx_gossip,
             gossip_admitted: parts.gossip_admitted,
+            key_of: peer_of.iter().map(|(k, p)| (*p, *k)).collect(),
             peer_of,
             peers: HashSet::new(),
             timers: BTreeMap::new(),
@@ -310,7 +312,12 @@ impl Driver {
         Ok(())
     }
 
+    /// The ed25519 key behind a peer id: the validators' from a table (every consensus
+    /// message asks), anyone else's by decoding the id.
     fn validator_key(&self, peer: &PeerId) -> Option<PublicKey> {
+        if let Some(key) = self.key_of.get(peer) {
+            return Some(*key);
+        }
         cairn_ledger::keys::parse_peer_id(&peer.to_string()).ok()
     }
 
