@@ -46,6 +46,7 @@ clippy: bootstrap
 test: bootstrap fmt clippy build
 	$(CARGO) test $(CARGO_FLAGS) --workspace
 	$(CAIRN) sim bft --seeds 2000 --faults all
+	$(CAIRN) sim pow --seeds 500
 
 # The long simulation run; its figures are in benches/RESULTS.md.
 sim: build

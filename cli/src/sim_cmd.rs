@@ -1,10 +1,11 @@
-//! `cairn sim bft`: runs the deterministic HotStuff simulator over many seeds and reports
-//! failures with a one-line reproduction each. Presentation only; the simulator lives in
-//! `cairn_consensus::sim`.
+//! `cairn sim bft` and `cairn sim pow`: run the deterministic HotStuff or proof-of-work
+//! simulator over many seeds and report failures with a one-line reproduction each.
+//! Presentation only; the simulators live in `cairn_consensus::sim` and `sim::pow`.
 
 use std::time::Instant;
 
 use anyhow::{Result, bail};
+use cairn_consensus::sim::pow::{self as pow_sim, PowSimConfig, PowSimReport};
 use cairn_consensus::sim::{self, FaultSet, Scenario, SimConfig, SimCrypto, SimReport};
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -12,6 +13,8 @@ use clap::{Args, Subcommand, ValueEnum};
 pub enum SimCommand {
     /// Simulate the BFT (chained HotStuff) engine over a virtual network with faults.
     Bft(BftArgs),
+    /// Simulate proof-of-work miners over a virtual network with delays and partitions.
+    Pow(PowArgs),
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -54,10 +57,47 @@ pub struct BftArgs {
     unsafe_skip_voted_round_check: bool,
 }
 
+#[derive(Args)]
+pub struct PowArgs {
+    /// How many seeds to run, starting at --seed-start.
+    #[arg(long, default_value_t = 100)]
+    seeds: u64,
+    /// The first seed of the batch.
+    #[arg(long, default_value_t = 0)]
+    seed_start: u64,
+    /// Run this one seed only, and print its trace hash.
+    #[arg(long, conflicts_with_all = ["seeds", "seed_start"])]
+    seed: Option<u64>,
+    /// Nodes in the simulated network, each mining with its share of the hash power
+    /// (default 4, or one per --shares weight).
+    #[arg(long)]
+    miners: Option<usize>,
+    /// Hash-power weights, one per miner, comma-separated (e.g. 50,30,20; 0 is a node that
+    /// does not mine). Default: drawn from each seed, 1 to 10 each.
+    #[arg(long, value_delimiter = ',')]
+    shares: Option<Vec<u64>>,
+    /// Worker threads (default: one per core). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Test-only: node 0 follows the longest chain by height, to watch the checkers catch it.
+    #[arg(long, hide = true)]
+    unsafe_longest_chain_node: bool,
+}
+
+/// Miners when neither --miners nor --shares says.
+const POW_MINERS_DEFAULT: usize = 4;
+
 pub fn run(command: SimCommand) -> Result<()> {
     match command {
         SimCommand::Bft(a) => bft(a),
+        SimCommand::Pow(a) => pow(a),
     }
+}
+
+fn default_threads(threads: Option<usize>) -> usize {
+    threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    })
 }
 
 fn first_failure(r: &SimReport) -> String {
@@ -92,9 +132,7 @@ fn bft(a: BftArgs) -> Result<()> {
         },
         unsafe_skip_voted_round_check: a.unsafe_skip_voted_round_check,
     };
-    let threads = a.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let threads = default_threads(a.threads);
     let started = Instant::now();
     let mut last = None;
     let summary = sim::run_many(&config, seeds, threads, |r| {
@@ -160,4 +198,113 @@ fn print_recovery(rounds: &[u64], ms: &[u64]) {
     };
     println!("leader crash recovery rounds: {}", stats(rounds));
     println!("leader crash recovery virtual ms: {}", stats(ms));
+}
+
+fn first_pow_failure(r: &PowSimReport) -> String {
+    match (r.safety_violations.first(), &r.liveness_failure) {
+        (Some(v), _) => format!("safety violation: {v}"),
+        (None, Some(l)) => format!("liveness failure: {l}"),
+        (None, None) => "passed".to_string(),
+    }
+}
+
+fn pow(a: PowArgs) -> Result<()> {
+    let (seed_start, seeds) = match a.seed {
+        Some(seed) => (seed, 1),
+        None => (a.seed_start, a.seeds),
+    };
+    if seeds == 0 {
+        bail!("--seeds 0: nothing to run");
+    }
+    let miners = match (a.miners, &a.shares) {
+        (Some(m), _) => m,
+        (None, Some(shares)) => shares.len(),
+        (None, None) => POW_MINERS_DEFAULT,
+    };
+    let config = PowSimConfig {
+        seed: seed_start,
+        miners,
+        shares: a.shares,
+        unsafe_longest_chain_node: a.unsafe_longest_chain_node,
+    };
+    let threads = default_threads(a.threads);
+    let started = Instant::now();
+    let mut last = None;
+    let summary = pow_sim::run_many(&config, seeds, threads, |r| {
+        if !r.passed() {
+            println!("seed {}: {}", r.seed, first_pow_failure(r));
+            println!("{}", r.repro);
+        }
+        last = Some(r.clone());
+    })?;
+    let wall_s = started.elapsed().as_secs_f64();
+    println!(
+        "blocks: {}  stale: {}  reorgs: {}  deepest reorg: {}  longest partition branch: {}  \
+         most whole-network blocks undone by one reorg: {}  partitions: {}  held back: {}  max \
+         difficulty: {:.2}",
+        summary.blocks_mined,
+        summary.stale_blocks,
+        summary.reorgs,
+        summary.deepest_reorg,
+        summary.longest_branch,
+        summary.reorg_whole_blocks_max,
+        summary.partitions,
+        summary.held_back,
+        summary.difficulty_max
+    );
+    println!(
+        "slowest convergence after the last heal: {}ms  events: {}  wall: {:.2}s  seeds/s: {:.0}  \
+         simulated blocks/s: {:.0}",
+        summary.converged_after_heal_ms_max,
+        summary.events,
+        wall_s,
+        summary.seeds as f64 / wall_s,
+        summary.blocks_mined as f64 / wall_s
+    );
+    println!(
+        "seeds: {}  safety violations: {}  liveness failures: {}",
+        summary.seeds, summary.safety_violations, summary.liveness_failures
+    );
+    if let (1, Some(r)) = (seeds, &last) {
+        let partitions: Vec<String> = r
+            .partitions
+            .iter()
+            .map(|p| {
+                let side = |g: u8| -> Vec<String> {
+                    (0..p.groups.len())
+                        .filter(|i| p.groups[*i] == g)
+                        .map(|i| i.to_string())
+                        .collect()
+                };
+                format!(
+                    "{}..{}ms {{{}}}:{} vs {{{}}}:{}",
+                    p.start_ms,
+                    p.heal_ms,
+                    side(0).join(","),
+                    p.mined[0],
+                    side(1).join(","),
+                    p.mined[1]
+                )
+            })
+            .collect();
+        let shares: Vec<String> = r.weights.iter().map(u64::to_string).collect();
+        println!(
+            "height: {}  tip: {}  virtual: {}ms  shares: {}  speed: {}‰  partitions (blocks mined \
+             per side): [{}]",
+            r.height,
+            r.final_tip,
+            r.virtual_ms,
+            shares.join(","),
+            r.speed_per_mille,
+            partitions.join("; ")
+        );
+        let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("dropped: {}", drops.join(" "));
+        println!("trace: {}", r.trace_hash);
+    }
+    let failed = summary.safety_violations + summary.liveness_failures;
+    if failed > 0 {
+        bail!("{failed} of {} seeds failed", summary.seeds);
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ mod checker;
 mod crypto;
 mod faults;
 mod network;
+pub mod pow;
 mod world;
 
 #[cfg(test)]
