@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -490,9 +489,9 @@ fn tps(a: TpsArgs) -> Result<()> {
     let chain_id = check_nodes(&urls)?;
     let plan = Plan::new(a.accounts, a.duration, a.rate, a.workers);
     let seed = a.seed.unwrap_or_else(rand::random);
-    let progress = Progress::new();
+    let progress = crate::output::spinner("");
 
-    progress.say(format!("deriving {} sender keys", plan.accounts));
+    progress.set_message(format!("deriving {} sender keys", plan.accounts));
     let senders: Vec<Keypair> = (0..plan.accounts).map(|i| sender_key(seed, i)).collect();
     let addresses: Vec<Address> = senders.iter().map(|k| k.public().address()).collect();
     let conns: Vec<Conn> = urls.iter().map(Conn::new).collect();
@@ -500,7 +499,7 @@ fn tps(a: TpsArgs) -> Result<()> {
     fund(&conns[0], &chain_id, &faucet, &addresses, &plan, &progress)?;
     let start_nonces = funded_nonces(&conns, &addresses, &plan)?;
 
-    progress.say(format!("signing {} transfers", plan.total_txs()));
+    progress.set_message(format!("signing {} transfers", plan.total_txs()));
     let signed = presign(&chain_id, &senders, &addresses, &start_nonces, &plan);
     drop(senders);
     let index: HashMap<Hash, u32> = signed
@@ -515,7 +514,7 @@ fn tps(a: TpsArgs) -> Result<()> {
         .remove(0)
         .height;
     let outcome = load(&plan, &urls, &signed, &index, start_height, &progress)?;
-    progress.finish();
+    progress.finish_and_clear();
 
     let report = Report::new(&plan, &urls, &chain_id, seed, start_height, &outcome);
     print_report(&report, a.output);
@@ -551,7 +550,7 @@ fn fund(
     faucet: &Keypair,
     addresses: &[Address],
     plan: &Plan,
-    progress: &Progress,
+    progress: &ProgressBar,
 ) -> Result<()> {
     let need = plan.funding_per_sender();
     let balances = accounts(conn, addresses)?;
@@ -582,7 +581,7 @@ fn fund(
     let mut nonce = faucet_account.pending_nonce;
     let mut funded = 0;
     for chunk in short.chunks(FUNDING_CHUNK) {
-        progress.say(format!(
+        progress.set_message(format!(
             "funding sender accounts: {funded}/{} done",
             short.len()
         ));
@@ -803,7 +802,7 @@ fn load(
     signed: &[Vec<Signed>],
     index: &HashMap<Hash, u32>,
     start_height: u64,
-    progress: &Progress,
+    progress: &ProgressBar,
 ) -> Result<LoadOutcome> {
     let shared = Shared {
         t0: Instant::now(),
@@ -834,7 +833,7 @@ fn load(
             } else {
                 "loading"
             };
-            progress.say(format!(
+            progress.set_message(format!(
                 "{phase} {elapsed}/{} s: submitted {submitted}, committed {committed}, height {}",
                 plan.duration.as_secs(),
                 shared.height.load(Ordering::Relaxed)
@@ -1232,32 +1231,6 @@ fn warn_if_partial(r: &Report) {
             r.not_committed,
             DRAIN_MAX.as_secs()
         );
-    }
-}
-
-/// The progress line on stderr, drawn only when stderr is a terminal.
-struct Progress(Option<ProgressBar>);
-
-impl Progress {
-    fn new() -> Progress {
-        if !std::io::stderr().is_terminal() {
-            return Progress(None);
-        }
-        let bar = ProgressBar::new_spinner();
-        bar.enable_steady_tick(PROGRESS_TICK);
-        Progress(Some(bar))
-    }
-
-    fn say(&self, message: String) {
-        if let Some(bar) = &self.0 {
-            bar.set_message(message);
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.0 {
-            bar.finish_and_clear();
-        }
     }
 }
 

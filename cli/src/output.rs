@@ -57,3 +57,19 @@ pub fn text(value: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// How often a spinner redraws.
+const SPINNER_TICK: std::time::Duration = std::time::Duration::from_millis(120);
+
+/// A spinner on stderr showing `message`, drawn only when stderr is a terminal: scripts and
+/// logs get no control characters (the hidden bar ignores every call).
+pub fn spinner(message: impl Into<String>) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(message.into());
+    bar.enable_steady_tick(SPINNER_TICK);
+    bar
+}

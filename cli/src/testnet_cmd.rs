@@ -285,7 +285,7 @@ fn supervise(file: &TestnetFile, running: &mut [Running], stop: &AtomicBool) -> 
             Ok(Client::new(&RpcArgs { rpc }))
         })
         .collect::<Result<_>>()?;
-    let spinner = spinner(&format!(
+    let spinner = crate::output::spinner(format!(
         "starting {} nodes, waiting for height {START_HEIGHT}",
         running.len()
     ));
@@ -390,17 +390,4 @@ fn stop_all(running: &mut [Running]) {
             }
         }
     }
-}
-
-/// A spinner on stderr when it is a terminal; hidden (and silent) in scripts.
-fn spinner(message: &str) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new_spinner()
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_message(message.to_owned());
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
 }

@@ -1,15 +1,12 @@
 //! `cairn tx …`: sign transactions with a key file and submit them to a node's RPC.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Result, bail};
 use cairn_ledger::tx::{Payload, Transaction};
 use cairn_ledger::{Address, Amount, Hash, Nonce, keys};
 use cairn_node::rpc::{COMMIT_WAIT_MAX, codes};
 use clap::{Args, Subcommand};
-use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -18,8 +15,6 @@ use crate::output::{self, Output};
 
 /// The fee a transfer pays unless `--fee` says otherwise, in the smallest unit.
 pub const FEE_DEFAULT: u64 = 1;
-/// How often the `--wait` spinner redraws.
-const SPINNER_TICK: Duration = Duration::from_millis(100);
 
 #[derive(Subcommand)]
 pub enum TxCommand {
@@ -156,15 +151,15 @@ fn transfer(a: TransferArgs) -> Result<()> {
         receipt: None,
     };
     if a.wait {
-        let spinner = spinner(&hash);
+        // Short enough for one line of an 80-column terminal.
+        let short = &hash.to_string()[..16];
+        let spinner = crate::output::spinner(format!("waiting for transaction {short}… to commit"));
         let answer = client.call_within::<Committed>(
             "submit_tx",
             json!({ "tx": encoded, "mode": "commit" }),
             COMMIT_WAIT_MAX + COMMIT_CALL_MARGIN,
         );
-        if let Some(spinner) = spinner {
-            spinner.finish_and_clear();
-        }
+        spinner.finish_and_clear();
         let committed = answer.map_err(|e| explain_wait_failure(e, &hash, nonce))?;
         check_hash(hash, committed.hash)?;
         report.status = committed.status;
@@ -179,20 +174,6 @@ fn transfer(a: TransferArgs) -> Result<()> {
     }
     print_report(&report, a.output);
     Ok(())
-}
-
-/// A spinner on stderr while `--wait` waits, only when stderr is a terminal: scripts and
-/// logs get no control characters.
-fn spinner(hash: &Hash) -> Option<ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let spinner = ProgressBar::new_spinner();
-    // Short enough for one line of an 80-column terminal.
-    let short = &hash.to_string()[..16];
-    spinner.set_message(format!("waiting for transaction {short}… to commit"));
-    spinner.enable_steady_tick(SPINNER_TICK);
-    Some(spinner)
 }
 
 /// Turns the ways a `--wait` can end without a commit into what the user can do next.

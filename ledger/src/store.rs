@@ -233,6 +233,11 @@ impl PreparedBlock {
         }
     }
 
+    /// The ids of the block's transactions, in order (computed once, when it was prepared).
+    pub fn tx_ids(&self) -> &[Hash] {
+        &self.body.tx_ids
+    }
+
     /// The tip the store will have once this block is committed.
     pub fn resulting_tip(&self) -> Tip {
         Tip {

@@ -79,10 +79,7 @@ impl Testnet {
             "cairn testnet --no-start failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let manifest: Value = serde_json::from_slice(
-            &std::fs::read(dir.path().join("testnet.json")).expect("testnet.json"),
-        )
-        .expect("testnet.json is JSON");
+        let manifest = read_manifest(dir.path());
         let nodes = manifest["nodes"]
             .as_array()
             .expect("nodes")
@@ -399,14 +396,36 @@ pub fn rpc_call(url: &str, method: &str, params: Value) -> Result<Value, Value> 
     }
 }
 
-/// POSTs raw bytes to `url`: (HTTP status, body).
-pub fn post(url: &str, body: &[u8]) -> Result<(u16, String), String> {
-    let agent: ureq::Agent = ureq::config::Config::builder()
-        .timeout_global(Some(Duration::from_secs(10)))
+/// Longest any one HTTP exchange with a node may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn agent() -> ureq::Agent {
+    ureq::config::Config::builder()
+        .timeout_global(Some(HTTP_TIMEOUT))
         .http_status_as_error(false)
         .build()
-        .into();
-    let mut response = agent
+        .into()
+}
+
+/// GETs `url`'s body, or "" when there is no answer.
+pub fn get(url: &str) -> String {
+    agent()
+        .get(url)
+        .call()
+        .map(|mut r| r.body_mut().read_to_string().unwrap_or_default())
+        .unwrap_or_default()
+}
+
+/// The `testnet.json` that `cairn testnet` wrote in `dir`.
+pub fn read_manifest(dir: &Path) -> Value {
+    let path = dir.join("testnet.json");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).expect("testnet.json is JSON")
+}
+
+/// POSTs raw bytes to `url`: (HTTP status, body).
+pub fn post(url: &str, body: &[u8]) -> Result<(u16, String), String> {
+    let mut response = agent()
         .post(url)
         .header("content-type", "application/json")
         .send(body)

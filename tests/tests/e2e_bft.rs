@@ -8,7 +8,9 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use cairn_tests::cairn_bin;
-use cairn_tests::testnet::{Testnet, free_ports, log_tail, post, rpc_call, serial, spawn_node};
+use cairn_tests::testnet::{
+    Testnet, free_ports, get, log_tail, post, read_manifest, rpc_call, serial, spawn_node,
+};
 use serde_json::{Value, json};
 
 /// Empty blocks every 50 ms instead of 500: the same protocol, a faster test.
@@ -236,8 +238,7 @@ fn extra_node(
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(net.path().join("testnet.json")).unwrap()).unwrap();
+    let manifest = read_manifest(net.path());
     let node0 = manifest["nodes"][0]["p2p"].as_str().unwrap();
     let config = home.join("config.toml");
     let text = std::fs::read_to_string(&config).unwrap();
@@ -350,9 +351,9 @@ fn bad_rpc_input_gets_errors_and_the_node_keeps_committing() {
     let h = net.height(0).unwrap();
     net.wait_height(&[0, 1, 2, 3], h + 5);
     assert!(net.exited(0).is_none());
-    let health = ureq_get(&format!("{url}/health"));
+    let health = get(&format!("{url}/health"));
     assert_eq!(health, "ok");
-    let metrics = ureq_get(&format!("{url}/metrics"));
+    let metrics = get(&format!("{url}/metrics"));
     for name in [
         "cairn_height",
         "cairn_round",
@@ -363,25 +364,12 @@ fn bad_rpc_input_gets_errors_and_the_node_keeps_committing() {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
     net.wait_for("/ready to say ready", |_| {
-        ureq_get(&format!("{url}/ready")) == "ready"
+        get(&format!("{url}/ready")) == "ready"
     });
 }
 
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn ureq_get(url: &str) -> String {
-    let agent: ureq::Agent = ureq::config::Config::builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    agent
-        .get(url)
-        .call()
-        .map(|mut r| r.body_mut().read_to_string().unwrap_or_default())
-        .unwrap_or_default()
 }
 
 #[test]
@@ -428,8 +416,7 @@ fn testnet_command_runs_the_network_and_ctrl_c_stops_every_node() {
             }
         }
     }
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("testnet.json")).unwrap()).unwrap();
+    let manifest = read_manifest(dir.path());
     let rpcs: Vec<String> = manifest["nodes"]
         .as_array()
         .unwrap()
@@ -498,7 +485,7 @@ fn a_network_stops_before_an_upgrade_its_binary_lacks_and_says_why() {
     net.assert_agree(&[0, 1, 2, 3]);
     // Still nothing past it, however long it runs.
     assert_no_commits(&net, &[0, 1, 2, 3], Duration::from_secs(2));
-    let ready = ureq_get(&format!("{}/ready", net.nodes[0].rpc));
+    let ready = get(&format!("{}/ready", net.nodes[0].rpc));
     assert!(ready.contains("rules-from-the-future"), "{ready}");
 }
 
@@ -529,8 +516,7 @@ fn garbage_from_an_allowed_peer_is_dropped_counted_and_punished_while_the_chain_
     // The rogue speaks with node 3's key: allowed in, and the handshake matches.
     let genesis = Genesis::load(&net.path().join("genesis.toml")).unwrap();
     let key = cairn_ledger::keys::read_key_file(&net.nodes[3].key).unwrap();
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(net.path().join("testnet.json")).unwrap()).unwrap();
+    let manifest = read_manifest(net.path());
     let node0_addr = manifest["nodes"][0]["p2p"].as_str().unwrap().to_owned();
     let node0_peer = node0_addr.rsplit('/').next().unwrap().to_owned();
     let section = P2pSection {
@@ -543,7 +529,7 @@ fn garbage_from_an_allowed_peer_is_dropped_counted_and_punished_while_the_chain_
         P2pConfig::new(&section, &genesis, &schedule, cairn_ledger::Height(0), &key).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let url = net.nodes[0].rpc.clone();
-    let metrics_before = ureq_get(&format!("{url}/metrics"));
+    let metrics_before = get(&format!("{url}/metrics"));
     let disconnected = runtime.block_on(async {
         let (handle, mut events, _task) = p2p::spawn(config).await.unwrap();
         let node0 = loop {
@@ -577,7 +563,7 @@ fn garbage_from_an_allowed_peer_is_dropped_counted_and_punished_while_the_chain_
         }
     });
     assert!(disconnected, "node0 kept a peer that sent garbage");
-    let metrics = ureq_get(&format!("{url}/metrics"));
+    let metrics = get(&format!("{url}/metrics"));
     assert!(
         dropped(&metrics, "malformed") > dropped(&metrics_before, "malformed"),
         "garbage was not counted:\n{metrics}"

@@ -150,6 +150,44 @@ pub struct BatchSummary {
     pub recovery_ms: Vec<u64>,
 }
 
+/// Runs `run(0..count)` on `threads` threads, one seed per call, and hands the results to
+/// `each` in seed order: whole seeds run in parallel, each staying single-threaded and
+/// deterministic, and the output reads as if they had run one after another.
+pub fn in_seed_order<R: Send>(
+    count: u64,
+    threads: usize,
+    run: impl Fn(u64) -> R + Sync,
+    mut each: impl FnMut(R),
+) {
+    let next = AtomicU64::new(0);
+    let (sender, receiver) = mpsc::channel::<(u64, R)>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            let sender = sender.clone();
+            let (next, run) = (&next, &run);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count || sender.send((i, run(i))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        // Results arrive in any order; hand them out in seed order.
+        let mut waiting: BTreeMap<u64, R> = BTreeMap::new();
+        let mut reported = 0u64;
+        for (i, result) in receiver {
+            waiting.insert(i, result);
+            while let Some(result) = waiting.remove(&reported) {
+                each(result);
+                reported += 1;
+            }
+        }
+    });
+}
+
 /// Runs `count` seeds from `first.seed` on `threads` threads. `on_report` sees every
 /// report in seed order (failing ones carry their reproduction line).
 pub fn run_many(
@@ -161,47 +199,27 @@ pub fn run_many(
     if first.validators == 0 || first.validators > SIM_VALIDATORS_MAX {
         return Err(SimError::Validators(first.validators));
     }
-    let next = AtomicU64::new(0);
-    let (sender, receiver) = mpsc::channel::<(u64, SimReport)>();
     let mut summary = BatchSummary::default();
-    std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            let sender = sender.clone();
-            let next = &next;
-            scope.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count {
-                        break;
-                    }
-                    let config = SimConfig {
-                        seed: first.seed.wrapping_add(i),
-                        ..first.clone()
-                    };
-                    if sender.send((i, world::World::new(&config).run())).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(sender);
-        // Reports arrive in any order; hand them out in seed order.
-        let mut waiting: BTreeMap<u64, SimReport> = BTreeMap::new();
-        let mut reported = 0u64;
-        for (i, report) in receiver {
-            waiting.insert(i, report);
-            while let Some(report) = waiting.remove(&reported) {
-                summary.seeds += 1;
-                summary.safety_violations += u64::from(report.violation_count > 0);
-                summary.liveness_failures += u64::from(report.liveness_failure.is_some());
-                summary.committed_blocks += report.committed_height.0;
-                summary.events += report.events;
-                summary.recovery_rounds.extend(report.recovery_rounds);
-                summary.recovery_ms.extend(report.recovery_ms);
-                on_report(&report);
-                reported += 1;
-            }
-        }
-    });
+    in_seed_order(
+        count,
+        threads,
+        |i| {
+            let config = SimConfig {
+                seed: first.seed.wrapping_add(i),
+                ..first.clone()
+            };
+            world::World::new(&config).run()
+        },
+        |report| {
+            summary.seeds += 1;
+            summary.safety_violations += u64::from(report.violation_count > 0);
+            summary.liveness_failures += u64::from(report.liveness_failure.is_some());
+            summary.committed_blocks += report.committed_height.0;
+            summary.events += report.events;
+            summary.recovery_rounds.extend(report.recovery_rounds);
+            summary.recovery_ms.extend(report.recovery_ms);
+            on_report(&report);
+        },
+    );
     Ok(summary)
 }

@@ -90,6 +90,8 @@ impl Invalid {
 struct Entry {
     block: Block,
     exec: Option<Result<PreparedBlock, Invalid>>,
+    /// Failed `validate` (execution or timestamp): no vote of this node may name it.
+    refused: bool,
 }
 
 /// Executed and stored uncommitted blocks over the store.
@@ -195,6 +197,7 @@ impl Chain {
                 Entry {
                     block: block.clone(),
                     exec: None,
+                    refused: false,
                 },
             );
         }
@@ -221,13 +224,30 @@ impl Chain {
         self.entries.entry(id).or_insert_with(|| Entry {
             block: block.clone(),
             exec: None,
+            refused: false,
         });
         Ok(id)
     }
 
     /// Executes `id` (and any unexecuted ancestors) on the committed state, and checks its
-    /// timestamp against its parent's and this node's clock `now`.
+    /// timestamp against its parent's and this node's clock `now`. A block that fails is
+    /// remembered as [`Chain::refused`].
     pub fn validate(&mut self, id: &Hash, now: TimestampMs) -> Result<(), Invalid> {
+        let verdict = self.check(id, now);
+        if verdict.is_err()
+            && let Some(e) = self.entries.get_mut(id)
+        {
+            e.refused = true;
+        }
+        verdict
+    }
+
+    /// Whether `id` failed [`Chain::validate`] here.
+    pub fn refused(&self, id: &Hash) -> bool {
+        self.entries.get(id).is_some_and(|e| e.refused)
+    }
+
+    fn check(&mut self, id: &Hash, now: TimestampMs) -> Result<(), Invalid> {
         self.execute(id)?;
         let block = &self.entries[id].block;
         let parent_time = self.timestamp_of(&block.header.parent)?;
@@ -385,6 +405,7 @@ impl Chain {
             Entry {
                 block: block.clone(),
                 exec: Some(Ok(prepared)),
+                refused: false,
             },
         );
         Ok(block)
@@ -399,12 +420,12 @@ impl Chain {
     ) -> Result<Vec<Transaction>, Invalid> {
         let included: HashSet<Hash> = ancestors
             .iter()
-            .flat_map(|p| p.block.transactions.iter().map(Transaction::hash))
+            .flat_map(|p| p.tx_ids().iter().copied())
             .collect();
         let mut senders: HashMap<Address, (Nonce, u128)> = HashMap::new();
         let mut out = Vec::with_capacity(candidates.len());
         for tx in candidates {
-            if included.contains(&tx.hash()) {
+            if !included.is_empty() && included.contains(&tx.hash()) {
                 continue;
             }
             let sender = tx.sender_address();
@@ -456,9 +477,11 @@ impl Chain {
         for (block, cert) in blocks.into_iter().zip(certifying) {
             let id = block.hash();
             let height = block.header.height;
-            self.entries
-                .entry(id)
-                .or_insert(Entry { block, exec: None });
+            self.entries.entry(id).or_insert(Entry {
+                block,
+                exec: None,
+                refused: false,
+            });
             self.execute(&id).map_err(|e| Invalid {
                 reason: format!(
                     "the network committed block {id} at height {height}, but this node cannot \

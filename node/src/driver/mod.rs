@@ -98,8 +98,6 @@ pub struct Driver {
     /// Deadline → round; the key's second part keeps equal deadlines apart.
     timers: BTreeMap<(Instant, u64), Round>,
     timer_seq: u64,
-    /// Blocks that failed to execute here: no vote of ours may name them.
-    unvotable: HashSet<Hash>,
     best_seen: Height,
     proposed: Vec<(Hash, Instant)>,
     last_commit: Option<Instant>,
@@ -185,7 +183,6 @@ impl Driver {
             peers: HashSet::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
-            unvotable: HashSet::new(),
             best_seen,
             proposed: Vec::new(),
             last_commit: None,
@@ -452,6 +449,7 @@ impl Driver {
 
     async fn execute(&mut self, effects: Vec<Effect>) -> Result<(), DriverError> {
         let mut queue: std::collections::VecDeque<Effect> = effects.into();
+        let mut committed = false;
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Persist(state) => {
@@ -512,7 +510,10 @@ impl Driver {
                         });
                     }
                 }
-                Effect::Commit { blocks, qc } => self.commit(blocks, &qc)?,
+                Effect::Commit { blocks, qc } => {
+                    self.commit(blocks, &qc)?;
+                    committed = true;
+                }
                 Effect::FetchBlocks { from, request } => {
                     self.send_to(from, Message::SyncRequest(request).encode())
                         .await?;
@@ -536,6 +537,10 @@ impl Driver {
             self.metrics.tcs.inc();
             self.last_tc_round = tc_round;
         }
+        if !committed {
+            return Ok(());
+        }
+        // The fork id moves only with the committed height.
         let fork_id = ForkId::at(
             &self.genesis,
             self.chain.store().schedule(),
@@ -567,7 +572,6 @@ impl Driver {
         };
         self.saw_height(block.header.height);
         if let Err(e) = self.chain.validate(&id, now_ms()) {
-            self.unvotable.insert(id);
             self.invalid(e, "block refused: no vote for it")?;
         }
         Ok(())
@@ -575,7 +579,7 @@ impl Driver {
 
     fn may_send(&self, msg: &Message) -> bool {
         match msg {
-            Message::Vote(v) if self.unvotable.contains(&v.block) => {
+            Message::Vote(v) if self.chain.refused(&v.block) => {
                 tracing::warn!(round = %v.round, block = %v.block, "vote withheld: the block does not execute here");
                 false
             }
@@ -594,7 +598,6 @@ impl Driver {
             .map_err(|e| DriverError::Halt(e.reason))?;
         let now = Instant::now();
         for c in &committed {
-            self.unvotable.remove(&c.hash);
             if let Some(i) = self.proposed.iter().position(|(h, _)| *h == c.hash) {
                 let (_, at) = self.proposed.remove(i);
                 self.metrics
@@ -629,9 +632,6 @@ impl Driver {
             .set(to_i64(self.chain.store().tip().height.0));
         drop(pool);
         self.check_upgrade();
-        if self.unvotable.len() > TIMERS_MAX * 16 {
-            self.unvotable.clear();
-        }
         Ok(())
     }
 

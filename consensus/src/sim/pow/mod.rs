@@ -33,8 +33,6 @@ mod world;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 
 use cairn_ledger::{Hash, Height};
 
@@ -227,42 +225,22 @@ pub fn run_many(
     mut on_report: impl FnMut(&PowSimReport),
 ) -> Result<PowBatchSummary, PowSimError> {
     first.validate()?;
-    let next = AtomicU64::new(0);
-    let (sender, receiver) = mpsc::channel::<(u64, PowSimReport)>();
     let mut summary = PowBatchSummary::default();
-    std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            let sender = sender.clone();
-            let next = &next;
-            scope.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count {
-                        break;
-                    }
-                    let config = PowSimConfig {
-                        seed: first.seed.wrapping_add(i),
-                        ..first.clone()
-                    };
-                    if sender.send((i, world::World::new(&config).run())).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(sender);
-        // Reports arrive in any order; hand them out in seed order.
-        let mut waiting: BTreeMap<u64, PowSimReport> = BTreeMap::new();
-        let mut reported = 0u64;
-        for (i, report) in receiver {
-            waiting.insert(i, report);
-            while let Some(report) = waiting.remove(&reported) {
-                summary.add(&report);
-                on_report(&report);
-                reported += 1;
-            }
-        }
-    });
+    super::in_seed_order(
+        count,
+        threads,
+        |i| {
+            let config = PowSimConfig {
+                seed: first.seed.wrapping_add(i),
+                ..first.clone()
+            };
+            world::World::new(&config).run()
+        },
+        |report| {
+            summary.add(&report);
+            on_report(&report);
+        },
+    );
     Ok(summary)
 }
 
