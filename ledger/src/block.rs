@@ -192,6 +192,12 @@ pub struct Receipt {
 #[serde(rename_all = "snake_case")]
 pub enum ReceiptStatus {
     Applied,
+    /// The transaction landed (fee paid, nonce used) but its action was refused; nothing
+    /// else changed. Oracle actions can be refused this way, since whether a reveal is late
+    /// depends on the height it lands at.
+    Refused {
+        reason: String,
+    },
 }
 
 #[cfg(test)]

@@ -545,11 +545,24 @@ impl Genesis {
                 },
             );
         }
+        // Validation builds the oracle too, so a genesis that got this far has a valid one.
+        let oracle = crate::oracle::OracleState::from_genesis(&self.oracle)
+            .ok()
+            .flatten();
+        if let Some(o) = &oracle {
+            for f in o.feeds() {
+                changes
+                    .feeds_updated
+                    .insert(f.id().clone(), std::sync::Arc::new(f.clone()));
+            }
+        }
+        changes.oracle_after = oracle.map(std::sync::Arc::new);
         let nodes = std::collections::BTreeMap::<Position, Node>::new();
-        let tree = crate::state::tree_update(
+        let tree = crate::state::tree_update_with(
             &nodes,
             Child::Empty,
             changes.updated.iter().map(|(a, acc)| (a, Some(acc))),
+            crate::state::feed_entries(&changes.feeds_updated),
         )
         .expect("building a tree from empty reads no stored nodes");
         let header = BlockHeader {
@@ -1426,12 +1439,28 @@ fn check_oracle(o: &OracleSection, p: &mut Problems) -> OracleParams {
             out_of_band_penalty_bps: bps(f.out_of_band_penalty_bps),
         });
     }
-    OracleParams {
+    let params = OracleParams {
         unbonding_blocks: o.unbonding_blocks,
         min_operator_stake: Amount(o.min_operator_stake),
         round_reward: Amount(o.round_reward),
         feeds,
+    };
+    // The oracle's own rules (e.g. unbonding must outlast a round) once the fields above are
+    // each in range.
+    if p.0.is_empty()
+        && let Err(e) = crate::oracle::OracleState::from_genesis(&params)
+    {
+        let path = match &e.feed {
+            Some(id) => match params.feeds.iter().position(|f| f.id == id.as_str()) {
+                Some(_) if e.field == "round_reward" => "oracle.round_reward".to_string(),
+                Some(i) => format!("oracle.feeds[{i}].{}", e.field),
+                None => format!("oracle.{}", e.field),
+            },
+            None => format!("oracle.{}", e.field),
+        };
+        p.add(path, format!("{}: {}", e.value, e.rule));
     }
+    params
 }
 
 fn check_feed_id(id: &str) -> Result<(), String> {

@@ -10,6 +10,7 @@ pub mod codec;
 pub mod crypto;
 pub mod genesis;
 pub mod keys;
+pub mod oracle;
 pub mod smt;
 pub mod state;
 #[cfg(feature = "store")]

@@ -3,11 +3,17 @@
 //! store writes atomically, together with the undo record that reverses them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use cairn_oracle::{FeedId, FeedState};
 use serde::{Deserialize, Serialize};
 
 use crate::block::{Receipt, ReceiptStatus};
 use crate::crypto::{BatchError, SignatureError};
+use crate::oracle::{
+    OracleState, amount_from_rules, amount_to_rules, end_block_due, height_to_rules,
+    operator_address, operator_id,
+};
 use crate::smt::{self, Child, NodeSource, TreeError, TreeUpdate};
 use crate::tx::{Payload, Transaction, verify_signatures};
 use crate::types::{Address, Amount, Hash, Height, Nonce};
@@ -46,6 +52,11 @@ pub struct ReadError(pub String);
 
 pub trait StateReader {
     fn account(&self, address: &Address) -> Result<Option<Account>, ReadError>;
+
+    /// The oracle's state; `None` on a network without an oracle.
+    fn oracle(&self) -> Option<Arc<OracleState>> {
+        None
+    }
 }
 
 impl StateReader for BTreeMap<Address, Account> {
@@ -131,13 +142,28 @@ pub struct StateChanges {
     /// record.
     pub previous: BTreeMap<Address, Option<Account>>,
     pub receipts: Vec<Receipt>,
+    /// New tokens: the block reward and oracle round rewards.
     pub minted: Amount,
+    /// Tokens destroyed: oracle penalties.
+    pub burned: Amount,
+    /// New state of every oracle feed the block changed.
+    pub feeds_updated: BTreeMap<FeedId, Arc<FeedState>>,
+    /// Each of those feeds before the block: the oracle part of the undo record.
+    pub feeds_previous: BTreeMap<FeedId, Arc<FeedState>>,
+    /// The whole oracle after the block (`None` without an oracle), for blocks executed on
+    /// top of this one before it is stored.
+    pub oracle_after: Option<Arc<OracleState>>,
+    /// Oracle rounds finalised at the end of the block.
+    pub oracle_rounds: Vec<cairn_oracle::RoundReport>,
 }
 
-/// Accounts read once from the reader, then modified in memory.
+/// Accounts and feeds read once from the reader, then modified in memory.
 struct Overlay<'r> {
     reader: &'r dyn StateReader,
     changes: StateChanges,
+    oracle: Option<Arc<OracleState>>,
+    /// Feeds copied out of `oracle` on first change.
+    feeds: BTreeMap<FeedId, FeedState>,
 }
 
 impl Overlay<'_> {
@@ -168,6 +194,157 @@ impl Overlay<'_> {
             }
             None => Ok(Err(())),
         }
+    }
+
+    /// The feed as this block has left it so far.
+    fn feed(&self, id: &FeedId) -> Option<&FeedState> {
+        self.feeds
+            .get(id)
+            .or_else(|| self.oracle.as_ref()?.feed(id))
+    }
+
+    /// The feed to change, copied on first use; `None` if there is no such feed.
+    fn feed_mut(&mut self, id: &FeedId) -> Option<&mut FeedState> {
+        if !self.feeds.contains_key(id) {
+            let base = self.oracle.as_ref()?.feed(id)?.clone();
+            self.feeds.insert(id.clone(), base);
+        }
+        self.feeds.get_mut(id)
+    }
+
+    /// Applies an oracle action of `sender` at `height`; `Err` carries why the oracle
+    /// refused it, and then nothing changed.
+    fn oracle_action(
+        &mut self,
+        sender: Address,
+        from: &mut Account,
+        payload: &Payload,
+        height: Height,
+    ) -> Result<(), String> {
+        let at = height_to_rules(height);
+        let op = operator_id(&sender);
+        let feed_id = match payload {
+            Payload::Transfer { .. } => unreachable!("transfers are not oracle actions"),
+            Payload::OracleStake { feed, .. }
+            | Payload::OracleUnstake { feed, .. }
+            | Payload::OracleCommit { feed, .. }
+            | Payload::OracleReveal { feed, .. } => feed,
+        };
+        let Some(oracle) = self.oracle.clone() else {
+            return Err("this network has no oracle (genesis has no [oracle] section)".into());
+        };
+        let config = oracle.config().clone();
+        let Some(feed) = self.feed_mut(feed_id) else {
+            let known: Vec<&str> = oracle.feeds().map(|f| f.id().as_str()).collect();
+            return Err(format!(
+                "there is no feed {feed_id}; feeds on this network: {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        };
+        match payload {
+            Payload::Transfer { .. } => unreachable!("transfers are not oracle actions"),
+            Payload::OracleStake { amount, .. } => {
+                let stake = from
+                    .stake
+                    .checked_add(*amount)
+                    .ok_or_else(|| format!("staking {amount} overflows the account's stake"))?;
+                feed.stake(&config, op, amount_to_rules(*amount), at)
+                    .map_err(|e| e.to_string())?;
+                // The balance check before the action covered amount plus fee.
+                from.balance = Amount(from.balance.0 - amount.0);
+                from.stake = stake;
+            }
+            Payload::OracleUnstake { amount, .. } => {
+                feed.unstake(&config, op, amount_to_rules(*amount), at)
+                    .map_err(|e| e.to_string())?;
+            }
+            Payload::OracleCommit {
+                round, commitment, ..
+            } => feed
+                .commit(op, *round, *commitment, at)
+                .map_err(|e| e.to_string())?,
+            Payload::OracleReveal {
+                round, value, salt, ..
+            } => feed
+                .reveal(op, *round, *value, *salt, at)
+                .map_err(|e| e.to_string())?,
+        }
+        Ok(())
+    }
+
+    /// The oracle's end of block `height`: every feed whose round ends or whose unbonding
+    /// entries come due, in feed id order; then the feeds that changed are recorded.
+    fn oracle_end_block(&mut self, height: Height) -> Result<(), ExecError> {
+        let Some(oracle) = self.oracle.clone() else {
+            return Ok(());
+        };
+        let config = oracle.config().clone();
+        let at = height_to_rules(height);
+        let due: Vec<FeedId> = oracle
+            .feeds()
+            .map(|f| f.id())
+            .filter(|id| self.feed(id).is_some_and(|f| end_block_due(f, height)))
+            .cloned()
+            .collect();
+        for id in due {
+            let feed = self.feed_mut(&id).expect("due feeds exist");
+            let done = feed.end_block(&config, at);
+            for round in &done.rounds {
+                for s in &round.settlements {
+                    let who = operator_address(&s.operator);
+                    let mut account = self.get(&who)?;
+                    let penalty = amount_from_rules(s.penalty);
+                    // The account's stake holds every feed's bonded and unbonding stake
+                    // of the operator, which the penalty was taken from.
+                    account.stake = Amount(account.stake.0.saturating_sub(penalty.0));
+                    account.balance = account
+                        .balance
+                        .checked_add(amount_from_rules(s.reward))
+                        .ok_or(ExecError::RewardOverflow)?;
+                    self.set(who, account);
+                    self.changes.burned = self
+                        .changes
+                        .burned
+                        .checked_add(penalty)
+                        .ok_or(ExecError::RewardOverflow)?;
+                    self.changes.minted = self
+                        .changes
+                        .minted
+                        .checked_add(amount_from_rules(s.reward))
+                        .ok_or(ExecError::RewardOverflow)?;
+                }
+            }
+            for r in &done.releases {
+                let who = operator_address(&r.operator);
+                let mut account = self.get(&who)?;
+                let amount = amount_from_rules(r.amount);
+                account.stake = Amount(account.stake.0.saturating_sub(amount.0));
+                account.balance = account
+                    .balance
+                    .checked_add(amount)
+                    .ok_or(ExecError::RewardOverflow)?;
+                self.set(who, account);
+            }
+            self.changes.oracle_rounds.extend(done.rounds);
+        }
+        let copied = std::mem::take(&mut self.feeds);
+        let mut updated = BTreeMap::new();
+        for (id, feed) in copied {
+            let before = oracle.feed_arc(&id).expect("copied feeds exist");
+            if **before != feed {
+                self.changes
+                    .feeds_previous
+                    .insert(id.clone(), Arc::clone(before));
+                updated.insert(id, Arc::new(feed));
+            }
+        }
+        self.changes.oracle_after = Some(Arc::new(oracle.with_changes(&updated)));
+        self.changes.feeds_updated = updated;
+        Ok(())
     }
 }
 
@@ -201,10 +378,12 @@ pub fn execute_block(
     let mut overlay = Overlay {
         reader,
         changes: StateChanges::default(),
+        oracle: reader.oracle(),
+        feeds: BTreeMap::new(),
     };
     let mut fees = Amount::ZERO;
     for (index, tx) in txs.iter().enumerate() {
-        let fee = apply_tx(&mut overlay, ctx, tx).map_err(|e| match e {
+        let (fee, status) = apply_tx(&mut overlay, ctx, tx).map_err(|e| match e {
             ApplyFailure::Tx(error) => ExecError::Tx {
                 index,
                 hash: tx.hash(),
@@ -214,11 +393,9 @@ pub fn execute_block(
         })?;
         // Fees are bounded by the senders' balances, whose sum fits in u64.
         fees = fees.checked_add(fee).ok_or(ExecError::RewardOverflow)?;
-        overlay.changes.receipts.push(Receipt {
-            fee,
-            status: ReceiptStatus::Applied,
-        });
+        overlay.changes.receipts.push(Receipt { fee, status });
     }
+    overlay.oracle_end_block(ctx.height)?;
     let payout = fees
         .checked_add(ctx.reward)
         .ok_or(ExecError::RewardOverflow)?;
@@ -227,7 +404,11 @@ pub fn execute_block(
             .credit(ctx.producer, payout)?
             .map_err(|()| ExecError::RewardOverflow)?;
     }
-    overlay.changes.minted = ctx.reward;
+    overlay.changes.minted = overlay
+        .changes
+        .minted
+        .checked_add(ctx.reward)
+        .ok_or(ExecError::RewardOverflow)?;
     Ok(overlay.changes)
 }
 
@@ -248,12 +429,12 @@ impl From<TxError> for ApplyFailure {
     }
 }
 
-/// Checks and applies one transaction, returning the fee it paid.
+/// Checks and applies one transaction, returning the fee it paid and what became of it.
 fn apply_tx(
     overlay: &mut Overlay,
     ctx: &BlockContext,
     tx: &Transaction,
-) -> Result<Amount, ApplyFailure> {
+) -> Result<(Amount, ReceiptStatus), ApplyFailure> {
     if tx.chain_id != ctx.chain_id {
         return Err(TxError::WrongChain {
             expected: ctx.chain_id.to_owned(),
@@ -269,21 +450,23 @@ fn apply_tx(
         amount,
         fee: tx.fee,
     })?;
-    from.balance = from
-        .balance
-        .checked_sub(needed)
-        .ok_or(TxError::InsufficientBalance {
+    if from.balance < needed {
+        return Err(TxError::InsufficientBalance {
             sender,
             balance: from.balance,
             needed,
-        })?;
+        }
+        .into());
+    }
+    from.balance = Amount(from.balance.0 - tx.fee.0);
     from.nonce = from
         .nonce
         .next()
         .ok_or(TxError::NonceExhausted { sender })?;
-    overlay.set(sender, from);
-    match &tx.payload {
+    let status = match &tx.payload {
         Payload::Transfer { to, amount } => {
+            from.balance = Amount(from.balance.0 - amount.0);
+            overlay.set(sender, from);
             if overlay.credit(*to, *amount)?.is_err() {
                 return Err(TxError::BalanceOverflow {
                     recipient: *to,
@@ -291,9 +474,18 @@ fn apply_tx(
                 }
                 .into());
             }
+            ReceiptStatus::Applied
         }
-    }
-    Ok(tx.fee)
+        payload => {
+            let status = match overlay.oracle_action(sender, &mut from, payload, ctx.height) {
+                Ok(()) => ReceiptStatus::Applied,
+                Err(reason) => ReceiptStatus::Refused { reason },
+            };
+            overlay.set(sender, from);
+            status
+        }
+    };
+    Ok((tx.fee, status))
 }
 
 /// The nonce rule on its own, for the mempool as well as execution.
@@ -321,11 +513,32 @@ pub fn tree_update<'a>(
     root: Child,
     accounts: impl Iterator<Item = (&'a Address, Option<&'a Account>)>,
 ) -> Result<TreeUpdate, TreeError> {
-    let mut changes: Vec<(Hash, Option<Hash>)> = accounts
-        .map(|(a, acc)| (account_key(a), acc.map(account_value)))
-        .collect();
-    changes.sort_unstable_by_key(|c| c.0);
-    smt::update(nodes, root, &changes)
+    tree_update_with(nodes, root, accounts, Vec::new())
+}
+
+/// Like [`tree_update`], with other state tree entries (oracle feeds) written too.
+pub fn tree_update_with<'a>(
+    nodes: &dyn NodeSource,
+    root: Child,
+    accounts: impl Iterator<Item = (&'a Address, Option<&'a Account>)>,
+    mut others: Vec<(Hash, Option<Hash>)>,
+) -> Result<TreeUpdate, TreeError> {
+    others.extend(accounts.map(|(a, acc)| (account_key(a), acc.map(account_value))));
+    others.sort_unstable_by_key(|c| c.0);
+    smt::update(nodes, root, &others)
+}
+
+/// The state tree entries of the feeds a block changed.
+pub fn feed_entries(feeds: &BTreeMap<FeedId, Arc<FeedState>>) -> Vec<(Hash, Option<Hash>)> {
+    feeds
+        .iter()
+        .map(|(id, f)| {
+            (
+                crate::oracle::feed_key(id),
+                Some(crate::oracle::feed_value(f)),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -15,7 +15,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use cairn_oracle::{FeedId, FeedState};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
@@ -26,6 +28,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::block::{self, Block, BlockHeader, EncodedBody, Receipt};
 use crate::codec::{self, CodecError};
 use crate::genesis::Genesis;
+use crate::oracle::OracleState;
 use crate::smt::{self, Child, Node, NodeSource, Position, Proof, TreeError, TreeUpdate};
 use crate::state::{
     self, Account, BlockContext, ExecError, ReadError, SigCheck, StateChanges, StateReader,
@@ -33,8 +36,9 @@ use crate::state::{
 use crate::types::{Address, Amount, Hash, Height, ProtocolVersion};
 use crate::upgrades::Schedule;
 
-/// Version of the on-disk layout this binary reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the on-disk layout this binary reads and writes. 2: oracle feeds in the state
+/// tree and their own column family.
+pub const FORMAT_VERSION: u32 = 2;
 /// Shared RocksDB block cache.
 pub const BLOCK_CACHE_BYTES: usize = 128 * 1024 * 1024;
 /// State tree levels kept in memory whole, so updates read them without RocksDB: at most
@@ -56,7 +60,8 @@ const CF_STATE_TREE: &str = "state_tree";
 const CF_UNDO: &str = "undo";
 const CF_CONSENSUS: &str = "consensus";
 const CF_META: &str = "meta";
-const COLUMN_FAMILIES: [&str; 10] = [
+const CF_ORACLE: &str = "oracle";
+const COLUMN_FAMILIES: [&str; 11] = [
     CF_HEADERS,
     CF_BODIES,
     CF_HEIGHTS,
@@ -67,6 +72,7 @@ const COLUMN_FAMILIES: [&str; 10] = [
     CF_UNDO,
     CF_CONSENSUS,
     CF_META,
+    CF_ORACLE,
 ];
 
 const META_FORMAT: &[u8] = b"format_version";
@@ -183,6 +189,8 @@ pub struct TxLocation {
 struct UndoRecord {
     previous_tip: Tip,
     accounts: Vec<(Address, Option<Account>)>,
+    /// Oracle feeds the block changed, as they were before it.
+    feeds: Vec<FeedState>,
 }
 
 /// A raw key and its value.
@@ -264,6 +272,13 @@ impl StateReader for Layered<'_> {
         }
         StateReader::account(self.store, address)
     }
+
+    fn oracle(&self) -> Option<Arc<OracleState>> {
+        match self.layers.last() {
+            Some(layer) => layer.changes.oracle_after.clone(),
+            None => self.store.oracle(),
+        }
+    }
 }
 
 impl NodeSource for Layered<'_> {
@@ -290,6 +305,9 @@ pub struct Store {
     /// Accounts as last written to disk. Filled only by writers after their batch is on
     /// disk, never by readers, so it cannot hold a value older than the disk's.
     accounts: RwLock<HashMap<Address, Account>>,
+    /// The oracle at the tip (`None` on a network without one); replaced only after the
+    /// batch that changes it on disk has been written.
+    oracle: RwLock<Option<Arc<OracleState>>>,
     write_lock: Mutex<()>,
 }
 
@@ -315,6 +333,7 @@ impl Store {
             }),
             upper_tree: RwLock::new(HashMap::new()),
             accounts: RwLock::new(HashMap::new()),
+            oracle: RwLock::new(None),
             write_lock: Mutex::new(()),
         };
         match store.get_meta::<u32>(META_FORMAT)? {
@@ -348,10 +367,51 @@ impl Store {
             Some(tip) => {
                 *store.tip.get_mut().expect("tip lock") = tip;
                 store.load_upper_tree()?;
+                store.load_oracle(genesis)?;
             }
             None => store.write_genesis(genesis)?,
         }
         Ok(store)
+    }
+
+    /// The oracle's rules come from genesis; its feeds from the column family.
+    fn load_oracle(&mut self, genesis: &Genesis) -> Result<(), StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            what: CF_ORACLE,
+            detail,
+        };
+        let Some(initial) = OracleState::from_genesis(&genesis.oracle)
+            .map_err(|e| corrupt(format!("genesis oracle parameters: {e}")))?
+        else {
+            return Ok(());
+        };
+        let mut feeds = Vec::new();
+        for entry in self
+            .db
+            .iterator_cf(self.cf(CF_ORACLE), rocksdb::IteratorMode::Start)
+        {
+            let (_, value) = entry.map_err(|e| self.db_error(e))?;
+            let feed: FeedState = codec::decode(&value, STORED_VALUE_BYTES_MAX, CF_ORACLE)
+                .map_err(|e| corrupt(e.to_string()))?;
+            feeds.push(feed);
+        }
+        if feeds.len() != initial.feeds().count() {
+            return Err(corrupt(format!(
+                "{} feeds stored but genesis has {}",
+                feeds.len(),
+                initial.feeds().count()
+            )));
+        }
+        *self.oracle.get_mut().expect("oracle lock") = Some(Arc::new(OracleState::from_parts(
+            initial.config().clone(),
+            feeds,
+        )));
+        Ok(())
+    }
+
+    /// The oracle at the tip; `None` on a network without one.
+    pub fn oracle(&self) -> Option<Arc<OracleState>> {
+        self.oracle.read().expect("oracle lock").clone()
     }
 
     fn load_upper_tree(&mut self) -> Result<(), StoreError> {
@@ -758,10 +818,11 @@ impl Store {
             layers: ancestors,
         };
         let changes = state::execute_block(&view, &ctx, &block.transactions, sig_check)?;
-        let tree = state::tree_update(
+        let tree = state::tree_update_with(
             &view,
             base.state_root,
             changes.updated.iter().map(|(a, acc)| (a, Some(acc))),
+            state::feed_entries(&changes.feeds_updated),
         )?;
         Ok((changes, tree))
     }
@@ -868,6 +929,13 @@ impl Store {
         for (address, account) in &p.changes.updated {
             batch.put_cf(self.cf(CF_STATE), address.0, codec::encode(account));
         }
+        for (id, feed) in &p.changes.feeds_updated {
+            batch.put_cf(
+                self.cf(CF_ORACLE),
+                id.as_str().as_bytes(),
+                codec::encode(&**feed),
+            );
+        }
         self.put_tree_writes(&mut batch, &p.tree);
         let undo = UndoRecord {
             previous_tip: p.parent_tip,
@@ -877,6 +945,12 @@ impl Store {
                 .iter()
                 .map(|(a, acc)| (*a, *acc))
                 .collect(),
+            feeds: p
+                .changes
+                .feeds_previous
+                .values()
+                .map(|f| (**f).clone())
+                .collect(),
         };
         batch.put_cf(self.cf(CF_UNDO), height, codec::encode(&undo));
         let tip = p.resulting_tip();
@@ -884,6 +958,9 @@ impl Store {
         self.write_synced(batch)?;
         self.cache_tree_writes(&p.tree);
         self.cache_accounts(p.changes.updated.iter().map(|(a, acc)| (a, Some(acc))));
+        if let Some(after) = &p.changes.oracle_after {
+            *self.oracle.write().expect("oracle lock") = Some(Arc::clone(after));
+        }
         Ok(tip)
     }
 
@@ -922,10 +999,16 @@ impl Store {
         let undo: UndoRecord = self
             .get(CF_UNDO, &be(tip.height))?
             .ok_or_else(|| corrupt(format!("no undo record for height {}", tip.height)))?;
-        let tree = state::tree_update(
+        let restored: std::collections::BTreeMap<FeedId, Arc<FeedState>> = undo
+            .feeds
+            .iter()
+            .map(|f| (f.id().clone(), Arc::new(f.clone())))
+            .collect();
+        let tree = state::tree_update_with(
             self,
             tip.state_root,
             undo.accounts.iter().map(|(a, acc)| (a, acc.as_ref())),
+            state::feed_entries(&restored),
         )
         .map_err(tree_error)?;
         if tree.root_hash() != undo.previous_tip.state_root.hash() {
@@ -942,6 +1025,13 @@ impl Store {
                 Some(acc) => batch.put_cf(self.cf(CF_STATE), address.0, codec::encode(acc)),
                 None => batch.delete_cf(self.cf(CF_STATE), address.0),
             }
+        }
+        for feed in &undo.feeds {
+            batch.put_cf(
+                self.cf(CF_ORACLE),
+                feed.id().as_str().as_bytes(),
+                codec::encode(feed),
+            );
         }
         self.put_tree_writes(&mut batch, &tree);
         let height = be(tip.height);
@@ -961,6 +1051,12 @@ impl Store {
         self.write_synced(batch)?;
         self.cache_tree_writes(&tree);
         self.cache_accounts(undo.accounts.iter().map(|(a, acc)| (a, acc.as_ref())));
+        if !restored.is_empty() {
+            let mut oracle = self.oracle.write().expect("oracle lock");
+            if let Some(current) = oracle.as_ref() {
+                *oracle = Some(Arc::new(current.with_changes(&restored)));
+            }
+        }
         *self.tip.write().expect("tip lock") = undo.previous_tip;
         Ok(block)
     }
@@ -976,6 +1072,10 @@ fn tree_error(e: TreeError) -> StoreError {
 impl StateReader for Store {
     fn account(&self, address: &Address) -> Result<Option<Account>, ReadError> {
         Store::account(self, address).map_err(|e| ReadError(e.to_string()))
+    }
+
+    fn oracle(&self) -> Option<Arc<OracleState>> {
+        Store::oracle(self)
     }
 }
 

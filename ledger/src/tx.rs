@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use cairn_oracle::{CommitHash, FeedId, Price, RoundNumber, Salt};
+
 use crate::codec::{self, CodecError};
 use crate::crypto::{self, Keypair, SignatureError, SignedMessage};
 use crate::types::{Address, Amount, Hash, Nonce, PublicKey, Signature};
@@ -18,7 +20,35 @@ const SIGNING_TAG: &[u8] = b"cairn/tx/v1\0";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Payload {
-    Transfer { to: Address, amount: Amount },
+    Transfer {
+        to: Address,
+        amount: Amount,
+    },
+    /// Bonds `amount` of the sender's balance as oracle stake in `feed`.
+    OracleStake {
+        feed: FeedId,
+        amount: Amount,
+    },
+    /// Starts unbonding `amount` of the sender's stake in `feed`; it is released to the
+    /// balance after the unbonding period and can be penalised until then.
+    OracleUnstake {
+        feed: FeedId,
+        amount: Amount,
+    },
+    /// Commits to a value for `round` of `feed` without showing it:
+    /// `cairn_oracle::commit_hash(feed, round, value, salt, sender address)`.
+    OracleCommit {
+        feed: FeedId,
+        round: RoundNumber,
+        commitment: CommitHash,
+    },
+    /// Opens the sender's commitment for `round` of `feed`.
+    OracleReveal {
+        feed: FeedId,
+        round: RoundNumber,
+        value: Price,
+        salt: Salt,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,10 +143,13 @@ impl Transaction {
         })
     }
 
-    /// The amount leaving the sender's balance besides the fee.
+    /// The amount leaving the sender's balance besides the fee (if the action succeeds).
     pub fn amount(&self) -> Amount {
         match &self.payload {
-            Payload::Transfer { amount, .. } => *amount,
+            Payload::Transfer { amount, .. } | Payload::OracleStake { amount, .. } => *amount,
+            Payload::OracleUnstake { .. }
+            | Payload::OracleCommit { .. }
+            | Payload::OracleReveal { .. } => Amount::ZERO,
         }
     }
 }
