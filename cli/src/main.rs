@@ -8,10 +8,13 @@ mod genesis_cmd;
 mod init_cmd;
 mod keys_cmd;
 mod node_cmd;
+mod oracle_cmd;
+mod oracle_publish;
 mod output;
 mod query_cmd;
 mod sim_cmd;
 mod status_cmd;
+mod submit;
 mod testnet_cmd;
 mod tx_cmd;
 
@@ -52,6 +55,9 @@ enum Command {
     /// Read accounts, blocks and transactions from a node (over its RPC).
     #[command(subcommand)]
     Query(query_cmd::QueryCommand),
+    /// Price feeds: read prices, stake as an operator, publish a feed.
+    #[command(subcommand)]
+    Oracle(oracle_cmd::OracleCommand),
     /// Deterministic simulation of a consensus engine under injected faults.
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
@@ -71,6 +77,7 @@ fn main() {
         Command::Status(a) => status_cmd::run(a),
         Command::Tx(c) => tx_cmd::run(c),
         Command::Query(c) => query_cmd::run(c),
+        Command::Oracle(c) => oracle_cmd::run(c),
         Command::Sim(c) => sim_cmd::run(c),
         Command::Bench(c) => bench_cmd::run(c),
     };

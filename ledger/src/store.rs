@@ -307,7 +307,8 @@ pub struct Store {
     accounts: RwLock<HashMap<Address, Account>>,
     /// The oracle at the tip (`None` on a network without one); replaced only after the
     /// batch that changes it on disk has been written.
-    oracle: RwLock<Option<Arc<OracleState>>>,
+    /// With the height it is the state after, so readers see a matching pair.
+    oracle: RwLock<Option<(Height, Arc<OracleState>)>>,
     write_lock: Mutex<()>,
 }
 
@@ -402,15 +403,22 @@ impl Store {
                 initial.feeds().count()
             )));
         }
-        *self.oracle.get_mut().expect("oracle lock") = Some(Arc::new(OracleState::from_parts(
-            initial.config().clone(),
-            feeds,
-        )));
+        let height = self.tip.get_mut().expect("tip lock").height;
+        *self.oracle.get_mut().expect("oracle lock") = Some((
+            height,
+            Arc::new(OracleState::from_parts(initial.config().clone(), feeds)),
+        ));
         Ok(())
     }
 
     /// The oracle at the tip; `None` on a network without one.
     pub fn oracle(&self) -> Option<Arc<OracleState>> {
+        self.oracle_at().map(|(_, o)| o)
+    }
+
+    /// The oracle with the height of the block it is the state after: queries that depend
+    /// on the height (ages, TWAP windows) use this pair, never the tip read separately.
+    pub fn oracle_at(&self) -> Option<(Height, Arc<OracleState>)> {
         self.oracle.read().expect("oracle lock").clone()
     }
 
@@ -959,7 +967,7 @@ impl Store {
         self.cache_tree_writes(&p.tree);
         self.cache_accounts(p.changes.updated.iter().map(|(a, acc)| (a, Some(acc))));
         if let Some(after) = &p.changes.oracle_after {
-            *self.oracle.write().expect("oracle lock") = Some(Arc::clone(after));
+            *self.oracle.write().expect("oracle lock") = Some((header.height, Arc::clone(after)));
         }
         Ok(tip)
     }
@@ -1051,10 +1059,13 @@ impl Store {
         self.write_synced(batch)?;
         self.cache_tree_writes(&tree);
         self.cache_accounts(undo.accounts.iter().map(|(a, acc)| (a, acc.as_ref())));
-        if !restored.is_empty() {
+        {
             let mut oracle = self.oracle.write().expect("oracle lock");
-            if let Some(current) = oracle.as_ref() {
-                *oracle = Some(Arc::new(current.with_changes(&restored)));
+            if let Some((_, current)) = oracle.as_ref() {
+                *oracle = Some((
+                    undo.previous_tip.height,
+                    Arc::new(current.with_changes(&restored)),
+                ));
             }
         }
         *self.tip.write().expect("tip lock") = undo.previous_tip;

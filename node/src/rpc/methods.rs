@@ -44,9 +44,13 @@ pub enum Method {
     Status,
     Mempool,
     Validators,
+    OracleFeeds,
+    OraclePrice,
+    OracleRound,
+    OracleOperator,
 }
 
-const ALL: [Method; 7] = [
+const ALL: [Method; 11] = [
     Method::SubmitTx,
     Method::Account,
     Method::Block,
@@ -54,6 +58,10 @@ const ALL: [Method; 7] = [
     Method::Status,
     Method::Mempool,
     Method::Validators,
+    Method::OracleFeeds,
+    Method::OraclePrice,
+    Method::OracleRound,
+    Method::OracleOperator,
 ];
 
 /// `submit_tx`'s modes: admit to the mempool and return, or admit and wait for the commit.
@@ -76,6 +84,10 @@ impl Method {
             Method::Status => "status",
             Method::Mempool => "mempool",
             Method::Validators => "validators",
+            Method::OracleFeeds => "oracle_feeds",
+            Method::OraclePrice => "oracle_price",
+            Method::OracleRound => "oracle_round",
+            Method::OracleOperator => "oracle_operator",
         }
     }
 
@@ -95,7 +107,10 @@ impl Method {
             Method::Account => &["address"],
             Method::Block => &["height", "hash"],
             Method::Tx => &["hash"],
-            Method::Status | Method::Mempool | Method::Validators => &[],
+            Method::Status | Method::Mempool | Method::Validators | Method::OracleFeeds => &[],
+            Method::OraclePrice => &["feed", "twap_window", "history"],
+            Method::OracleRound => &["feed"],
+            Method::OracleOperator => &["feed", "address"],
         }
     }
 
@@ -122,6 +137,10 @@ impl Method {
             Method::Status => status(state),
             Method::Mempool => mempool(state),
             Method::Validators => Ok(validators(state)),
+            Method::OracleFeeds => super::oracle::feeds(state),
+            Method::OraclePrice => super::oracle::price(state, p),
+            Method::OracleRound => super::oracle::round(state, p),
+            Method::OracleOperator => super::oracle::operator(state, p),
         }
     }
 }

@@ -11,6 +11,7 @@
 
 mod envelope;
 mod methods;
+mod oracle;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
