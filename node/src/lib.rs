@@ -7,6 +7,7 @@ pub mod driver;
 pub mod home;
 pub mod mempool;
 pub mod metrics;
+pub mod oracle_metrics;
 pub mod p2p;
 pub mod rpc;
 pub mod run;

@@ -66,6 +66,7 @@ pub struct Metrics {
     pub mempool_bytes: Gauge,
     pub txs_rejected: Family<ReasonLabel, Counter>,
     pub rpc_requests: Family<MethodLabel, Counter>,
+    pub oracle: crate::oracle_metrics::OracleMetrics,
 }
 
 impl Default for Metrics {
@@ -102,6 +103,7 @@ impl Metrics {
             mempool_bytes: Gauge::default(),
             txs_rejected: Family::default(),
             rpc_requests: Family::default(),
+            oracle: Default::default(),
         };
         // Metrics are handles onto shared atomics: registering clones keeps the fields live.
         // Counters are registered without `_total`; the encoder appends it.
@@ -160,6 +162,7 @@ impl Metrics {
             "JSON-RPC calls, by method",
             m.rpc_requests.clone(),
         );
+        m.oracle.register(&mut registry);
         Metrics { registry, ..m }
     }
 

@@ -368,6 +368,12 @@ fn publishers_set_the_honest_median_and_misbehaviour_is_penalised() {
     assert!(out["confidence"]["low"]["value"].as_u64().unwrap() <= 2_001_000);
     assert_eq!(out["stale"], json!(false), "{out}");
 
+    let metrics = cairn_tests::testnet::get(&format!("{}/metrics", rpcs[3]));
+    assert!(
+        metrics.contains("cairn_oracle_price{feed=\"DEMO/USD\"} 2.001"),
+        "{metrics}"
+    );
+
     // Bad queries get errors that say what to do, and the node keeps going.
     for (args, says) in [
         (

@@ -308,6 +308,9 @@ impl RpcState {
         if let Ok(pool) = self.mempool.lock() {
             self.set_mempool_gauges(&pool);
         }
+        if let Some((at, oracle)) = self.store.oracle_at() {
+            self.metrics.oracle.observe(at, &oracle);
+        }
     }
 
     fn set_mempool_gauges(&self, pool: &Mempool) {
