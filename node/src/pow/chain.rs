@@ -756,3 +756,356 @@ fn header_label(e: &HeaderError) -> &'static str {
         | HeaderError::Ancestry { .. } => "ancestry",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_consensus::pow::Target;
+    use cairn_ledger::Amount;
+    use cairn_ledger::crypto::Keypair;
+    use cairn_ledger::genesis::{Engine, EngineKind, Genesis};
+    use cairn_ledger::tx::Payload;
+
+    use crate::config::MempoolSection;
+
+    /// Regtest's limit: about one hash in two meets it.
+    const EASY_BITS: u32 = 0x207f_ffff;
+    const GENESIS_MS: u64 = 1_700_000_000_000;
+
+    struct Net {
+        genesis: Genesis,
+        faucet: Keypair,
+        miner: Address,
+    }
+
+    fn net(block_txs_max: u32) -> Net {
+        let faucet = Keypair::from_secret(&[7; 32]);
+        let node = Keypair::from_secret(&[8; 32]);
+        let mut genesis = Genesis::local(
+            EngineKind::Pow,
+            &[node.public()],
+            &[(faucet.public().address(), Amount(1_000_000_000))],
+            TimestampMs(GENESIS_MS),
+        );
+        genesis.consensus.block_txs_max = block_txs_max;
+        if let Engine::Pow(p) = &mut genesis.consensus.engine {
+            p.initial_bits = EASY_BITS;
+        }
+        Net {
+            genesis,
+            faucet,
+            miner: node.public().address(),
+        }
+    }
+
+    fn open(net: &Net, dir: &std::path::Path, reorg_depth_max: u64) -> (PowChain, Followed) {
+        let store = Arc::new(Store::open(dir, &net.genesis).unwrap());
+        let Engine::Pow(p) = &net.genesis.consensus.engine else {
+            unreachable!()
+        };
+        PowChain::open(
+            store,
+            PowRules::new(p).unwrap(),
+            net.genesis.consensus.block_txs_max,
+            net.genesis.consensus.block_bytes_max,
+            reorg_depth_max,
+        )
+        .unwrap()
+    }
+
+    fn transfers(net: &Net, chain: &PowChain, count: u64) -> Vec<Transaction> {
+        let from = net.faucet.public().address();
+        let nonce = chain
+            .store()
+            .account(&from)
+            .unwrap()
+            .unwrap_or_default()
+            .nonce;
+        (0..count)
+            .map(|i| {
+                Transaction::new_signed(
+                    &net.genesis.chain_id,
+                    &net.faucet,
+                    Nonce(nonce.0 + i),
+                    Amount(1),
+                    Payload::Transfer {
+                        to: Address([9; 20]),
+                        amount: Amount(5),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// A template on the tip with `txs` at `ms` after genesis, unsealed.
+    fn template(net: &Net, chain: &PowChain, txs: Vec<Transaction>, ms: u64) -> PreparedBlock {
+        let mut pool = Mempool::new(&net.genesis.chain_id, MempoolSection::default());
+        for tx in txs {
+            pool.insert(tx, &**chain.store()).unwrap();
+        }
+        chain
+            .template(&pool, net.miner, TimestampMs(GENESIS_MS + ms))
+            .unwrap()
+    }
+
+    /// The first nonce whose hash meets (or, with `meet = false`, misses) the header's bits.
+    fn seal(block: &mut Block, meet: bool) {
+        let Seal::Pow { bits, .. } = block.header.seal else {
+            unreachable!()
+        };
+        let target: Target = CompactTarget(bits).to_target().unwrap();
+        for nonce in 0.. {
+            block.header.seal = Seal::Pow { bits, nonce };
+            if target.is_met_by(&block.header.hash()) == meet {
+                return;
+            }
+        }
+    }
+
+    fn mine(net: &Net, chain: &mut PowChain, txs: Vec<Transaction>, ms: u64) -> Block {
+        let mut p = template(net, chain, txs, ms);
+        seal(&mut p.block, true);
+        p.hash = p.block.hash();
+        chain.connect_mined(&p, now(ms)).unwrap();
+        p.block
+    }
+
+    fn now(ms: u64) -> TimestampMs {
+        TimestampMs(GENESIS_MS + ms + 1000)
+    }
+
+    fn label(r: Result<Accepted, Refused>) -> &'static str {
+        match r {
+            Err(Refused::Invalid { label, .. }) => label,
+            other => panic!("expected an invalid header, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn headers_breaking_a_rule_are_refused_with_a_reason() {
+        let net = net(100);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut chain, _) = open(&net, dir.path(), 100);
+        for i in 1..=3 {
+            mine(&net, &mut chain, Vec::new(), i * 1000);
+        }
+        let good = template(&net, &chain, Vec::new(), 4000).block;
+
+        let mut wrong_bits = good.clone();
+        wrong_bits.header.seal = Seal::Pow {
+            bits: 0x1f00_ffff,
+            nonce: 0,
+        };
+        seal(&mut wrong_bits, true);
+        assert_eq!(
+            label(chain.accept_header(&wrong_bits.header, now(4000))),
+            "wrong_bits"
+        );
+
+        let mut no_work = good.clone();
+        seal(&mut no_work, false);
+        let refused = chain.accept_header(&no_work.header, now(4000));
+        assert!(
+            format!("{:?}", refused).contains("does not meet target"),
+            "{refused:?}"
+        );
+        assert_eq!(label(refused), "insufficient_work");
+
+        let mut too_old = good.clone();
+        too_old.header.timestamp = TimestampMs(GENESIS_MS + 1000);
+        seal(&mut too_old, true);
+        assert_eq!(
+            label(chain.accept_header(&too_old.header, now(4000))),
+            "time_too_old"
+        );
+
+        let mut future = good.clone();
+        future.header.timestamp = TimestampMs(now(4000).0 + 7_200_000 + 5000);
+        seal(&mut future, true);
+        assert!(matches!(
+            chain.accept_header(&future.header, now(4000)),
+            Err(Refused::HoldBack { after_ms, .. }) if after_ms >= 5000
+        ));
+
+        let mut orphan = good.clone();
+        orphan.header.parent = Hash([3; 32]);
+        seal(&mut orphan, true);
+        assert_eq!(
+            chain.accept_header(&orphan.header, now(4000)),
+            Err(Refused::UnknownParent {
+                parent: Hash([3; 32])
+            })
+        );
+
+        let mut sealed = good;
+        seal(&mut sealed, true);
+        assert_eq!(
+            chain.accept_header(&sealed.header, now(4000)),
+            Ok(Accepted::New { best_changed: true })
+        );
+        assert_eq!(chain.add_body(&sealed), Ok(true));
+        let f = chain.follow_best().unwrap();
+        assert_eq!(f.connected.len(), 1);
+        assert_eq!(chain.store().tip().hash, sealed.hash());
+        // Held back, not branded: fine once the clock gets there.
+        assert!(
+            chain
+                .accept_header(&future.header, TimestampMs(future.header.timestamp.0))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn bodies_that_do_not_match_oversize_or_fail_to_execute_are_refused() {
+        let net = net(2);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut chain, _) = open(&net, dir.path(), 100);
+        mine(&net, &mut chain, Vec::new(), 1000);
+        let tip = chain.store().tip();
+
+        // A state root that executing the block does not give: marked invalid, never chosen.
+        let mut bad_root = template(&net, &chain, transfers(&net, &chain, 1), 2100).block;
+        bad_root.header.state_root = Hash([1; 32]);
+        seal(&mut bad_root, true);
+        chain.accept_header(&bad_root.header, now(2100)).unwrap();
+        assert_eq!(chain.add_body(&bad_root), Ok(true));
+        let f = chain.follow_best().unwrap();
+        assert!(f.connected.is_empty());
+        let (hash, reason) = &f.invalid[0];
+        assert_eq!(*hash, bad_root.hash());
+        assert!(reason.contains("state_root"), "{reason}");
+        assert!(chain.is_invalid(&bad_root.hash()));
+        assert_eq!(chain.store().tip(), tip);
+
+        // A body that is not the one the header commits to: the sender's fault, the header
+        // stays good.
+        let mut block = template(&net, &chain, transfers(&net, &chain, 2), 2000).block;
+        seal(&mut block, true);
+        chain.accept_header(&block.header, now(2000)).unwrap();
+        let mut other_body = block.clone();
+        other_body.transactions.pop();
+        assert!(matches!(
+            chain.add_body(&other_body),
+            Err(Refused::Invalid {
+                label: "bad_tx_root",
+                ..
+            })
+        ));
+        assert!(!chain.is_invalid(&block.hash()));
+
+        // Three transactions where genesis allows two: the header commits to it, so the block
+        // is invalid.
+        let mut p = template(&net, &chain, Vec::new(), 2200);
+        p.block.transactions = transfers(&net, &chain, 3);
+        let prepared = chain
+            .store()
+            .complete_block(p.block, Amount(0), SigCheck::Skip)
+            .unwrap();
+        let mut big = prepared.block;
+        seal(&mut big, true);
+        chain.accept_header(&big.header, now(2200)).unwrap();
+        assert!(matches!(
+            chain.add_body(&big),
+            Err(Refused::Invalid {
+                label: "oversized",
+                ..
+            })
+        ));
+        assert!(chain.is_invalid(&big.hash()));
+        // Its children are refused at the header.
+        let mut child = big.clone();
+        child.header.parent = big.hash();
+        child.header.height = big.header.height.next();
+        seal(&mut child, true);
+        assert_eq!(
+            label(chain.accept_header(&child.header, now(2300))),
+            "invalid_parent"
+        );
+
+        // The good block still connects.
+        assert_eq!(chain.add_body(&block), Ok(true));
+        chain.follow_best().unwrap();
+        assert_eq!(chain.store().tip().hash, block.hash());
+    }
+
+    #[test]
+    fn a_heavier_branch_is_followed_within_the_depth_limit_and_a_crash_mid_reorg_recovers() {
+        let net = net(100);
+        let dir_a = tempfile::tempdir().unwrap();
+        let dir_b = tempfile::tempdir().unwrap();
+        let (mut a, _) = open(&net, dir_a.path(), 100);
+        let (mut b, _) = open(&net, dir_b.path(), 100);
+        let txs = transfers(&net, &a, 1);
+        let a_blocks: Vec<Block> = (1..=2)
+            .map(|i| {
+                mine(
+                    &net,
+                    &mut a,
+                    if i == 1 { txs.clone() } else { Vec::new() },
+                    i * 1000,
+                )
+            })
+            .collect();
+        let b_blocks: Vec<Block> = (1..=3)
+            .map(|i| mine(&net, &mut b, Vec::new(), i * 1000 + 7))
+            .collect();
+
+        // A node refusing reorgs deeper than one stays where it is, once warned.
+        let dir_c = tempfile::tempdir().unwrap();
+        let (mut c, _) = open(&net, dir_c.path(), 1);
+        for blk in &a_blocks {
+            c.accept_header(&blk.header, now(5000)).unwrap();
+            c.add_body(blk).unwrap();
+            c.follow_best().unwrap();
+        }
+        let mut refused = None;
+        for blk in &b_blocks {
+            c.accept_header(&blk.header, now(5000)).unwrap();
+            c.add_body(blk).unwrap();
+            let f = c.follow_best().unwrap();
+            refused = refused.or(f.refused_depth);
+        }
+        assert_eq!(refused, Some(2));
+        assert_eq!(c.store().tip().hash, a_blocks[1].hash());
+
+        // Headers first: the branch is known, but nothing moves without its bodies.
+        for blk in &b_blocks {
+            a.accept_header(&blk.header, now(5000)).unwrap();
+        }
+        let f = a.follow_best().unwrap();
+        assert_eq!(
+            f.missing,
+            b_blocks.iter().map(Block::hash).collect::<Vec<_>>()
+        );
+        assert_eq!(a.store().tip().hash, a_blocks[1].hash());
+        for blk in &b_blocks[..2] {
+            a.add_body(blk).unwrap();
+        }
+        assert!(
+            a.follow_best().unwrap().connected.is_empty(),
+            "a lighter prefix was taken"
+        );
+        a.add_body(&b_blocks[2]).unwrap();
+        let f = a.follow_best().unwrap();
+        assert_eq!(f.disconnected.len(), 2);
+        assert_eq!(f.disconnected[1].transactions, txs);
+        assert_eq!(f.connected.len(), 3);
+        assert_eq!(a.store().tip().hash, b_blocks[2].hash());
+        assert_eq!(a.store().state_root(), b.store().state_root());
+
+        // A crash halfway through the next reorg (one block put aside and undone): reopening
+        // finds the most-work chain again.
+        let store = Arc::clone(a.store());
+        store
+            .put_consensus(&side_key(&b_blocks[2].hash()), &codec::encode(&b_blocks[2]))
+            .unwrap();
+        store.revert_tip().unwrap();
+        drop(a);
+        drop(store);
+        let (a, reopened) = open(&net, dir_a.path(), 100);
+        assert_eq!(reopened.connected.len(), 1);
+        assert_eq!(a.store().tip().hash, b_blocks[2].hash());
+        assert_eq!(a.side_len(), 2, "the old branch is kept aside");
+        assert_eq!(a.store().state_root(), b.store().state_root());
+    }
+}
