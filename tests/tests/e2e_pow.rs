@@ -248,3 +248,77 @@ fn after_a_partition_heals_every_node_follows_the_most_work_branch() {
         (0..3).all(|i| sink_balance(net, i) == 30)
     });
 }
+
+/// The figures of `benches/benches/pow_store.rs` without criterion, whose first build here
+/// recompiles RocksDB (its dependencies change the features of the RocksDB build script's
+/// own dependencies): blocks of 1,000 transfers connected per second, and the cost of a
+/// 100-block reorganisation, on real RocksDB with synced writes. Prints; asserts nothing
+/// about time.
+///
+/// cargo test --release -p cairn-tests --test e2e_pow -- --ignored --nocapture pow_store
+#[test]
+#[ignore = "a measurement; run it by name"]
+fn pow_store_connect_and_reorg_figures() {
+    use cairn_ledger::block::Block;
+    use cairn_ledger::state::SigCheck;
+    use cairn_ledger::store::Store;
+    use cairn_ledger::{Amount, Height};
+    use cairn_tests::ChainGen;
+    use std::time::{Duration, Instant};
+
+    const TXS: usize = 1_000;
+    const DEPTH: u64 = 100;
+    let connect = |store: &Store, block: Block| {
+        let prepared = store.prepare(block, Amount::ZERO, SigCheck::Batch).unwrap();
+        store.commit(&prepared).unwrap();
+    };
+    let chain = ChainGen::new(10_000, 11);
+    let branch = |seed: u64| -> Vec<Block> {
+        let dir = tempfile::tempdir().unwrap();
+        let builder = Store::open(dir.path(), &chain.genesis).unwrap();
+        (0..DEPTH)
+            .map(|i| {
+                let p = chain.next_block(&builder, TXS, seed.wrapping_mul(1_000_003) ^ i);
+                builder.commit(&p).unwrap();
+                p.block
+            })
+            .collect()
+    };
+    let (a, b) = (branch(1), branch(2));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &chain.genesis).unwrap();
+    let start = Instant::now();
+    for block in &a {
+        connect(&store, block.clone());
+    }
+    let connect_time = start.elapsed();
+    println!(
+        "connect: {DEPTH} blocks of {TXS} transfers in {:.2} s: {:.1} blocks/s ({:.0} tx/s)",
+        connect_time.as_secs_f64(),
+        DEPTH as f64 / connect_time.as_secs_f64(),
+        (DEPTH as usize * TXS) as f64 / connect_time.as_secs_f64()
+    );
+    let mut reorgs = Vec::new();
+    for round in 0..4 {
+        let to = if round % 2 == 0 { &b } else { &a };
+        let start = Instant::now();
+        for _ in 0..DEPTH {
+            store.revert_tip().unwrap();
+        }
+        let reverted = start.elapsed();
+        for block in to {
+            connect(&store, block.clone());
+        }
+        let total = start.elapsed();
+        assert_eq!(store.tip().height, Height(DEPTH));
+        println!(
+            "reorg {round}: revert {DEPTH} in {:.3} s, then connect {DEPTH} in {:.2} s: {:.2} s",
+            reverted.as_secs_f64(),
+            (total - reverted).as_secs_f64(),
+            total.as_secs_f64()
+        );
+        reorgs.push(total);
+    }
+    let mean: Duration = reorgs.iter().sum::<Duration>() / reorgs.len() as u32;
+    println!("reorg of {DEPTH} blocks: mean {:.2} s", mean.as_secs_f64());
+}

@@ -758,7 +758,7 @@ fn header_label(e: &HeaderError) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use cairn_consensus::pow::Target;
     use cairn_ledger::Amount;
@@ -769,16 +769,16 @@ mod tests {
     use crate::config::MempoolSection;
 
     /// Regtest's limit: about one hash in two meets it.
-    const EASY_BITS: u32 = 0x207f_ffff;
-    const GENESIS_MS: u64 = 1_700_000_000_000;
+    pub(crate) const EASY_BITS: u32 = 0x207f_ffff;
+    pub(crate) const GENESIS_MS: u64 = 1_700_000_000_000;
 
-    struct Net {
-        genesis: Genesis,
-        faucet: Keypair,
-        miner: Address,
+    pub(crate) struct Net {
+        pub(crate) genesis: Genesis,
+        pub(crate) faucet: Keypair,
+        pub(crate) miner: Address,
     }
 
-    fn net(block_txs_max: u32) -> Net {
+    pub(crate) fn net(block_txs_max: u32) -> Net {
         let faucet = Keypair::from_secret(&[7; 32]);
         let node = Keypair::from_secret(&[8; 32]);
         let mut genesis = Genesis::local(
@@ -798,7 +798,11 @@ mod tests {
         }
     }
 
-    fn open(net: &Net, dir: &std::path::Path, reorg_depth_max: u64) -> (PowChain, Followed) {
+    pub(crate) fn open(
+        net: &Net,
+        dir: &std::path::Path,
+        reorg_depth_max: u64,
+    ) -> (PowChain, Followed) {
         let store = Arc::new(Store::open(dir, &net.genesis).unwrap());
         let Engine::Pow(p) = &net.genesis.consensus.engine else {
             unreachable!()
@@ -813,7 +817,7 @@ mod tests {
         .unwrap()
     }
 
-    fn transfers(net: &Net, chain: &PowChain, count: u64) -> Vec<Transaction> {
+    pub(crate) fn transfers(net: &Net, chain: &PowChain, count: u64) -> Vec<Transaction> {
         let from = net.faucet.public().address();
         let nonce = chain
             .store()
@@ -838,7 +842,12 @@ mod tests {
     }
 
     /// A template on the tip with `txs` at `ms` after genesis, unsealed.
-    fn template(net: &Net, chain: &PowChain, txs: Vec<Transaction>, ms: u64) -> PreparedBlock {
+    pub(crate) fn template(
+        net: &Net,
+        chain: &PowChain,
+        txs: Vec<Transaction>,
+        ms: u64,
+    ) -> PreparedBlock {
         let mut pool = Mempool::new(&net.genesis.chain_id, MempoolSection::default());
         for tx in txs {
             pool.insert(tx, &**chain.store()).unwrap();
@@ -849,7 +858,7 @@ mod tests {
     }
 
     /// The first nonce whose hash meets (or, with `meet = false`, misses) the header's bits.
-    fn seal(block: &mut Block, meet: bool) {
+    pub(crate) fn seal(block: &mut Block, meet: bool) {
         let Seal::Pow { bits, .. } = block.header.seal else {
             unreachable!()
         };
@@ -862,7 +871,7 @@ mod tests {
         }
     }
 
-    fn mine(net: &Net, chain: &mut PowChain, txs: Vec<Transaction>, ms: u64) -> Block {
+    pub(crate) fn mine(net: &Net, chain: &mut PowChain, txs: Vec<Transaction>, ms: u64) -> Block {
         let mut p = template(net, chain, txs, ms);
         seal(&mut p.block, true);
         p.hash = p.block.hash();
@@ -870,7 +879,7 @@ mod tests {
         p.block
     }
 
-    fn now(ms: u64) -> TimestampMs {
+    pub(crate) fn now(ms: u64) -> TimestampMs {
         TimestampMs(GENESIS_MS + ms + 1000)
     }
 

@@ -924,3 +924,133 @@ impl PowDriver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MempoolSection;
+    use crate::p2p::GossipId;
+    use chain::tests::{net, now, open, seal, template, transfers};
+
+    struct Harness {
+        driver: PowDriver,
+        commands: mpsc::Receiver<Command>,
+        _dir: tempfile::TempDir,
+        net: chain::tests::Net,
+    }
+
+    fn harness() -> Harness {
+        let net = net(100);
+        let dir = tempfile::tempdir().unwrap();
+        let (chain, opened) = open(&net, dir.path(), 100);
+        let (p2p, commands) = P2pHandle::for_test();
+        let (_events_tx, events) = mpsc::channel(1);
+        let (_admitted_tx, admitted) = mpsc::channel(1);
+        let (tx_gossip, _tx_gossip_rx) = mpsc::channel(1);
+        let driver = PowDriver::new(PowParts {
+            chain,
+            opened,
+            mempool: Arc::new(Mutex::new(Mempool::new(
+                &net.genesis.chain_id,
+                MempoolSection::default(),
+            ))),
+            metrics: Arc::new(Metrics::new()),
+            board: Arc::new(StatusBoard::new(
+                NodeStatus::default(),
+                Readiness::NotReady("test".into()),
+            )),
+            p2p,
+            events,
+            admitted,
+            tx_gossip,
+            gossip_admitted: Arc::new(tokio::sync::Notify::new()),
+            genesis: net.genesis.clone(),
+            message_bytes_max: 4 * 1024 * 1024,
+            mining: None,
+        })
+        .unwrap();
+        Harness {
+            driver,
+            commands,
+            _dir: dir,
+            net,
+        }
+    }
+
+    /// The peers reported invalid so far, with the reasons.
+    fn reports(commands: &mut mpsc::Receiver<Command>) -> Vec<(PeerId, String)> {
+        let mut out = Vec::new();
+        while let Ok(c) = commands.try_recv() {
+            if let Command::ReportInvalid { peer, reason } = c {
+                out.push((peer, reason));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_peer_sending_bad_blocks_headers_or_bytes_is_scored_with_the_reason() {
+        let mut h = harness();
+        let peer = PeerId::random();
+        let good = template(&h.net, &h.driver.chain, Vec::new(), 1000).block;
+
+        let mut wrong_bits = good.clone();
+        wrong_bits.header.seal = Seal::Pow {
+            bits: 0x1f00_ffff,
+            nonce: 0,
+        };
+        seal(&mut wrong_bits, true);
+        let verdict = h.driver.on_block(Some(peer), wrong_bits).await.unwrap();
+        assert!(matches!(verdict, Verdict::Reject));
+        let r = reports(&mut h.commands);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].0, peer);
+        assert!(r[0].1.contains("requires"), "{}", r[0].1);
+
+        // A body that does not match its header.
+        let mut sealed = good.clone();
+        seal(&mut sealed, true);
+        let mut wrong_body = sealed.clone();
+        wrong_body.transactions = transfers(&h.net, &h.driver.chain, 1);
+        let verdict = h.driver.on_block(Some(peer), wrong_body).await.unwrap();
+        assert!(matches!(verdict, Verdict::Reject));
+        let r = reports(&mut h.commands);
+        assert!(r[0].1.contains("tx_root"), "{}", r[0].1);
+
+        // A headers reply whose header lacks the work.
+        let mut no_work = good.clone();
+        seal(&mut no_work, false);
+        h.driver
+            .on_headers(peer, vec![no_work.header])
+            .await
+            .unwrap();
+        let r = reports(&mut h.commands);
+        assert!(r[0].1.contains("does not meet target"), "{}", r[0].1);
+
+        // Gossip that is not a block at all.
+        h.driver
+            .on_event(Event::Gossip {
+                from: peer,
+                author: Some(peer),
+                topic: Topic::Consensus,
+                id: GossipId::for_test(1),
+                bytes: vec![0xde, 0xad],
+            })
+            .await
+            .unwrap();
+        let r = reports(&mut h.commands);
+        assert!(r[0].1.contains("malformed"), "{}", r[0].1);
+        let invalid = h.driver.metrics.render();
+        assert!(
+            invalid.contains("cairn_pow_invalid_total{reason=\"wrong_bits\"} 1"),
+            "{invalid}"
+        );
+
+        // A good block is taken, relayed and connected; nobody is scored.
+        let verdict = h.driver.on_block(Some(peer), sealed.clone()).await.unwrap();
+        assert!(matches!(verdict, Verdict::Accept));
+        assert!(reports(&mut h.commands).is_empty());
+        assert_eq!(h.driver.chain.store().tip().hash, sealed.hash());
+        let _ = now(0);
+    }
+}
