@@ -12,6 +12,16 @@ use crate::output::{self, Output};
 
 /// Most validators `genesis new` and `testnet` will create.
 pub const VALIDATORS_MAX: usize = 64;
+/// Nonces per second one miner thread of `cairn testnet --mode pow` is assumed to try on
+/// a small machine (measured with the midstate search: see benches/RESULTS.md), for the
+/// default genesis difficulty of a local PoW network.
+pub const LOCAL_HASHRATE_PER_MINER: f64 = 4_000_000.0;
+/// Cores the default local PoW difficulty assumes the miners share (this 2-core machine):
+/// more miners than cores do not add hash rate.
+pub const LOCAL_CORES: usize = 2;
+/// Target block time of a local PoW network unless `--block-time-ms` says otherwise.
+pub const LOCAL_BLOCK_TIME_MS: u64 = 2000;
+
 /// What the faucet key holds at genesis, in the smallest unit.
 pub const FAUCET_BALANCE: Amount = Amount(1_000_000_000_000_000);
 
@@ -46,8 +56,55 @@ pub struct NewArgs {
     /// BFT only: the base round timeout in milliseconds (default 1000).
     #[arg(long, value_name = "MS")]
     pub round_timeout_ms: Option<u64>,
+    #[command(flatten)]
+    pub pow: PowTuning,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+}
+
+/// PoW only: the genesis difficulty and block time of a new network.
+#[derive(Args, Clone, Copy, Debug, Default)]
+pub struct PowTuning {
+    /// PoW only: the target block time in milliseconds (default 2000).
+    #[arg(long, value_name = "MS")]
+    pub block_time_ms: Option<u64>,
+    /// PoW only: the genesis compact target, e.g. 0x1f00ffff (default: what gives one block
+    /// per block time to the network's miners, one thread each, on a 2-core machine).
+    #[arg(long, value_name = "HEX", value_parser = parse_bits)]
+    pub initial_bits: Option<u32>,
+}
+
+fn parse_bits(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0x").unwrap_or(s);
+    u32::from_str_radix(digits, 16).map_err(|e| format!("{s:?} is not a hex compact target: {e}"))
+}
+
+/// The compact target at which `hashes_per_block` tries find a block on average
+/// (target ≈ 2^256 / hashes), never easier than regtest's limit 0x207fffff.
+pub fn bits_for(hashes_per_block: f64) -> u32 {
+    let hashes = hashes_per_block.max(2.0);
+    // log256 of the target; the mantissa holds three bytes of it.
+    let log256 = (256.0 - hashes.log2()) / 8.0;
+    let mut exponent = log256.ceil() as i32;
+    let mut mantissa = 256f64.powf(log256 - (exponent - 3) as f64);
+    while mantissa > f64::from(0x007f_ffffu32) {
+        mantissa /= 256.0;
+        exponent += 1;
+    }
+    while mantissa < f64::from(0x8000u32) && exponent > 3 {
+        mantissa *= 256.0;
+        exponent -= 1;
+    }
+    if exponent > 0x20 || (exponent == 0x20 && mantissa > f64::from(0x7f_ffffu32)) {
+        return 0x207f_ffff;
+    }
+    ((exponent as u32) << 24) | (mantissa as u32 & 0x007f_ffff)
+}
+
+/// The default genesis bits of a local PoW network of `miners` (one thread each).
+pub fn local_bits(miners: usize, block_time_ms: u64) -> u32 {
+    let rate = LOCAL_HASHRATE_PER_MINER * miners.clamp(1, LOCAL_CORES) as f64;
+    bits_for(rate * block_time_ms as f64 / 1000.0)
 }
 
 #[derive(Args)]
@@ -81,10 +138,19 @@ pub fn create(
     validators: usize,
     out: &Path,
     round_timeout_ms: Option<u64>,
+    pow: PowTuning,
 ) -> Result<NewNetwork> {
     check_validator_count(validators)?;
     if round_timeout_ms.is_some() && mode != Mode::Bft {
         bail!("--round-timeout-ms applies to BFT networks only (--mode bft)");
+    }
+    if (pow.block_time_ms.is_some() || pow.initial_bits.is_some()) && mode != Mode::Pow {
+        bail!(
+            "--block-time-ms and --initial-bits apply to proof-of-work networks only (--mode pow)"
+        );
+    }
+    if pow.block_time_ms == Some(0) {
+        bail!("--block-time-ms must be greater than 0");
     }
     if round_timeout_ms == Some(0) {
         bail!(
@@ -131,6 +197,12 @@ pub fn create(
         p.round_timeout_ms_base = ms;
         p.round_timeout_ms_max = p.round_timeout_ms_max.max(ms);
     }
+    if let cairn_ledger::genesis::Engine::Pow(p) = &mut genesis.consensus.engine {
+        p.target_block_time_ms = pow.block_time_ms.unwrap_or(LOCAL_BLOCK_TIME_MS);
+        p.initial_bits = pow
+            .initial_bits
+            .unwrap_or_else(|| local_bits(validators, p.target_block_time_ms));
+    }
     let text = genesis.to_file().to_toml_string();
     std::fs::write(&genesis_path, text)
         .with_context(|| format!("cannot write {}", genesis_path.display()))?;
@@ -165,7 +237,7 @@ struct Summary {
 pub fn run(command: GenesisCommand) -> Result<()> {
     match command {
         GenesisCommand::New(a) => {
-            let net = create(a.mode, a.validators, &a.out, a.round_timeout_ms)?;
+            let net = create(a.mode, a.validators, &a.out, a.round_timeout_ms, a.pow)?;
             let keys: Vec<String> = net
                 .validator_keys
                 .iter()
@@ -228,4 +300,22 @@ pub fn run(command: GenesisCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_for_a_number_of_hashes_matches_known_targets() {
+        // 2^16 hashes a block: Bitcoin's 0x1f00ffff-ish (target 0xffff × 2^224 ≈ 2^240).
+        let b = bits_for(65536.0);
+        assert_eq!(b >> 24, 0x1f, "{b:#x}");
+        // Two hashes a block: regtest's limit.
+        assert_eq!(bits_for(2.0), 0x207f_ffff);
+        // Harder networks need smaller targets.
+        assert!(bits_for(1e9) < bits_for(1e6));
+        let local = local_bits(3, 2000);
+        assert!(local < bits_for(65536.0), "{local:#x}");
+    }
 }

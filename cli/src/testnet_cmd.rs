@@ -45,6 +45,8 @@ pub struct TestnetArgs {
     /// BFT only: the base round timeout in milliseconds written to genesis (default 1000).
     #[arg(long, value_name = "MS")]
     round_timeout_ms: Option<u64>,
+    #[command(flatten)]
+    pow: genesis_cmd::PowTuning,
     /// Only create the files (or report the existing ones); start nothing.
     #[arg(long)]
     no_start: bool,
@@ -95,11 +97,6 @@ pub fn run(a: TestnetArgs) -> Result<()> {
         check_ports_of(&file)?;
         return run_nodes(&file);
     }
-    if a.mode == Mode::Pow && !a.no_start {
-        bail!(
-            "proof-of-work nodes cannot run in this build yet; `--mode pow --no-start` creates              the files only"
-        );
-    }
     genesis_cmd::check_validator_count(a.validators)?;
     let ports_needed = a.validators * 2;
     if (a.base_port as usize).saturating_add(ports_needed) > u16::MAX as usize {
@@ -117,7 +114,7 @@ pub fn run(a: TestnetArgs) -> Result<()> {
             );
         }
     }
-    let net = genesis_cmd::create(a.mode, a.validators, &a.dir, a.round_timeout_ms)?;
+    let net = genesis_cmd::create(a.mode, a.validators, &a.dir, a.round_timeout_ms, a.pow)?;
     let peers: Vec<String> = net
         .validator_keys
         .iter()
@@ -139,6 +136,11 @@ pub fn run(a: TestnetArgs) -> Result<()> {
         config.node.moniker = name.clone();
         config.p2p.listen = format!("/ip4/127.0.0.1/tcp/{p2p_port}");
         config.rpc.listen = format!("127.0.0.1:{rpc_port}");
+        if a.mode == Mode::Pow {
+            // One miner thread per node: a local network shares the machine's cores.
+            config.mining.enabled = true;
+            config.mining.threads = 1;
+        }
         config.p2p.persistent_peers = peers
             .iter()
             .enumerate()
@@ -323,7 +325,7 @@ fn supervise(file: &TestnetFile, running: &mut [Running], stop: &AtomicBool) -> 
     }
     spinner.finish_and_clear();
     println!();
-    println!("running: {} validators committing blocks", running.len());
+    println!("running: {} nodes committing blocks", running.len());
     for (n, r) in file.nodes.iter().zip(running.iter()) {
         println!("  {:<6} rpc {}  log {}", n.name, n.rpc, r.log.display());
     }

@@ -1,6 +1,7 @@
 //! `cairn tx …`: sign transactions with a key file and submit them to a node's RPC.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use cairn_ledger::tx::{Payload, Transaction};
@@ -15,6 +16,12 @@ use crate::output::{self, Output};
 
 /// The fee a transfer pays unless `--fee` says otherwise, in the smallest unit.
 pub const FEE_DEFAULT: u64 = 1;
+/// Most confirmations `--confirmations` may ask for.
+pub const CONFIRMATIONS_MAX: u64 = 10_000;
+/// Longest `--confirmations` waits after the commit before giving up.
+pub const CONFIRMATIONS_WAIT_MAX: Duration = Duration::from_secs(600);
+/// How often `--confirmations` asks the node.
+const CONFIRMATIONS_POLL: Duration = Duration::from_millis(500);
 
 #[derive(Subcommand)]
 pub enum TxCommand {
@@ -52,6 +59,11 @@ pub struct TransferArgs {
     /// twice.
     #[arg(long)]
     wait: bool,
+    /// With --wait: after the commit, wait until the transaction has N confirmations (its
+    /// block and N − 1 on top of it; 1 is the commit itself). Useful on proof-of-work
+    /// networks, where a block can still be reorganised away; waits up to 10 minutes.
+    #[arg(long, value_name = "N", requires = "wait", value_parser = clap::value_parser!(u64).range(1..=CONFIRMATIONS_MAX))]
+    confirmations: Option<u64>,
     #[command(flatten)]
     rpc: RpcArgs,
     #[arg(long, value_enum, default_value_t)]
@@ -84,6 +96,57 @@ struct Committed {
     index: u32,
     block: Hash,
     receipt: Value,
+    #[serde(default)]
+    confirmations: u64,
+}
+
+/// The parts of the `tx` answer `--confirmations` follows.
+#[derive(Deserialize)]
+struct TxState {
+    status: String,
+    #[serde(default)]
+    height: u64,
+    block: Option<Hash>,
+    #[serde(default)]
+    confirmations: u64,
+}
+
+/// Polls `tx` until `hash` has `wanted` confirmations: (height, block, confirmations). A
+/// reorganisation may take it out of the chain for a while (back to pending); the wait goes
+/// on until it is confirmed again or [`CONFIRMATIONS_WAIT_MAX`] has passed.
+fn wait_confirmations(client: &Client, hash: &Hash, wanted: u64) -> Result<(u64, Hash, u64)> {
+    let short = &hash.to_string()[..16];
+    let spinner = crate::output::spinner(format!("waiting for {wanted} confirmations of {short}…"));
+    let deadline = Instant::now() + CONFIRMATIONS_WAIT_MAX;
+    let mut last = 0;
+    loop {
+        let state: TxState = client.call("tx", json!({ "hash": hash }))?;
+        if state.status == "committed" {
+            spinner.set_message(format!(
+                "{short}…: {} of {wanted} confirmations",
+                state.confirmations
+            ));
+            last = state.confirmations;
+            if let (true, Some(block)) = (state.confirmations >= wanted, state.block) {
+                spinner.finish_and_clear();
+                return Ok((state.height, block, state.confirmations));
+            }
+        } else {
+            spinner.set_message(format!(
+                "{short}… is {} again (a reorganisation)",
+                state.status
+            ));
+        }
+        if Instant::now() >= deadline {
+            spinner.finish_and_clear();
+            bail!(
+                "transaction {hash} has {last} of {wanted} confirmations after {} s; check with \
+                 `cairn query tx {hash}`",
+                CONFIRMATIONS_WAIT_MAX.as_secs()
+            );
+        }
+        std::thread::sleep(CONFIRMATIONS_POLL);
+    }
 }
 
 /// What `tx transfer` prints; `height`, `index`, `block` and `receipt` only after `--wait`.
@@ -104,6 +167,8 @@ struct TransferReport {
     block: Option<Hash>,
     #[serde(skip_serializing_if = "Option::is_none")]
     receipt: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirmations: Option<u64>,
 }
 
 pub fn run(command: TxCommand) -> Result<()> {
@@ -149,6 +214,7 @@ fn transfer(a: TransferArgs) -> Result<()> {
         index: None,
         block: None,
         receipt: None,
+        confirmations: None,
     };
     if a.wait {
         // Short enough for one line of an 80-column terminal.
@@ -167,6 +233,13 @@ fn transfer(a: TransferArgs) -> Result<()> {
         report.index = Some(committed.index);
         report.block = Some(committed.block);
         report.receipt = Some(committed.receipt);
+        report.confirmations = Some(committed.confirmations);
+        if let Some(wanted) = a.confirmations {
+            let (height, block, confirmations) = wait_confirmations(&client, &hash, wanted)?;
+            report.height = Some(height);
+            report.block = Some(block);
+            report.confirmations = Some(confirmations);
+        }
     } else {
         let admitted: Admitted =
             client.call("submit_tx", json!({ "tx": encoded, "mode": "mempool" }))?;
@@ -215,6 +288,9 @@ fn print_report(report: &TransferReport, out: Output) {
         rows.push(("height".to_owned(), height.to_string()));
         rows.push(("index".to_owned(), index.to_string()));
         rows.push(("block".to_owned(), block.to_string()));
+    }
+    if let Some(c) = report.confirmations {
+        rows.push(("confirmations".to_owned(), c.to_string()));
     }
     if let Some(receipt) = &report.receipt {
         output::value_rows("receipt", receipt, &mut rows);

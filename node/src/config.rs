@@ -11,6 +11,8 @@ pub struct NodeConfig {
     pub rpc: RpcSection,
     pub mempool: MempoolSection,
     pub consensus: ConsensusSection,
+    pub mining: MiningSection,
+    pub pow: PowSection,
     pub logging: LoggingSection,
 }
 
@@ -53,6 +55,65 @@ pub struct ConsensusSection {
     /// With nothing to include, a leader waits this long after its parent before proposing
     /// an empty block (capped at half the genesis base round timeout).
     pub empty_block_interval_ms: u64,
+}
+
+/// Proof-of-work networks only: whether and how this node mines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MiningSection {
+    /// Search for blocks on the best tip (a node that does not mine still follows the chain).
+    pub enabled: bool,
+    /// OS threads searching nonces, 1..=[`MINING_THREADS_MAX`].
+    pub threads: u32,
+    /// Who block rewards and fees are paid to (40 hex digits); empty: this node key's address.
+    pub reward_address: String,
+}
+
+/// Upper bound of `mining.threads`.
+pub const MINING_THREADS_MAX: u32 = 256;
+
+/// Proof-of-work networks only: local policy (what the network agrees on is in genesis).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PowSection {
+    /// Deepest reorganisation this node follows, in blocks undone. A deeper one is refused
+    /// and logged as a warning (and counted in `cairn_pow_reorgs_refused_total`): it means a
+    /// long partition or an attack, and an operator should look before the node follows it.
+    pub reorg_depth_max: u64,
+}
+
+/// Upper bound of `pow.reorg_depth_max`: the block index keeps this much history anyway.
+pub const REORG_DEPTH_MAX_LIMIT: u64 = 10_000;
+
+impl Default for MiningSection {
+    fn default() -> Self {
+        MiningSection {
+            enabled: false,
+            threads: 1,
+            reward_address: String::new(),
+        }
+    }
+}
+
+impl Default for PowSection {
+    fn default() -> Self {
+        PowSection {
+            reorg_depth_max: 100,
+        }
+    }
+}
+
+impl MiningSection {
+    /// The reward address: the configured one, or `default` (the node key's) when empty.
+    pub fn reward_address_or(
+        &self,
+        default: cairn_ledger::Address,
+    ) -> Result<cairn_ledger::Address, String> {
+        if self.reward_address.is_empty() {
+            return Ok(default);
+        }
+        self.reward_address.parse()
+    }
 }
 
 /// Upper bound of `consensus.empty_block_interval_ms`.
@@ -192,6 +253,8 @@ impl NodeConfig {
                 self.mempool.txs_per_sender_max as u64,
             ),
             ("p2p.peers_max", self.p2p.peers_max as u64),
+            ("mining.threads", self.mining.threads as u64),
+            ("pow.reorg_depth_max", self.pow.reorg_depth_max),
         ] {
             if value == 0 {
                 return Err(invalid(field, "must be greater than 0".into()));
@@ -203,6 +266,33 @@ impl NodeConfig {
                 format!(
                     "{} is over the limit of {EMPTY_BLOCK_INTERVAL_MS_MAX}",
                     self.consensus.empty_block_interval_ms
+                ),
+            ));
+        }
+        if self.mining.threads > MINING_THREADS_MAX {
+            return Err(invalid(
+                "mining.threads",
+                format!(
+                    "{} is over the limit of {MINING_THREADS_MAX}",
+                    self.mining.threads
+                ),
+            ));
+        }
+        if let Err(e) = self
+            .mining
+            .reward_address_or(cairn_ledger::Address([0; 20]))
+        {
+            return Err(invalid(
+                "mining.reward_address",
+                format!("{:?}: {e}", self.mining.reward_address),
+            ));
+        }
+        if self.pow.reorg_depth_max > REORG_DEPTH_MAX_LIMIT {
+            return Err(invalid(
+                "pow.reorg_depth_max",
+                format!(
+                    "{} is over the limit of {REORG_DEPTH_MAX_LIMIT}",
+                    self.pow.reorg_depth_max
                 ),
             ));
         }
@@ -264,6 +354,18 @@ txs_per_sender_max = {per_sender}
 # before proposing an empty one; capped at half the genesis base round timeout. 0: no wait.
 empty_block_interval_ms = {empty_interval}
 
+[mining]
+# Proof-of-work networks only. Search for blocks on the best tip with `threads` OS threads;
+# rewards and fees go to `reward_address` (40 hex digits; empty: this node key's address).
+enabled = {mining_enabled}
+threads = {mining_threads}
+reward_address = {reward_address}
+
+[pow]
+# Proof-of-work networks only. The deepest reorganisation (blocks undone) this node follows;
+# a deeper one is refused with a warning in the log and in cairn_pow_reorgs_refused_total.
+reorg_depth_max = {reorg_depth_max}
+
 [logging]
 # trace, debug, info, warn or error (a RUST_LOG-style filter also works).
 level = {level}
@@ -283,6 +385,10 @@ format = {format}
             bytes_max = self.mempool.bytes_max,
             per_sender = self.mempool.txs_per_sender_max,
             empty_interval = self.consensus.empty_block_interval_ms,
+            mining_enabled = self.mining.enabled,
+            mining_threads = self.mining.threads,
+            reward_address = q(&self.mining.reward_address),
+            reorg_depth_max = self.pow.reorg_depth_max,
             level = q(&self.logging.level),
             format = q(&self.logging.format),
         )
@@ -298,6 +404,10 @@ mod tests {
         let mut c = NodeConfig::default();
         c.node.moniker = "with \"quotes\"".into();
         c.p2p.persistent_peers = vec!["/ip4/127.0.0.1/tcp/1/p2p/12D3KooWabc".into()];
+        c.mining.enabled = true;
+        c.mining.threads = 3;
+        c.mining.reward_address = "11".repeat(20);
+        c.pow.reorg_depth_max = 7;
         let text = c.to_documented_toml();
         assert_eq!(toml::from_str::<NodeConfig>(&text).unwrap(), c);
     }
@@ -315,5 +425,11 @@ mod tests {
         std::fs::write(&path, "[rpc]\nlisen = \"127.0.0.1:1\"\n").unwrap();
         let err = NodeConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("lisen"), "{err}");
+        std::fs::write(&path, "[mining]\nreward_address = \"xyz\"\n").unwrap();
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("mining.reward_address"), "{err}");
+        std::fs::write(&path, "[mining]\nthreads = 0\n").unwrap();
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("mining.threads"), "{err}");
     }
 }

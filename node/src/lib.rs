@@ -1,6 +1,6 @@
 //! The running node: its home directory and configuration, the mempool, networking, the
 //! metrics and the HTTP server (JSON-RPC, health, readiness, metrics), and the driver that
-//! runs consensus over them (`run`).
+//! runs consensus over them (`run`): [`driver`] for BFT networks, [`pow`] for proof of work.
 
 pub mod config;
 pub mod driver;
@@ -9,5 +9,6 @@ pub mod mempool;
 pub mod metrics;
 pub mod oracle_metrics;
 pub mod p2p;
+pub mod pow;
 pub mod rpc;
 pub mod run;

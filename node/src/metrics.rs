@@ -66,6 +66,21 @@ pub struct Metrics {
     pub mempool_bytes: Gauge,
     pub txs_rejected: Family<ReasonLabel, Counter>,
     pub rpc_requests: Family<MethodLabel, Counter>,
+    /// Proof of work: nonces tried per second by this node's miner threads, all together.
+    pub pow_hashrate: Gauge<f64, AtomicU64>,
+    /// Proof of work: blocks this node mined and connected.
+    pub pow_blocks_mined: Counter,
+    /// Proof of work: reorganisations followed (the tip moved to another branch).
+    pub pow_reorgs: Counter,
+    /// Proof of work: blocks undone by the deepest reorganisation followed so far.
+    pub pow_reorg_depth_max: Gauge,
+    /// Proof of work: reorganisations refused because they were deeper than
+    /// `[pow] reorg_depth_max`.
+    pub pow_reorgs_refused: Counter,
+    /// Proof of work: blocks or headers refused as invalid, by reason.
+    pub pow_invalid: Family<ReasonLabel, Counter>,
+    /// Proof of work: height of the best header known (bodies may still be on their way).
+    pub pow_best_header_height: Gauge,
     pub oracle: crate::oracle_metrics::OracleMetrics,
 }
 
@@ -103,6 +118,13 @@ impl Metrics {
             mempool_bytes: Gauge::default(),
             txs_rejected: Family::default(),
             rpc_requests: Family::default(),
+            pow_hashrate: Gauge::default(),
+            pow_blocks_mined: Counter::default(),
+            pow_reorgs: Counter::default(),
+            pow_reorg_depth_max: Gauge::default(),
+            pow_reorgs_refused: Counter::default(),
+            pow_invalid: Family::default(),
+            pow_best_header_height: Gauge::default(),
             oracle: Default::default(),
         };
         // Metrics are handles onto shared atomics: registering clones keeps the fields live.
@@ -162,6 +184,41 @@ impl Metrics {
             "JSON-RPC calls, by method",
             m.rpc_requests.clone(),
         );
+        registry.register(
+            "pow_hashrate",
+            "Nonces tried per second by this node's miner threads",
+            m.pow_hashrate.clone(),
+        );
+        registry.register(
+            "pow_blocks_mined",
+            "Blocks this node mined and connected",
+            m.pow_blocks_mined.clone(),
+        );
+        registry.register(
+            "pow_reorgs",
+            "Reorganisations to another branch",
+            m.pow_reorgs.clone(),
+        );
+        registry.register(
+            "pow_reorg_depth_max",
+            "Blocks undone by the deepest reorganisation followed",
+            m.pow_reorg_depth_max.clone(),
+        );
+        registry.register(
+            "pow_reorgs_refused",
+            "Reorganisations refused as deeper than [pow] reorg_depth_max",
+            m.pow_reorgs_refused.clone(),
+        );
+        registry.register(
+            "pow_invalid",
+            "Blocks or headers refused as invalid, by reason",
+            m.pow_invalid.clone(),
+        );
+        registry.register(
+            "pow_best_header_height",
+            "Height of the best header known",
+            m.pow_best_header_height.clone(),
+        );
         m.oracle.register(&mut registry);
         Metrics { registry, ..m }
     }
@@ -220,6 +277,12 @@ mod tests {
             "cairn_mempool_bytes ",
             "cairn_txs_rejected_total{reason=\"duplicate\"} 1",
             "cairn_rpc_requests_total{method=\"status\"} 1",
+            "cairn_pow_hashrate ",
+            "cairn_pow_blocks_mined_total ",
+            "cairn_pow_reorgs_total ",
+            "cairn_pow_reorg_depth_max ",
+            "cairn_pow_reorgs_refused_total ",
+            "cairn_pow_best_header_height ",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

@@ -24,7 +24,10 @@ use crate::home::Home;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
 use crate::p2p::{self, P2pConfig};
+use crate::pow::chain::PowChain;
+use crate::pow::{MiningSetup, PowDriver, PowParts};
 use crate::rpc::{self, NodeStatus, Readiness, RpcState, StatusBoard};
+use cairn_consensus::pow::PowRules;
 
 /// Transactions admitted by the RPC and waiting to be gossiped; beyond it they stay in the
 /// mempool without being announced (peers get them in blocks).
@@ -39,11 +42,12 @@ pub enum RunError {
         path: std::path::PathBuf,
         source: cairn_ledger::keys::KeyError,
     },
-    #[error(
-        "this genesis runs proof of work, which this build of cairn cannot run yet; only BFT \
-         (hotstuff) networks are supported"
-    )]
-    PowUnsupported,
+    #[error("{path}: [mining] reward_address {value:?}: {reason}")]
+    RewardAddress {
+        path: std::path::PathBuf,
+        value: String,
+        reason: String,
+    },
     #[error("cannot open the ledger in {path}: {source}")]
     Store {
         path: std::path::PathBuf,
@@ -75,10 +79,6 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         path: key_path.clone(),
         source,
     })?;
-    let params = match &genesis.consensus.engine {
-        ConsensusEngine::HotStuff(p) => p.clone(),
-        ConsensusEngine::Pow(_) => return Err(RunError::PowUnsupported),
-    };
     let data = home.data_dir();
     let store = Arc::new(
         Store::open(&data, &genesis).map_err(|source| RunError::Store {
@@ -107,40 +107,6 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         .await
         .map_err(|e| RunError::P2p(e, home.config_path()))?;
 
-    let validators = ValidatorSet::from_genesis(&genesis.validators)
-        .map_err(|e| RunError::Consensus(e.to_string()))?;
-    let block_zero = store
-        .block_at(Height(0))
-        .map_err(|source| RunError::Store {
-            path: data.clone(),
-            source,
-        })?
-        .ok_or_else(|| RunError::Consensus("block 0 is missing from the store".into()))?;
-    let mut chain = Chain::new(
-        Arc::clone(&store),
-        genesis.consensus.block_txs_max,
-        genesis.consensus.block_bytes_max,
-    );
-    let restart = chain
-        .restart_state(&block_zero)
-        .map_err(RunError::Consensus)?;
-    let resumed = restart.is_some();
-    let round_timeout_base = std::time::Duration::from_millis(params.round_timeout_ms_base);
-    let validator_keys: Vec<_> = genesis.validators.iter().map(|v| v.public_key).collect();
-    let me = key.public();
-    let engine = Engine::new(
-        EngineConfig {
-            validators,
-            params,
-            genesis: block_zero,
-            unsafe_skip_voted_round_check: false,
-        },
-        Box::new(Ed25519Signer::new(key)),
-        Box::new(Ed25519Verifier),
-        restart,
-    )
-    .map_err(|e| RunError::Consensus(e.to_string()))?;
-
     let metrics = Arc::new(Metrics::new());
     let mempool = Arc::new(Mutex::new(Mempool::new(
         &genesis.chain_id,
@@ -148,7 +114,13 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
     )));
     let board = Arc::new(StatusBoard::new(
         NodeStatus {
-            validator: validator_keys.contains(&me),
+            validator: match &genesis.consensus.engine {
+                ConsensusEngine::HotStuff(_) => genesis
+                    .validators
+                    .iter()
+                    .any(|v| v.public_key == key.public()),
+                ConsensusEngine::Pow(_) => config.mining.enabled,
+            },
             syncing: true,
             ..NodeStatus::default()
         },
@@ -175,8 +147,10 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         peer_id = %p2p_handle.local_peer_id,
         p2p = %p2p_handle.listen_addr,
         rpc = %rpc_addr,
-        validator = validator_keys.contains(&me),
-        resumed,
+        engine = match &genesis.consensus.engine {
+            ConsensusEngine::HotStuff(_) => "hotstuff",
+            ConsensusEngine::Pow(_) => "pow",
+        },
         "node started"
     );
 
@@ -192,25 +166,71 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         }
         .run(tx_gossip_queue),
     );
-    let driver = Driver::new(DriverParts {
-        engine,
-        chain,
-        mempool,
-        metrics,
-        board,
-        p2p: p2p_handle.clone(),
-        events,
-        admitted: admitted_rx,
-        tx_gossip,
-        gossip_admitted,
-        validators: validator_keys,
-        genesis: genesis.clone(),
-        message_bytes_max,
-        empty_block_interval: std::time::Duration::from_millis(
-            config.consensus.empty_block_interval_ms,
-        ),
-        round_timeout_base,
-    });
+    let driver = match &genesis.consensus.engine {
+        ConsensusEngine::HotStuff(params) => {
+            let parts = Bft {
+                store: Arc::clone(&store),
+                key,
+                params: params.clone(),
+                data: data.clone(),
+            };
+            AnyDriver::Bft(Box::new(bft_driver(
+                parts,
+                Shared {
+                    mempool,
+                    metrics,
+                    board,
+                    p2p: p2p_handle.clone(),
+                    events,
+                    admitted: admitted_rx,
+                    tx_gossip,
+                    gossip_admitted,
+                    genesis: genesis.clone(),
+                    message_bytes_max,
+                },
+                &config,
+            )?))
+        }
+        ConsensusEngine::Pow(params) => {
+            let reward_to = config
+                .mining
+                .reward_address_or(key.public().address())
+                .map_err(|reason| RunError::RewardAddress {
+                    path: home.config_path(),
+                    value: config.mining.reward_address.clone(),
+                    reason,
+                })?;
+            let rules = PowRules::new(params).map_err(|e| RunError::Consensus(e.to_string()))?;
+            let (chain, opened) = PowChain::open(
+                Arc::clone(&store),
+                rules,
+                genesis.consensus.block_txs_max,
+                genesis.consensus.block_bytes_max,
+                config.pow.reorg_depth_max,
+            )
+            .map_err(|e| RunError::Consensus(e.0))?;
+            let driver = PowDriver::new(PowParts {
+                chain,
+                opened,
+                mempool,
+                metrics,
+                board,
+                p2p: p2p_handle.clone(),
+                events,
+                admitted: admitted_rx,
+                tx_gossip,
+                gossip_admitted,
+                genesis: genesis.clone(),
+                message_bytes_max,
+                mining: config.mining.enabled.then_some(MiningSetup {
+                    threads: config.mining.threads as usize,
+                    reward_to,
+                }),
+            })
+            .map_err(|e| RunError::Consensus(e.to_string()))?;
+            AnyDriver::Pow(Box::new(driver))
+        }
+    };
     let (stop_driver, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = oneshot::channel();
     let driver_thread = std::thread::Builder::new()
@@ -251,4 +271,109 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         Ok(Err(e)) => Err(RunError::Halted(e.to_string())),
         Err(_) => Err(RunError::Halted("the driver thread panicked".into())),
     }
+}
+
+/// The driver of the genesis's engine.
+enum AnyDriver {
+    Bft(Box<Driver>),
+    Pow(Box<PowDriver>),
+}
+
+impl AnyDriver {
+    async fn run(self, stop: watch::Receiver<bool>) -> Result<(), DriverError> {
+        match self {
+            AnyDriver::Bft(d) => d.run(stop).await,
+            AnyDriver::Pow(d) => d.run(stop).await,
+        }
+    }
+}
+
+/// What both drivers are wired to.
+struct Shared {
+    mempool: Arc<Mutex<Mempool>>,
+    metrics: Arc<Metrics>,
+    board: Arc<StatusBoard>,
+    p2p: p2p::P2pHandle,
+    events: mpsc::Receiver<p2p::Event>,
+    admitted: mpsc::Receiver<cairn_ledger::tx::Transaction>,
+    tx_gossip: mpsc::Sender<crate::driver::tx_gossip::GossipedTx>,
+    gossip_admitted: Arc<tokio::sync::Notify>,
+    genesis: cairn_ledger::genesis::Genesis,
+    message_bytes_max: usize,
+}
+
+/// What only the BFT driver needs.
+struct Bft {
+    store: Arc<Store>,
+    key: cairn_ledger::crypto::Keypair,
+    params: cairn_ledger::genesis::HotStuffParams,
+    data: std::path::PathBuf,
+}
+
+fn bft_driver(
+    bft: Bft,
+    shared: Shared,
+    config: &crate::config::NodeConfig,
+) -> Result<Driver, RunError> {
+    let Bft {
+        store,
+        key,
+        params,
+        data,
+    } = bft;
+    let genesis = &shared.genesis;
+    let validators = ValidatorSet::from_genesis(&genesis.validators)
+        .map_err(|e| RunError::Consensus(e.to_string()))?;
+    let block_zero = store
+        .block_at(Height(0))
+        .map_err(|source| RunError::Store {
+            path: data.clone(),
+            source,
+        })?
+        .ok_or_else(|| RunError::Consensus("block 0 is missing from the store".into()))?;
+    let mut chain = Chain::new(
+        Arc::clone(&store),
+        genesis.consensus.block_txs_max,
+        genesis.consensus.block_bytes_max,
+    );
+    let restart = chain
+        .restart_state(&block_zero)
+        .map_err(RunError::Consensus)?;
+    if restart.is_some() {
+        tracing::info!("resuming consensus from the store");
+    }
+    let round_timeout_base = std::time::Duration::from_millis(params.round_timeout_ms_base);
+    let validator_keys: Vec<_> = genesis.validators.iter().map(|v| v.public_key).collect();
+    let engine = Engine::new(
+        EngineConfig {
+            validators,
+            params,
+            genesis: block_zero,
+            unsafe_skip_voted_round_check: false,
+        },
+        Box::new(Ed25519Signer::new(key)),
+        Box::new(Ed25519Verifier),
+        restart,
+    )
+    .map_err(|e| RunError::Consensus(e.to_string()))?;
+
+    Ok(Driver::new(DriverParts {
+        engine,
+        chain,
+        mempool: shared.mempool,
+        metrics: shared.metrics,
+        board: shared.board,
+        p2p: shared.p2p,
+        events: shared.events,
+        admitted: shared.admitted,
+        tx_gossip: shared.tx_gossip,
+        gossip_admitted: shared.gossip_admitted,
+        validators: validator_keys,
+        genesis: shared.genesis.clone(),
+        message_bytes_max: shared.message_bytes_max,
+        empty_block_interval: std::time::Duration::from_millis(
+            config.consensus.empty_block_interval_ms,
+        ),
+        round_timeout_base,
+    }))
 }

@@ -348,6 +348,49 @@ impl Testnet {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Creates an `n`-miner proof-of-work testnet (files only) with `cairn testnet --mode pow`,
+    /// the genesis block time `block_time_ms` and compact target `initial_bits`; every node
+    /// mines with one thread.
+    pub fn create_pow(n: usize, block_time_ms: u64, initial_bits: &str) -> Testnet {
+        let block_time = block_time_ms.to_string();
+        Testnet::create_with(
+            n,
+            &[
+                "--mode",
+                "pow",
+                "--block-time-ms",
+                &block_time,
+                "--initial-bits",
+                initial_bits,
+            ],
+            |c| c.to_owned(),
+        )
+    }
+
+    /// Node `i`'s tip: (height, hash).
+    pub fn tip(&self, i: usize) -> Option<(u64, String)> {
+        let s = self.status(i)?;
+        Some((s["height"].as_u64()?, s["hash"].as_str()?.to_owned()))
+    }
+
+    /// The value of metric `name` (with its labels, e.g. `cairn_pow_reorgs_total`) on node
+    /// `i`'s `/metrics`, if it is there.
+    pub fn metric(&self, i: usize, name: &str) -> Option<f64> {
+        let text = get(&format!("{}/metrics", self.nodes[i].rpc));
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// Node `i`'s config.toml text.
+    pub fn config(&self, i: usize) -> String {
+        std::fs::read_to_string(self.nodes[i].home.join("config.toml")).expect("config.toml")
+    }
+
+    /// Replaces node `i`'s config.toml (takes effect at its next start).
+    pub fn set_config(&self, i: usize, text: &str) {
+        std::fs::write(self.nodes[i].home.join("config.toml"), text).expect("write config.toml");
+    }
 }
 
 impl Drop for Testnet {

@@ -404,6 +404,20 @@ impl P2pHandle {
     }
 }
 
+#[cfg(test)]
+impl P2pHandle {
+    /// A handle whose commands land in the returned receiver, for tests of the drivers.
+    pub(crate) fn for_test() -> (P2pHandle, mpsc::Receiver<Command>) {
+        let (commands, received) = mpsc::channel(COMMANDS_CAPACITY);
+        let handle = P2pHandle {
+            local_peer_id: PeerId::random(),
+            listen_addr: "/ip4/127.0.0.1/tcp/1".parse().expect("a multiaddr"),
+            commands,
+        };
+        (handle, received)
+    }
+}
+
 /// Start the service on the current tokio runtime. Returns once it listens, with the
 /// handle for commands, the receiver of events, and the task (which ends on
 /// [`Command::Shutdown`] or when every handle is dropped).

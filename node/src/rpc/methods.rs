@@ -355,10 +355,20 @@ fn block(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
                 .ok_or_else(|| RpcError::Internal(format!("tip block {} is missing", tip.hash)))?
         }
     };
-    Ok(block_json(&block))
+    Ok(block_json(
+        &block,
+        confirmations(state, block.header.height),
+    ))
 }
 
-fn block_json(block: &Block) -> Value {
+/// Blocks on top of `height` in the stored chain, itself included (1 for the tip). The store
+/// holds only the chain this node follows (in PoW mode, the most-work chain it has
+/// connected), so a block it returns is on it.
+fn confirmations(state: &RpcState, height: Height) -> u64 {
+    state.store.tip().height.0.saturating_sub(height.0) + 1
+}
+
+fn block_json(block: &Block, confirmations: u64) -> Value {
     let h = &block.header;
     let transactions: Vec<Hash> = block.transactions.iter().map(Transaction::hash).collect();
     json!({
@@ -371,6 +381,7 @@ fn block_json(block: &Block) -> Value {
         "proposer": h.proposer,
         "protocol_version": h.protocol_version.0,
         "transactions": transactions,
+        "confirmations": confirmations,
     })
 }
 
@@ -425,6 +436,7 @@ fn committed_tx(state: &RpcState, hash: Hash, location: TxLocation) -> Result<Va
         "index": location.index,
         "block": location.block,
         "receipt": receipt,
+        "confirmations": confirmations(state, location.height),
     });
     if let (Value::Object(out), Value::Object(extra)) = (&mut out, extra) {
         out.extend(extra);
