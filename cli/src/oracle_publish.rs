@@ -30,7 +30,7 @@ use crate::submit::Signer;
 use crate::tx_cmd::FEE_DEFAULT;
 
 /// How often the publisher looks at the chain.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// First wait after an RPC failure; doubles on each failure in a row.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(10);

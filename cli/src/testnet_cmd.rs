@@ -28,6 +28,14 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Lines of a failed node's log shown in the error.
 const LOG_TAIL_LINES: usize = 15;
+/// Most demo publishers `--oracle-publishers` starts.
+pub const ORACLE_PUBLISHERS_MAX: usize = 16;
+/// The demo feed every local genesis has, and what its publishers report around.
+const DEMO_FEED: &str = "DEMO/USD";
+const DEMO_PRICE: &str = "1.000000";
+/// What the faucet gives each demo publisher, and what each stakes of it.
+const PUBLISHER_FUNDS: u64 = 1_000_000;
+const PUBLISHER_STAKE: u64 = 10_000;
 
 #[derive(Args)]
 pub struct TestnetArgs {
@@ -47,6 +55,10 @@ pub struct TestnetArgs {
     round_timeout_ms: Option<u64>,
     #[command(flatten)]
     pow: genesis_cmd::PowTuning,
+    /// Also run K oracle publishers for the demo feed DEMO/USD, each funded by the faucet,
+    /// staking and reporting a synthetic price near 1.00 (logs in DIR/publishers/).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    oracle_publishers: usize,
     /// Only create the files (or report the existing ones); start nothing.
     #[arg(long)]
     no_start: bool,
@@ -70,6 +82,16 @@ struct TestnetFile {
 }
 
 pub fn run(a: TestnetArgs) -> Result<()> {
+    if a.oracle_publishers > ORACLE_PUBLISHERS_MAX {
+        bail!(
+            "--oracle-publishers {} is over the limit of {ORACLE_PUBLISHERS_MAX}",
+            a.oracle_publishers
+        );
+    }
+    let publishers = Publishers {
+        dir: a.dir.join("publishers"),
+        count: a.oracle_publishers,
+    };
     let manifest = a.dir.join("testnet.json");
     if manifest.exists() {
         // Running it again is how people come back to their network: reuse it.
@@ -95,7 +117,7 @@ pub fn run(a: TestnetArgs) -> Result<()> {
             return Ok(());
         }
         check_ports_of(&file)?;
-        return run_nodes(&file);
+        return run_nodes(&file, &publishers);
     }
     genesis_cmd::check_validator_count(a.validators)?;
     let ports_needed = a.validators * 2;
@@ -184,7 +206,7 @@ pub fn run(a: TestnetArgs) -> Result<()> {
         );
         return Ok(());
     }
-    run_nodes(&file)
+    run_nodes(&file, &publishers)
 }
 
 fn print_summary(file: &TestnetFile, manifest: &std::path::Path) {
@@ -229,7 +251,7 @@ struct Running {
 
 /// Starts one `cairn node run` per node, waits for commits, then runs until Ctrl-C (or a
 /// node dies), and stops every node it started.
-fn run_nodes(file: &TestnetFile) -> Result<()> {
+fn run_nodes(file: &TestnetFile, publishers: &Publishers) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the cairn executable")?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -246,10 +268,10 @@ fn run_nodes(file: &TestnetFile) -> Result<()> {
             }
         }
     }
-    let result = supervise(file, &mut running, &stop);
+    let result = supervise(file, &mut running, &stop, publishers);
     stop_all(&mut running);
     if result.is_ok() {
-        println!("stopped all {} nodes", running.len());
+        println!("stopped all {} processes", running.len());
     }
     result
 }
@@ -278,7 +300,12 @@ fn start_node(exe: &Path, n: &TestnetNode) -> Result<Running> {
     })
 }
 
-fn supervise(file: &TestnetFile, running: &mut [Running], stop: &AtomicBool) -> Result<()> {
+fn supervise(
+    file: &TestnetFile,
+    running: &mut Vec<Running>,
+    stop: &AtomicBool,
+    publishers: &Publishers,
+) -> Result<()> {
     let clients: Vec<Client> = file
         .nodes
         .iter()
@@ -324,10 +351,21 @@ fn supervise(file: &TestnetFile, running: &mut [Running], stop: &AtomicBool) -> 
         std::thread::sleep(POLL_INTERVAL);
     }
     spinner.finish_and_clear();
+    let nodes = running.len();
+    publishers.start(file, &clients, running)?;
     println!();
-    println!("running: {} nodes committing blocks", running.len());
+    println!("running: {nodes} nodes committing blocks");
     for (n, r) in file.nodes.iter().zip(running.iter()) {
         println!("  {:<6} rpc {}  log {}", n.name, n.rpc, r.log.display());
+    }
+    for r in &running[nodes..] {
+        println!("  {} for {DEMO_FEED}  log {}", r.name, r.log.display());
+    }
+    if running.len() > nodes {
+        println!(
+            "prices appear after two rounds:  cairn oracle price {DEMO_FEED} --rpc {}",
+            file.nodes.first().map(|n| n.rpc.as_str()).unwrap_or("")
+        );
     }
     println!("  faucet key    {}", file.faucet_key.display());
     println!(
@@ -391,5 +429,95 @@ fn stop_all(running: &mut [Running]) {
                 Ok(None) => std::thread::sleep(Duration::from_millis(50)),
             }
         }
+    }
+}
+
+/// The demo publishers: one key each under `dir`, funded by the faucet when they start.
+struct Publishers {
+    dir: PathBuf,
+    count: usize,
+}
+
+impl Publishers {
+    /// Creates missing keys, funds the publishers that need it, and starts one
+    /// `cairn oracle publish` per publisher, spread over the nodes' RPCs.
+    fn start(
+        &self,
+        file: &TestnetFile,
+        clients: &[Client],
+        running: &mut Vec<Running>,
+    ) -> Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let exe = std::env::current_exe().context("cannot find the cairn executable")?;
+        let spinner = crate::output::spinner(format!("funding {} oracle publishers", self.count));
+        let faucet = crate::submit::Signer::new(
+            Client::new(&RpcArgs {
+                rpc: file.nodes[0]
+                    .rpc
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!(e))?,
+            }),
+            keys::read_key_file(&file.faucet_key)?,
+        )?;
+        for i in 0..self.count {
+            let dir = self.dir.join(format!("publisher{i}"));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let key_path = dir.join("op.key");
+            if !key_path.exists() {
+                keys::write_key_file(
+                    &key_path,
+                    &cairn_ledger::crypto::Keypair::generate(&mut rand::rngs::OsRng),
+                )
+                .with_context(|| format!("cannot write {}", key_path.display()))?;
+            }
+            let address = keys::read_key_file(&key_path)?.public().address();
+            let balance =
+                clients[0].call::<serde_json::Value>(
+                    "account",
+                    serde_json::json!({ "address": address }),
+                )?["balance"]
+                    .as_u64()
+                    .unwrap_or(0);
+            if balance < PUBLISHER_STAKE * 2 {
+                faucet.submit(
+                    cairn_ledger::tx::Payload::Transfer {
+                        to: address,
+                        amount: cairn_ledger::Amount(PUBLISHER_FUNDS),
+                    },
+                    crate::tx_cmd::FEE_DEFAULT,
+                    true,
+                )?;
+            }
+            let log = dir.join("publisher.log");
+            let out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .with_context(|| format!("cannot open {}", log.display()))?;
+            let err = out.try_clone()?;
+            let rpc = &file.nodes[i % file.nodes.len()].rpc;
+            let child = Command::new(&exe)
+                .args(["oracle", "publish", "--feed", DEMO_FEED, "--key"])
+                .arg(&key_path)
+                .args(["--source", &format!("synthetic:{DEMO_PRICE}")])
+                .args(["--stake", &PUBLISHER_STAKE.to_string(), "--rpc", rpc])
+                .arg("--state-dir")
+                .arg(dir.join("state"))
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .context("cannot start an oracle publisher")?;
+            running.push(Running {
+                name: format!("publisher{i}"),
+                log,
+                child,
+            });
+        }
+        spinner.finish_and_clear();
+        Ok(())
     }
 }

@@ -406,3 +406,68 @@ fn publishers_set_the_honest_median_and_misbehaviour_is_penalised() {
         .unwrap();
     assert!(String::from_utf8_lossy(&bad_id.stderr).contains("BASE/QUOTE"));
 }
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                found.push(cmd);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn testnet_with_publishers_shows_prices_and_ctrl_c_stops_them_too() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let base = cairn_tests::testnet::free_ports(8);
+    let mut testnet = Command::new(cairn_bin())
+        .args(["testnet", "--oracle-publishers", "3", "--dir"])
+        .arg(dir.path())
+        .args(["--base-port", &base.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start cairn testnet");
+    let rpc = format!("http://127.0.0.1:{}", base + 1);
+    let deadline = Instant::now() + WAIT_MAX * 2;
+    let price = loop {
+        let v = cairn_tests::testnet::rpc_call(&rpc, "oracle_price", json!({ "feed": "DEMO/USD" }));
+        if let Ok(v) = &v
+            && !v["price"].is_null()
+        {
+            break v.clone();
+        }
+        if Instant::now() > deadline {
+            let _ = testnet.kill();
+            let log =
+                std::fs::read_to_string(dir.path().join("publishers/publisher0/publisher.log"))
+                    .unwrap_or_default();
+            panic!("no DEMO/USD price appeared: {v:?}\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // The synthetic source stays within 0.3% of 1.00.
+    let value = price["price"]["value"].as_u64().unwrap();
+    assert!((997_000..=1_003_000).contains(&value), "{price}");
+    let needle = dir.path().to_str().unwrap().to_owned();
+    assert_eq!(
+        processes_mentioning(&format!("{needle}/publishers")).len(),
+        3,
+        "three publishers run"
+    );
+
+    // SAFETY: kill(2) on a child this test spawned and has not reaped.
+    unsafe {
+        libc::kill(testnet.id() as libc::pid_t, libc::SIGINT);
+    }
+    let status = testnet.wait().unwrap();
+    assert!(status.success(), "cairn testnet exit: {status}");
+    let left = processes_mentioning(&needle);
+    assert!(left.is_empty(), "still running after Ctrl-C: {left:?}");
+}
