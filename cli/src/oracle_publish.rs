@@ -102,7 +102,7 @@ impl std::str::FromStr for Source {
 }
 
 /// What is kept per round, before the commitment is sent.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct RoundFile {
     feed: FeedId,
     round: RoundNumber,
