@@ -1665,6 +1665,7 @@ out_of_band_penalty_bps = 10
         // An oracle section with no feeds is not the same network as no section.
         let mut with_section = g.clone();
         with_section.oracle.unbonding_blocks = 1;
+        with_section.oracle.min_operator_stake = Amount(1);
         assert_eq!(round_trip(&with_section), with_section);
         assert_ne!(with_section.hash(), g.hash());
     }
