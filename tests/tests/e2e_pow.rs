@@ -1,6 +1,6 @@
 //! A proof-of-work network of real `cairn node run` processes, each mining with one thread
-//! over libp2p and its own RocksDB: three miners converge on one chain and commit a CLI
-//! transfer with confirmations; a partition makes two branches, and once it heals every node
+//! over libp2p and its own RocksDB: three miners (one of them joining late, by headers-first
+//! sync) converge on one chain and commit a CLI transfer with confirmations; a partition makes two branches, and once it heals every node
 //! follows the most-work branch, the losing branch's transactions come back and are mined
 //! again, and state roots agree.
 //!
@@ -76,8 +76,12 @@ fn wait_agree_at(net: &mut Testnet, nodes: &[usize], height: u64) -> (String, St
 fn three_miners_converge_and_commit_a_cli_transfer_with_confirmations() {
     let _serial = serial();
     let mut net = Testnet::create_pow(3, BLOCK_TIME_MS, EASY_BITS);
-    net.start_all();
-    net.wait_height(&[0, 1, 2], 3);
+    // Node 2 joins late: it syncs headers first, then the bodies, then mines along.
+    net.start(0);
+    net.start(1);
+    net.wait_height(&[0, 1], 8);
+    net.start(2);
+    net.wait_height(&[0, 1, 2], 8);
     let faucet = net.faucet_key.to_str().unwrap().to_owned();
     let (_, to) = new_account(&net, "alice");
     let rpc = net.nodes[1].rpc.clone();
