@@ -1,9 +1,9 @@
 //! A proof-of-work network of real `cairn node run` processes, each mining with one thread
 //! over libp2p and its own RocksDB: three miners (one of them joining late, by headers-first
 //! sync) converge on one chain and commit a CLI transfer with confirmations, and one killed
-//! mid-run comes back on the same chain; a partition makes two branches, and once it heals every node
-//! follows the most-work branch, the losing branch's transactions come back and are mined
-//! again, and state roots agree.
+//! mid-run comes back on the same chain; a partition makes two branches, and once it heals
+//! every node follows the most-work branch, the losing branch's transactions come back and
+//! are mined again, and state roots agree.
 //!
 //! Difficulty is low (blocks every half second or so) to keep the file fast; waits poll with
 //! deadlines and never assert on timing.
