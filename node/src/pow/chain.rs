@@ -323,6 +323,12 @@ impl PowChain {
             Ok(Inserted::AlreadyKnown) => Ok(Accepted::Known),
             Ok(Inserted::Added { best_changed }) => {
                 self.headers.insert(hash, header.clone());
+                // Every kept header is indexed; more headers than index entries means the
+                // index pruned old branches: forget their headers too.
+                if self.headers.len() > self.index.len() {
+                    let index = &self.index;
+                    self.headers.retain(|h, _| index.contains(h));
+                }
                 Ok(Accepted::New { best_changed })
             }
             Err(e) => Err(Refused::Dropped {
