@@ -53,4 +53,4 @@ sim: build
 	$(CAIRN) sim bft --seeds 100000 --faults all
 
 bench: bootstrap
-	$(CARGO) bench --locked --profile release -p cairn-benches -p cairn-oracle
+	$(CARGO) bench --locked --profile release -p cairn-benches -p cairn-oracle -p cairn-consensus

@@ -120,7 +120,18 @@ fn wait_confirmations(client: &Client, hash: &Hash, wanted: u64) -> Result<(u64,
     let deadline = Instant::now() + CONFIRMATIONS_WAIT_MAX;
     let mut last = 0;
     loop {
-        let state: TxState = client.call("tx", json!({ "hash": hash }))?;
+        let state: TxState = match client.call("tx", json!({ "hash": hash })) {
+            Ok(s) => s,
+            // Reorganised out of the chain and not (yet) back in this node's mempool: it may
+            // come back by gossip from the node that mined it, so keep waiting.
+            Err(ClientError::Rpc { code, .. }) if code == codes::NOT_FOUND => TxState {
+                status: "unknown to the node".to_owned(),
+                height: 0,
+                block: None,
+                confirmations: 0,
+            },
+            Err(e) => return Err(e.into()),
+        };
         if state.status == "committed" {
             spinner.set_message(format!(
                 "{short}…: {} of {wanted} confirmations",

@@ -1,8 +1,9 @@
 //! A proof-of-work network of real `cairn node run` processes, each mining with one thread
-//! over libp2p and its own RocksDB: three miners converge on one chain and commit a CLI
-//! transfer with confirmations; a partition makes two branches, and once it heals every node
-//! follows the most-work branch, the losing branch's transactions come back and are mined
-//! again, and state roots agree.
+//! over libp2p and its own RocksDB: three miners (one of them joining late, by headers-first
+//! sync) converge on one chain and commit a CLI transfer with confirmations, and one killed
+//! mid-run comes back on the same chain; a partition makes two branches, and once it heals
+//! every node follows the most-work branch, the losing branch's transactions come back and
+//! are mined again, and state roots agree.
 //!
 //! Difficulty is low (blocks every half second or so) to keep the file fast; waits poll with
 //! deadlines and never assert on timing.
@@ -76,8 +77,12 @@ fn wait_agree_at(net: &mut Testnet, nodes: &[usize], height: u64) -> (String, St
 fn three_miners_converge_and_commit_a_cli_transfer_with_confirmations() {
     let _serial = serial();
     let mut net = Testnet::create_pow(3, BLOCK_TIME_MS, EASY_BITS);
-    net.start_all();
-    net.wait_height(&[0, 1, 2], 3);
+    // Node 2 joins late: it syncs headers first, then the bodies, then mines along.
+    net.start(0);
+    net.start(1);
+    net.wait_height(&[0, 1], 8);
+    net.start(2);
+    net.wait_height(&[0, 1, 2], 8);
     let faucet = net.faucet_key.to_str().unwrap().to_owned();
     let (_, to) = new_account(&net, "alice");
     let rpc = net.nodes[1].rpc.clone();
@@ -140,6 +145,14 @@ fn three_miners_converge_and_commit_a_cli_transfer_with_confirmations() {
         mined >= settled as f64,
         "{mined} blocks mined for {settled} heights"
     );
+
+    // A miner killed mid-run reopens its store where it was and follows the chain again.
+    net.kill(0);
+    net.start(0);
+    net.wait_for("node 0 to answer again", |net| net.height(0).is_some());
+    let again = (0..3).map(|i| net.height(i).unwrap()).max().unwrap() + 2;
+    net.wait_height(&[0, 1, 2], again + 1);
+    wait_agree_at(&mut net, &[0, 1, 2], again);
 }
 
 #[test]

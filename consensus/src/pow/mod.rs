@@ -16,6 +16,7 @@
 pub mod difficulty;
 pub mod fork_choice;
 pub mod header;
+pub mod mine;
 pub mod reward;
 pub mod target;
 
@@ -25,6 +26,7 @@ pub use fork_choice::{
     ReorgPath,
 };
 pub use header::{CheckedHeader, HeaderError, HeaderSummary, Rejection, check_header};
+pub use mine::NonceSearch;
 pub use reward::RewardSchedule;
 pub use target::{CompactError, CompactTarget, PowError, Target, Work, check_proof_of_work};
 

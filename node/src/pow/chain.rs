@@ -13,6 +13,9 @@
 //!   synced batch). A block that does not execute is marked invalid in the index (with its
 //!   descendants) and never chosen again. A branch is switched to only once every one of its
 //!   bodies is here, and never deeper than the local `reorg_depth_max`.
+//! - Coinbase maturity: a block that spends a reward earned fewer than the genesis
+//!   `coinbase_maturity_blocks` blocks before it is invalid, and templates leave such spends
+//!   out (the ledger credits rewards at once; this node keeps them locked until mature).
 //!
 //! Owns: the index, the side bodies and the `pow/` keys of the consensus column. Never: talks
 //! to peers or reads the clock (the driver passes `now`), and never mines.
@@ -320,6 +323,12 @@ impl PowChain {
             Ok(Inserted::AlreadyKnown) => Ok(Accepted::Known),
             Ok(Inserted::Added { best_changed }) => {
                 self.headers.insert(hash, header.clone());
+                // Every kept header is indexed; more headers than index entries means the
+                // index pruned old branches: forget their headers too.
+                if self.headers.len() > self.index.len() {
+                    let index = &self.index;
+                    self.headers.retain(|h, _| index.contains(h));
+                }
                 Ok(Accepted::New { best_changed })
             }
             Err(e) => Err(Refused::Dropped {
@@ -545,6 +554,15 @@ impl PowChain {
                 .side_body(hash)?
                 .ok_or_else(|| Fatal(format!("side block {hash} is missing from the store")))?;
             let reward = self.rules.reward.subsidy(block.header.height);
+            if let Err(reason) = self.check_maturity(&block) {
+                self.store.delete_consensus(&[side_key(hash)])?;
+                self.bodies.remove(hash);
+                if let Err(err) = self.index.mark_invalid(*hash) {
+                    tracing::debug!(%hash, error = %err, "could not mark a block invalid");
+                }
+                out.invalid.push((*hash, reason));
+                return Ok(true);
+            }
             match self.store.prepare(block, reward, SigCheck::Batch) {
                 Ok(prepared) => {
                     let writes = ConsensusWrites {
@@ -669,8 +687,76 @@ impl PowChain {
             .map_err(|e| e.to_string())
     }
 
-    /// Keeps, in order, the candidates whose nonce and cost fit the sender's state.
+    /// What each recent producer on the connected chain earned in blocks whose rewards are
+    /// not yet spendable in the block at `height`: rewards (subsidy and fees) of the blocks
+    /// less than `coinbase_maturity_blocks` below it.
+    fn immature_rewards(&self, height: Height) -> Result<HashMap<Address, u128>, String> {
+        let maturity = self.rules.reward.coinbase_maturity_blocks();
+        let mut out: HashMap<Address, u128> = HashMap::new();
+        let from = height.0.saturating_sub(maturity.saturating_sub(1)).max(1);
+        for h in from..height.0 {
+            let at = Height(h);
+            let header = self
+                .store
+                .header_at(at)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("block {h} is missing from the store"))?;
+            let fees: u128 = self
+                .store
+                .receipts(at)
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default()
+                .iter()
+                .map(|r| r.fee.0 as u128)
+                .sum();
+            let reward = self.rules.reward.subsidy(at).0 as u128 + fees;
+            *out.entry(header.proposer).or_default() += reward;
+        }
+        Ok(out)
+    }
+
+    /// The coinbase maturity rule, on the block's parent state (the connected tip): a
+    /// sender that produced one of the last `coinbase_maturity_blocks` − 1 blocks may not
+    /// spend, in this block, more than its balance less those blocks' rewards. Conservative:
+    /// what it receives within the block does not count.
+    fn check_maturity(&self, block: &Block) -> Result<(), String> {
+        let immature = self.immature_rewards(block.header.height)?;
+        if immature.is_empty() {
+            return Ok(());
+        }
+        let mut spent: HashMap<Address, u128> = HashMap::new();
+        for tx in &block.transactions {
+            let sender = tx.sender_address();
+            if immature.contains_key(&sender) {
+                *spent.entry(sender).or_default() += tx.amount().0 as u128 + tx.fee.0 as u128;
+            }
+        }
+        for (sender, spent) in spent {
+            let balance = self
+                .store
+                .account(&sender)
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default()
+                .balance
+                .0 as u128;
+            let locked = immature[&sender];
+            if spent > balance.saturating_sub(locked) {
+                return Err(format!(
+                    "block {} at height {}: {sender} spends {spent} but {locked} of its balance \
+                     {balance} is block rewards not yet mature ({} blocks)",
+                    block.hash(),
+                    block.header.height,
+                    self.rules.reward.coinbase_maturity_blocks()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps, in order, the candidates whose nonce and cost fit the sender's state, less its
+    /// immature block rewards.
     fn executable(&self, candidates: Vec<Transaction>) -> Result<Vec<Transaction>, String> {
+        let immature = self.immature_rewards(self.store.tip().height.next())?;
         let mut senders: HashMap<Address, (Nonce, u128)> = HashMap::new();
         let mut out = Vec::with_capacity(candidates.len());
         for tx in candidates {
@@ -683,7 +769,11 @@ impl PowChain {
                         .account(&sender)
                         .map_err(|e| e.to_string())?
                         .unwrap_or_default();
-                    (account.nonce, account.balance.0 as u128)
+                    let locked = immature.get(&sender).copied().unwrap_or(0);
+                    (
+                        account.nonce,
+                        (account.balance.0 as u128).saturating_sub(locked),
+                    )
                 }
             };
             let cost = tx.amount().0 as u128 + tx.fee.0 as u128;
@@ -1035,6 +1125,55 @@ pub(crate) mod tests {
         assert_eq!(chain.add_body(&block), Ok(true));
         chain.follow_best().unwrap();
         assert_eq!(chain.store().tip().hash, block.hash());
+    }
+
+    #[test]
+    fn block_rewards_are_spent_only_once_mature() {
+        let net = net(100);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut chain, _) = open(&net, dir.path(), 100);
+        // The miner earns the reward of block 1; maturity is 10 blocks.
+        mine(&net, &mut chain, Vec::new(), 1000);
+        let miner = Keypair::from_secret(&[8; 32]);
+        assert_eq!(miner.public().address(), net.miner);
+        let spend = Transaction::new_signed(
+            &net.genesis.chain_id,
+            &miner,
+            Nonce(0),
+            Amount(1),
+            Payload::Transfer {
+                to: Address([9; 20]),
+                amount: Amount(10),
+            },
+        );
+        // The template leaves the spend out...
+        let t = template(&net, &chain, vec![spend.clone()], 2000);
+        assert!(t.block.transactions.is_empty());
+        // ...and a block that includes it is invalid.
+        let mut p = template(&net, &chain, Vec::new(), 2000);
+        p.block.transactions = vec![spend.clone()];
+        let mut early = chain
+            .store()
+            .complete_block(
+                p.block,
+                chain.rules().reward.subsidy(Height(2)),
+                SigCheck::Skip,
+            )
+            .unwrap()
+            .block;
+        seal(&mut early, true);
+        chain.accept_header(&early.header, now(2000)).unwrap();
+        chain.add_body(&early).unwrap();
+        let f = chain.follow_best().unwrap();
+        assert!(f.invalid[0].1.contains("not yet mature"), "{:?}", f.invalid);
+        assert!(chain.is_invalid(&early.hash()));
+        // Once block 1 is 10 deep, the spend goes in.
+        for i in 2..=10 {
+            mine(&net, &mut chain, Vec::new(), i * 1000);
+        }
+        let later = mine(&net, &mut chain, vec![spend.clone()], 11_000);
+        assert_eq!(later.header.height, Height(11));
+        assert_eq!(later.transactions, vec![spend]);
     }
 
     #[test]

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use super::nonce::NonceSearch;
 use cairn_consensus::pow::Target;
+use cairn_consensus::pow::mine::NonceSearch;
 use cairn_ledger::block::BlockHeader;
 use tokio::sync::mpsc;
 

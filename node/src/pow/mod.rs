@@ -20,7 +20,6 @@
 
 pub mod chain;
 pub mod miner;
-mod nonce;
 pub mod wire;
 
 use std::collections::{HashMap, HashSet};
