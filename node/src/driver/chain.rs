@@ -232,8 +232,17 @@ impl Chain {
     /// Executes `id` (and any unexecuted ancestors) on the committed state, and checks its
     /// timestamp against its parent's and this node's clock `now`. A block that fails is
     /// remembered as [`Chain::refused`].
-    pub fn validate(&mut self, id: &Hash, now: TimestampMs) -> Result<(), Invalid> {
-        let verdict = self.check(id, now);
+    ///
+    /// `verified` holds ids of transactions whose signatures this node has already checked
+    /// (those in its mempool): a transaction id covers its signature and every signed field,
+    /// so only the block's other transactions need their signatures checked again.
+    pub fn validate(
+        &mut self,
+        id: &Hash,
+        now: TimestampMs,
+        verified: &HashSet<Hash>,
+    ) -> Result<(), Invalid> {
+        let verdict = self.check(id, now, verified);
         if verdict.is_err()
             && let Some(e) = self.entries.get_mut(id)
         {
@@ -247,8 +256,13 @@ impl Chain {
         self.entries.get(id).is_some_and(|e| e.refused)
     }
 
-    fn check(&mut self, id: &Hash, now: TimestampMs) -> Result<(), Invalid> {
-        self.execute(id)?;
+    fn check(
+        &mut self,
+        id: &Hash,
+        now: TimestampMs,
+        verified: &HashSet<Hash>,
+    ) -> Result<(), Invalid> {
+        self.execute_with(id, Some(verified))?;
         let block = &self.entries[id].block;
         let parent_time = self.timestamp_of(&block.header.parent)?;
         let time = block.header.timestamp;
@@ -315,6 +329,12 @@ impl Chain {
     }
 
     fn execute(&mut self, id: &Hash) -> Result<(), Invalid> {
+        self.execute_with(id, None)
+    }
+
+    /// Executes `id` and any unexecuted ancestors. With `verified`, signatures of the
+    /// transactions it lists are not checked again (see [`Chain::validate`]).
+    fn execute_with(&mut self, id: &Hash, verified: Option<&HashSet<Hash>>) -> Result<(), Invalid> {
         let path = self.path_to(id)?;
         for (i, at) in path.iter().enumerate() {
             match &self.entries[at].exec {
@@ -332,9 +352,11 @@ impl Chain {
                 let ancestors: Vec<&PreparedBlock> =
                     path[..i].iter().map(|a| self.prepared(a)).collect();
                 let block = self.entries[at].block.clone();
-                self.store
-                    .prepare_on(&ancestors, block, Amount(0), SigCheck::Batch)
-                    .map_err(Invalid::from_apply)
+                signatures_left(&block, verified).and_then(|sig_check| {
+                    self.store
+                        .prepare_on(&ancestors, block, Amount(0), sig_check)
+                        .map_err(Invalid::from_apply)
+                })
             };
             let failed = result.as_ref().err().cloned();
             if let Some(e) = self.entries.get_mut(at) {
@@ -573,5 +595,91 @@ impl Chain {
     /// Uncommitted blocks known here (for status and tests).
     pub fn uncommitted(&self) -> usize {
         self.entries.len()
+    }
+}
+
+/// Checks, in one batch, the signatures of the block's transactions that `verified` does not
+/// list, and says how the ledger should treat signatures when it executes the block.
+fn signatures_left(block: &Block, verified: Option<&HashSet<Hash>>) -> Result<SigCheck, Invalid> {
+    let Some(verified) = verified else {
+        return Ok(SigCheck::Batch);
+    };
+    let unchecked: Vec<Transaction> = block
+        .transactions
+        .iter()
+        .filter(|tx| !verified.contains(&tx.hash()))
+        .cloned()
+        .collect();
+    cairn_ledger::tx::verify_signatures(&unchecked).map_err(|e| {
+        Invalid::refuse(format!(
+            "transaction {} has an invalid signature: {}",
+            unchecked[e.index].hash(),
+            e.error
+        ))
+    })?;
+    Ok(SigCheck::Skip)
+}
+
+#[cfg(test)]
+mod signature_tests {
+    use cairn_ledger::block::{BlockHeader, Seal};
+    use cairn_ledger::crypto::Keypair;
+    use cairn_ledger::tx::Payload;
+
+    use super::*;
+
+    fn transfer(key: &Keypair, nonce: u64) -> Transaction {
+        Transaction::new_signed(
+            "c",
+            key,
+            Nonce(nonce),
+            Amount(1),
+            Payload::Transfer {
+                to: Address([3; 20]),
+                amount: Amount(5),
+            },
+        )
+    }
+
+    fn block(txs: Vec<Transaction>) -> Block {
+        Block {
+            header: BlockHeader {
+                height: Height(1),
+                parent: Hash::ZERO,
+                timestamp: TimestampMs(1),
+                tx_root: Hash::ZERO,
+                state_root: Hash::ZERO,
+                proposer: Address([0; 20]),
+                protocol_version: ProtocolVersion(1),
+                seal: Seal::Genesis,
+            },
+            transactions: txs,
+        }
+    }
+
+    #[test]
+    fn only_transactions_not_verified_before_are_checked_and_a_tampered_copy_is_not_trusted() {
+        let key = Keypair::from_secret(&[4; 32]);
+        let good = transfer(&key, 0);
+        let mut tampered = transfer(&key, 1);
+        let verified: HashSet<Hash> = [good.hash(), tampered.hash()].into();
+        // Same signature, another fee: another id, so the earlier check does not cover it.
+        tampered.fee = Amount(2);
+        let b = block(vec![good.clone(), tampered.clone()]);
+        let err = signatures_left(&b, Some(&verified)).unwrap_err();
+        assert!(err.reason.contains(&tampered.hash().to_string()), "{err}");
+        assert!(!err.halt);
+
+        let clean = block(vec![good.clone(), transfer(&key, 1)]);
+        assert_eq!(
+            signatures_left(&clean, Some(&verified)).unwrap(),
+            SigCheck::Skip
+        );
+        assert_eq!(
+            signatures_left(&clean, Some(&HashSet::new())).unwrap(),
+            SigCheck::Skip,
+            "checked here, in one batch"
+        );
+        assert_eq!(signatures_left(&b, None).unwrap(), SigCheck::Batch);
     }
 }

@@ -571,7 +571,13 @@ impl Driver {
             Err(e) => return Err(DriverError::Halt(e.reason)),
         };
         self.saw_height(block.header.height);
-        if let Err(e) = self.chain.validate(&id, now_ms()) {
+        // Ids first, then one short look under the lock: RPC and gossip admission wait on it.
+        let ids: Vec<Hash> = block.transactions.iter().map(Transaction::hash).collect();
+        let verified: HashSet<Hash> = {
+            let pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
+            ids.into_iter().filter(|h| pool.contains(h)).collect()
+        };
+        if let Err(e) = self.chain.validate(&id, now_ms(), &verified) {
             self.invalid(e, "block refused: no vote for it")?;
         }
         Ok(())
