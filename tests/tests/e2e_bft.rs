@@ -579,3 +579,71 @@ fn garbage_from_an_allowed_peer_is_dropped_counted_and_punished_while_the_chain_
     net.wait_height(&[0, 1, 2], h + 5);
     net.assert_agree(&[0, 1, 2]);
 }
+
+#[test]
+fn a_full_node_outside_the_committee_syncs_and_follows_the_chain() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("full.key");
+    let key = key.to_str().unwrap().to_owned();
+    json_of(&cairn(&[
+        "keys", "generate", "--out", &key, "--output", "json",
+    ]));
+    let full_id = peer_id_of(&key);
+    let allow = |config: &str| {
+        let out = fast(config).replace(
+            "allowed_peers = []",
+            &format!("allowed_peers = [\"{full_id}\"]"),
+        );
+        assert!(
+            out.contains(&full_id),
+            "config.toml has no allowed_peers to tune"
+        );
+        out
+    };
+    let mut net = Testnet::create(4, allow);
+    net.start_all();
+    // Far enough ahead that the full node needs both the store-served and the recent part.
+    net.wait_height(&[0, 1, 2, 3], 80);
+    let genesis = net.path().join("genesis.toml");
+    let (home, rpc) = extra_node(&net, "full", &genesis, &key);
+    let log = home.join("node.log");
+    let mut full = spawn_node(&home, &log);
+    let height = |rpc: &str| {
+        rpc_call(rpc, "status", json!({}))
+            .ok()
+            .and_then(|s| s["height"].as_u64())
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + cairn_tests::testnet::WAIT_MAX;
+    while height(&rpc) + 3 < net.height(0).unwrap_or(u64::MAX) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the full node did not catch up (height {} vs {:?}):\n{}\n--- node0 about it:\n{}",
+            height(&rpc),
+            net.height(0),
+            log_tail(&log),
+            std::fs::read_to_string(&net.nodes[0].log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains(&full_id) || l.contains("WARN"))
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // And it keeps following: later blocks arrive too, with the validators' hashes.
+    let caught_up = height(&rpc);
+    net.wait_for("the full node to follow new blocks", |_| {
+        height(&rpc) >= caught_up + 20
+    });
+    let h = height(&rpc);
+    let ours = rpc_call(&rpc, "block", json!({ "height": h })).unwrap();
+    let theirs = net.rpc(0, "block", json!({ "height": h })).unwrap();
+    assert_eq!(ours["hash"], theirs["hash"], "{}", log_tail(&log));
+    let status = rpc_call(&rpc, "status", json!({})).unwrap();
+    assert_eq!(status["validator"], json!(false), "{status}");
+    let _ = full.kill();
+    let _ = full.wait();
+}

@@ -413,12 +413,15 @@ impl Driver {
                 let bytes_max = self
                     .message_bytes_max
                     .saturating_sub(SYNC_ANSWER_SLACK_BYTES);
-                match self.chain.serve_sync(request, bytes_max) {
+                let outsider = !self.peer_of.contains_key(&key);
+                match self.chain.serve_sync(request, bytes_max, outsider) {
                     Ok(Some(answer)) => {
                         let msg = Message::SyncResponse(Box::new(answer));
                         self.send_to(key, msg.encode()).await?;
                         return Ok(Verdict::Accept);
                     }
+                    // Nothing committed to give an allowed full node yet: not its fault.
+                    Ok(None) if outsider => return Ok(Verdict::Ignore),
                     Ok(None) => {}
                     Err(e) => tracing::warn!(error = %e, "serving committed blocks failed"),
                 }
