@@ -11,19 +11,22 @@ use serde_json::{Value, json};
 
 use crate::client::{COMMIT_CALL_MARGIN, Client};
 
+/// The part of the `status` answer that signing needs.
 #[derive(Deserialize)]
-struct ChainId {
-    chain_id: String,
+pub struct ChainId {
+    pub chain_id: String,
 }
 
+/// The part of the `account` answer that signing needs.
 #[derive(Deserialize)]
-struct NextNonce {
-    pending_nonce: u64,
+pub struct NextNonce {
+    pub pending_nonce: u64,
 }
 
+/// What `submit_tx` in mode `mempool` answers.
 #[derive(Deserialize)]
-struct Admitted {
-    hash: Hash,
+pub struct Admitted {
+    pub hash: Hash,
 }
 
 /// What `submit_tx` in mode `commit` answers.
@@ -104,7 +107,7 @@ impl Signer {
     }
 }
 
-fn check_hash(ours: Hash, theirs: Hash) -> Result<()> {
+pub fn check_hash(ours: Hash, theirs: Hash) -> Result<()> {
     if ours != theirs {
         bail!("the node answered for transaction {theirs}, not the one submitted ({ours})");
     }

@@ -278,12 +278,7 @@ fn run_nodes(file: &TestnetFile, publishers: &Publishers) -> Result<()> {
 
 fn start_node(exe: &Path, n: &TestnetNode) -> Result<Running> {
     let log = n.home.join("node.log");
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .with_context(|| format!("cannot open {}", log.display()))?;
-    let err = out.try_clone()?;
+    let (out, err) = open_log(&log)?;
     let child = Command::new(exe)
         .args(["node", "run", "--home"])
         .arg(&n.home)
@@ -492,12 +487,7 @@ impl Publishers {
                 )?;
             }
             let log = dir.join("publisher.log");
-            let out = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .with_context(|| format!("cannot open {}", log.display()))?;
-            let err = out.try_clone()?;
+            let (out, err) = open_log(&log)?;
             let rpc = &file.nodes[i % file.nodes.len()].rpc;
             let child = Command::new(&exe)
                 .args(["oracle", "publish", "--feed", DEMO_FEED, "--key"])
@@ -520,4 +510,15 @@ impl Publishers {
         spinner.finish_and_clear();
         Ok(())
     }
+}
+
+/// A child's log file, appended to, as its stdout and stderr.
+fn open_log(path: &Path) -> Result<(std::fs::File, std::fs::File)> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let err = out.try_clone()?;
+    Ok((out, err))
 }

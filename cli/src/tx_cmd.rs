@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::client::{COMMIT_CALL_MARGIN, Client, ClientError, RpcArgs};
 use crate::output::{self, Output};
+use crate::submit::{Admitted, ChainId, NextNonce, check_hash};
 
 /// The fee a transfer pays unless `--fee` says otherwise, in the smallest unit.
 pub const FEE_DEFAULT: u64 = 1;
@@ -68,23 +69,6 @@ pub struct TransferArgs {
     rpc: RpcArgs,
     #[arg(long, value_enum, default_value_t)]
     output: Output,
-}
-
-/// The parts of the `status` answer a transfer needs.
-#[derive(Deserialize)]
-struct ChainId {
-    chain_id: String,
-}
-
-/// The parts of the `account` answer a transfer needs.
-#[derive(Deserialize)]
-struct NextNonce {
-    pending_nonce: u64,
-}
-
-#[derive(Deserialize)]
-struct Admitted {
-    hash: Hash,
 }
 
 /// What `submit_tx` in mode `commit` answers (the `tx` method's committed form).
@@ -276,13 +260,6 @@ fn explain_wait_failure(e: ClientError, hash: &Hash, nonce: u64) -> anyhow::Erro
         }
         _ => e.into(),
     }
-}
-
-fn check_hash(ours: Hash, theirs: Hash) -> Result<()> {
-    if ours != theirs {
-        bail!("the node answered for transaction {theirs}, not the one submitted ({ours})");
-    }
-    Ok(())
 }
 
 fn print_report(report: &TransferReport, out: Output) {

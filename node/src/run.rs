@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::driver::chain::Chain;
 use crate::driver::tx_gossip::{TX_GOSSIP_QUEUE_MAX, TxGossipWorker};
-use crate::driver::{Driver, DriverError, DriverParts};
+use crate::driver::{Driver, DriverError, DriverParts, NodeIo};
 use crate::home::Home;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
@@ -166,6 +166,18 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         }
         .run(tx_gossip_queue),
     );
+    let io = NodeIo {
+        mempool,
+        metrics,
+        board,
+        p2p: p2p_handle.clone(),
+        events,
+        admitted: admitted_rx,
+        tx_gossip,
+        gossip_admitted,
+        genesis: genesis.clone(),
+        message_bytes_max,
+    };
     let driver = match &genesis.consensus.engine {
         ConsensusEngine::HotStuff(params) => {
             let parts = Bft {
@@ -174,22 +186,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
                 params: params.clone(),
                 data: data.clone(),
             };
-            AnyDriver::Bft(Box::new(bft_driver(
-                parts,
-                Shared {
-                    mempool,
-                    metrics,
-                    board,
-                    p2p: p2p_handle.clone(),
-                    events,
-                    admitted: admitted_rx,
-                    tx_gossip,
-                    gossip_admitted,
-                    genesis: genesis.clone(),
-                    message_bytes_max,
-                },
-                &config,
-            )?))
+            AnyDriver::Bft(Box::new(bft_driver(parts, io, &config)?))
         }
         ConsensusEngine::Pow(params) => {
             let reward_to = config
@@ -212,16 +209,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
             let driver = PowDriver::new(PowParts {
                 chain,
                 opened,
-                mempool,
-                metrics,
-                board,
-                p2p: p2p_handle.clone(),
-                events,
-                admitted: admitted_rx,
-                tx_gossip,
-                gossip_admitted,
-                genesis: genesis.clone(),
-                message_bytes_max,
+                io,
                 mining: config.mining.enabled.then_some(MiningSetup {
                     threads: config.mining.threads as usize,
                     reward_to,
@@ -288,20 +276,6 @@ impl AnyDriver {
     }
 }
 
-/// What both drivers are wired to.
-struct Shared {
-    mempool: Arc<Mutex<Mempool>>,
-    metrics: Arc<Metrics>,
-    board: Arc<StatusBoard>,
-    p2p: p2p::P2pHandle,
-    events: mpsc::Receiver<p2p::Event>,
-    admitted: mpsc::Receiver<cairn_ledger::tx::Transaction>,
-    tx_gossip: mpsc::Sender<crate::driver::tx_gossip::GossipedTx>,
-    gossip_admitted: Arc<tokio::sync::Notify>,
-    genesis: cairn_ledger::genesis::Genesis,
-    message_bytes_max: usize,
-}
-
 /// What only the BFT driver needs.
 struct Bft {
     store: Arc<Store>,
@@ -312,7 +286,7 @@ struct Bft {
 
 fn bft_driver(
     bft: Bft,
-    shared: Shared,
+    shared: NodeIo,
     config: &crate::config::NodeConfig,
 ) -> Result<Driver, RunError> {
     let Bft {
@@ -360,17 +334,8 @@ fn bft_driver(
     Ok(Driver::new(DriverParts {
         engine,
         chain,
-        mempool: shared.mempool,
-        metrics: shared.metrics,
-        board: shared.board,
-        p2p: shared.p2p,
-        events: shared.events,
-        admitted: shared.admitted,
-        tx_gossip: shared.tx_gossip,
-        gossip_admitted: shared.gossip_admitted,
+        io: shared,
         validators: validator_keys,
-        genesis: shared.genesis.clone(),
-        message_bytes_max: shared.message_bytes_max,
         empty_block_interval: std::time::Duration::from_millis(
             config.consensus.empty_block_interval_ms,
         ),

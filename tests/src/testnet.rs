@@ -6,7 +6,7 @@
 //! log tail: a slow machine makes a test slower, not wrong.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -479,4 +479,32 @@ pub fn post(url: &str, body: &[u8]) -> Result<(u16, String), String> {
         .read_to_string()
         .map_err(|e| e.to_string())?;
     Ok((status, text))
+}
+
+/// Runs `cairn` with `args` and returns what it printed.
+pub fn cairn(args: &[&str]) -> Output {
+    Command::new(cairn_bin())
+        .args(args)
+        .output()
+        .expect("run cairn")
+}
+
+/// The JSON a successful `--output json` command printed; panics with its stderr otherwise.
+pub fn json_of(o: &Output) -> Value {
+    assert!(
+        o.status.success(),
+        "cairn failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("--output json prints JSON")
+}
+
+/// A new key file in the testnet's directory; returns (path, address).
+pub fn new_account(net: &Testnet, name: &str) -> (String, String) {
+    let path = net.path().join(format!("{name}.key"));
+    let path = path.to_str().expect("utf-8 path").to_owned();
+    let out = json_of(&cairn(&[
+        "keys", "generate", "--out", &path, "--output", "json",
+    ]));
+    (path, out["address"].as_str().expect("address").to_owned())
 }

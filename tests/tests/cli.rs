@@ -3,16 +3,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use cairn_tests::cairn_bin;
-
-fn cairn(args: &[&str]) -> Output {
-    Command::new(cairn_bin())
-        .args(args)
-        .output()
-        .expect("run cairn")
-}
+use cairn_tests::testnet::cairn;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

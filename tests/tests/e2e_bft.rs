@@ -4,12 +4,13 @@
 //! four stops commits without forking; outsiders and other networks are refused; bad RPC
 //! input gets errors while the node keeps committing.
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use cairn_tests::cairn_bin;
 use cairn_tests::testnet::{
-    Testnet, free_ports, get, log_tail, post, read_manifest, rpc_call, serial, spawn_node,
+    Testnet, cairn, free_ports, get, json_of, log_tail, new_account, post, read_manifest, rpc_call,
+    serial, spawn_node,
 };
 use serde_json::{Value, json};
 
@@ -24,32 +25,6 @@ fn fast(config: &str) -> String {
         "config.toml has no empty_block_interval_ms to tune"
     );
     out
-}
-
-fn cairn(args: &[&str]) -> Output {
-    Command::new(cairn_bin())
-        .args(args)
-        .output()
-        .expect("run cairn")
-}
-
-fn json_of(o: &Output) -> Value {
-    assert!(
-        o.status.success(),
-        "cairn failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).expect("--output json prints JSON")
-}
-
-/// A new key file in the testnet's directory; returns (path, address).
-fn new_account(net: &Testnet, name: &str) -> (String, String) {
-    let path = net.path().join(format!("{name}.key"));
-    let path = path.to_str().expect("utf-8 path").to_owned();
-    let out = json_of(&cairn(&[
-        "keys", "generate", "--out", &path, "--output", "json",
-    ]));
-    (path, out["address"].as_str().expect("address").to_owned())
 }
 
 fn balance(net: &Testnet, node: usize, address: &str) -> u64 {

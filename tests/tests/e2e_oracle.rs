@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_tests::cairn_bin;
-use cairn_tests::testnet::{Testnet, WAIT_MAX, serial};
+use cairn_tests::testnet::{Testnet, WAIT_MAX, json_of, serial};
 use serde_json::{Value, json};
 
 /// Longer windows than the local default (5 + 5) so that a publisher polling every 250 ms
@@ -41,16 +41,7 @@ fn long_windows(genesis: &str) -> String {
 }
 
 fn cairn(args: &[&str]) -> Value {
-    let out = Command::new(cairn_bin())
-        .args(args)
-        .output()
-        .expect("run cairn");
-    assert!(
-        out.status.success(),
-        "cairn {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("--output json prints JSON")
+    json_of(&cairn_tests::testnet::cairn(args))
 }
 
 struct Publisher {

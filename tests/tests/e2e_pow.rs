@@ -8,42 +8,13 @@
 //! Difficulty is low (blocks every half second or so) to keep the file fast; waits poll with
 //! deadlines and never assert on timing.
 
-use std::process::{Command, Output};
-
-use cairn_tests::cairn_bin;
-use cairn_tests::testnet::{Testnet, free_ports, serial};
+use cairn_tests::testnet::{Testnet, cairn, free_ports, json_of, new_account, serial};
 use serde_json::{Value, json};
 
 /// Genesis block time of the test networks.
 const BLOCK_TIME_MS: u64 = 500;
 /// About 2^19 hashes a block: a few tenths of a second for three miners on two cores.
 const EASY_BITS: &str = "0x1e200000";
-
-fn cairn(args: &[&str]) -> Output {
-    Command::new(cairn_bin())
-        .args(args)
-        .output()
-        .expect("run cairn")
-}
-
-fn json_of(o: &Output) -> Value {
-    assert!(
-        o.status.success(),
-        "cairn failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).expect("--output json prints JSON")
-}
-
-/// A new key file in the testnet's directory; returns (path, address).
-fn new_account(net: &Testnet, name: &str) -> (String, String) {
-    let path = net.path().join(format!("{name}.key"));
-    let path = path.to_str().expect("utf-8 path").to_owned();
-    let out = json_of(&cairn(&[
-        "keys", "generate", "--out", &path, "--output", "json",
-    ]));
-    (path, out["address"].as_str().expect("address").to_owned())
-}
 
 fn transfer(net: &Testnet, node: usize, key: &str, to: &str, amount: u64, wait: bool) -> Value {
     let rpc = net.nodes[node].rpc.clone();

@@ -11,24 +11,26 @@
 //! Never: decides consensus (the engine does) or blocks on anything but the store.
 
 pub mod chain;
+pub(crate) mod net;
 pub mod tx_gossip;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cairn_consensus::hotstuff::{Effect, Engine, Input, Message};
 use cairn_ledger::block::Block;
 use cairn_ledger::tx::Transaction;
-use cairn_ledger::{Address, Hash, Height, PublicKey, Round, TimestampMs};
+use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 
 use crate::mempool::Mempool;
-use crate::metrics::{Metrics, ReasonLabel};
+use crate::metrics::Metrics;
 use crate::p2p::{Command, Event, ForkId, P2pHandle, Topic, Verdict};
 use crate::rpc::{NodeStatus, Readiness, StatusBoard};
 use chain::{Chain, Invalid};
+use net::{now_ms, to_i64};
 use tx_gossip::GossipedTx;
 
 /// Pending engine timers; one is scheduled per round, so more than this are stale rounds.
@@ -52,10 +54,8 @@ pub enum DriverError {
     NetworkStopped,
 }
 
-/// Everything the driver runs with.
-pub struct DriverParts {
-    pub engine: Engine,
-    pub chain: Chain,
+/// What either driver (this one, or proof of work's in `crate::pow`) is wired to.
+pub struct NodeIo {
     pub mempool: Arc<Mutex<Mempool>>,
     pub metrics: Arc<Metrics>,
     pub board: Arc<StatusBoard>,
@@ -67,10 +67,17 @@ pub struct DriverParts {
     pub tx_gossip: mpsc::Sender<GossipedTx>,
     /// Woken by the admission worker when the pool grew.
     pub gossip_admitted: Arc<tokio::sync::Notify>,
-    pub validators: Vec<PublicKey>,
     /// For the fork id peers see, which changes as the chain passes upgrade heights.
     pub genesis: cairn_ledger::genesis::Genesis,
     pub message_bytes_max: usize,
+}
+
+/// Everything the driver runs with.
+pub struct DriverParts {
+    pub engine: Engine,
+    pub chain: Chain,
+    pub io: NodeIo,
+    pub validators: Vec<PublicKey>,
     /// With nothing to include and nothing uncommitted to push through, a leader waits this
     /// long after its parent before proposing an empty block, so an idle network does not
     /// spin (`[consensus] empty_block_interval_ms`).
@@ -82,14 +89,7 @@ pub struct DriverParts {
 pub struct Driver {
     engine: Engine,
     chain: Chain,
-    mempool: Arc<Mutex<Mempool>>,
-    metrics: Arc<Metrics>,
-    board: Arc<StatusBoard>,
-    p2p: P2pHandle,
-    events: mpsc::Receiver<Event>,
-    admitted: mpsc::Receiver<Transaction>,
-    tx_gossip: mpsc::Sender<GossipedTx>,
-    gossip_admitted: Arc<tokio::sync::Notify>,
+    io: NodeIo,
     me: Address,
     is_validator: bool,
     peer_of: HashMap<PublicKey, PeerId>,
@@ -103,12 +103,10 @@ pub struct Driver {
     last_commit: Option<Instant>,
     last_leader: Option<PublicKey>,
     last_round: Round,
-    message_bytes_max: usize,
     /// A proposal this node leads but is holding back until there is something to include
     /// or the empty-block interval has passed.
     held_payload: Option<HeldPayload>,
     empty_block_interval: Duration,
-    genesis: cairn_ledger::genesis::Genesis,
     fork_id: ForkId,
     last_tc_round: Option<Round>,
     /// Set once the chain has reached the last height this binary can commit before an
@@ -122,18 +120,6 @@ struct HeldPayload {
     parent: Hash,
     justify: cairn_ledger::block::QuorumCert,
     until: Instant,
-}
-
-fn now_ms() -> TimestampMs {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    TimestampMs(ms)
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// Drop reasons that only a faulty or malicious peer produces (as opposed to a slow one).
@@ -158,7 +144,8 @@ impl Driver {
             .collect();
         let me = parts.engine.public_key();
         let best_seen = parts.chain.store().tip().height;
-        let fork_id = ForkId::at(&parts.genesis, parts.chain.store().schedule(), best_seen);
+        let io = parts.io;
+        let fork_id = ForkId::at(&io.genesis, parts.chain.store().schedule(), best_seen);
         let last_tc_round = parts
             .engine
             .safety_state()
@@ -170,14 +157,7 @@ impl Driver {
             me: me.address(),
             engine: parts.engine,
             chain: parts.chain,
-            mempool: parts.mempool,
-            metrics: parts.metrics,
-            board: parts.board,
-            p2p: parts.p2p,
-            events: parts.events,
-            admitted: parts.admitted,
-            tx_gossip: parts.tx_gossip,
-            gossip_admitted: parts.gossip_admitted,
+            io,
             key_of: peer_of.iter().map(|(k, p)| (*p, *k)).collect(),
             peer_of,
             peers: HashSet::new(),
@@ -188,10 +168,8 @@ impl Driver {
             last_commit: None,
             last_leader: None,
             last_round: Round(0),
-            message_bytes_max: parts.message_bytes_max,
             held_payload: None,
             empty_block_interval: parts.empty_block_interval.min(parts.round_timeout_base / 2),
-            genesis: parts.genesis,
             fork_id,
             last_tc_round,
             halted: None,
@@ -227,15 +205,15 @@ impl Driver {
                         return Ok(());
                     }
                 }
-                event = self.events.recv() => match event {
+                event = self.io.events.recv() => match event {
                     Some(event) => self.on_event(event).await?,
                     None => return Err(DriverError::NetworkStopped),
                 },
-                Some(tx) = self.admitted.recv() => {
-                    self.publish(Topic::Transactions, tx.encode()).await?;
+                Some(tx) = self.io.admitted.recv() => {
+                    self.io.publish(Topic::Transactions, tx.encode()).await?;
                     self.release_payload(false).await?;
                 }
-                _ = self.gossip_admitted.notified() => self.release_payload(false).await?,
+                _ = self.io.gossip_admitted.notified() => self.release_payload(false).await?,
                 _ = sleep => self.fire_timers().await?,
                 _ = status_tick.tick() => self.refresh_status(),
             }
@@ -249,6 +227,7 @@ impl Driver {
         };
         let due = expired && held.until <= Instant::now();
         let has_txs = !self
+            .io
             .mempool
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -272,7 +251,7 @@ impl Driver {
         justify: cairn_ledger::block::QuorumCert,
     ) -> Result<Vec<Effect>, DriverError> {
         let built = {
-            let pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
+            let pool = self.io.mempool.lock().unwrap_or_else(|e| e.into_inner());
             self.chain
                 .build(&pool, round, height, parent, justify, self.me, now_ms())
         };
@@ -301,7 +280,7 @@ impl Driver {
             }
             self.timers.remove(&(at, seq));
             if round == self.engine.current_round() {
-                self.metrics.timeouts.inc();
+                self.io.metrics.timeouts.inc();
             }
             let effects = self.engine.handle(Input::Timeout(round));
             self.execute(effects).await?;
@@ -340,17 +319,18 @@ impl Driver {
             } => {
                 let verdict = match topic {
                     Topic::Transactions => {
-                        match self.tx_gossip.try_send(GossipedTx { from, id, bytes }) {
+                        match self.io.tx_gossip.try_send(GossipedTx { from, id, bytes }) {
                             // The worker answers with the verdict.
                             Ok(()) => return Ok(()),
                             Err(full) => {
-                                self.drop_reason("tx_queue_full");
+                                self.io.drop_reason("tx_queue_full");
                                 let GossipedTx { id, .. } = full.into_inner();
-                                self.command(Command::GossipVerdict {
-                                    id,
-                                    verdict: Verdict::Ignore,
-                                })
-                                .await?;
+                                self.io
+                                    .command(Command::GossipVerdict {
+                                        id,
+                                        verdict: Verdict::Ignore,
+                                    })
+                                    .await?;
                                 return Ok(());
                             }
                         }
@@ -360,7 +340,9 @@ impl Driver {
                             .await?
                     }
                 };
-                self.command(Command::GossipVerdict { id, verdict }).await?;
+                self.io
+                    .command(Command::GossipVerdict { id, verdict })
+                    .await?;
             }
             Event::Direct { from, bytes } => {
                 self.on_consensus_bytes(from, from, bytes).await?;
@@ -368,11 +350,12 @@ impl Driver {
             Event::InboundRequest { id, .. } => {
                 // Consensus needs no request-response exchange; answer empty so the peer's
                 // request completes instead of timing out.
-                self.command(Command::Respond {
-                    id,
-                    bytes: Vec::new(),
-                })
-                .await?;
+                self.io
+                    .command(Command::Respond {
+                        id,
+                        bytes: Vec::new(),
+                    })
+                    .await?;
             }
         }
         Ok(())
@@ -386,18 +369,20 @@ impl Driver {
         bytes: Vec<u8>,
     ) -> Result<Verdict, DriverError> {
         let Some(key) = self.validator_key(&author) else {
-            self.report(
-                from,
-                format!("consensus message from {author}, not an ed25519 peer"),
-            )
-            .await?;
+            self.io
+                .report(
+                    from,
+                    format!("consensus message from {author}, not an ed25519 peer"),
+                )
+                .await?;
             return Ok(Verdict::Reject);
         };
         let msg = match Message::decode(&bytes) {
             Ok(msg) => msg,
             Err(e) => {
-                self.drop_reason("malformed");
-                self.report(from, format!("malformed consensus message: {e}"))
+                self.io.drop_reason("malformed");
+                self.io
+                    .report(from, format!("malformed consensus message: {e}"))
                     .await?;
                 return Ok(Verdict::Reject);
             }
@@ -411,6 +396,7 @@ impl Driver {
             }
             Message::SyncRequest(request) => {
                 let bytes_max = self
+                    .io
                     .message_bytes_max
                     .saturating_sub(SYNC_ANSWER_SLACK_BYTES);
                 let outsider = !self.peer_of.contains_key(&key);
@@ -439,7 +425,7 @@ impl Driver {
         self.execute(effects).await?;
         Ok(match fault {
             Some(reason) => {
-                self.report(from, reason).await?;
+                self.io.report(from, reason).await?;
                 Verdict::Reject
             }
             None => Verdict::Accept,
@@ -477,7 +463,7 @@ impl Driver {
                         if let Message::Proposal(p) = &msg {
                             self.note_proposed(p.block.hash());
                         }
-                        self.publish(Topic::Consensus, msg.encode()).await?;
+                        self.io.publish(Topic::Consensus, msg.encode()).await?;
                     }
                 }
                 Effect::ScheduleTimeout { round, after_ms } => {
@@ -491,6 +477,7 @@ impl Driver {
                 } => {
                     let busy = self.chain.uncommitted_txs_below(&parent)
                         || !self
+                            .io
                             .mempool
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -525,7 +512,7 @@ impl Driver {
                     tracing::warn!(offender = %e.offender(), evidence = ?e, "validator equivocated");
                 }
                 Effect::Dropped { from, reason } => {
-                    self.drop_reason(reason.label());
+                    self.io.drop_reason(reason.label());
                     tracing::debug!(from = ?from, %reason, "consensus input dropped");
                 }
             }
@@ -537,7 +524,7 @@ impl Driver {
             .as_ref()
             .map(|tc| tc.round);
         if tc_round > self.last_tc_round {
-            self.metrics.tcs.inc();
+            self.io.metrics.tcs.inc();
             self.last_tc_round = tc_round;
         }
         if !committed {
@@ -545,7 +532,7 @@ impl Driver {
         }
         // The fork id moves only with the committed height.
         let fork_id = ForkId::at(
-            &self.genesis,
+            &self.io.genesis,
             self.chain.store().schedule(),
             self.chain.store().tip().height,
         );
@@ -555,7 +542,7 @@ impl Driver {
                 "an upgrade activated: peers now see the new fork id"
             );
             self.fork_id = fork_id.clone();
-            self.command(Command::SetForkId(fork_id)).await?;
+            self.io.command(Command::SetForkId(fork_id)).await?;
         }
         Ok(())
     }
@@ -577,7 +564,7 @@ impl Driver {
         // Ids first, then one short look under the lock: RPC and gossip admission wait on it.
         let ids: Vec<Hash> = block.transactions.iter().map(Transaction::hash).collect();
         let verified: HashSet<Hash> = {
-            let pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
+            let pool = self.io.mempool.lock().unwrap_or_else(|e| e.into_inner());
             ids.into_iter().filter(|h| pool.contains(h)).collect()
         };
         if let Err(e) = self.chain.validate(&id, now_ms(), &verified) {
@@ -609,12 +596,14 @@ impl Driver {
         for c in &committed {
             if let Some(i) = self.proposed.iter().position(|(h, _)| *h == c.hash) {
                 let (_, at) = self.proposed.remove(i);
-                self.metrics
+                self.io
+                    .metrics
                     .commit_latency_seconds
                     .observe(now.duration_since(at).as_secs_f64());
             }
             if let Some(last) = self.last_commit {
-                self.metrics
+                self.io
+                    .metrics
                     .block_interval_seconds
                     .observe(now.duration_since(last).as_secs_f64());
             }
@@ -630,13 +619,14 @@ impl Driver {
             .into_iter()
             .flat_map(|c| c.block.transactions)
             .collect();
-        let mut pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pool = self.io.mempool.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = pool.recheck(&txs, &**self.chain.store()) {
             tracing::warn!(error = %e, "mempool recheck after commit failed");
         }
-        self.metrics.mempool_size.set(to_i64(pool.len() as u64));
-        self.metrics.mempool_bytes.set(to_i64(pool.bytes()));
-        self.metrics
+        self.io.metrics.mempool_size.set(to_i64(pool.len() as u64));
+        self.io.metrics.mempool_bytes.set(to_i64(pool.bytes()));
+        self.io
+            .metrics
             .height
             .set(to_i64(self.chain.store().tip().height.0));
         drop(pool);
@@ -686,24 +676,6 @@ impl Driver {
         self.timers.insert((at, self.timer_seq), round);
     }
 
-    fn drop_reason(&self, label: &'static str) {
-        self.metrics
-            .messages_dropped
-            .get_or_create(&ReasonLabel { reason: label })
-            .inc();
-    }
-
-    async fn command(&self, command: Command) -> Result<(), DriverError> {
-        self.p2p
-            .send(command)
-            .await
-            .map_err(|_| DriverError::NetworkStopped)
-    }
-
-    async fn publish(&self, topic: Topic, bytes: Vec<u8>) -> Result<(), DriverError> {
-        self.command(Command::Publish { topic, bytes }).await
-    }
-
     async fn send_to(&self, to: PublicKey, bytes: Vec<u8>) -> Result<(), DriverError> {
         let peer = match self.peer_of.get(&to) {
             Some(p) => *p,
@@ -712,12 +684,7 @@ impl Driver {
                 Err(_) => return Ok(()),
             },
         };
-        self.command(Command::SendDirect { peer, bytes }).await
-    }
-
-    async fn report(&self, peer: PeerId, reason: String) -> Result<(), DriverError> {
-        tracing::warn!(%peer, %reason, "invalid data from peer");
-        self.command(Command::ReportInvalid { peer, reason }).await
+        self.io.command(Command::SendDirect { peer, bytes }).await
     }
 
     fn syncing(&self) -> bool {
@@ -729,7 +696,7 @@ impl Driver {
         let leader = self.engine.leader_of(round);
         if round != self.last_round {
             if self.last_leader.is_some_and(|l| l != leader) {
-                self.metrics.leader_changes.inc();
+                self.io.metrics.leader_changes.inc();
             }
             self.last_leader = Some(leader);
             self.last_round = round;
@@ -737,7 +704,7 @@ impl Driver {
         let tip = self.chain.store().tip().height;
         let syncing = self.syncing();
         let peers = self.peers.len() as u32;
-        self.board.set_status(NodeStatus {
+        self.io.board.set_status(NodeStatus {
             round,
             leader: Some(leader.address()),
             peers,
@@ -757,18 +724,18 @@ impl Driver {
         } else {
             Readiness::Ready
         };
-        self.board.set_readiness(readiness);
-        self.metrics.round.set(to_i64(round.0));
-        self.metrics.rounds_without_commit.set(to_i64(
+        self.io.board.set_readiness(readiness);
+        self.io.metrics.round.set(to_i64(round.0));
+        self.io.metrics.rounds_without_commit.set(to_i64(
             round.0.saturating_sub(self.engine.committed_round().0),
         ));
-        self.metrics.peers.set(i64::from(peers));
-        self.metrics.height.set(to_i64(tip.0));
+        self.io.metrics.peers.set(i64::from(peers));
+        self.io.metrics.height.set(to_i64(tip.0));
         let progress = if self.best_seen.0 == 0 {
             1.0
         } else {
             (tip.0 as f64 / self.best_seen.0 as f64).min(1.0)
         };
-        self.metrics.sync_progress.set(progress);
+        self.io.metrics.sync_progress.set(progress);
     }
 }

@@ -23,23 +23,23 @@ pub mod miner;
 pub mod wire;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cairn_consensus::pow::CompactTarget;
 use cairn_ledger::block::{Block, Seal};
 use cairn_ledger::store::PreparedBlock;
 use cairn_ledger::tx::Transaction;
-use cairn_ledger::{Address, Hash, Round, TimestampMs};
+use cairn_ledger::{Address, Hash, Round};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 
-use crate::driver::DriverError;
+use crate::driver::net::{now_ms, to_i64};
 use crate::driver::tx_gossip::GossipedTx;
-use crate::mempool::Mempool;
-use crate::metrics::{Metrics, ReasonLabel};
-use crate::p2p::{Command, Event, ForkId, P2pHandle, RequestError, Topic, Verdict};
-use crate::rpc::{NodeStatus, Readiness, StatusBoard};
+use crate::driver::{DriverError, NodeIo};
+use crate::metrics::ReasonLabel;
+use crate::p2p::{Command, Event, ForkId, RequestError, Topic, Verdict};
+use crate::rpc::{NodeStatus, Readiness};
 use chain::{Accepted, Followed, PowChain, Refused};
 use miner::{FOUND_QUEUE_MAX, Found, Miner};
 use wire::{BLOCKS_PER_REQUEST_MAX, HEADERS_PER_REPLY_MAX, Request, Response};
@@ -72,18 +72,6 @@ pub const REPLIES_QUEUE_MAX: usize = 256;
 /// The hash-rate gauge averages over at least this long.
 const HASHRATE_WINDOW: Duration = Duration::from_secs(2);
 
-fn now_ms() -> TimestampMs {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    TimestampMs(ms)
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 /// How this node mines, when it does.
 pub struct MiningSetup {
     pub threads: usize,
@@ -95,16 +83,7 @@ pub struct PowParts {
     pub chain: PowChain,
     /// What opening the chain did (a reorg a crash interrupted, finished).
     pub opened: Followed,
-    pub mempool: Arc<Mutex<Mempool>>,
-    pub metrics: Arc<Metrics>,
-    pub board: Arc<StatusBoard>,
-    pub p2p: P2pHandle,
-    pub events: mpsc::Receiver<Event>,
-    pub admitted: mpsc::Receiver<Transaction>,
-    pub tx_gossip: mpsc::Sender<GossipedTx>,
-    pub gossip_admitted: Arc<tokio::sync::Notify>,
-    pub genesis: cairn_ledger::genesis::Genesis,
-    pub message_bytes_max: usize,
+    pub io: NodeIo,
     pub mining: Option<MiningSetup>,
 }
 
@@ -133,15 +112,7 @@ struct Held {
 
 pub struct PowDriver {
     chain: PowChain,
-    mempool: Arc<Mutex<Mempool>>,
-    metrics: Arc<Metrics>,
-    board: Arc<StatusBoard>,
-    p2p: P2pHandle,
-    events: mpsc::Receiver<Event>,
-    admitted: mpsc::Receiver<Transaction>,
-    tx_gossip: mpsc::Sender<GossipedTx>,
-    gossip_admitted: Arc<tokio::sync::Notify>,
-    message_bytes_max: usize,
+    io: NodeIo,
     miner: Option<Miner>,
     reward_to: Address,
     found: mpsc::Receiver<Found>,
@@ -160,7 +131,6 @@ pub struct PowDriver {
     halted: Option<String>,
     last_poll: Instant,
     hash_sample: (Instant, u64),
-    genesis: cairn_ledger::genesis::Genesis,
     fork_id: ForkId,
     opened: Option<Followed>,
 }
@@ -180,19 +150,12 @@ impl PowDriver {
         };
         let (replies_tx, replies) = mpsc::channel(REPLIES_QUEUE_MAX);
         let tip = parts.chain.store().tip().height;
-        let fork_id = ForkId::at(&parts.genesis, parts.chain.store().schedule(), tip);
+        let io = parts.io;
+        let fork_id = ForkId::at(&io.genesis, parts.chain.store().schedule(), tip);
         let hashes = miner.as_ref().map_or(0, Miner::hashes);
         Ok(PowDriver {
             chain: parts.chain,
-            mempool: parts.mempool,
-            metrics: parts.metrics,
-            board: parts.board,
-            p2p: parts.p2p,
-            events: parts.events,
-            admitted: parts.admitted,
-            tx_gossip: parts.tx_gossip,
-            gossip_admitted: parts.gossip_admitted,
-            message_bytes_max: parts.message_bytes_max,
+            io,
             miner,
             reward_to,
             found,
@@ -210,7 +173,6 @@ impl PowDriver {
             halted: None,
             last_poll: Instant::now(),
             hash_sample: (Instant::now(), hashes),
-            genesis: parts.genesis,
             fork_id,
             opened: Some(parts.opened),
         })
@@ -232,17 +194,17 @@ impl PowDriver {
                         return Ok(());
                     }
                 }
-                event = self.events.recv() => match event {
+                event = self.io.events.recv() => match event {
                     Some(event) => self.on_event(event).await?,
                     None => return Err(DriverError::NetworkStopped),
                 },
                 Some(found) = self.found.recv() => self.on_found(found).await?,
                 Some(reply) = self.replies.recv() => self.on_reply(reply).await?,
-                Some(tx) = self.admitted.recv() => {
-                    self.publish(Topic::Transactions, tx.encode()).await?;
+                Some(tx) = self.io.admitted.recv() => {
+                    self.io.publish(Topic::Transactions, tx.encode()).await?;
                     self.pool_grew = true;
                 }
-                _ = self.gossip_admitted.notified() => self.pool_grew = true,
+                _ = self.io.gossip_admitted.notified() => self.pool_grew = true,
                 _ = tick.tick() => self.on_tick().await?,
             }
         }
@@ -311,14 +273,15 @@ impl PowDriver {
                 bytes,
                 ..
             } => {
-                if let Err(full) = self.tx_gossip.try_send(GossipedTx { from, id, bytes }) {
-                    self.drop_reason("tx_queue_full");
+                if let Err(full) = self.io.tx_gossip.try_send(GossipedTx { from, id, bytes }) {
+                    self.io.drop_reason("tx_queue_full");
                     let GossipedTx { id, .. } = full.into_inner();
-                    self.command(Command::GossipVerdict {
-                        id,
-                        verdict: Verdict::Ignore,
-                    })
-                    .await?;
+                    self.io
+                        .command(Command::GossipVerdict {
+                            id,
+                            verdict: Verdict::Ignore,
+                        })
+                        .await?;
                 }
             }
             Event::Gossip {
@@ -336,12 +299,16 @@ impl PowDriver {
                         Verdict::Reject
                     }
                 };
-                self.command(Command::GossipVerdict { id, verdict }).await?;
+                self.io
+                    .command(Command::GossipVerdict { id, verdict })
+                    .await?;
             }
-            Event::Direct { .. } => self.drop_reason("unexpected_direct"),
+            Event::Direct { .. } => self.io.drop_reason("unexpected_direct"),
             Event::InboundRequest { from, id, bytes } => {
                 let answer = self.serve(from, &bytes).await?;
-                self.command(Command::Respond { id, bytes: answer }).await?;
+                self.io
+                    .command(Command::Respond { id, bytes: answer })
+                    .await?;
             }
         }
         Ok(())
@@ -366,7 +333,7 @@ impl PowDriver {
             }
             Err(Refused::HoldBack { after_ms, reason }) => {
                 if self.held.len() >= HELD_BACK_MAX {
-                    self.drop_reason("held_back_full");
+                    self.io.drop_reason("held_back_full");
                 } else {
                     tracing::info!(%hash, %reason, "block held back until its time comes");
                     self.held.push(Held {
@@ -383,7 +350,7 @@ impl PowDriver {
             }
             Err(Refused::Dropped { label, reason }) => {
                 tracing::debug!(%hash, %reason, "block dropped");
-                self.drop_reason(label);
+                self.io.drop_reason(label);
                 return Ok(Verdict::Ignore);
             }
         }
@@ -428,19 +395,21 @@ impl PowDriver {
         for (hash, reason) in &f.invalid {
             let sender = self.body_from.remove(hash);
             tracing::warn!(%hash, %reason, "block does not execute: marked invalid");
-            self.metrics
+            self.io
+                .metrics
                 .pow_invalid
                 .get_or_create(&ReasonLabel {
                     reason: "execution",
                 })
                 .inc();
             if let Some(peer) = sender {
-                self.report(peer, format!("block {hash} does not execute: {reason}"))
+                self.io
+                    .report(peer, format!("block {hash} does not execute: {reason}"))
                     .await?;
             }
         }
         if let Some(depth) = f.refused_depth {
-            self.metrics.pow_reorgs_refused.inc();
+            self.io.metrics.pow_reorgs_refused.inc();
             tracing::warn!(
                 depth,
                 limit = self.chain_reorg_limit(),
@@ -466,10 +435,10 @@ impl PowDriver {
             return Ok(());
         }
         if !f.disconnected.is_empty() {
-            self.metrics.pow_reorgs.inc();
+            self.io.metrics.pow_reorgs.inc();
             let depth = to_i64(f.disconnected.len() as u64);
-            if depth > self.metrics.pow_reorg_depth_max.get() {
-                self.metrics.pow_reorg_depth_max.set(depth);
+            if depth > self.io.metrics.pow_reorg_depth_max.get() {
+                self.io.metrics.pow_reorg_depth_max.set(depth);
             }
             tracing::info!(
                 depth = f.disconnected.len(),
@@ -500,7 +469,7 @@ impl PowDriver {
         let mut regossip = Vec::new();
         {
             let store = Arc::clone(self.chain.store());
-            let mut pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
+            let mut pool = self.io.mempool.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = pool.recheck(&connected, &*store) {
                 tracing::warn!(error = %e, "mempool recheck after connecting failed");
             }
@@ -512,8 +481,8 @@ impl PowDriver {
                     regossip.push(tx);
                 }
             }
-            self.metrics.mempool_size.set(to_i64(pool.len() as u64));
-            self.metrics.mempool_bytes.set(to_i64(pool.bytes()));
+            self.io.metrics.mempool_size.set(to_i64(pool.len() as u64));
+            self.io.metrics.mempool_bytes.set(to_i64(pool.bytes()));
         }
         if !regossip.is_empty() {
             tracing::info!(
@@ -522,7 +491,7 @@ impl PowDriver {
             );
         }
         for tx in regossip {
-            self.publish(Topic::Transactions, tx.encode()).await?;
+            self.io.publish(Topic::Transactions, tx.encode()).await?;
         }
         self.tip_moved().await
     }
@@ -534,15 +503,15 @@ impl PowDriver {
     /// After the tip moved: gauges, fork id, and a new job for the miner.
     async fn tip_moved(&mut self) -> Result<(), DriverError> {
         let tip = self.chain.store().tip().height;
-        self.metrics.height.set(to_i64(tip.0));
-        let fork_id = ForkId::at(&self.genesis, self.chain.store().schedule(), tip);
+        self.io.metrics.height.set(to_i64(tip.0));
+        let fork_id = ForkId::at(&self.io.genesis, self.chain.store().schedule(), tip);
         if fork_id != self.fork_id {
             tracing::info!(
                 ?fork_id,
                 "an upgrade activated: peers now see the new fork id"
             );
             self.fork_id = fork_id.clone();
-            self.command(Command::SetForkId(fork_id)).await?;
+            self.io.command(Command::SetForkId(fork_id)).await?;
         }
         self.new_job();
         Ok(())
@@ -559,7 +528,7 @@ impl PowDriver {
             return;
         }
         let built = {
-            let pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
+            let pool = self.io.mempool.lock().unwrap_or_else(|e| e.into_inner());
             self.chain.template(&pool, self.reward_to, now_ms())
         };
         let prepared = match built {
@@ -606,7 +575,7 @@ impl PowDriver {
         prepared.hash = prepared.block.hash();
         match self.chain.connect_mined(&prepared, now_ms()) {
             Ok(hash) => {
-                self.metrics.pow_blocks_mined.inc();
+                self.io.metrics.pow_blocks_mined.inc();
                 tracing::info!(
                     height = %prepared.block.header.height,
                     %hash,
@@ -614,11 +583,12 @@ impl PowDriver {
                     "mined"
                 );
                 // Committed above: the block is durable before it leaves.
-                self.publish(
-                    Topic::Consensus,
-                    cairn_ledger::codec::encode(&prepared.block),
-                )
-                .await?;
+                self.io
+                    .publish(
+                        Topic::Consensus,
+                        cairn_ledger::codec::encode(&prepared.block),
+                    )
+                    .await?;
                 let mined = Followed {
                     connected: vec![prepared.block],
                     ..Followed::default()
@@ -651,7 +621,7 @@ impl PowDriver {
                 return Ok(());
             }
         };
-        let response = match Response::decode(&bytes, self.message_bytes_max) {
+        let response = match Response::decode(&bytes, self.io.message_bytes_max) {
             Ok(r) => r,
             Err(e) => {
                 return self
@@ -723,7 +693,8 @@ impl PowDriver {
                 }
             }
         }
-        self.metrics
+        self.io
+            .metrics
             .pow_best_header_height
             .set(to_i64(self.chain.index().best_height().0));
         if full && last_ok.is_some() {
@@ -753,7 +724,7 @@ impl PowDriver {
                 Response::Headers(self.chain.headers_after(&locator, max).map_err(fatal)?)
             }
             Request::GetBlocks { hashes } => {
-                let budget = wire::blocks_reply_budget(self.message_bytes_max);
+                let budget = wire::blocks_reply_budget(self.io.message_bytes_max);
                 let mut used = 0;
                 let mut blocks = Vec::new();
                 for hash in hashes {
@@ -814,7 +785,7 @@ impl PowDriver {
     }
 
     fn spawn_request(&self, peer: PeerId, asked: Asked, request: Request) {
-        let p2p = self.p2p.clone();
+        let p2p = self.io.p2p.clone();
         let replies = self.replies_tx.clone();
         tokio::spawn(async move {
             let result = p2p.request(peer, request.encode()).await;
@@ -836,40 +807,18 @@ impl PowDriver {
         label: &'static str,
         reason: String,
     ) -> Result<(), DriverError> {
-        self.metrics
+        self.io
+            .metrics
             .pow_invalid
             .get_or_create(&ReasonLabel { reason: label })
             .inc();
         match from {
-            Some(peer) => self.report(peer, reason).await,
+            Some(peer) => self.io.report(peer, reason).await,
             None => {
                 tracing::warn!(%reason, "refused");
                 Ok(())
             }
         }
-    }
-
-    async fn report(&self, peer: PeerId, reason: String) -> Result<(), DriverError> {
-        tracing::warn!(%peer, %reason, "invalid data from peer");
-        self.command(Command::ReportInvalid { peer, reason }).await
-    }
-
-    fn drop_reason(&self, label: &'static str) {
-        self.metrics
-            .messages_dropped
-            .get_or_create(&ReasonLabel { reason: label })
-            .inc();
-    }
-
-    async fn command(&self, command: Command) -> Result<(), DriverError> {
-        self.p2p
-            .send(command)
-            .await
-            .map_err(|_| DriverError::NetworkStopped)
-    }
-
-    async fn publish(&self, topic: Topic, bytes: Vec<u8>) -> Result<(), DriverError> {
-        self.command(Command::Publish { topic, bytes }).await
     }
 
     fn syncing(&self) -> bool {
@@ -882,7 +831,7 @@ impl PowDriver {
         let best = self.chain.index().best_height();
         let syncing = self.syncing();
         let peers = self.peers.len() as u32;
-        self.board.set_status(NodeStatus {
+        self.io.board.set_status(NodeStatus {
             round: Round(0),
             leader: None,
             peers,
@@ -901,23 +850,23 @@ impl PowDriver {
         } else {
             Readiness::Ready
         };
-        self.board.set_readiness(readiness);
-        self.metrics.peers.set(i64::from(peers));
-        self.metrics.height.set(to_i64(tip.0));
-        self.metrics.pow_best_header_height.set(to_i64(best.0));
+        self.io.board.set_readiness(readiness);
+        self.io.metrics.peers.set(i64::from(peers));
+        self.io.metrics.height.set(to_i64(tip.0));
+        self.io.metrics.pow_best_header_height.set(to_i64(best.0));
         let progress = if best.0 == 0 {
             1.0
         } else {
             (tip.0 as f64 / best.0 as f64).min(1.0)
         };
-        self.metrics.sync_progress.set(progress);
+        self.io.metrics.sync_progress.set(progress);
         if let Some(miner) = &self.miner {
             let (at, before) = self.hash_sample;
             let elapsed = at.elapsed();
             if elapsed >= HASHRATE_WINDOW {
                 let now = miner.hashes();
                 let rate = now.saturating_sub(before) as f64 / elapsed.as_secs_f64();
-                self.metrics.pow_hashrate.set(rate);
+                self.io.metrics.pow_hashrate.set(rate);
                 self.hash_sample = (Instant::now(), now);
             }
         }
@@ -926,9 +875,14 @@ impl PowDriver {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
     use crate::config::MempoolSection;
-    use crate::p2p::GossipId;
+    use crate::mempool::Mempool;
+    use crate::metrics::Metrics;
+    use crate::p2p::{GossipId, P2pHandle};
+    use crate::rpc::StatusBoard;
     use chain::tests::{net, now, open, seal, template, transfers};
 
     struct Harness {
@@ -949,22 +903,24 @@ mod tests {
         let driver = PowDriver::new(PowParts {
             chain,
             opened,
-            mempool: Arc::new(Mutex::new(Mempool::new(
-                &net.genesis.chain_id,
-                MempoolSection::default(),
-            ))),
-            metrics: Arc::new(Metrics::new()),
-            board: Arc::new(StatusBoard::new(
-                NodeStatus::default(),
-                Readiness::NotReady("test".into()),
-            )),
-            p2p,
-            events,
-            admitted,
-            tx_gossip,
-            gossip_admitted: Arc::new(tokio::sync::Notify::new()),
-            genesis: net.genesis.clone(),
-            message_bytes_max: 4 * 1024 * 1024,
+            io: NodeIo {
+                mempool: Arc::new(Mutex::new(Mempool::new(
+                    &net.genesis.chain_id,
+                    MempoolSection::default(),
+                ))),
+                metrics: Arc::new(Metrics::new()),
+                board: Arc::new(StatusBoard::new(
+                    NodeStatus::default(),
+                    Readiness::NotReady("test".into()),
+                )),
+                p2p,
+                events,
+                admitted,
+                tx_gossip,
+                gossip_admitted: Arc::new(tokio::sync::Notify::new()),
+                genesis: net.genesis.clone(),
+                message_bytes_max: 4 * 1024 * 1024,
+            },
             mining: None,
         })
         .unwrap();
@@ -1039,7 +995,7 @@ mod tests {
             .unwrap();
         let r = reports(&mut h.commands);
         assert!(r[0].1.contains("malformed"), "{}", r[0].1);
-        let invalid = h.driver.metrics.render();
+        let invalid = h.driver.io.metrics.render();
         assert!(
             invalid.contains("cairn_pow_invalid_total{reason=\"wrong_bits\"} 1"),
             "{invalid}"

@@ -1,0 +1,53 @@
+//! What both drivers (BFT in this module, proof of work in `crate::pow`) do the same way:
+//! read the wall clock, talk to the network task, and count dropped messages.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cairn_ledger::TimestampMs;
+use libp2p::PeerId;
+
+use super::{DriverError, NodeIo};
+use crate::metrics::ReasonLabel;
+use crate::p2p::{Command, Topic};
+
+/// Milliseconds since the Unix epoch; 0 if the clock is before it.
+pub(crate) fn now_ms() -> TimestampMs {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    TimestampMs(ms)
+}
+
+/// A count as a gauge value, saturating.
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl NodeIo {
+    /// Queues a command for the network task; waits for room rather than growing memory.
+    pub(crate) async fn command(&self, command: Command) -> Result<(), DriverError> {
+        self.p2p
+            .send(command)
+            .await
+            .map_err(|_| DriverError::NetworkStopped)
+    }
+
+    pub(crate) async fn publish(&self, topic: Topic, bytes: Vec<u8>) -> Result<(), DriverError> {
+        self.command(Command::Publish { topic, bytes }).await
+    }
+
+    /// Logs and reports a peer that sent invalid data, for scoring.
+    pub(crate) async fn report(&self, peer: PeerId, reason: String) -> Result<(), DriverError> {
+        tracing::warn!(%peer, %reason, "invalid data from peer");
+        self.command(Command::ReportInvalid { peer, reason }).await
+    }
+
+    /// Counts a peer message dropped, by reason.
+    pub(crate) fn drop_reason(&self, label: &'static str) {
+        self.metrics
+            .messages_dropped
+            .get_or_create(&ReasonLabel { reason: label })
+            .inc();
+    }
+}
