@@ -37,13 +37,18 @@ pub fn run(args: StatusArgs) -> Result<()> {
     let mut rows = vec![
         ("height".to_owned(), status.height.to_string()),
         ("hash".to_owned(), status.hash.to_string()),
-        ("round".to_owned(), status.round.to_string()),
-        (
+    ];
+    // A proof-of-work node has no rounds or leaders to show.
+    if status.extra.get("consensus") != Some(&json!("pow")) {
+        rows.push(("round".to_owned(), status.round.to_string()));
+        rows.push((
             "leader".to_owned(),
             status
                 .leader
                 .map_or_else(|| "none".to_owned(), |a| a.to_string()),
-        ),
+        ));
+    }
+    rows.extend([
         ("peers".to_owned(), status.peers.to_string()),
         ("syncing".to_owned(), status.syncing.to_string()),
         (
@@ -51,7 +56,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
             status.protocol_version.to_string(),
         ),
         ("chain_id".to_owned(), status.chain_id.clone()),
-    ];
+    ]);
     for (key, value) in &status.extra {
         output::value_rows(key, value, &mut rows);
     }

@@ -73,6 +73,7 @@ impl TestNode {
                 syncing: false,
                 validator: true,
                 halted: None,
+                best_header_height: None,
             },
             Readiness::NotReady("syncing: height 0 of 10".into()),
         ));

@@ -96,6 +96,24 @@ fn three_miners_converge_and_commit_a_cli_transfer_with_confirmations() {
         "json",
     ]));
     assert!(shown["confirmations"].as_u64().is_some(), "{shown}");
+    let status = json_of(&cairn(&[
+        "status",
+        "--rpc",
+        &net.nodes[1].rpc,
+        "--output",
+        "json",
+    ]));
+    assert_eq!(status["consensus"], "pow", "{status}");
+    assert!(
+        status["best_header_height"].as_u64().unwrap() >= status["height"].as_u64().unwrap(),
+        "{status}"
+    );
+    let table = cairn(&["status", "--rpc", &net.nodes[1].rpc]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("best_header_height") && !table.contains("leader"),
+        "a PoW node shows its best header, not rounds and leaders:\n{table}"
+    );
 
     // Mining goes on and the nodes agree on everything below the moving tips.
     let settled = (0..3).map(|i| net.height(i).unwrap()).min().unwrap() + 2;

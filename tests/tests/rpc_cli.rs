@@ -76,6 +76,7 @@ impl Node {
                 syncing: false,
                 validator: true,
                 halted: None,
+                best_header_height: None,
             },
             Readiness::Ready,
         );

@@ -711,6 +711,7 @@ impl Driver {
             syncing,
             validator: self.is_validator,
             halted: self.halted.clone(),
+            best_header_height: None,
         });
         let readiness = if let Some(why) = &self.halted {
             Readiness::NotReady(why.clone())

@@ -838,6 +838,7 @@ impl PowDriver {
             syncing,
             validator: self.miner.is_some(),
             halted: self.halted.clone(),
+            best_header_height: Some(best),
         });
         let readiness = if let Some(why) = &self.halted {
             Readiness::NotReady(why.clone())

@@ -447,7 +447,7 @@ fn committed_tx(state: &RpcState, hash: Hash, location: TxLocation) -> Result<Va
 fn status(state: &RpcState) -> Result<Value, RpcError> {
     let tip = state.store.tip();
     let node = state.node.status();
-    Ok(json!({
+    let mut out = json!({
         "height": tip.height.0,
         "hash": tip.hash,
         "round": node.round.0,
@@ -459,7 +459,14 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
         "halted": node.halted,
         "chain_id": state.store.chain_id(),
         "genesis_hash": state.store.genesis_hash(),
-    }))
+        "consensus": if node.best_header_height.is_some() { "pow" } else { "hotstuff" },
+    });
+    // Proof of work has no rounds or leaders (`round` stays 0 and `leader` null for scripts
+    // that read both modes); it has a best header instead.
+    if let Some(best) = node.best_header_height {
+        out["best_header_height"] = json!(best.0);
+    }
+    Ok(out)
 }
 
 fn mempool(state: &RpcState) -> Result<Value, RpcError> {

@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use cairn_ledger::genesis::Validator;
 use cairn_ledger::store::Store;
 use cairn_ledger::tx::Transaction;
-use cairn_ledger::{Address, Round};
+use cairn_ledger::{Address, Height, Round};
 use serde::Serialize;
 
 use crate::config::RpcSection;
@@ -50,6 +50,9 @@ pub struct NodeStatus {
     pub validator: bool,
     /// Why the chain stopped here (an upgrade this binary lacks), when it has.
     pub halted: Option<String>,
+    /// Proof of work: the height of the best header known (bodies may still be coming).
+    /// `None` in BFT mode, which has rounds and leaders instead.
+    pub best_header_height: Option<Height>,
 }
 
 /// Whether `/ready` answers 200. The caller decides (synced and peered); the reason says why
