@@ -29,12 +29,7 @@ fn apply_blocks(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(20));
     group.bench_function("verify_apply_commit_block_of_1000_transfers", |b| {
         b.iter_custom(|iters| {
-            let mut blocks = Vec::new();
-            for i in 0..iters {
-                let prepared = chain.next_block(&builder, TXS_PER_BLOCK, i);
-                builder.commit(&prepared).unwrap();
-                blocks.push(prepared.block);
-            }
+            let blocks = chain.build_blocks(&builder, iters, TXS_PER_BLOCK);
             let start = Instant::now();
             for block in blocks {
                 measured

@@ -54,12 +54,7 @@ fn connect_blocks(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(20));
     group.bench_function("connect_block_of_1000_transfers", |b| {
         b.iter_custom(|iters| {
-            let mut blocks = Vec::new();
-            for i in 0..iters {
-                let prepared = chain.next_block(&builder, TXS_PER_BLOCK, i);
-                builder.commit(&prepared).unwrap();
-                blocks.push(prepared.block);
-            }
+            let blocks = chain.build_blocks(&builder, iters, TXS_PER_BLOCK);
             let start = Instant::now();
             for block in blocks {
                 connect(&measured, block);

@@ -276,6 +276,23 @@ impl Overlay<'_> {
         Ok(())
     }
 
+    /// Takes `from_stake` off the operator's account stake (which holds every feed's bonded
+    /// and unbonding stake of the operator, where the oracle took it from) and credits
+    /// `to_balance` to its balance.
+    fn stake_to_balance(
+        &mut self,
+        operator: &cairn_oracle::OperatorId,
+        from_stake: Amount,
+        to_balance: Amount,
+    ) -> Result<(), ExecError> {
+        let who = operator_address(operator);
+        let mut account = self.get(&who)?;
+        account.stake = Amount(account.stake.0.saturating_sub(from_stake.0));
+        add(&mut account.balance, to_balance)?;
+        self.set(who, account);
+        Ok(())
+    }
+
     /// The oracle's end of block `height`: every feed whose round ends or whose unbonding
     /// entries come due, in feed id order; then the feeds that changed are recorded.
     fn oracle_end_block(&mut self, height: Height) -> Result<(), ExecError> {
@@ -295,39 +312,17 @@ impl Overlay<'_> {
             let done = feed.end_block(&config, at);
             for round in &done.rounds {
                 for s in &round.settlements {
-                    let who = operator_address(&s.operator);
-                    let mut account = self.get(&who)?;
-                    let penalty = amount_from_rules(s.penalty);
-                    // The account's stake holds every feed's bonded and unbonding stake
-                    // of the operator, which the penalty was taken from.
-                    account.stake = Amount(account.stake.0.saturating_sub(penalty.0));
-                    account.balance = account
-                        .balance
-                        .checked_add(amount_from_rules(s.reward))
-                        .ok_or(ExecError::RewardOverflow)?;
-                    self.set(who, account);
-                    self.changes.burned = self
-                        .changes
-                        .burned
-                        .checked_add(penalty)
-                        .ok_or(ExecError::RewardOverflow)?;
-                    self.changes.minted = self
-                        .changes
-                        .minted
-                        .checked_add(amount_from_rules(s.reward))
-                        .ok_or(ExecError::RewardOverflow)?;
+                    let (penalty, reward) =
+                        (amount_from_rules(s.penalty), amount_from_rules(s.reward));
+                    // The penalty is burnt from stake; the reward is minted to the balance.
+                    self.stake_to_balance(&s.operator, penalty, reward)?;
+                    add(&mut self.changes.burned, penalty)?;
+                    add(&mut self.changes.minted, reward)?;
                 }
             }
             for r in &done.releases {
-                let who = operator_address(&r.operator);
-                let mut account = self.get(&who)?;
                 let amount = amount_from_rules(r.amount);
-                account.stake = Amount(account.stake.0.saturating_sub(amount.0));
-                account.balance = account
-                    .balance
-                    .checked_add(amount)
-                    .ok_or(ExecError::RewardOverflow)?;
-                self.set(who, account);
+                self.stake_to_balance(&r.operator, amount, amount)?;
             }
             self.changes.oracle_rounds.extend(done.rounds);
         }
@@ -410,6 +405,12 @@ pub fn execute_block(
         .checked_add(ctx.reward)
         .ok_or(ExecError::RewardOverflow)?;
     Ok(overlay.changes)
+}
+
+/// `total += amount`, refusing the block on overflow.
+fn add(total: &mut Amount, amount: Amount) -> Result<(), ExecError> {
+    *total = total.checked_add(amount).ok_or(ExecError::RewardOverflow)?;
+    Ok(())
 }
 
 enum ApplyFailure {

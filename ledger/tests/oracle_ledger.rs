@@ -92,6 +92,16 @@ impl Net {
         }
     }
 
+    fn stake(&self, who: usize, amount: u64) -> Transaction {
+        self.tx(
+            who,
+            Payload::OracleStake {
+                feed: self.feed.clone(),
+                amount: Amount(amount),
+            },
+        )
+    }
+
     fn address(&self, who: usize) -> Address {
         self.operators[who].public().address()
     }
@@ -149,17 +159,7 @@ fn applied(statuses: &[ReceiptStatus]) {
 fn a_round_settles_into_the_honest_median_with_penalties_and_rewards() {
     let n = net();
     let before = n.holdings();
-    let stakes: Vec<Transaction> = (0..5)
-        .map(|i| {
-            n.tx(
-                i,
-                Payload::OracleStake {
-                    feed: n.feed.clone(),
-                    amount: Amount(STAKE),
-                },
-            )
-        })
-        .collect();
+    let stakes: Vec<Transaction> = (0..5).map(|i| n.stake(i, STAKE)).collect();
     applied(&n.block(stakes));
     for i in 0..5 {
         let a = n.store.account(&n.address(i)).unwrap().unwrap();
@@ -235,26 +235,10 @@ fn a_round_settles_into_the_honest_median_with_penalties_and_rewards() {
 #[test]
 fn refused_oracle_actions_land_with_a_reason_and_charge_the_fee() {
     let n = net();
-    let stakes = (0..2)
-        .map(|i| {
-            n.tx(
-                i,
-                Payload::OracleStake {
-                    feed: n.feed.clone(),
-                    amount: Amount(STAKE),
-                },
-            )
-        })
-        .collect();
+    let stakes = (0..2).map(|i| n.stake(i, STAKE)).collect();
     applied(&n.block(stakes));
     // Below the minimum stake of 1,000: refused, nothing bonded, fee paid.
-    let small = n.tx(
-        2,
-        Payload::OracleStake {
-            feed: n.feed.clone(),
-            amount: Amount(10),
-        },
-    );
+    let small = n.stake(2, 10);
     let statuses = n.block(vec![small]);
     let ReceiptStatus::Refused { reason } = &statuses[0] else {
         panic!("{statuses:?}")
@@ -317,13 +301,7 @@ fn refused_oracle_actions_land_with_a_reason_and_charge_the_fee() {
 #[test]
 fn unstaked_funds_return_to_the_balance_after_the_unbonding_period() {
     let n = net();
-    applied(&n.block(vec![n.tx(
-        0,
-        Payload::OracleStake {
-            feed: n.feed.clone(),
-            amount: Amount(STAKE),
-        },
-    )]));
+    applied(&n.block(vec![n.stake(0, STAKE)]));
     applied(&n.block(vec![n.tx(
         0,
         Payload::OracleUnstake {
@@ -357,13 +335,7 @@ fn the_oracle_survives_a_reopen() {
         operators: vec![op],
         feed: FeedId::new("DEMO/USD").unwrap(),
     };
-    applied(&n.block(vec![n.tx(
-        0,
-        Payload::OracleStake {
-            feed: n.feed.clone(),
-            amount: Amount(STAKE),
-        },
-    )]));
+    applied(&n.block(vec![n.stake(0, STAKE)]));
     n.until(12);
     let before = n.store.oracle().unwrap();
     let root = n.store.tip().state_root;

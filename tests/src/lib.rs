@@ -105,6 +105,18 @@ impl ChainGen {
     }
 
     /// Builds and commits `blocks` blocks, returning the tip height.
+    /// `count` blocks of `txs` transfers, built and committed on `builder`, for another store
+    /// to verify, apply and commit (what the benchmarks time).
+    pub fn build_blocks(&self, builder: &Store, count: u64, txs: usize) -> Vec<Block> {
+        (0..count)
+            .map(|i| {
+                let prepared = self.next_block(builder, txs, i);
+                builder.commit(&prepared).unwrap();
+                prepared.block
+            })
+            .collect()
+    }
+
     pub fn extend(&self, store: &Store, blocks: u64, txs: usize, seed: u64) -> Height {
         for _ in 0..blocks {
             let prepared = self.next_block(store, txs, seed);
