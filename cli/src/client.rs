@@ -123,12 +123,23 @@ pub enum ClientError {
 
 pub struct Client {
     url: RpcUrl,
+    /// One agent per client, so repeated calls (the publisher polls) reuse its connection;
+    /// each call sets its own timeouts.
+    agent: ureq::Agent,
 }
 
 impl Client {
     pub fn new(args: &RpcArgs) -> Client {
+        let agent = ureq::config::Config::builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .proxy(None)
+            .build()
+            .new_agent();
         Client {
             url: args.rpc.clone(),
+            agent,
         }
     }
 
@@ -159,15 +170,6 @@ impl Client {
         timeout: Duration,
     ) -> Result<Value, ClientError> {
         let request = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
-        let agent: ureq::Agent = ureq::config::Config::builder()
-            .timeout_connect(Some(CONNECT_TIMEOUT.min(timeout)))
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .proxy(None)
-            .build()
-            .new_agent();
         let transport = |e: ureq::Error| match e {
             ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => {
                 ClientError::Unreachable {
@@ -189,8 +191,13 @@ impl Client {
                 reason: other.to_string(),
             },
         };
-        let mut response = agent
+        let mut response = self
+            .agent
             .post(&self.url.0)
+            .config()
+            .timeout_connect(Some(CONNECT_TIMEOUT.min(timeout)))
+            .timeout_global(Some(timeout))
+            .build()
             .header("content-type", "application/json")
             .send(request.to_string())
             .map_err(transport)?;
@@ -266,9 +273,9 @@ mod tests {
 
     #[test]
     fn answers_are_results_errors_or_named_as_not_json_rpc() {
-        let client = Client {
-            url: "127.0.0.1:1".parse().unwrap(),
-        };
+        let client = Client::new(&RpcArgs {
+            rpc: "127.0.0.1:1".parse().unwrap(),
+        });
         let ok = br#"{"jsonrpc": "2.0", "id": 1, "result": {"height": 3}}"#;
         assert_eq!(
             client.parse_response("status", 200, ok).unwrap()["height"],

@@ -9,7 +9,7 @@
 //! It never gives up on the node: RPC failures are logged and retried with a backoff from
 //! [`BACKOFF_MIN`] doubling to [`BACKOFF_MAX`].
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -153,7 +153,6 @@ pub fn run(a: PublishArgs) -> Result<()> {
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
     let stdin_latest = matches!(a.source, Source::Stdin).then(spawn_stdin_reader);
-    let client = Client::new(&a.rpc);
     let mut backoff = BACKOFF_MIN;
     let signer = loop {
         match Signer::new(Client::new(&a.rpc), read_key()?) {
@@ -166,12 +165,15 @@ pub fn run(a: PublishArgs) -> Result<()> {
         }
     };
     let decimals = loop {
-        match feed_decimals(&client, &a.feed) {
+        match feed_decimals(&signer.client, &a.feed) {
             Ok(d) => break d,
+            // The node names the feeds it has: retrying will not make this one appear.
+            Err(e @ crate::client::ClientError::Rpc { code, .. })
+                if code == cairn_node::rpc::codes::INVALID_PARAMS =>
+            {
+                return Err(e.into());
+            }
             Err(e) => {
-                if e.to_string().contains("there is no feed") {
-                    return Err(e);
-                }
                 warn!("{e:#}; retrying in {backoff:?}");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -181,7 +183,6 @@ pub fn run(a: PublishArgs) -> Result<()> {
     let mut p = Publisher {
         feed: a.feed.clone(),
         signer,
-        client,
         fee: a.fee,
         source: a.source.clone(),
         decimals,
@@ -213,18 +214,19 @@ pub fn run(a: PublishArgs) -> Result<()> {
     }
 }
 
-fn feed_decimals(client: &Client, feed: &FeedId) -> Result<u8> {
-    let v: Value = client.call("oracle_price", json!({ "feed": feed }))?;
-    v["decimals"]
-        .as_u64()
-        .and_then(|d| u8::try_from(d).ok())
-        .ok_or_else(|| anyhow!("the node's oracle_price answer has no decimals"))
+fn feed_decimals(client: &Client, feed: &FeedId) -> Result<u8, crate::client::ClientError> {
+    #[derive(Deserialize)]
+    struct Decimals {
+        decimals: u8,
+    }
+    client
+        .call::<Decimals>("oracle_price", json!({ "feed": feed }))
+        .map(|d| d.decimals)
 }
 
 struct Publisher {
     feed: FeedId,
     signer: Signer,
-    client: Client,
     fee: u64,
     source: Source,
     decimals: u8,
@@ -243,6 +245,7 @@ impl Publisher {
             self.stake_goal = None;
         }
         let round: RoundView = self
+            .signer
             .client
             .call("oracle_round", json!({ "feed": self.feed }))?;
         if self.last_round != Some(round.round) {
@@ -253,7 +256,7 @@ impl Publisher {
             self.sent.retain(|&r, _| r + 1 >= round.round);
             self.prune(round.round);
         }
-        let status: Value = match self.client.call(
+        let status: Value = match self.signer.client.call(
             "oracle_operator",
             json!({ "feed": self.feed, "address": me }),
         ) {
@@ -267,7 +270,7 @@ impl Publisher {
         };
         let eligible = status["eligible_stake"].as_u64().is_some();
         let committed = status["committed"] == json!(true);
-        let revealed = !status["revealed"].is_null() && !status.is_null();
+        let revealed = !status["revealed"].is_null();
         let n = round.round;
         match round.next_height_phase.as_str() {
             "commit" if eligible && !committed => self.commit(n, round.height)?,
@@ -279,7 +282,7 @@ impl Publisher {
 
     fn ensure_stake(&mut self, goal: u64) -> Result<()> {
         let me = self.signer.address();
-        let bonded = match self.client.call::<Value>(
+        let bonded = match self.signer.client.call::<Value>(
             "oracle_operator",
             json!({ "feed": self.feed, "address": me }),
         ) {
@@ -416,6 +419,7 @@ impl Publisher {
     /// Logs how the round that just ended went for the feed and for this operator.
     fn report_round(&self, round: u64) {
         let price = self
+            .signer
             .client
             .call::<Value>("oracle_price", json!({ "feed": self.feed, "history": 1 }));
         if let Ok(v) = price
@@ -577,12 +581,31 @@ fn spawn_stdin_reader() -> Arc<Mutex<Option<String>>> {
     let latest = Arc::new(Mutex::new(None));
     let slot = Arc::clone(&latest);
     std::thread::spawn(move || {
-        let stdin = std::io::stdin();
-        for line in stdin.lock().lines() {
-            let Ok(line) = line else { break };
-            let line: String = line.chars().take(SOURCE_BYTES_MAX as usize).collect();
+        let mut input = std::io::stdin().lock();
+        // Each read stops at SOURCE_BYTES_MAX, so a line without end cannot grow memory.
+        let mut bounded_line = |line: &mut Vec<u8>| {
+            (&mut input)
+                .take(SOURCE_BYTES_MAX)
+                .read_until(b'\n', line)
+                .unwrap_or(0)
+        };
+        let mut skipping = false;
+        loop {
+            let mut line = Vec::new();
+            if bounded_line(&mut line) == 0 {
+                break;
+            }
+            let ended = line.ends_with(b"\n");
+            // The tail of a line over the bound is dropped, up to its newline.
+            if std::mem::replace(
+                &mut skipping,
+                !ended && line.len() as u64 >= SOURCE_BYTES_MAX,
+            ) || skipping
+            {
+                continue;
+            }
             if let Ok(mut l) = slot.lock() {
-                *l = Some(line);
+                *l = Some(String::from_utf8_lossy(&line).trim_end().to_owned());
             }
         }
     });

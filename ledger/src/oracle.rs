@@ -107,6 +107,17 @@ impl OracleState {
         self.feeds.values().map(|f| &**f)
     }
 
+    /// Why `id` is not a feed here, naming the feeds that are.
+    pub fn unknown_feed(&self, id: &FeedId) -> String {
+        let known: Vec<&str> = self.feeds.keys().map(FeedId::as_str).collect();
+        let known = if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        };
+        format!("there is no feed {id}; feeds on this network: {known}")
+    }
+
     /// This state with `changed` feeds replaced.
     pub fn with_changes(&self, changed: &BTreeMap<FeedId, Arc<FeedState>>) -> OracleState {
         let mut next = self.clone();

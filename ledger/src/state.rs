@@ -235,15 +235,7 @@ impl Overlay<'_> {
         };
         let config = oracle.config().clone();
         let Some(feed) = self.feed_mut(feed_id) else {
-            let known: Vec<&str> = oracle.feeds().map(|f| f.id().as_str()).collect();
-            return Err(format!(
-                "there is no feed {feed_id}; feeds on this network: {}",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            ));
+            return Err(oracle.unknown_feed(feed_id));
         };
         match payload {
             Payload::Transfer { .. } => unreachable!("transfers are not oracle actions"),

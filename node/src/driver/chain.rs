@@ -233,14 +233,14 @@ impl Chain {
     /// timestamp against its parent's and this node's clock `now`. A block that fails is
     /// remembered as [`Chain::refused`].
     ///
-    /// `verified` holds ids of transactions whose signatures this node has already checked
-    /// (those in its mempool): a transaction id covers its signature and every signed field,
-    /// so only the block's other transactions need their signatures checked again.
+    /// `verified` says which of a block's transaction ids this node has already checked the
+    /// signatures of (those in its mempool): a transaction id covers its signature and every
+    /// signed field, so only the block's other transactions need their signatures checked.
     pub fn validate(
         &mut self,
         id: &Hash,
         now: TimestampMs,
-        verified: &HashSet<Hash>,
+        verified: Verified,
     ) -> Result<(), Invalid> {
         let verdict = self.check(id, now, verified);
         if verdict.is_err()
@@ -256,12 +256,7 @@ impl Chain {
         self.entries.get(id).is_some_and(|e| e.refused)
     }
 
-    fn check(
-        &mut self,
-        id: &Hash,
-        now: TimestampMs,
-        verified: &HashSet<Hash>,
-    ) -> Result<(), Invalid> {
+    fn check(&mut self, id: &Hash, now: TimestampMs, verified: Verified) -> Result<(), Invalid> {
         self.execute_with(id, Some(verified))?;
         let block = &self.entries[id].block;
         let parent_time = self.timestamp_of(&block.header.parent)?;
@@ -334,7 +329,7 @@ impl Chain {
 
     /// Executes `id` and any unexecuted ancestors. With `verified`, signatures of the
     /// transactions it lists are not checked again (see [`Chain::validate`]).
-    fn execute_with(&mut self, id: &Hash, verified: Option<&HashSet<Hash>>) -> Result<(), Invalid> {
+    fn execute_with(&mut self, id: &Hash, verified: Option<Verified>) -> Result<(), Invalid> {
         let path = self.path_to(id)?;
         for (i, at) in path.iter().enumerate() {
             match &self.entries[at].exec {
@@ -620,23 +615,28 @@ impl Chain {
     }
 }
 
+/// Which of the given transaction ids this node has already checked the signatures of, one
+/// answer per id: asked once per block, so the caller takes its lock once.
+pub type Verified<'a> = &'a dyn Fn(&[Hash]) -> Vec<bool>;
+
 /// Checks, in one batch, the signatures of the block's transactions that `verified` does not
-/// list, and says how the ledger should treat signatures when it executes the block.
-fn signatures_left(block: &Block, verified: Option<&HashSet<Hash>>) -> Result<SigCheck, Invalid> {
+/// vouch for, and says how the ledger should treat signatures when it executes the block.
+fn signatures_left(block: &Block, verified: Option<Verified>) -> Result<SigCheck, Invalid> {
     let Some(verified) = verified else {
         return Ok(SigCheck::Batch);
     };
-    let unchecked: Vec<Transaction> = block
+    let ids: Vec<Hash> = block.transactions.iter().map(Transaction::hash).collect();
+    let (unchecked, unchecked_ids): (Vec<Transaction>, Vec<Hash>) = block
         .transactions
         .iter()
-        .filter(|tx| !verified.contains(&tx.hash()))
-        .cloned()
-        .collect();
+        .zip(ids.iter().zip(verified(&ids)))
+        .filter(|(_, (_, known))| !known)
+        .map(|(tx, (id, _))| (tx.clone(), *id))
+        .unzip();
     cairn_ledger::tx::verify_signatures(&unchecked).map_err(|e| {
         Invalid::refuse(format!(
             "transaction {} has an invalid signature: {}",
-            unchecked[e.index].hash(),
-            e.error
+            unchecked_ids[e.index], e.error
         ))
     })?;
     Ok(SigCheck::Skip)
@@ -688,17 +688,18 @@ mod signature_tests {
         // Same signature, another fee: another id, so the earlier check does not cover it.
         tampered.fee = Amount(2);
         let b = block(vec![good.clone(), tampered.clone()]);
-        let err = signatures_left(&b, Some(&verified)).unwrap_err();
+        let known = |ids: &[Hash]| ids.iter().map(|h| verified.contains(h)).collect();
+        let err = signatures_left(&b, Some(&known)).unwrap_err();
         assert!(err.reason.contains(&tampered.hash().to_string()), "{err}");
         assert!(!err.halt);
 
         let clean = block(vec![good.clone(), transfer(&key, 1)]);
         assert_eq!(
-            signatures_left(&clean, Some(&verified)).unwrap(),
+            signatures_left(&clean, Some(&known)).unwrap(),
             SigCheck::Skip
         );
         assert_eq!(
-            signatures_left(&clean, Some(&HashSet::new())).unwrap(),
+            signatures_left(&clean, Some(&|ids: &[Hash]| vec![false; ids.len()])).unwrap(),
             SigCheck::Skip,
             "checked here, in one batch"
         );

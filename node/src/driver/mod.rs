@@ -561,13 +561,13 @@ impl Driver {
             Err(e) => return Err(DriverError::Halt(e.reason)),
         };
         self.saw_height(block.header.height);
-        // Ids first, then one short look under the lock: RPC and gossip admission wait on it.
-        let ids: Vec<Hash> = block.transactions.iter().map(Transaction::hash).collect();
-        let verified: HashSet<Hash> = {
-            let pool = self.io.mempool.lock().unwrap_or_else(|e| e.into_inner());
-            ids.into_iter().filter(|h| pool.contains(h)).collect()
+        // One short look under the lock per block: RPC and gossip admission wait on it.
+        let mempool = Arc::clone(&self.io.mempool);
+        let in_mempool = move |ids: &[Hash]| {
+            let pool = mempool.lock().unwrap_or_else(|e| e.into_inner());
+            ids.iter().map(|h| pool.contains(h)).collect()
         };
-        if let Err(e) = self.chain.validate(&id, now_ms(), &verified) {
+        if let Err(e) = self.chain.validate(&id, now_ms(), &in_mempool) {
             self.invalid(e, "block refused: no vote for it")?;
         }
         Ok(())

@@ -30,20 +30,9 @@ fn oracle(state: &RpcState) -> Result<(Height, Arc<OracleState>), RpcError> {
 fn feed_param<'a>(oracle: &'a OracleState, p: &Params) -> Result<&'a FeedState, RpcError> {
     let text = p.required_str("feed")?;
     let id = FeedId::new(text).map_err(|e| RpcError::invalid_param("feed", e.to_string()))?;
-    oracle.feed(&id).ok_or_else(|| {
-        let known: Vec<&str> = oracle.feeds().map(|f| f.id().as_str()).collect();
-        RpcError::invalid_param(
-            "feed",
-            format!(
-                "there is no feed {id}; feeds on this network: {}",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        )
-    })
+    oracle
+        .feed(&id)
+        .ok_or_else(|| RpcError::invalid_param("feed", oracle.unknown_feed(&id)))
 }
 
 fn price_json(price: Price, decimals: u8) -> Value {
