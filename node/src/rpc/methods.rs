@@ -463,8 +463,10 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
     });
     // Proof of work has no rounds or leaders (`round` stays 0 and `leader` null for scripts
     // that read both modes); it has a best header instead.
+    // The driver posts its best header every 250 ms while the tip is read live here; the
+    // tip's own header is known, so the best header is never below it.
     if let Some(best) = node.best_header_height {
-        out["best_header_height"] = json!(best.0);
+        out["best_header_height"] = json!(best.0.max(tip.height.0));
     }
     Ok(out)
 }
