@@ -608,6 +608,14 @@ impl Genesis {
         funded: &[(Address, Amount)],
         genesis_time: TimestampMs,
     ) -> Genesis {
+        // Oracle windows are counted in blocks, so they are sized for the block rate: a BFT
+        // network that carries traffic makes a block every few milliseconds (5 blocks would
+        // be over before a publisher polling every 100 ms saw the window open), a local PoW
+        // network one every 2 s.
+        let window_blocks = match engine {
+            EngineKind::Bft => 30,
+            EngineKind::Pow => 5,
+        };
         let engine = match engine {
             EngineKind::Bft => Engine::HotStuff(HotStuffParams {
                 round_timeout_ms_base: 1000,
@@ -654,8 +662,8 @@ impl Genesis {
                 feeds: vec![FeedParams {
                     id: "DEMO/USD".to_string(),
                     decimals: 6,
-                    commit_window_blocks: 5,
-                    reveal_window_blocks: 5,
+                    commit_window_blocks: window_blocks,
+                    reveal_window_blocks: window_blocks,
                     quorum_bps: 5000,
                     reward_band_bps: 100,
                     reveal_miss_penalty_bps: 10,

@@ -421,6 +421,25 @@ pub fn spawn_node(home: &Path, log: &Path) -> Child {
         .expect("start cairn node run")
 }
 
+/// Stops a `cairn testnet` child the way a person would, with Ctrl-C (SIGINT), so that it
+/// stops its nodes too; SIGKILL after 20 s. A test that gives up on a testnet calls this
+/// rather than `Child::kill`, which would leave the nodes running, holding ports and files.
+pub fn interrupt(child: &mut Child) {
+    // SAFETY: kill(2) on a child this process spawned; harmless if it already exited.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 pub fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();

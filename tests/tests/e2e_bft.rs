@@ -386,7 +386,7 @@ fn testnet_command_runs_the_network_and_ctrl_c_stops_every_node() {
                 }
             }
             Err(_) => {
-                let _ = testnet.kill();
+                cairn_tests::testnet::interrupt(&mut testnet);
                 panic!("cairn testnet never reported running:\n{}", seen.join("\n"));
             }
         }

@@ -210,7 +210,7 @@ impl Driver {
                     None => return Err(DriverError::NetworkStopped),
                 },
                 Some(tx) = self.io.admitted.recv() => {
-                    self.io.publish(Topic::Transactions, tx.encode()).await?;
+                    self.io.publish_admitted(tx).await?;
                     self.release_payload(false).await?;
                 }
                 _ = self.io.gossip_admitted.notified() => self.release_payload(false).await?,
@@ -312,7 +312,6 @@ impl Driver {
             }
             Event::Gossip {
                 from,
-                author,
                 topic,
                 id,
                 bytes,
@@ -335,17 +334,14 @@ impl Driver {
                             }
                         }
                     }
-                    Topic::Consensus => {
-                        self.on_consensus_bytes(author.unwrap_or(from), from, bytes)
-                            .await?
-                    }
+                    Topic::Consensus => self.on_consensus_bytes(from, bytes).await?,
                 };
                 self.io
                     .command(Command::GossipVerdict { id, verdict })
                     .await?;
             }
             Event::Direct { from, bytes } => {
-                self.on_consensus_bytes(from, from, bytes).await?;
+                self.on_consensus_bytes(from, bytes).await?;
             }
             Event::InboundRequest { id, .. } => {
                 // Consensus needs no request-response exchange; answer empty so the peer's
@@ -361,18 +357,18 @@ impl Driver {
         Ok(())
     }
 
-    /// A consensus message signed or sent by `author`, relayed by `from`.
+    /// A consensus message that `from` sent or relayed. The engine checks each message's own
+    /// signature; `from` is only whom to ask for missing blocks and whom to blame.
     async fn on_consensus_bytes(
         &mut self,
-        author: PeerId,
         from: PeerId,
         bytes: Vec<u8>,
     ) -> Result<Verdict, DriverError> {
-        let Some(key) = self.validator_key(&author) else {
+        let Some(key) = self.validator_key(&from) else {
             self.io
                 .report(
                     from,
-                    format!("consensus message from {author}, not an ed25519 peer"),
+                    format!("consensus message from {from}, not an ed25519 peer"),
                 )
                 .await?;
             return Ok(Verdict::Reject);
@@ -438,7 +434,12 @@ impl Driver {
 
     async fn execute(&mut self, effects: Vec<Effect>) -> Result<(), DriverError> {
         let mut queue: std::collections::VecDeque<Effect> = effects.into();
-        let mut committed = false;
+        // Writing committed blocks to the ledger waits until this batch's votes and proposals
+        // have left: nothing they carry depends on it (a vote needs the new block executed
+        // on its uncommitted ancestors, which it is), and it is the costliest effect, so on
+        // the round's critical path it delayed every hop. A crash in between loses nothing:
+        // the blocks stay stored and certified, and the next QC commits them again.
+        let mut commits = Vec::new();
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Persist(state) => {
@@ -500,10 +501,7 @@ impl Driver {
                         });
                     }
                 }
-                Effect::Commit { blocks, qc } => {
-                    self.commit(blocks, &qc)?;
-                    committed = true;
-                }
+                Effect::Commit { blocks, qc } => commits.push((blocks, qc)),
                 Effect::FetchBlocks { from, request } => {
                     self.send_to(from, Message::SyncRequest(request).encode())
                         .await?;
@@ -527,8 +525,11 @@ impl Driver {
             self.io.metrics.tcs.inc();
             self.last_tc_round = tc_round;
         }
-        if !committed {
+        if commits.is_empty() {
             return Ok(());
+        }
+        for (blocks, qc) in commits {
+            self.commit(blocks, &qc)?;
         }
         // The fork id moves only with the committed height.
         let fork_id = ForkId::at(

@@ -4,8 +4,10 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_ledger::TimestampMs;
+use cairn_ledger::tx::Transaction;
 use libp2p::PeerId;
 
+use super::tx_gossip::{TX_BATCH_MAX, encode_batches};
 use super::{DriverError, NodeIo};
 use crate::metrics::ReasonLabel;
 use crate::p2p::{Command, Topic};
@@ -35,6 +37,26 @@ impl NodeIo {
 
     pub(crate) async fn publish(&self, topic: Topic, bytes: Vec<u8>) -> Result<(), DriverError> {
         self.command(Command::Publish { topic, bytes }).await
+    }
+
+    /// Gossips `first` and whatever else the RPC has admitted since (up to a batch), in as
+    /// few messages as their sizes allow.
+    pub(crate) async fn publish_admitted(&mut self, first: Transaction) -> Result<(), DriverError> {
+        let mut txs = vec![first];
+        while txs.len() < TX_BATCH_MAX {
+            match self.admitted.try_recv() {
+                Ok(tx) => txs.push(tx),
+                Err(_) => break,
+            }
+        }
+        self.publish_txs(&txs).await
+    }
+
+    pub(crate) async fn publish_txs(&self, txs: &[Transaction]) -> Result<(), DriverError> {
+        for bytes in encode_batches(txs, self.message_bytes_max) {
+            self.publish(Topic::Transactions, bytes).await?;
+        }
+        Ok(())
     }
 
     /// Logs and reports a peer that sent invalid data, for scoring.

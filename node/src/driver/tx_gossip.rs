@@ -1,15 +1,21 @@
-//! Admission of gossiped transactions, off the consensus thread.
+//! Gossip of transactions, and their admission off the consensus thread.
 //!
 //! Under load a node receives thousands of transactions a second by gossip, and each costs a
 //! signature verification. Done on the driver's thread, that work queued votes and proposals
 //! behind it; here it runs on the node's runtime and its blocking pool, and the driver only
 //! forwards the bytes (dropping them, counted, when this worker's queue is full) and hears
 //! back that the pool grew.
+//!
+//! A gossip message carries a batch of transactions: what the RPC admitted since the driver
+//! last looked. A quiet node still sends each transaction at once, alone; a loaded one sends
+//! a few large messages instead of thousands of small ones, each of which cost a gossip
+//! envelope, a noise and a yamux frame, a syscall and a wake-up on every peer.
 
 use std::sync::{Arc, Mutex};
 
+use cairn_ledger::codec;
 use cairn_ledger::store::Store;
-use cairn_ledger::tx::{Transaction, verify_signatures};
+use cairn_ledger::tx::{TX_BYTES_MAX, Transaction, verify_signatures};
 use libp2p::PeerId;
 use tokio::sync::{Notify, mpsc};
 
@@ -17,12 +23,59 @@ use crate::mempool::{Mempool, Rejection};
 use crate::metrics::Metrics;
 use crate::p2p::{Command, GossipId, P2pHandle, Verdict};
 
-/// Gossiped transactions waiting for admission; beyond it they are dropped and counted.
-pub const TX_GOSSIP_QUEUE_MAX: usize = 16_384;
-/// Transactions admitted per trip to the blocking pool.
-const ADMIT_BATCH_MAX: usize = 256;
+/// Gossip messages waiting for admission; beyond it they are dropped and counted. Each is at
+/// most [`TX_BATCH_BYTES_MAX`], so the queue holds at most 2,048 MiB in the worst case and
+/// 2,048 transactions at the least.
+pub const TX_GOSSIP_QUEUE_MAX: usize = 2_048;
+/// Transactions in one gossip message at most.
+pub const TX_BATCH_MAX: usize = 256;
+/// Bytes of one gossip message's batch at most: [`TX_BATCH_MAX`] of the largest
+/// transactions and the length. Also capped by the node's `p2p.message_bytes_max`.
+pub const TX_BATCH_BYTES_MAX: usize = TX_BATCH_MAX * TX_BYTES_MAX + 8;
+/// Gossip messages admitted per trip to the blocking pool.
+const ADMIT_MESSAGES_MAX: usize = 64;
 
-/// One gossiped transaction as the network delivered it.
+/// Encodes `txs` as gossip messages: in order, at most [`TX_BATCH_MAX`] transactions and
+/// `bytes_max` bytes each (a transaction is never split; one larger than `bytes_max` goes
+/// alone and the network refuses it, as it would have before batching).
+pub fn encode_batches(txs: &[Transaction], bytes_max: usize) -> Vec<Vec<u8>> {
+    let bytes_max = bytes_max.min(TX_BATCH_BYTES_MAX);
+    let mut messages = Vec::new();
+    let mut current: Vec<Vec<u8>> = Vec::new();
+    let mut current_bytes = 8;
+    for tx in txs {
+        let encoded = tx.encode();
+        if !current.is_empty()
+            && (current.len() == TX_BATCH_MAX || current_bytes + encoded.len() > bytes_max)
+        {
+            messages.push(codec::encode_seq_of_encoded(&current));
+            current.clear();
+            current_bytes = 8;
+        }
+        current_bytes += encoded.len();
+        current.push(encoded);
+    }
+    if !current.is_empty() {
+        messages.push(codec::encode_seq_of_encoded(&current));
+    }
+    messages
+}
+
+/// Decodes one gossip message: a non-empty batch of at most [`TX_BATCH_MAX`] transactions,
+/// each within [`TX_BYTES_MAX`], in canonical form.
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Transaction>, String> {
+    let txs: Vec<Transaction> =
+        codec::decode(bytes, TX_BATCH_BYTES_MAX, "transaction batch").map_err(|e| e.to_string())?;
+    if txs.is_empty() || txs.len() > TX_BATCH_MAX {
+        return Err(format!(
+            "a transaction batch holds {} transactions; 1 to {TX_BATCH_MAX} are allowed",
+            txs.len()
+        ));
+    }
+    Ok(txs)
+}
+
+/// One gossip message as the network delivered it: a batch of transactions, still encoded.
 pub struct GossipedTx {
     pub from: PeerId,
     pub id: GossipId,
@@ -42,10 +95,10 @@ pub struct TxGossipWorker {
 impl TxGossipWorker {
     /// Runs until every sender of `queue` is gone or the network stops.
     pub async fn run(self, mut queue: mpsc::Receiver<GossipedTx>) {
-        let mut batch = Vec::with_capacity(ADMIT_BATCH_MAX);
+        let mut batch = Vec::with_capacity(ADMIT_MESSAGES_MAX);
         loop {
             batch.clear();
-            if queue.recv_many(&mut batch, ADMIT_BATCH_MAX).await == 0 {
+            if queue.recv_many(&mut batch, ADMIT_MESSAGES_MAX).await == 0 {
                 return;
             }
             let work = std::mem::take(&mut batch);
@@ -90,28 +143,33 @@ impl TxGossipWorker {
 
 type Outcome = (PeerId, GossipId, Verdict, Option<String>);
 
-/// Admits a batch; returns each one's verdict (and complaint) and whether any got in.
+/// Admits the transactions of several gossip messages; returns each message's verdict (and
+/// complaint) and whether any transaction got in.
 ///
 /// Signatures are checked in one batch first (a third of the cost of checking each); only
-/// when the batch fails is each transaction checked on its own, to find the bad ones.
+/// when the batch fails is each transaction checked on its own, to find the bad ones. A
+/// message is forwarded (accepted) when it brought something new and nothing invalid; one
+/// invalid transaction rejects the message and blames its sender, though the valid ones in it
+/// are still admitted.
 fn admit(
     store: &Store,
     mempool: &Mutex<Mempool>,
     metrics: &Metrics,
-    batch: Vec<GossipedTx>,
+    messages: Vec<GossipedTx>,
 ) -> (Vec<Outcome>, bool) {
-    let decoded: Vec<(GossipedTx, Result<Transaction, String>)> = batch
+    let decoded: Vec<(GossipedTx, Result<Vec<Transaction>, String>)> = messages
         .into_iter()
         .map(|g| {
-            let tx = Transaction::decode(&g.bytes).map_err(|e| e.to_string());
-            (g, tx)
+            let txs = decode_batch(&g.bytes);
+            (g, txs)
         })
         .collect();
     let fresh: Vec<Transaction> = {
         let pool = mempool.lock().unwrap_or_else(|e| e.into_inner());
         decoded
             .iter()
-            .filter_map(|(_, tx)| tx.as_ref().ok())
+            .filter_map(|(_, txs)| txs.as_ref().ok())
+            .flatten()
             .filter(|tx| !pool.contains(&tx.hash()))
             .cloned()
             .collect()
@@ -120,42 +178,51 @@ fn admit(
     let mut any = false;
     let outcomes = decoded
         .into_iter()
-        .map(|(g, tx)| {
-            let tx = match tx {
-                Ok(tx) => tx,
+        .map(|(g, txs)| {
+            let txs = match txs {
+                Ok(txs) => txs,
                 Err(e) => {
                     metrics.reject("malformed");
-                    let reason = format!("gossiped transaction is malformed: {e}");
+                    let reason = format!("gossiped transactions are malformed: {e}");
                     return (g.from, g.id, Verdict::Reject, Some(reason));
                 }
             };
-            // One lock per transaction: RPC admissions interleave instead of waiting for the
-            // whole batch.
-            let mut pool = mempool.lock().unwrap_or_else(|e| e.into_inner());
-            let result = if batch_verified {
-                pool.insert_verified(tx, store)
-            } else {
-                pool.insert(tx, store)
-            };
-            drop(pool);
-            match result {
-                Ok(_) => {
-                    any = true;
-                    (g.from, g.id, Verdict::Accept, None)
-                }
-                Err(r) => {
-                    metrics.reject(r.reason());
-                    match r {
-                        Rejection::BadSignature(_)
-                        | Rejection::WrongChain { .. }
-                        | Rejection::TooLarge { .. } => {
-                            let reason = format!("gossiped transaction refused: {r}");
-                            (g.from, g.id, Verdict::Reject, Some(reason))
+            let mut verdict = Verdict::Ignore;
+            let mut complaint = None;
+            for tx in txs {
+                // One lock per transaction: RPC admissions interleave instead of waiting for
+                // the whole batch.
+                let mut pool = mempool.lock().unwrap_or_else(|e| e.into_inner());
+                let result = if batch_verified {
+                    pool.insert_verified(tx, store)
+                } else {
+                    pool.insert(tx, store)
+                };
+                drop(pool);
+                match result {
+                    Ok(_) => {
+                        any = true;
+                        if verdict == Verdict::Ignore {
+                            verdict = Verdict::Accept;
                         }
-                        _ => (g.from, g.id, Verdict::Ignore, None),
+                    }
+                    Err(r) => {
+                        metrics.reject(r.reason());
+                        if matches!(
+                            r,
+                            Rejection::BadSignature(_)
+                                | Rejection::WrongChain { .. }
+                                | Rejection::TooLarge { .. }
+                        ) {
+                            verdict = Verdict::Reject;
+                            complaint.get_or_insert_with(|| {
+                                format!("gossiped transaction refused: {r}")
+                            });
+                        }
                     }
                 }
             }
+            (g.from, g.id, verdict, complaint)
         })
         .collect();
     (outcomes, any)
@@ -184,19 +251,29 @@ mod tests {
         )
     }
 
-    fn gossiped(txs: &[Transaction]) -> Vec<GossipedTx> {
-        txs.iter()
+    /// Each of `messages` as one gossip message.
+    fn gossiped(messages: &[&[Transaction]]) -> Vec<GossipedTx> {
+        messages
+            .iter()
             .enumerate()
-            .map(|(i, tx)| GossipedTx {
+            .map(|(i, txs)| GossipedTx {
                 from: PeerId::random(),
                 id: GossipId::for_test(i as u64),
-                bytes: tx.encode(),
+                bytes: codec::encode(&txs.to_vec()),
             })
             .collect()
     }
 
-    #[test]
-    fn a_batch_with_one_forged_signature_admits_the_rest_and_rejects_only_it() {
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        chain: String,
+        user: Keypair,
+        pool: Mutex<Mempool>,
+        metrics: Metrics,
+    }
+
+    fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let user = Keypair::from_secret(&[3; 32]);
         let validator = Keypair::from_secret(&[4; 32]);
@@ -209,44 +286,102 @@ mod tests {
         let store = Store::open(dir.path(), &genesis).unwrap();
         let chain = store.chain_id().to_owned();
         let pool = Mutex::new(Mempool::new(&chain, MempoolSection::default()));
-        let metrics = Metrics::new();
+        Fixture {
+            _dir: dir,
+            store,
+            chain,
+            user,
+            pool,
+            metrics: Metrics::new(),
+        }
+    }
 
-        let mut txs: Vec<Transaction> = (0..5).map(|n| transfer(&chain, &user, n)).collect();
-        let (outcomes, any) = admit(&store, &pool, &metrics, gossiped(&txs));
+    #[test]
+    fn a_message_with_one_forged_signature_is_rejected_and_its_valid_transactions_admitted() {
+        let f = fixture();
+        let txs: Vec<Transaction> = (0..5).map(|n| transfer(&f.chain, &f.user, n)).collect();
+        let (outcomes, any) = admit(
+            &f.store,
+            &f.pool,
+            &f.metrics,
+            gossiped(&[&txs[..2], &txs[2..]]),
+        );
         assert!(any);
         assert!(
             outcomes
                 .iter()
                 .all(|o| o.2 == Verdict::Accept && o.3.is_none())
         );
-        assert_eq!(pool.lock().unwrap().len(), 5);
+        assert_eq!(f.pool.lock().unwrap().len(), 5);
 
-        let mut forged = transfer(&chain, &user, 6);
+        let mut forged = transfer(&f.chain, &f.user, 6);
         forged.fee = Amount(2);
-        txs = vec![
-            transfer(&chain, &user, 5),
-            forged,
-            transfer(&chain, &user, 6),
-        ];
-        let (outcomes, _) = admit(&store, &pool, &metrics, gossiped(&txs));
+        let honest = [transfer(&f.chain, &f.user, 5)];
+        let mixed = [forged, transfer(&f.chain, &f.user, 6)];
+        let (outcomes, _) = admit(&f.store, &f.pool, &f.metrics, gossiped(&[&honest, &mixed]));
         let verdicts: Vec<Verdict> = outcomes.iter().map(|o| o.2).collect();
-        assert_eq!(
-            verdicts,
-            vec![Verdict::Accept, Verdict::Reject, Verdict::Accept]
-        );
+        assert_eq!(verdicts, vec![Verdict::Accept, Verdict::Reject]);
         assert!(outcomes[1].3.as_ref().unwrap().contains("signature"));
-        assert_eq!(pool.lock().unwrap().len(), 7);
+        // The honest nonce 6 in the rejected message still got in.
+        assert_eq!(f.pool.lock().unwrap().len(), 7);
 
-        // Bytes that are not a transaction are refused with a complaint, the rest admitted.
-        let mut batch = gossiped(&[transfer(&chain, &user, 7)]);
-        batch.push(GossipedTx {
+        // Only what is already pending: nothing to forward, nobody to blame.
+        let (outcomes, any) = admit(&f.store, &f.pool, &f.metrics, gossiped(&[&honest]));
+        assert!(!any);
+        assert_eq!(
+            (outcomes[0].2, outcomes[0].3.as_ref()),
+            (Verdict::Ignore, None)
+        );
+
+        // Bytes that are not a batch are refused with a complaint, the rest admitted.
+        let next = [transfer(&f.chain, &f.user, 7)];
+        let mut messages = gossiped(&[&next]);
+        messages.push(GossipedTx {
             from: PeerId::random(),
             id: GossipId::for_test(99),
             bytes: vec![0xee; 40],
         });
-        let (outcomes, _) = admit(&store, &pool, &metrics, batch);
+        let (outcomes, _) = admit(&f.store, &f.pool, &f.metrics, messages);
         assert_eq!(outcomes[0].2, Verdict::Accept);
         assert_eq!(outcomes[1].2, Verdict::Reject);
         assert!(outcomes[1].3.as_ref().unwrap().contains("malformed"));
+    }
+
+    #[test]
+    fn batches_split_by_count_and_by_bytes_and_decode_to_the_same_transactions() {
+        let f = fixture();
+        let txs: Vec<Transaction> = (0..(TX_BATCH_MAX as u64 * 2 + 3))
+            .map(|n| transfer(&f.chain, &f.user, n))
+            .collect();
+        let messages = encode_batches(&txs, usize::MAX);
+        let sizes: Vec<usize> = messages
+            .iter()
+            .map(|m| decode_batch(m).unwrap().len())
+            .collect();
+        assert_eq!(sizes, vec![TX_BATCH_MAX, TX_BATCH_MAX, 3]);
+        let back: Vec<Transaction> = messages
+            .iter()
+            .flat_map(|m| decode_batch(m).unwrap())
+            .collect();
+        assert_eq!(back, txs);
+
+        let one = txs[0].encode().len();
+        let messages = encode_batches(&txs[..10], 8 + 3 * one);
+        assert_eq!(messages.len(), 4);
+        assert!(messages.iter().all(|m| m.len() <= 8 + 3 * one));
+        assert_eq!(encode_batches(&txs[..1], 1).len(), 1);
+        assert!(encode_batches(&[], 1_000).is_empty());
+    }
+
+    #[test]
+    fn an_empty_or_oversized_batch_is_refused_with_its_count() {
+        let f = fixture();
+        let none: Vec<Transaction> = Vec::new();
+        let e = decode_batch(&codec::encode(&none)).unwrap_err();
+        assert!(e.contains("holds 0 transactions"), "{e}");
+        let tx = transfer(&f.chain, &f.user, 0);
+        let too_many = vec![tx; TX_BATCH_MAX + 1];
+        let e = decode_batch(&codec::encode(&too_many)).unwrap_err();
+        assert!(e.contains(&format!("holds {}", TX_BATCH_MAX + 1)), "{e}");
     }
 }

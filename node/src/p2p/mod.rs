@@ -93,7 +93,8 @@ impl Topic {
 
     pub fn name(self, chain_id: &str) -> String {
         match self {
-            Topic::Transactions => format!("/cairn/{chain_id}/tx/1"),
+            // 2: a message carries a batch of transactions (`driver::tx_gossip`).
+            Topic::Transactions => format!("/cairn/{chain_id}/tx/2"),
             Topic::Consensus => format!("/cairn/{chain_id}/consensus/1"),
         }
     }
@@ -203,11 +204,11 @@ pub enum Event {
     PeerDisconnected { peer: PeerId },
     /// A peer was refused, or refused us, before passing the handshake.
     PeerRefused { peer: PeerId, reason: Refusal },
-    /// A gossip message. `from` passed it on to us; `author` signed it. Answer with
+    /// A gossip message that `from` passed on to us (its author is not authenticated by the
+    /// envelope: the payload's own signature says who made it). Answer with
     /// [`Command::GossipVerdict`].
     Gossip {
         from: PeerId,
-        author: Option<PeerId>,
         topic: Topic,
         id: GossipId,
         bytes: Vec<u8>,
@@ -462,7 +463,7 @@ mod tests {
 
     #[test]
     fn topic_names_carry_the_chain_id() {
-        assert_eq!(Topic::Transactions.name("x"), "/cairn/x/tx/1");
+        assert_eq!(Topic::Transactions.name("x"), "/cairn/x/tx/2");
         assert_eq!(Topic::Consensus.name("x"), "/cairn/x/consensus/1");
     }
 }

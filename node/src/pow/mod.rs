@@ -201,7 +201,7 @@ impl PowDriver {
                 Some(found) = self.found.recv() => self.on_found(found).await?,
                 Some(reply) = self.replies.recv() => self.on_reply(reply).await?,
                 Some(tx) = self.io.admitted.recv() => {
-                    self.io.publish(Topic::Transactions, tx.encode()).await?;
+                    self.io.publish_admitted(tx).await?;
                     self.pool_grew = true;
                 }
                 _ = self.io.gossip_admitted.notified() => self.pool_grew = true,
@@ -490,9 +490,7 @@ impl PowDriver {
                 "transactions of disconnected blocks are back in the mempool"
             );
         }
-        for tx in regossip {
-            self.io.publish(Topic::Transactions, tx.encode()).await?;
-        }
+        self.io.publish_txs(&regossip).await?;
         self.tip_moved().await
     }
 
@@ -987,7 +985,6 @@ mod tests {
         h.driver
             .on_event(Event::Gossip {
                 from: peer,
-                author: Some(peer),
                 topic: Topic::Consensus,
                 id: GossipId::for_test(1),
                 bytes: vec![0xde, 0xad],

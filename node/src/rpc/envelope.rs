@@ -7,7 +7,7 @@
 use cairn_ledger::{Address, Hash, Nonce};
 use serde_json::{Map, Value, json};
 
-use super::methods::Method;
+use super::methods::{Method, SignaturesChecked};
 use super::{CommitWaiters, RpcState};
 use crate::mempool::Rejection;
 use crate::metrics::MethodLabel;
@@ -205,18 +205,24 @@ pub(super) fn handle_body(state: &RpcState, waiters: &CommitWaiters, body: &[u8]
                 };
                 return Some(error_response(None, &e));
             }
+            let checked = SignaturesChecked::of_batch(&batch);
             let responses: Vec<Value> = batch
                 .into_iter()
-                .filter_map(|r| handle_request(state, waiters, r))
+                .filter_map(|r| handle_request(state, waiters, &checked, r))
                 .collect();
             (!responses.is_empty()).then_some(Value::Array(responses))
         }
-        single => handle_request(state, waiters, single),
+        single => handle_request(state, waiters, &SignaturesChecked::default(), single),
     }
 }
 
 /// Handles one request object; `None` for a notification (no `id`).
-fn handle_request(state: &RpcState, waiters: &CommitWaiters, request: Value) -> Option<Value> {
+fn handle_request(
+    state: &RpcState,
+    waiters: &CommitWaiters,
+    checked: &SignaturesChecked,
+    request: Value,
+) -> Option<Value> {
     let Value::Object(mut request) = request else {
         let e = RpcError::InvalidRequest("a request must be a JSON object".into());
         return Some(error_response(None, &e));
@@ -230,7 +236,7 @@ fn handle_request(state: &RpcState, waiters: &CommitWaiters, request: Value) -> 
         }
     };
     let notification = id.is_none();
-    let result = parse_and_call(state, waiters, request);
+    let result = parse_and_call(state, waiters, checked, request);
     if notification {
         return None;
     }
@@ -243,6 +249,7 @@ fn handle_request(state: &RpcState, waiters: &CommitWaiters, request: Value) -> 
 fn parse_and_call(
     state: &RpcState,
     waiters: &CommitWaiters,
+    checked: &SignaturesChecked,
     mut request: Map<String, Value>,
 ) -> Result<Value, RpcError> {
     if request.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
@@ -279,7 +286,7 @@ fn parse_and_call(
         });
     };
     let params = Params::bind(method, params)?;
-    method.call(state, waiters, &params)
+    method.call(state, waiters, checked, &params)
 }
 
 /// A call's params by name, whether they came by name or by position.
