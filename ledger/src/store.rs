@@ -667,6 +667,15 @@ impl Store {
             .map_err(|e| self.db_error(e))
     }
 
+    /// Several consensus metadata entries in one synced batch: one fsync for all of them.
+    pub fn put_consensus_all(&self, entries: &[KeyValue]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for (key, value) in entries {
+            batch.put_cf(self.cf(CF_CONSENSUS), key, value);
+        }
+        self.write_synced(batch)
+    }
+
     pub fn get_consensus(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.get_raw(CF_CONSENSUS, key)?.map(|s| s.to_vec()))
     }

@@ -26,7 +26,9 @@ use cairn_ledger::block::{
 };
 use cairn_ledger::codec;
 use cairn_ledger::state::SigCheck;
-use cairn_ledger::store::{ApplyError, ConsensusWrites, PreparedBlock, Store, StoreError};
+use cairn_ledger::store::{
+    ApplyError, ConsensusWrites, KeyValue, PreparedBlock, Store, StoreError,
+};
 use cairn_ledger::tx::Transaction;
 use cairn_ledger::{Address, Amount, Hash, Height, Nonce, ProtocolVersion, Round, TimestampMs};
 
@@ -98,8 +100,12 @@ struct Entry {
 pub struct Chain {
     store: Arc<Store>,
     entries: HashMap<Hash, Entry>,
-    /// Entries that have a `BLOCK_PREFIX` key on disk.
+    /// Entries that have a `BLOCK_PREFIX` key on disk, or in `unsynced` on their way there.
     stored: HashSet<Hash>,
+    /// Blocks kept (`Effect::StoreBlock`) but not yet written: they go to disk with the safety
+    /// state that usually follows them, in one synced batch, and always before anything
+    /// leaves the driver ([`Chain::sync`]).
+    unsynced: Vec<KeyValue>,
     block_txs_max: usize,
     block_bytes_max: usize,
 }
@@ -116,6 +122,7 @@ impl Chain {
             store,
             entries: HashMap::new(),
             stored: HashSet::new(),
+            unsynced: Vec::new(),
             block_txs_max: block_txs_max as usize,
             block_bytes_max: (block_bytes_max as usize).min(BLOCK_BYTES_MAX),
         }
@@ -210,15 +217,13 @@ impl Chain {
         }))
     }
 
-    /// Keeps `block` durably (`Effect::StoreBlock`).
+    /// Keeps `block` durably (`Effect::StoreBlock`): on disk at the next [`Chain::sync`].
     pub fn store_block(&mut self, block: &Block) -> Result<Hash, Invalid> {
         let id = block.hash();
         if !self.stored.contains(&id) {
             let mut key = BLOCK_PREFIX.to_vec();
             key.extend_from_slice(&id.0);
-            self.store
-                .put_consensus(&key, &codec::encode(block))
-                .map_err(Invalid::from_store)?;
+            self.unsynced.push((key, codec::encode(block)));
             self.stored.insert(id);
         }
         self.entries.entry(id).or_insert_with(|| Entry {
@@ -227,6 +232,17 @@ impl Chain {
             refused: false,
         });
         Ok(id)
+    }
+
+    /// Writes the blocks kept since the last call, and `also` (the safety state), in one
+    /// synced batch. A proposal costs a follower one fsync before its vote instead of two.
+    pub fn sync(&mut self, also: Option<KeyValue>) -> Result<(), StoreError> {
+        if self.unsynced.is_empty() && also.is_none() {
+            return Ok(());
+        }
+        let mut entries = std::mem::take(&mut self.unsynced);
+        entries.extend(also);
+        self.store.put_consensus_all(&entries)
     }
 
     /// Executes `id` (and any unexecuted ancestors) on the committed state, and checks its

@@ -443,23 +443,23 @@ impl Driver {
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Persist(state) => {
-                    self.chain
-                        .store()
-                        .put_consensus(chain::SAFETY_KEY, &state.encode())
-                        .map_err(|e| {
-                            DriverError::Halt(format!(
-                                "cannot persist the consensus safety state, so no vote may \
-                                 leave: {e}"
-                            ))
-                        })?;
+                    let safety = (chain::SAFETY_KEY.to_vec(), state.encode());
+                    self.chain.sync(Some(safety)).map_err(|e| {
+                        DriverError::Halt(format!(
+                            "cannot persist the consensus safety state, so no vote may \
+                             leave: {e}"
+                        ))
+                    })?;
                 }
                 Effect::StoreBlock(block) => self.store_block(&block)?,
                 Effect::Send { to, msg } => {
+                    self.sync_blocks()?;
                     if self.may_send(&msg) {
                         self.send_to(to, msg.encode()).await?;
                     }
                 }
                 Effect::Broadcast(msg) => {
+                    self.sync_blocks()?;
                     if self.may_send(&msg) {
                         if let Message::Proposal(p) = &msg {
                             self.note_proposed(p.block.hash());
@@ -503,6 +503,7 @@ impl Driver {
                 }
                 Effect::Commit { blocks, qc } => commits.push((blocks, qc)),
                 Effect::FetchBlocks { from, request } => {
+                    self.sync_blocks()?;
                     self.send_to(from, Message::SyncRequest(request).encode())
                         .await?;
                 }
@@ -525,6 +526,7 @@ impl Driver {
             self.io.metrics.tcs.inc();
             self.last_tc_round = tc_round;
         }
+        self.sync_blocks()?;
         if commits.is_empty() {
             return Ok(());
         }
@@ -554,6 +556,13 @@ impl Driver {
         }
         tracing::warn!(reason = %e, "{context}");
         Ok(())
+    }
+
+    /// Blocks kept this batch are on disk before anything leaves and before it ends.
+    fn sync_blocks(&mut self) -> Result<(), DriverError> {
+        self.chain
+            .sync(None)
+            .map_err(|e| DriverError::Halt(format!("cannot keep a block on disk: {e}")))
     }
 
     fn store_block(&mut self, block: &Block) -> Result<(), DriverError> {
