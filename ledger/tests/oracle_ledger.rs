@@ -23,6 +23,14 @@ struct Net {
     feed: FeedId,
 }
 
+/// DEMO/USD with windows of 5 + 5 blocks, which the heights in these tests count on.
+fn with_short_windows(mut genesis: Genesis) -> Genesis {
+    let feed = &mut genesis.oracle.feeds[0];
+    feed.commit_window_blocks = 5;
+    feed.reveal_window_blocks = 5;
+    genesis
+}
+
 fn net() -> Net {
     let validator = Keypair::from_secret(&[200; 32]);
     let operators: Vec<Keypair> = (1..=5).map(|i| Keypair::from_secret(&[i; 32])).collect();
@@ -30,12 +38,12 @@ fn net() -> Net {
         .iter()
         .map(|k| (k.public().address(), Amount(FUNDS)))
         .collect();
-    let genesis = Genesis::local(
+    let genesis = with_short_windows(Genesis::local(
         EngineKind::Bft,
         &[validator.public()],
         &funded,
         TimestampMs(1),
-    );
+    ));
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &genesis).unwrap();
     Net {
@@ -153,7 +161,7 @@ fn applied(statuses: &[ReceiptStatus]) {
     }
 }
 
-/// DEMO/USD in `Genesis::local`: rounds of 5 commit + 5 reveal blocks from height 1, so
+/// DEMO/USD as [`with_short_windows`] sets it: rounds of 5 commit + 5 reveal blocks from height 1, so
 /// round 1 commits at 11..=15, reveals at 16..=20 and is settled at the end of block 20.
 #[test]
 fn a_round_settles_into_the_honest_median_with_penalties_and_rewards() {
@@ -322,12 +330,12 @@ fn the_oracle_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let validator = Keypair::from_secret(&[200; 32]);
     let op = Keypair::from_secret(&[1; 32]);
-    let genesis = Genesis::local(
+    let genesis = with_short_windows(Genesis::local(
         EngineKind::Bft,
         &[validator.public()],
         &[(op.public().address(), Amount(FUNDS))],
         TimestampMs(1),
-    );
+    ));
     let store = Store::open(dir.path(), &genesis).unwrap();
     let n = Net {
         _dir: tempfile::tempdir().unwrap(),
