@@ -111,6 +111,10 @@ pub struct Mempool {
     chain_id: String,
     entries: HashMap<Hash, Entry>,
     by_sender: HashMap<Address, BTreeMap<Nonce, Hash>>,
+    /// What each sender's entries in `by_sender` cost together (amounts plus fees), kept as
+    /// they come and go, so an admission checks affordability without walking the sender's
+    /// queue (up to `txs_per_sender_max` lookups per admission, a hot spot under load).
+    cost_by_sender: HashMap<Address, u128>,
     by_fee: BTreeSet<FeeKey>,
     bytes: u64,
     next_seq: u64,
@@ -123,6 +127,7 @@ impl Mempool {
             chain_id: chain_id.to_owned(),
             entries: HashMap::new(),
             by_sender: HashMap::new(),
+            cost_by_sender: HashMap::new(),
             by_fee: BTreeSet::new(),
             bytes: 0,
             next_seq: 0,
@@ -243,13 +248,17 @@ impl Mempool {
             }
             None
         };
-        // The sender must afford all its pending transactions with this one in place.
-        let needed: u128 = pending
+        // The sender must afford all its pending transactions with this one in place: all of
+        // its entries, less the one this replaces and those a block has just included (below
+        // the committed nonce, usually none), plus this one.
+        let entry_cost = |h: &Hash| cost(&self.entries[h].tx);
+        let committed: u128 = pending
             .into_iter()
-            .flatten()
-            .filter(|(nonce, _)| **nonce != tx.nonce && **nonce >= account.nonce)
-            .map(|(_, h)| cost(&self.entries[h].tx))
-            .sum::<u128>()
+            .flat_map(|p| p.range(..account.nonce))
+            .map(|(_, h)| entry_cost(h))
+            .sum();
+        let replaced = replaces.as_ref().map_or(0, entry_cost);
+        let needed = self.cost_by_sender.get(&sender).copied().unwrap_or(0) - committed - replaced
             + cost(&tx);
         if needed > account.balance.0 as u128 {
             return Err(Rejection::Unaffordable {
@@ -273,6 +282,7 @@ impl Mempool {
             .entry(sender)
             .or_default()
             .insert(tx.nonce, hash);
+        *self.cost_by_sender.entry(sender).or_default() += cost(&tx);
         self.bytes += bytes as u64;
         self.entries.insert(
             hash,
@@ -331,6 +341,9 @@ impl Mempool {
             nonces.remove(&entry.tx.nonce);
             if nonces.is_empty() {
                 self.by_sender.remove(&entry.sender);
+                self.cost_by_sender.remove(&entry.sender);
+            } else if let Some(total) = self.cost_by_sender.get_mut(&entry.sender) {
+                *total -= cost(&entry.tx);
             }
         }
         Some(entry.tx)
@@ -658,7 +671,9 @@ mod tests {
                     proptest::prop_assert_eq!(got, expected, "gap-free from the account nonce");
                     let cost: u128 = nonces.values().map(|h| cost(&p.entries[h].tx)).sum();
                     proptest::prop_assert!(cost <= account.balance.0 as u128);
+                    proptest::prop_assert_eq!(p.cost_by_sender[sender], cost, "running cost");
                 }
+                proptest::prop_assert_eq!(p.cost_by_sender.len(), p.by_sender.len());
                 let reaped = p.reap(usize::MAX, usize::MAX);
                 proptest::prop_assert_eq!(reaped.len(), p.len());
             }
