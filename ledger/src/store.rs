@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use cairn_oracle::{FeedId, FeedState};
@@ -50,6 +51,9 @@ pub const TREE_CACHED_DEPTHS: u8 = 4;
 /// Accounts kept in memory after being written (about 100 bytes each with the map's
 /// overhead); when full the cache is emptied and refills from the next blocks' writes.
 pub const ACCOUNT_CACHE_ENTRIES_MAX: usize = 262_144;
+/// Most bytes reserved up front for a block's write batch (a typical block of 1,000
+/// transfers needs about 1 MiB); a batch that needs more grows.
+pub const BATCH_RESERVE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Bound on any single stored value we decode (bodies are the largest).
 const STORED_VALUE_BYTES_MAX: usize = block::BLOCK_BYTES_MAX;
 
@@ -313,6 +317,8 @@ pub struct Store {
     /// With the height it is the state after, so readers see a matching pair.
     oracle: RwLock<Option<(Height, Arc<OracleState>)>>,
     write_lock: Mutex<()>,
+    /// Size of the last block's write batch, to allocate the next one at once.
+    batch_bytes_hint: AtomicUsize,
 }
 
 fn be(height: Height) -> [u8; 8] {
@@ -339,6 +345,7 @@ impl Store {
             accounts: RwLock::new(HashMap::new()),
             oracle: RwLock::new(None),
             write_lock: Mutex::new(()),
+            batch_bytes_hint: AtomicUsize::new(0),
         };
         match store.get_meta::<u32>(META_FORMAT)? {
             Some(found) if found > FORMAT_VERSION => {
@@ -891,7 +898,11 @@ impl Store {
                 tip_hash: tip.hash,
             });
         }
-        let mut batch = WriteBatch::default();
+        let reserve = self
+            .batch_bytes_hint
+            .load(Ordering::Relaxed)
+            .min(BATCH_RESERVE_BYTES_MAX);
+        let mut batch = WriteBatch::with_capacity_bytes(reserve);
         for (key, value) in &consensus.puts {
             batch.put_cf(self.cf(CF_CONSENSUS), key, value);
         }
@@ -918,27 +929,28 @@ impl Store {
         let header = &p.block.header;
         let height = be(header.height);
         batch.put_cf(self.cf(CF_HEADERS), p.hash.0, codec::encode(header));
-        batch.put_cf(
-            self.cf(CF_BODIES),
-            p.hash.0,
-            codec::encode(&p.block.transactions),
-        );
+        batch.put_cf(self.cf(CF_BODIES), p.hash.0, &p.body.bytes);
         batch.put_cf(self.cf(CF_HEIGHTS), height, codec::encode(&p.hash));
+        let mut value = Vec::new();
+        let tx_index = self.cf(CF_TX_INDEX);
         for (index, tx_hash) in p.body.tx_ids.iter().enumerate() {
             let location = TxLocation {
                 height: header.height,
                 block: p.hash,
                 index: index as u32,
             };
-            batch.put_cf(self.cf(CF_TX_INDEX), tx_hash.0, codec::encode(&location));
+            codec::encode_into(&location, &mut value);
+            batch.put_cf(tx_index, tx_hash.0, &value);
         }
         batch.put_cf(
             self.cf(CF_RECEIPTS),
             height,
             codec::encode(&p.changes.receipts),
         );
+        let state = self.cf(CF_STATE);
         for (address, account) in &p.changes.updated {
-            batch.put_cf(self.cf(CF_STATE), address.0, codec::encode(account));
+            codec::encode_into(account, &mut value);
+            batch.put_cf(state, address.0, &value);
         }
         for (id, feed) in &p.changes.feeds_updated {
             batch.put_cf(
@@ -966,6 +978,10 @@ impl Store {
         batch.put_cf(self.cf(CF_UNDO), height, codec::encode(&undo));
         let tip = p.resulting_tip();
         batch.put_cf(self.cf(CF_META), META_TIP, codec::encode(&tip));
+        // Blocks are alike in size: sizing the next batch like this one saves growing it
+        // (and copying what it holds) a dozen times on the way to a megabyte.
+        self.batch_bytes_hint
+            .store(batch.size_in_bytes(), Ordering::Relaxed);
         self.write_synced(batch)?;
         self.cache_tree_writes(&p.tree);
         self.cache_accounts(p.changes.updated.iter().map(|(a, acc)| (a, Some(acc))));
@@ -976,10 +992,15 @@ impl Store {
     }
 
     fn put_tree_writes(&self, batch: &mut WriteBatch, tree: &TreeUpdate) {
+        let cf = self.cf(CF_STATE_TREE);
+        let mut value = Vec::new();
         for (at, node) in &tree.writes {
             match node {
-                Some(n) => batch.put_cf(self.cf(CF_STATE_TREE), at.to_bytes(), codec::encode(n)),
-                None => batch.delete_cf(self.cf(CF_STATE_TREE), at.to_bytes()),
+                Some(n) => {
+                    codec::encode_into(n, &mut value);
+                    batch.put_cf(cf, at.to_bytes(), &value);
+                }
+                None => batch.delete_cf(cf, at.to_bytes()),
             }
         }
     }
