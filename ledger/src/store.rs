@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use cairn_oracle::{FeedId, FeedState};
 
@@ -222,8 +222,9 @@ pub struct PreparedBlock {
     body: EncodedBody,
     pub changes: StateChanges,
     tree: TreeUpdate,
-    /// Where each tree write is in `tree.writes`, for blocks executed on top of this one.
-    tree_index: HashMap<Position, usize>,
+    /// Where each tree write is in `tree.writes`, for blocks executed on top of this one;
+    /// built on first use, since most blocks are committed without any.
+    tree_index: OnceLock<HashMap<Position, usize>>,
     parent_tip: Tip,
 }
 
@@ -235,21 +236,29 @@ impl PreparedBlock {
         tree: TreeUpdate,
         parent_tip: Tip,
     ) -> PreparedBlock {
-        let tree_index = tree
-            .writes
-            .iter()
-            .enumerate()
-            .map(|(i, (at, _))| (*at, i))
-            .collect();
         PreparedBlock {
             hash: block.hash(),
             block,
             body,
             changes,
             tree,
-            tree_index,
+            tree_index: OnceLock::new(),
             parent_tip,
         }
+    }
+
+    /// The node this block writes at `at`: `Some(None)` if it deletes it, `None` if it
+    /// leaves it alone.
+    fn tree_write(&self, at: &Position) -> Option<Option<Node>> {
+        let index = self.tree_index.get_or_init(|| {
+            self.tree
+                .writes
+                .iter()
+                .enumerate()
+                .map(|(i, (at, _))| (*at, i))
+                .collect()
+        });
+        index.get(at).map(|&i| self.tree.writes[i].1)
     }
 
     /// The ids of the block's transactions, in order (computed once, when it was prepared).
@@ -295,11 +304,54 @@ impl StateReader for Layered<'_> {
 impl NodeSource for Layered<'_> {
     fn node(&self, at: Position) -> Result<Option<Node>, TreeError> {
         for layer in self.layers.iter().rev() {
-            if let Some(&i) = layer.tree_index.get(&at) {
-                return Ok(layer.tree.writes[i].1);
+            if let Some(written) = layer.tree_write(&at) {
+                return Ok(written);
             }
         }
         self.store.node(at)
+    }
+}
+
+/// The state tree's levels above [`TREE_CACHED_DEPTHS`], one slot per position: every block
+/// reads and rewrites most of them, so they are found by index rather than by hashing keys.
+#[derive(Clone, PartialEq)]
+struct UpperTree(Vec<Option<Node>>);
+
+const _: () = assert!(
+    TREE_CACHED_DEPTHS <= 4,
+    "UpperTree::slot reads two prefix bytes"
+);
+
+impl UpperTree {
+    /// 16⁰ + 16¹ + … + 16^(TREE_CACHED_DEPTHS−1) positions.
+    const SLOTS: usize = (16usize.pow(TREE_CACHED_DEPTHS as u32) - 1) / 15;
+
+    fn new() -> UpperTree {
+        UpperTree(vec![None; Self::SLOTS])
+    }
+
+    /// The slot of an upper-level position; `None` below the upper levels, or for a prefix
+    /// with nibbles set at or below its depth (which no position made by the tree has).
+    fn slot(at: &Position) -> Option<usize> {
+        if at.depth >= TREE_CACHED_DEPTHS {
+            return None;
+        }
+        let depth = at.depth as usize;
+        let high = u16::from_be_bytes([at.prefix.0[0], at.prefix.0[1]]) as usize;
+        let nibbles = high >> (16 - 4 * depth);
+        let rest_is_zero =
+            high & (0xffff >> (4 * depth)) == 0 && at.prefix.0[2..].iter().all(|&b| b == 0);
+        rest_is_zero.then(|| (16usize.pow(depth as u32) - 1) / 15 + nibbles)
+    }
+
+    fn get(&self, at: &Position) -> Option<Node> {
+        Self::slot(at).and_then(|i| self.0[i])
+    }
+
+    fn set(&mut self, at: &Position, node: Option<Node>) {
+        if let Some(i) = Self::slot(at) {
+            self.0[i] = node;
+        }
     }
 }
 
@@ -312,7 +364,7 @@ pub struct Store {
     tip: RwLock<Tip>,
     /// Every stored tree node above depth [`TREE_CACHED_DEPTHS`]; changed only after the
     /// batch that changes them on disk has been written.
-    upper_tree: RwLock<HashMap<Position, Node>>,
+    upper_tree: RwLock<UpperTree>,
     /// Accounts as last written to disk. Filled only by writers after their batch is on
     /// disk, never by readers, so it cannot hold a value older than the disk's.
     accounts: RwLock<HashMap<Address, Account>>,
@@ -345,7 +397,7 @@ impl Store {
                 hash: Hash::ZERO,
                 state_root: Child::Empty,
             }),
-            upper_tree: RwLock::new(HashMap::new()),
+            upper_tree: RwLock::new(UpperTree::new()),
             accounts: RwLock::new(HashMap::new()),
             oracle: RwLock::new(None),
             write_lock: Mutex::new(()),
@@ -437,7 +489,7 @@ impl Store {
     }
 
     fn load_upper_tree(&mut self) -> Result<(), StoreError> {
-        let mut upper = HashMap::new();
+        let mut upper = UpperTree::new();
         // Keys start with the depth byte, so the upper levels are a prefix of the column.
         for entry in self
             .db
@@ -447,10 +499,12 @@ impl Store {
             if key[0] >= TREE_CACHED_DEPTHS {
                 break;
             }
-            let position = Position::from_bytes(&key).ok_or_else(|| StoreError::Corrupt {
-                what: CF_STATE_TREE,
-                detail: format!("key of {} bytes", key.len()),
-            })?;
+            let position = Position::from_bytes(&key)
+                .filter(|at| UpperTree::slot(at).is_some())
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: CF_STATE_TREE,
+                    detail: format!("key {} is not a tree position", hex::encode(&key)),
+                })?;
             let node: Node =
                 codec::decode(&value, STORED_VALUE_BYTES_MAX, CF_STATE_TREE).map_err(|e| {
                     StoreError::Corrupt {
@@ -458,7 +512,7 @@ impl Store {
                         detail: e.to_string(),
                     }
                 })?;
-            upper.insert(position, node);
+            upper.set(&position, Some(node));
         }
         *self.upper_tree.get_mut().expect("tree cache lock") = upper;
         Ok(())
@@ -493,10 +547,7 @@ impl Store {
             .iter()
             .filter(|(at, _)| at.depth < TREE_CACHED_DEPTHS)
         {
-            match node {
-                Some(n) => upper.insert(*at, *n),
-                None => upper.remove(at),
-            };
+            upper.set(at, *node);
         }
     }
 
@@ -1121,12 +1172,7 @@ impl StateReader for Store {
 impl NodeSource for Store {
     fn node(&self, at: Position) -> Result<Option<Node>, TreeError> {
         if at.depth < TREE_CACHED_DEPTHS {
-            return Ok(self
-                .upper_tree
-                .read()
-                .expect("tree cache lock")
-                .get(&at)
-                .copied());
+            return Ok(self.upper_tree.read().expect("tree cache lock").get(&at));
         }
         self.get::<Node>(CF_STATE_TREE, &at.to_bytes())
             .map_err(|e| TreeError::Read(e.to_string()))
@@ -1444,7 +1490,7 @@ mod tests {
             let cached = store.upper_tree.read().unwrap().clone();
             store.load_upper_tree().unwrap();
             let disk = store.upper_tree.read().unwrap().clone();
-            assert!(!disk.is_empty());
+            assert!(disk.0.iter().any(Option::is_some));
             assert!(
                 cached == disk,
                 "cached tree levels differ from disk after {after}"
@@ -1476,6 +1522,36 @@ mod tests {
         assert_cache_is_disk(&mut store, "commit");
         store.revert_tip().unwrap();
         assert_cache_is_disk(&mut store, "revert");
+    }
+
+    #[test]
+    fn every_upper_tree_position_has_its_own_slot() {
+        let mut seen = vec![false; UpperTree::SLOTS];
+        for depth in 0..TREE_CACHED_DEPTHS {
+            for nibbles in 0..16u32.pow(depth as u32) {
+                let mut prefix = [0u8; 32];
+                let high = (nibbles << (16 - 4 * depth as u32)) as u16;
+                prefix[..2].copy_from_slice(&high.to_be_bytes());
+                let at = Position {
+                    depth,
+                    prefix: Hash(prefix),
+                };
+                let slot = UpperTree::slot(&at).expect("upper position");
+                assert!(!seen[slot], "slot {slot} given twice");
+                seen[slot] = true;
+            }
+        }
+        assert!(seen.iter().all(|&s| s));
+        let below = Position {
+            depth: TREE_CACHED_DEPTHS,
+            prefix: Hash::ZERO,
+        };
+        assert_eq!(UpperTree::slot(&below), None);
+        let stray_nibble = Position {
+            depth: 1,
+            prefix: Hash([0x11; 32]),
+        };
+        assert_eq!(UpperTree::slot(&stray_nibble), None);
     }
 
     #[test]
