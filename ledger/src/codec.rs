@@ -49,6 +49,14 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, config()).expect("Cairn types encode infallibly")
 }
 
+/// Replaces `out`'s contents with the canonical encoding of `value` (the bytes [`encode`]
+/// gives), reusing its allocation: a block's commit encodes thousands of small values.
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    out.clear();
+    bincode::serde::encode_into_std_write(value, out, config())
+        .expect("Cairn types encode infallibly");
+}
+
 /// The encoding of a sequence given each element's encoding, without encoding them again:
 /// a fixed-width length, then the elements back to back (what `encode` of a `Vec` gives).
 pub fn encode_seq_of_encoded(items: &[Vec<u8>]) -> Vec<u8> {
@@ -121,6 +129,15 @@ mod tests {
     fn round_trips() {
         let bytes = encode(&sample());
         assert_eq!(decode::<Sample>(&bytes, 1024, "sample").unwrap(), sample());
+    }
+
+    #[test]
+    fn encoding_into_a_used_buffer_gives_the_same_bytes() {
+        let mut out = vec![9; 100];
+        encode_into(&sample(), &mut out);
+        assert_eq!(out, encode(&sample()));
+        encode_into(&7u8, &mut out);
+        assert_eq!(out, encode(&7u8));
     }
 
     #[test]

@@ -225,16 +225,20 @@ pub fn verify_batch(items: &[SignedMessage]) -> Result<(), BatchError> {
         seed.update(p.s.as_bytes());
     }
     let seed = seed.finalize();
-    let weights: Vec<Scalar> = (0..prepared.len() as u64)
-        .map(|i| {
+    // Each 512-bit output gives four independent 128-bit weights: a quarter of the hashing.
+    let weights: Vec<Scalar> = (0..prepared.len().div_ceil(4) as u64)
+        .flat_map(|block| {
             let h = Sha512::new()
                 .chain_update(seed)
-                .chain_update(i.to_le_bytes())
+                .chain_update(block.to_le_bytes())
                 .finalize();
-            let mut z = [0u8; 16];
-            z.copy_from_slice(&h[..16]);
-            Scalar::from(u128::from_le_bytes(z))
+            (0..4).map(move |j| {
+                let mut z = [0u8; 16];
+                z.copy_from_slice(&h[16 * j..16 * (j + 1)]);
+                Scalar::from(u128::from_le_bytes(z))
+            })
         })
+        .take(prepared.len())
         .collect();
     let b_coefficient: Scalar = prepared.iter().zip(&weights).map(|(p, z)| z * p.s).sum();
     let scalars = std::iter::once(b_coefficient)

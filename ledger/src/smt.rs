@@ -179,7 +179,9 @@ pub fn update(
     changes: &[(Hash, Option<Hash>)],
 ) -> Result<TreeUpdate, TreeError> {
     debug_assert!(changes.windows(2).all(|w| w[0].0 < w[1].0));
-    let mut writes = Vec::new();
+    // About one node is rewritten per changed entry while the tree is much larger than the
+    // change; reserving that avoids regrowing a vector of kilobyte-sized nodes.
+    let mut writes = Vec::with_capacity(changes.len());
     let new_root = Updater {
         source,
         writes: &mut writes,
