@@ -2,7 +2,7 @@
 //! state root computed and committed to real RocksDB (synced); and ed25519 verification one
 //! by one against batches, in the same run.
 //!
-//! cargo bench --profile release -p cairn-benches --bench ledger
+//! cargo bench --profile release --workspace --bench ledger
 
 use std::time::{Duration, Instant};
 

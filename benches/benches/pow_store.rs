@@ -3,7 +3,7 @@
 //! execution and the state root checked, then commit), and a 100-block reorganisation (revert 100 tips with their
 //! undo records, then prepare and commit the 100 blocks of the other branch).
 //!
-//! cargo bench --profile release -p cairn-benches --bench pow_store
+//! cargo bench --profile release --workspace --bench pow_store
 //!
 //! The same figures without criterion: `cargo test --release -p cairn-tests --test e2e_pow --
 //! --ignored --nocapture pow_store` (see benches/RESULTS.md).

@@ -3,7 +3,7 @@
 //! transfers among 10,000 accounts. The criterion benchmark gives the end-to-end figure;
 //! this breaks it down.
 //!
-//! cargo run --release -p cairn-benches --example ledger_phases
+//! cargo build --release --workspace --examples && target/release/examples/ledger_phases
 
 use std::time::{Duration, Instant};
 
