@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 
 use crate::client::{
     CALL_TIMEOUT, CONNECT_TIMEOUT, Client, RESPONSE_BYTES_MAX, RPC_DEFAULT, RpcArgs, RpcUrl,
+    agent_config,
 };
 use crate::output::{self, Output};
 
@@ -320,13 +321,9 @@ struct Conn {
 
 impl Conn {
     fn new(url: &RpcUrl) -> Conn {
-        let agent = ureq::config::Config::builder()
+        let agent = agent_config()
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(CALL_TIMEOUT))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .proxy(None)
             .build()
             .new_agent();
         Conn {

@@ -128,18 +128,21 @@ pub struct Client {
     agent: ureq::Agent,
 }
 
+/// How every RPC caller of this binary talks HTTP: status codes are answers to read, not
+/// errors; no redirects and no proxy (the node is addressed directly). Callers add timeouts.
+pub fn agent_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    ureq::config::Config::builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .proxy(None)
+}
+
 impl Client {
     pub fn new(args: &RpcArgs) -> Client {
-        let agent = ureq::config::Config::builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .proxy(None)
-            .build()
-            .new_agent();
         Client {
             url: args.rpc.clone(),
-            agent,
+            agent: agent_config().build().new_agent(),
         }
     }
 

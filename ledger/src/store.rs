@@ -1323,13 +1323,19 @@ mod tests {
         );
         let block = transfer_block(&store, &key, 10);
         store.apply(block, Amount(0), SigCheck::Batch).unwrap();
+        reopens_with_recipient_balance(store, dir.path(), &g, Amount(10));
+    }
+
+    /// Closes `store`, reopens it, and checks it is at the same tip with the transfer
+    /// recipient of [`transfer_block`] holding `balance`.
+    fn reopens_with_recipient_balance(store: Store, dir: &Path, g: &Genesis, balance: Amount) {
         let tip = store.tip();
         drop(store);
-        let store = Store::open(dir.path(), &g).unwrap();
+        let store = Store::open(dir, g).unwrap();
         assert_eq!(store.tip(), tip);
         assert_eq!(
             store.account(&Address([5; 20])).unwrap().unwrap().balance,
-            Amount(10)
+            balance
         );
     }
 
@@ -1358,14 +1364,7 @@ mod tests {
             store.account(&Address([5; 20])).unwrap().unwrap().balance,
             Amount(60)
         );
-        let tip = store.tip();
-        drop(store);
-        let store = Store::open(dir.path(), &g).unwrap();
-        assert_eq!(store.tip(), tip);
-        assert_eq!(
-            store.account(&Address([5; 20])).unwrap().unwrap().balance,
-            Amount(60)
-        );
+        reopens_with_recipient_balance(store, dir.path(), &g, Amount(60));
     }
 
     #[test]

@@ -317,22 +317,9 @@ impl Driver {
                 bytes,
             } => {
                 let verdict = match topic {
+                    // The admission worker answers with the verdict.
                     Topic::Transactions => {
-                        match self.io.tx_gossip.try_send(GossipedTx { from, id, bytes }) {
-                            // The worker answers with the verdict.
-                            Ok(()) => return Ok(()),
-                            Err(full) => {
-                                self.io.drop_reason("tx_queue_full");
-                                let GossipedTx { id, .. } = full.into_inner();
-                                self.io
-                                    .command(Command::GossipVerdict {
-                                        id,
-                                        verdict: Verdict::Ignore,
-                                    })
-                                    .await?;
-                                return Ok(());
-                            }
-                        }
+                        return self.io.offer_gossiped_txs(from, id, bytes).await;
                     }
                     Topic::Consensus => self.on_consensus_bytes(from, bytes).await?,
                 };

@@ -7,10 +7,10 @@ use cairn_ledger::TimestampMs;
 use cairn_ledger::tx::Transaction;
 use libp2p::PeerId;
 
-use super::tx_gossip::{TX_BATCH_MAX, encode_batches};
+use super::tx_gossip::{GossipedTx, TX_BATCH_MAX, encode_batches};
 use super::{DriverError, NodeIo};
 use crate::metrics::ReasonLabel;
-use crate::p2p::{Command, Topic};
+use crate::p2p::{Command, GossipId, Topic, Verdict};
 
 /// Milliseconds since the Unix epoch; 0 if the clock is before it.
 pub(crate) fn now_ms() -> TimestampMs {
@@ -57,6 +57,26 @@ impl NodeIo {
             self.publish(Topic::Transactions, bytes).await?;
         }
         Ok(())
+    }
+
+    /// Hands a gossip message of transactions to the admission worker, which answers its
+    /// verdict; if the worker's queue is full, drops it (counted) and answers "ignore" here.
+    pub(crate) async fn offer_gossiped_txs(
+        &self,
+        from: PeerId,
+        id: GossipId,
+        bytes: Vec<u8>,
+    ) -> Result<(), DriverError> {
+        let Err(full) = self.tx_gossip.try_send(GossipedTx { from, id, bytes }) else {
+            return Ok(());
+        };
+        self.drop_reason("tx_queue_full");
+        let GossipedTx { id, .. } = full.into_inner();
+        self.command(Command::GossipVerdict {
+            id,
+            verdict: Verdict::Ignore,
+        })
+        .await
     }
 
     /// Logs and reports a peer that sent invalid data, for scoring.

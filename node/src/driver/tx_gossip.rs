@@ -13,9 +13,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use cairn_ledger::codec;
 use cairn_ledger::store::Store;
 use cairn_ledger::tx::{TX_BYTES_MAX, Transaction, verify_signatures};
+use cairn_ledger::{Hash, codec};
 use libp2p::PeerId;
 use tokio::sync::{Notify, mpsc};
 
@@ -164,14 +164,19 @@ fn admit(
             (g, txs)
         })
         .collect();
+    // Ids before taking the lock: RPC admissions wait on it, and hashing need not.
+    let candidates: Vec<(&Transaction, Hash)> = decoded
+        .iter()
+        .filter_map(|(_, txs)| txs.as_ref().ok())
+        .flatten()
+        .map(|tx| (tx, tx.hash()))
+        .collect();
     let fresh: Vec<Transaction> = {
         let pool = mempool.lock().unwrap_or_else(|e| e.into_inner());
-        decoded
-            .iter()
-            .filter_map(|(_, txs)| txs.as_ref().ok())
-            .flatten()
-            .filter(|tx| !pool.contains(&tx.hash()))
-            .cloned()
+        candidates
+            .into_iter()
+            .filter(|(_, id)| !pool.contains(id))
+            .map(|(tx, _)| tx.clone())
             .collect()
     };
     let batch_verified = !fresh.is_empty() && verify_signatures(&fresh).is_ok();

@@ -29,6 +29,8 @@ use super::*;
 /// chain gets a reasoned refusal instead of "protocol not supported".
 const HANDSHAKE_PROTOCOL: &str = "/cairn/handshake/1";
 const IDENTIFY_PROTOCOL: &str = "/cairn/id/1";
+/// Domain tag of gossip message ids.
+const GOSSIP_ID_TAG: &[u8] = b"cairn/gossip-id/v1";
 
 #[derive(NetworkBehaviour)]
 pub(super) struct Behaviour {
@@ -136,12 +138,17 @@ impl Service {
             .validation_mode(ValidationMode::Permissive)
             // Forward only what the driver has verified (Command::GossipVerdict).
             .validate_messages()
-            // The author's id and sequence number as raw bytes: the default spells the id in
-            // base58 for every message, which showed in profiles.
+            // The envelope is unsigned, so an id made of its author and sequence number alone
+            // could be copied onto other bytes by any peer, and the real message, arriving
+            // later, dropped as a duplicate. The id is a hash of the payload with them (and
+            // the default's base58 spelling of the author, which showed in profiles, goes).
             .message_id_fn(|m: &gossipsub::Message| {
-                let mut id = m.source.map(|p| p.to_bytes()).unwrap_or_default();
-                id.extend(m.sequence_number.unwrap_or_default().to_be_bytes());
-                gossipsub::MessageId::new(&id)
+                let seq = m.sequence_number.unwrap_or_default().to_be_bytes();
+                let author = m.source.map(|p| p.to_bytes()).unwrap_or_default();
+                // The author's length first, so author and payload cannot trade bytes.
+                let len = (author.len() as u64).to_be_bytes();
+                let id = cairn_ledger::Hash::tagged(GOSSIP_ID_TAG, &[&seq, &len, &author, &m.data]);
+                gossipsub::MessageId::new(&id.0)
             })
             .build()
             .map_err(|e| P2pError::Setup(e.to_string()))?;

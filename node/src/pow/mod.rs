@@ -35,7 +35,6 @@ use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 
 use crate::driver::net::{now_ms, to_i64};
-use crate::driver::tx_gossip::GossipedTx;
 use crate::driver::{DriverError, NodeIo};
 use crate::metrics::ReasonLabel;
 use crate::p2p::{Command, Event, ForkId, RequestError, Topic, Verdict};
@@ -273,16 +272,7 @@ impl PowDriver {
                 bytes,
                 ..
             } => {
-                if let Err(full) = self.io.tx_gossip.try_send(GossipedTx { from, id, bytes }) {
-                    self.io.drop_reason("tx_queue_full");
-                    let GossipedTx { id, .. } = full.into_inner();
-                    self.io
-                        .command(Command::GossipVerdict {
-                            id,
-                            verdict: Verdict::Ignore,
-                        })
-                        .await?;
-                }
+                self.io.offer_gossiped_txs(from, id, bytes).await?;
             }
             Event::Gossip {
                 from,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cairn_ledger::block::Block;
 use cairn_ledger::store::TxLocation;
-use cairn_ledger::tx::{TX_BYTES_MAX, Transaction, verify_signatures};
+use cairn_ledger::tx::{TX_BYTES_MAX, Transaction, tx_id, verify_signatures};
 use cairn_ledger::{Address, Hash, Height, Nonce};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::error::TrySendError;
@@ -160,20 +160,22 @@ impl SignaturesChecked {
     /// If any fails, none counts as checked: each call then checks its own and names the bad
     /// one. Malformed calls are skipped here and answered by the call itself.
     pub(super) fn of_batch(batch: &[Value]) -> SignaturesChecked {
-        let txs: Vec<Transaction> = batch
+        // The codec is canonical, so the id of the submitted bytes is the transaction's id.
+        let (txs, ids): (Vec<Transaction>, HashSet<Hash>) = batch
             .iter()
             .filter_map(submitted_tx_hex)
             .filter_map(|hex| decode_hex("tx", hex, TX_BYTES_MAX).ok())
-            .filter_map(|bytes| Transaction::decode(&bytes).ok())
-            .collect();
+            .filter_map(|bytes| Some((Transaction::decode(&bytes).ok()?, tx_id(&bytes))))
+            .unzip();
         if txs.len() < 2 || verify_signatures(&txs).is_err() {
             return SignaturesChecked::default();
         }
-        SignaturesChecked(txs.iter().map(Transaction::hash).collect())
+        SignaturesChecked(ids)
     }
 
-    fn contains(&self, tx: &Transaction) -> bool {
-        !self.0.is_empty() && self.0.contains(&tx.hash())
+    /// Whether the transaction submitted as `encoded` had its signature checked here.
+    fn contains(&self, encoded: &[u8]) -> bool {
+        !self.0.is_empty() && self.0.contains(&tx_id(encoded))
     }
 }
 
@@ -226,7 +228,7 @@ fn submit_tx(
         state.metrics.reject(REASON_MALFORMED);
         RpcError::invalid_param("tx", e.to_string())
     })?;
-    let signature_checked = checked.contains(&tx);
+    let signature_checked = checked.contains(&bytes);
     match mode {
         Mode::Mempool => {
             let hash =
