@@ -71,9 +71,11 @@ pub const RETRY_BACKOFF_BASE: Duration = Duration::from_millis(20);
 pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Longest a worker sleeps when nothing is due or nothing may be sent.
 const IDLE_SLEEP_MAX: Duration = Duration::from_millis(5);
-/// How often the commit follower asks for the height. A latency includes up to this much of
-/// observation delay (a status call every 5 ms is about 1% of one core on the node asked).
-pub const FOLLOW_POLL: Duration = Duration::from_millis(5);
+/// How long one call of the commit follower waits for the next block (`block` with
+/// `wait_ms`, answered as soon as it commits); well under the RPC client's call timeout.
+pub const FOLLOW_WAIT: Duration = Duration::from_secs(1);
+/// Pause after a failed follower call, so a node that is down is not hammered.
+const FOLLOW_RETRY: Duration = Duration::from_millis(50);
 /// Blocks fetched per batch by the commit follower (each answer lists up to 2,000 hashes).
 const BLOCKS_PER_BATCH: u64 = 20;
 /// Consecutive failed polls after which the follower gives up on the node.
@@ -461,6 +463,8 @@ struct AccountInfo {
 struct BlockTxs {
     height: u64,
     transactions: Vec<Hash>,
+    /// Blocks from it to the tip, itself included, when it was read.
+    confirmations: u64,
 }
 
 /// `account` for every address, in batches; answers in the same order.
@@ -1115,7 +1119,7 @@ fn tx_index(plan: &Plan, sender: usize, seq: u32) -> usize {
 }
 
 /// Follows the chain on `url` from `start_height`, timing each of the run's transactions
-/// from its submission to the poll that saw its block, until every accepted transaction has
+/// from its submission to the follower reading its block, until every accepted transaction has
 /// committed after the workers stopped, or the drain period is over.
 fn follow(
     url: &RpcUrl,
@@ -1150,13 +1154,14 @@ fn follow(
                         "following blocks on {url} failed {FOLLOW_ERRORS_MAX} times in a row"
                     ));
                 }
+                thread::sleep(FOLLOW_RETRY);
             }
         }
-        thread::sleep(FOLLOW_POLL);
     }
 }
 
-/// One poll: the height, then every block above the last one seen.
+/// One step: waits for the block after the last one seen, then reads every block committed
+/// since.
 fn follow_step(
     conn: &Conn,
     out: &mut FollowOutcome,
@@ -1164,43 +1169,78 @@ fn follow_step(
     plan: &Plan,
     shared: &Shared,
 ) -> Result<()> {
-    let height = conn.calls_ok::<HeightOnly>("status", [json!({})])?[0].height;
+    let next = out.end_height + 1;
+    let wait_ms = u64::try_from(FOLLOW_WAIT.as_millis()).unwrap_or(u64::MAX);
+    let answer = conn
+        .calls("block", [json!({ "height": next, "wait_ms": wait_ms })])?
+        .pop()
+        .context("an empty answer to a batch of one")?;
+    let first: BlockTxs = match answer {
+        Ok(value) => serde_json::from_value(value).with_context(|| {
+            format!(
+                "the answer of {} to block is not what cairn expects",
+                conn.url
+            )
+        })?,
+        // Nothing committed within the wait: ask again.
+        Err(e) if e.code == codes::NOT_FOUND => return Ok(()),
+        Err(e) => anyhow::bail!(
+            "block at {} failed: {} (JSON-RPC error {})",
+            conn.url,
+            e.message,
+            e.code
+        ),
+    };
+    record_blocks(out, std::slice::from_ref(&first), index, plan, shared);
+    // Its confirmations say how far the chain was when it was read.
+    let height = first.height + first.confirmations.saturating_sub(1);
     shared.height.store(height, Ordering::Relaxed);
     while out.end_height < height {
         let from = out.end_height + 1;
         let to = height.min(out.end_height + BLOCKS_PER_BATCH);
         let blocks: Vec<BlockTxs> =
             conn.calls_ok("block", (from..=to).map(|h| json!({ "height": h })))?;
-        let observed = Instant::now();
-        let observed_us =
-            u64::try_from(observed.duration_since(shared.t0).as_micros()).unwrap_or(u64::MAX);
-        for block in &blocks {
-            out.blocks += 1;
-            out.block_txs_max = out.block_txs_max.max(block.transactions.len());
-            for hash in &block.transactions {
-                let Some(&tx) = index.get(hash) else {
-                    continue;
-                };
-                let tx = tx as usize;
-                let before = shared.mark(tx, TX_COMMITTED);
-                if before & TX_COMMITTED != 0 {
-                    continue;
-                }
-                let stamp = before & TX_STAMP_MASK;
-                if stamp > 0 {
-                    out.latencies_us.push(observed_us.saturating_sub(stamp - 1));
-                }
-                out.committed += 1;
-                out.last_commit = Some(observed);
-                let sender = tx / plan.txs_per_sender as usize;
-                shared.committed_per_sender[sender].fetch_add(1, Ordering::Relaxed);
-                shared.committed.fetch_add(1, Ordering::Relaxed);
-            }
-            debug_assert!(block.height <= to);
-        }
-        out.end_height = to;
+        record_blocks(out, &blocks, index, plan, shared);
     }
     Ok(())
+}
+
+/// Marks the run's transactions in `blocks` (the next ones, in order) committed as of now.
+fn record_blocks(
+    out: &mut FollowOutcome,
+    blocks: &[BlockTxs],
+    index: &HashMap<Hash, u32>,
+    plan: &Plan,
+    shared: &Shared,
+) {
+    let observed = Instant::now();
+    let observed_us =
+        u64::try_from(observed.duration_since(shared.t0).as_micros()).unwrap_or(u64::MAX);
+    for block in blocks {
+        debug_assert_eq!(block.height, out.end_height + 1);
+        out.blocks += 1;
+        out.block_txs_max = out.block_txs_max.max(block.transactions.len());
+        for hash in &block.transactions {
+            let Some(&tx) = index.get(hash) else {
+                continue;
+            };
+            let tx = tx as usize;
+            let before = shared.mark(tx, TX_COMMITTED);
+            if before & TX_COMMITTED != 0 {
+                continue;
+            }
+            let stamp = before & TX_STAMP_MASK;
+            if stamp > 0 {
+                out.latencies_us.push(observed_us.saturating_sub(stamp - 1));
+            }
+            out.committed += 1;
+            out.last_commit = Some(observed);
+            let sender = tx / plan.txs_per_sender as usize;
+            shared.committed_per_sender[sender].fetch_add(1, Ordering::Relaxed);
+            shared.committed.fetch_add(1, Ordering::Relaxed);
+        }
+        out.end_height = block.height;
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1268,7 +1308,8 @@ struct Report {
     /// From the first submission to the last commit seen.
     commit_window_s: f64,
     committed_tps: f64,
-    /// Submission to the poll that saw the block (polled every `FOLLOW_POLL`).
+    /// Submission to the follower reading the block (it waits on the node for each next
+    /// block, so within an HTTP round trip of its commit there).
     latency_ms: Option<Latency>,
     start_height: u64,
     end_height: u64,

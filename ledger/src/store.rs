@@ -19,7 +19,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use cairn_oracle::{FeedId, FeedState};
 
@@ -207,11 +208,27 @@ struct UndoRecord {
 /// A raw key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
-/// Consensus metadata to write in the same batch as a block (see [`Store::commit_with`]).
+/// Consensus metadata to write in the same batch as a block (see [`Store::commit_with`]),
+/// and how durable that batch must be when the call returns.
 #[derive(Clone, Debug, Default)]
 pub struct ConsensusWrites {
     pub puts: Vec<KeyValue>,
     pub deletes: Vec<Vec<u8>>,
+    pub durability: Durability,
+}
+
+/// When a block's write batch reaches the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Synced before the call returns.
+    #[default]
+    Synced,
+    /// Written to the log (so a crash of the process loses nothing) and synced by the next
+    /// synced write of this store. A power loss before that can drop it, and only it with
+    /// the batches after it: the log is replayed as a prefix. For callers that can redo the
+    /// batch after a restart, e.g. a BFT commit whose block and certificate are already on
+    /// disk.
+    WithNextSync,
 }
 
 /// A block that has been executed against the current tip and can be committed.
@@ -362,6 +379,10 @@ pub struct Store {
     genesis_hash: Hash,
     schedule: Schedule,
     tip: RwLock<Tip>,
+    /// Notified after every change of `tip`, for readers waiting on one. Its mutex guards
+    /// nothing but the wait: a writer takes it after changing the tip, so a reader that
+    /// checked the tip under it cannot miss the notification.
+    tip_changed: (Mutex<()>, Condvar),
     /// Every stored tree node above depth [`TREE_CACHED_DEPTHS`]; changed only after the
     /// batch that changes them on disk has been written.
     upper_tree: RwLock<UpperTree>,
@@ -397,6 +418,7 @@ impl Store {
                 hash: Hash::ZERO,
                 state_root: Child::Empty,
             }),
+            tip_changed: (Mutex::new(()), Condvar::new()),
             upper_tree: RwLock::new(UpperTree::new()),
             accounts: RwLock::new(HashMap::new()),
             oracle: RwLock::new(None),
@@ -574,7 +596,7 @@ impl Store {
             detail: e.to_string(),
         })?;
         let prepared = PreparedBlock::new(block, body, changes, tree, empty_tip);
-        let tip = self.write_block(batch, &prepared)?;
+        let tip = self.write_block(batch, &prepared, Durability::Synced)?;
         *self.tip.get_mut().expect("tip lock") = tip;
         Ok(())
     }
@@ -631,6 +653,30 @@ impl Store {
 
     pub fn genesis_hash(&self) -> Hash {
         self.genesis_hash
+    }
+
+    /// Waits until the tip is no longer `seen` or `timeout` has passed; returns the tip.
+    pub fn wait_for_new_tip(&self, seen: &Tip, timeout: Duration) -> Tip {
+        let deadline = Instant::now() + timeout;
+        let (lock, changed) = &self.tip_changed;
+        let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let tip = self.tip();
+            let now = Instant::now();
+            if tip != *seen || now >= deadline {
+                return tip;
+            }
+            guard = changed
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn notify_tip(&self) {
+        let (lock, changed) = &self.tip_changed;
+        drop(lock.lock().unwrap_or_else(|e| e.into_inner()));
+        changed.notify_all();
     }
 
     pub fn tip(&self) -> Tip {
@@ -973,8 +1019,9 @@ impl Store {
         for key in &consensus.deletes {
             batch.delete_cf(self.cf(CF_CONSENSUS), key);
         }
-        let new_tip = self.write_block(batch, prepared)?;
+        let new_tip = self.write_block(batch, prepared, consensus.durability)?;
         *self.tip.write().expect("tip lock") = new_tip;
+        self.notify_tip();
         Ok(new_tip)
     }
 
@@ -989,7 +1036,12 @@ impl Store {
         Ok(self.commit(&prepared)?)
     }
 
-    fn write_block(&self, mut batch: WriteBatch, p: &PreparedBlock) -> Result<Tip, StoreError> {
+    fn write_block(
+        &self,
+        mut batch: WriteBatch,
+        p: &PreparedBlock,
+        durability: Durability,
+    ) -> Result<Tip, StoreError> {
         let header = &p.block.header;
         let height = be(header.height);
         batch.put_cf(self.cf(CF_HEADERS), p.hash.0, codec::encode(header));
@@ -1046,7 +1098,13 @@ impl Store {
         // (and copying what it holds) a dozen times on the way to a megabyte.
         self.batch_bytes_hint
             .store(batch.size_in_bytes(), Ordering::Relaxed);
-        self.write_synced(batch)?;
+        match durability {
+            Durability::Synced => self.write_synced(batch)?,
+            Durability::WithNextSync => self
+                .db
+                .write_opt(batch, &WriteOptions::default())
+                .map_err(|e| self.db_error(e))?,
+        }
         self.cache_tree_writes(&p.tree);
         self.cache_accounts(p.changes.updated.iter().map(|(a, acc)| (a, Some(acc))));
         if let Some(after) = &p.changes.oracle_after {
@@ -1157,6 +1215,7 @@ impl Store {
             }
         }
         *self.tip.write().expect("tip lock") = undo.previous_tip;
+        self.notify_tip();
         Ok(block)
     }
 }
@@ -1323,6 +1382,39 @@ mod tests {
         );
         let block = transfer_block(&store, &key, 10);
         store.apply(block, Amount(0), SigCheck::Batch).unwrap();
+        reopens_with_recipient_balance(store, dir.path(), &g, Amount(10));
+    }
+
+    #[test]
+    fn a_reader_waiting_for_a_new_tip_wakes_on_the_commit_or_gives_up_at_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, key) = genesis();
+        let store = Store::open(dir.path(), &g).unwrap();
+        let genesis_tip = store.tip();
+        let quiet = store.wait_for_new_tip(&genesis_tip, Duration::from_millis(20));
+        assert_eq!(quiet, genesis_tip);
+
+        let block = transfer_block(&store, &key, 10);
+        let prepared = store.prepare(block, Amount(0), SigCheck::Batch).unwrap();
+        let new_tip = std::thread::scope(|s| {
+            let waiter = s.spawn(|| store.wait_for_new_tip(&genesis_tip, Duration::from_secs(60)));
+            // Most likely the waiter is asleep by now; had it come later, it would have seen
+            // the new tip at once.
+            std::thread::sleep(Duration::from_millis(20));
+            let committed = store
+                .commit_with(
+                    &prepared,
+                    &ConsensusWrites {
+                        durability: Durability::WithNextSync,
+                        ..ConsensusWrites::default()
+                    },
+                )
+                .unwrap();
+            assert_eq!(waiter.join().unwrap(), committed);
+            committed
+        });
+        assert_eq!(new_tip.height, Height(1));
+        // A batch left to the next sync is still on disk after a clean close.
         reopens_with_recipient_balance(store, dir.path(), &g, Amount(10));
     }
 

@@ -620,7 +620,7 @@ fn hostile_inputs_get_errors_and_the_server_keeps_serving() {
         "\u{0}\u{1}".into(),
         "{\"jsonrpc\": \"2.0\", \"id\": 1e400, \"method\": \"status\"}".into(),
         r#"{"jsonrpc": "2.0", "id": 1, "method": "block", "params": {"height": 18446744073709551616}}"#.into(),
-        r#"{"jsonrpc": "2.0", "id": 1, "method": "block", "params": [null, null, null]}"#.into(),
+        r#"{"jsonrpc": "2.0", "id": 1, "method": "block", "params": [null, null, null, null]}"#.into(),
         r#"{"jsonrpc": "2.0", "id": 1, "method": "tx", "params": [{"a": 1}]}"#.into(),
         r#"{"jsonrpc": "2.0", "id": 1, "method": "account", "params": ["0xé€"]}"#.into(),
         format!(r#"{{"jsonrpc": "2.0", "id": 1, "method": "{}"}}"#, "m".repeat(1500)),
@@ -677,6 +677,43 @@ fn commit_mode_waits_for_the_block_and_answers_what_tx_answers() {
     assert_eq!(result["block"], block.to_string());
     assert_eq!(result["hash"], tx.hash().to_string());
     assert_eq!(*result, node.result("tx", json!([tx.hash().to_string()])));
+}
+
+#[test]
+fn block_with_wait_ms_answers_once_the_height_commits_and_not_found_when_the_wait_runs_out() {
+    let node = TestNode::start();
+    let (code, message) = node.error("block", json!({ "height": 5, "wait_ms": 30 }));
+    assert_eq!(code, codes::NOT_FOUND, "{message}");
+    assert!(message.contains("block at height 5"), "{message}");
+    let (code, message) = node.error("block", json!({ "wait_ms": 30 }));
+    assert_eq!(code, codes::INVALID_PARAMS, "{message}");
+    assert!(
+        message.contains("wait_ms") && message.contains("height"),
+        "{message}"
+    );
+    // A committed block is answered whether or not the call waits.
+    assert_eq!(
+        node.result("block", json!({ "height": 0, "wait_ms": 60_000 }))["height"],
+        0
+    );
+
+    let addr = node.addr;
+    let request = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "block",
+        "params": { "height": 1, "wait_ms": 60_000 },
+    });
+    let waiter = std::thread::spawn(move || {
+        let (status, text) = http_to(addr, "POST", "/", request.to_string().as_bytes());
+        assert_eq!(status, 200, "{text}");
+        serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!waiter.is_finished(), "answered before the block");
+    let hash = node.commit_block(vec![node.transfer(0, 300)]);
+    let response = waiter.join().unwrap();
+    assert!(response.get("error").is_none(), "{response}");
+    assert_eq!(response["result"]["height"], 1);
+    assert_eq!(response["result"]["hash"], hash.to_string());
 }
 
 #[test]

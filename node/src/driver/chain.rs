@@ -27,7 +27,7 @@ use cairn_ledger::block::{
 use cairn_ledger::codec;
 use cairn_ledger::state::SigCheck;
 use cairn_ledger::store::{
-    ApplyError, ConsensusWrites, KeyValue, PreparedBlock, Store, StoreError,
+    ApplyError, ConsensusWrites, Durability, KeyValue, PreparedBlock, Store, StoreError,
 };
 use cairn_ledger::tx::Transaction;
 use cairn_ledger::{Address, Amount, Hash, Height, Nonce, ProtocolVersion, Round, TimestampMs};
@@ -530,7 +530,10 @@ impl Chain {
                 .filter(|(_, e)| e.block.header.height <= height)
                 .map(|(h, _)| *h)
                 .collect();
-            let mut writes = ConsensusWrites::default();
+            let mut writes = ConsensusWrites {
+                durability: Durability::WithNextSync,
+                ..ConsensusWrites::default()
+            };
             writes
                 .puts
                 .push((TIP_QC_KEY.to_vec(), codec::encode(&cert)));

@@ -568,6 +568,7 @@ impl PowChain {
                     let writes = ConsensusWrites {
                         puts: Vec::new(),
                         deletes: vec![side_key(hash)],
+                        ..ConsensusWrites::default()
                     };
                     self.store.commit_with(&prepared, &writes)?;
                     self.bodies.remove(hash);

@@ -72,8 +72,9 @@ pub enum RpcError {
     #[error("{what} is not yet supported")]
     NotSupported { what: String },
     #[error(
-        "{max} submissions are already waiting for their commit, the most this node allows; \
-         retry shortly, or submit with mode \"mempool\" and poll `tx`"
+        "{max} calls are already waiting for a commit, the most this node allows; retry \
+         shortly, or do not wait: submit with mode \"mempool\" and poll `tx`, or ask for a \
+         block without `wait_ms`"
     )]
     CommitWaitersFull { max: usize },
     #[error(

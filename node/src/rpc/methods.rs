@@ -4,7 +4,8 @@
 //!
 //! Reads the store and the mempool; the only write is mempool admission. Never writes the
 //! store, never holds the mempool lock while reading a block, and never waits for a commit
-//! beyond [`COMMIT_WAIT_MAX`] nor with more than [`COMMIT_WAITERS_MAX`] calls at once.
+//! beyond [`COMMIT_WAIT_MAX`] nor with more than [`COMMIT_WAITERS_MAX`] calls at once (the
+//! waiting calls of `submit_tx` in mode `commit` and of `block` with `wait_ms` together).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -24,12 +25,12 @@ use crate::mempool::Rejection;
 /// admitting it; then it answers `COMMIT_TIMEOUT` (the transaction may still commit). A batch
 /// runs its requests in turn, so one with several such calls can take this long for each.
 pub const COMMIT_WAIT_MAX: Duration = Duration::from_secs(30);
-/// How often a waiting `submit_tx` looks for its transaction in the store's index: one
-/// RocksDB point read and one cached account read per waiter.
-pub const COMMIT_POLL_INTERVAL: Duration = Duration::from_millis(20);
-/// Most `submit_tx` calls in mode `commit` waiting at once; beyond it a call is refused
-/// (`COMMIT_WAITERS_FULL`) before anything is admitted. Each holds a thread of tokio's
-/// blocking pool while it waits, so this stays at most half of that pool's default size.
+/// A waiting call wakes at every commit (the store's tip changed) and at least this often, to
+/// notice the server stopping.
+pub const COMMIT_WAIT_SLICE: Duration = Duration::from_millis(250);
+/// Most calls waiting for a commit at once; beyond it a call is refused (`COMMIT_WAITERS_FULL`)
+/// before anything is admitted. Each holds a thread of tokio's blocking pool while it waits,
+/// so this stays at most half of that pool's default size.
 pub const COMMIT_WAITERS_MAX: usize = 256;
 /// tokio's default `max_blocking_threads`, which the node's runtime keeps.
 const TOKIO_BLOCKING_THREADS_DEFAULT: usize = 512;
@@ -106,7 +107,7 @@ impl Method {
         match self {
             Method::SubmitTx => &["tx", "mode"],
             Method::Account => &["address"],
-            Method::Block => &["height", "hash"],
+            Method::Block => &["height", "hash", "wait_ms"],
             Method::Tx => &["hash"],
             Method::Status | Method::Mempool | Method::Validators | Method::OracleFeeds => &[],
             Method::OraclePrice => &["feed", "twap_window", "history"],
@@ -134,7 +135,7 @@ impl Method {
         match self {
             Method::SubmitTx => submit_tx(state, waiters, checked, p),
             Method::Account => account(state, p),
-            Method::Block => block(state, p),
+            Method::Block => block(state, waiters, p),
             Method::Tx => tx(state, p),
             Method::Status => status(state),
             Method::Mempool => mempool(state),
@@ -285,6 +286,8 @@ fn wait_for_commit(
 ) -> Result<Value, RpcError> {
     let deadline = Instant::now() + wait_max;
     loop {
+        // Read before the look below: a commit after it wakes the wait at the end at once.
+        let seen = state.store.tip();
         if let Some(location) = state.store.tx_location(&hash)? {
             return committed_tx(state, hash, location);
         }
@@ -312,8 +315,38 @@ fn wait_for_commit(
                 waited_s: wait_max.as_secs_f64(),
             });
         }
-        std::thread::sleep(COMMIT_POLL_INTERVAL.min(deadline - now));
+        state
+            .store
+            .wait_for_new_tip(&seen, COMMIT_WAIT_SLICE.min(deadline - now));
     }
+}
+
+/// Waits until block `height` is committed, at most `wait_ms` (and [`COMMIT_WAIT_MAX`]), as
+/// one of the `waiters`; a block already there is answered at once, without a place.
+fn wait_for_height(
+    state: &RpcState,
+    waiters: &CommitWaiters,
+    height: u64,
+    wait_ms: u64,
+) -> Result<(), RpcError> {
+    if state.store.tip().height.0 >= height {
+        return Ok(());
+    }
+    let _place = waiters
+        .try_enter()
+        .ok_or(RpcError::CommitWaitersFull { max: waiters.max() })?;
+    let deadline = Instant::now() + Duration::from_millis(wait_ms).min(COMMIT_WAIT_MAX);
+    let mut tip = state.store.tip();
+    while tip.height.0 < height && !waiters.stopping() {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        tip = state
+            .store
+            .wait_for_new_tip(&tip, COMMIT_WAIT_SLICE.min(deadline - now));
+    }
+    Ok(())
 }
 
 /// Admits `tx` to the mempool (its signature already checked, or not), then offers it to the
@@ -379,12 +412,21 @@ fn account(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
     }))
 }
 
-fn block(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
+fn block(state: &RpcState, waiters: &CommitWaiters, p: &Params) -> Result<Value, RpcError> {
     let height = p.u64("height")?;
     let hash = match p.get("hash") {
         Some(_) => Some(parse_hex_param::<Hash>(p, "hash")?),
         None => None,
     };
+    if let Some(wait_ms) = p.u64("wait_ms")? {
+        let Some(h) = height else {
+            return Err(RpcError::invalid_param(
+                "wait_ms",
+                "waits for a block by `height` only",
+            ));
+        };
+        wait_for_height(state, waiters, h, wait_ms)?;
+    }
     let block = match (height, hash) {
         (Some(_), Some(_)) => {
             return Err(RpcError::invalid_param(
@@ -715,7 +757,7 @@ mod tests {
         assert_eq!(response["error"]["code"], codes::COMMIT_WAITERS_FULL);
         let message = response["error"]["message"].as_str().unwrap();
         assert!(
-            message.contains("2 submissions are already waiting")
+            message.contains("2 calls are already waiting")
                 && message.contains("retry")
                 && message.contains("\"mempool\""),
             "{message}"

@@ -35,7 +35,7 @@ use crate::mempool::Mempool;
 use crate::metrics::{METRICS_CONTENT_TYPE, Metrics};
 
 pub use envelope::{RpcError, codes};
-pub use methods::{COMMIT_POLL_INTERVAL, COMMIT_WAIT_MAX, COMMIT_WAITERS_MAX, Method};
+pub use methods::{COMMIT_WAIT_MAX, COMMIT_WAIT_SLICE, COMMIT_WAITERS_MAX, Method};
 
 /// What the consensus driver knows and the store does not. The driver fills it; until it
 /// exists, callers pass a fixed one in a [`StatusBoard`].
