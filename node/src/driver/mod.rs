@@ -315,11 +315,18 @@ impl Driver {
                 topic,
                 id,
                 bytes,
+                relay,
             } => {
                 let verdict = match topic {
                     // The admission worker answers with the verdict.
                     Topic::Transactions => {
-                        return self.io.offer_gossiped_txs(from, id, bytes).await;
+                        let message = GossipedTx {
+                            from,
+                            id,
+                            bytes,
+                            relay,
+                        };
+                        return self.io.offer_gossiped_txs(message).await;
                     }
                     Topic::Consensus => self.on_consensus_bytes(from, bytes).await?,
                 };

@@ -10,7 +10,7 @@ use libp2p::PeerId;
 use super::tx_gossip::{GossipedTx, TX_BATCH_MAX, encode_batches};
 use super::{DriverError, NodeIo};
 use crate::metrics::ReasonLabel;
-use crate::p2p::{Command, GossipId, Topic, Verdict};
+use crate::p2p::{Command, Topic, Verdict};
 
 /// Milliseconds since the Unix epoch; 0 if the clock is before it.
 pub(crate) fn now_ms() -> TimestampMs {
@@ -61,13 +61,8 @@ impl NodeIo {
 
     /// Hands a gossip message of transactions to the admission worker, which answers its
     /// verdict; if the worker's queue is full, drops it (counted) and answers "ignore" here.
-    pub(crate) async fn offer_gossiped_txs(
-        &self,
-        from: PeerId,
-        id: GossipId,
-        bytes: Vec<u8>,
-    ) -> Result<(), DriverError> {
-        let Err(full) = self.tx_gossip.try_send(GossipedTx { from, id, bytes }) else {
+    pub(crate) async fn offer_gossiped_txs(&self, message: GossipedTx) -> Result<(), DriverError> {
+        let Err(full) = self.tx_gossip.try_send(message) else {
             return Ok(());
         };
         self.drop_reason("tx_queue_full");

@@ -80,6 +80,8 @@ pub struct GossipedTx {
     pub from: PeerId,
     pub id: GossipId,
     pub bytes: Vec<u8>,
+    /// Whether it is passed on if it brings something new ([`crate::p2p::relays`]).
+    pub relay: bool,
 }
 
 /// What the worker reads and where it reports.
@@ -148,9 +150,9 @@ type Outcome = (PeerId, GossipId, Verdict, Option<String>);
 ///
 /// Signatures are checked in one batch first (a third of the cost of checking each); only
 /// when the batch fails is each transaction checked on its own, to find the bad ones. A
-/// message is forwarded (accepted) when it brought something new and nothing invalid; one
-/// invalid transaction rejects the message and blames its sender, though the valid ones in it
-/// are still admitted.
+/// message is accepted (and passed on, if it is to be relayed) when it brought something new
+/// and nothing invalid; one invalid transaction rejects the message and blames its sender,
+/// though the valid ones in it are still admitted.
 fn admit(
     store: &Store,
     mempool: &Mutex<Mempool>,
@@ -207,7 +209,8 @@ fn admit(
                 match result {
                     Ok(_) => {
                         any = true;
-                        if verdict == Verdict::Ignore {
+                        // Ignoring is how gossipsub is told to keep a good message to itself.
+                        if verdict == Verdict::Ignore && g.relay {
                             verdict = Verdict::Accept;
                         }
                     }
@@ -265,6 +268,7 @@ mod tests {
                 from: PeerId::random(),
                 id: GossipId::for_test(i as u64),
                 bytes: codec::encode(&txs.to_vec()),
+                relay: true,
             })
             .collect()
     }
@@ -299,6 +303,28 @@ mod tests {
             pool,
             metrics: Metrics::new(),
         }
+    }
+
+    #[test]
+    fn new_transactions_not_to_be_relayed_are_admitted_and_kept_from_forwarding() {
+        let f = fixture();
+        let txs: Vec<Transaction> = (0..3).map(|n| transfer(&f.chain, &f.user, n)).collect();
+        let mut messages = gossiped(&[&txs[..2], &txs[2..]]);
+        messages[0].relay = false;
+        let (outcomes, any) = admit(&f.store, &f.pool, &f.metrics, messages);
+        assert!(any);
+        let verdicts: Vec<Verdict> = outcomes.iter().map(|o| o.2).collect();
+        assert_eq!(verdicts, vec![Verdict::Ignore, Verdict::Accept]);
+        assert_eq!(f.pool.lock().unwrap().len(), 3);
+
+        // Not relaying does not spare an invalid message the blame.
+        let mut forged = transfer(&f.chain, &f.user, 3);
+        forged.fee = Amount(2);
+        let mut messages = gossiped(&[&[forged]]);
+        messages[0].relay = false;
+        let (outcomes, _) = admit(&f.store, &f.pool, &f.metrics, messages);
+        assert_eq!(outcomes[0].2, Verdict::Reject);
+        assert!(outcomes[0].3.as_ref().unwrap().contains("signature"));
     }
 
     #[test]
@@ -345,6 +371,7 @@ mod tests {
             from: PeerId::random(),
             id: GossipId::for_test(99),
             bytes: vec![0xee; 40],
+            relay: true,
         });
         let (outcomes, _) = admit(&f.store, &f.pool, &f.metrics, messages);
         assert_eq!(outcomes[0].2, Verdict::Accept);

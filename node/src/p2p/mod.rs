@@ -81,7 +81,7 @@ pub const FORK_UPGRADES_MAX: usize = 64;
 pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A gossipsub topic the node uses. On the wire its name carries the chain id, so two
-/// chains never mix messages: `/cairn/<chain_id>/tx/1`, `/cairn/<chain_id>/consensus/1`.
+/// chains never mix messages: `/cairn/<chain_id>/tx/2`, `/cairn/<chain_id>/consensus/1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Topic {
     Transactions,
@@ -212,6 +212,9 @@ pub enum Event {
         topic: Topic,
         id: GossipId,
         bytes: Vec<u8>,
+        /// Whether accepting it should pass it on: not for transactions a validator sent us
+        /// itself (see [`relays`]).
+        relay: bool,
     },
     /// A direct message.
     Direct { from: PeerId, bytes: Vec<u8> },
@@ -258,6 +261,8 @@ pub struct P2pConfig {
     pub listen: Multiaddr,
     pub persistent_peers: Vec<(PeerId, Multiaddr)>,
     pub allowed_peers: HashSet<PeerId>,
+    /// The genesis validators' peer ids (all also in `allowed_peers`).
+    pub validators: HashSet<PeerId>,
     pub peers_max: usize,
     pub message_bytes_max: usize,
     pub handshake: Handshake,
@@ -271,11 +276,33 @@ impl std::fmt::Debug for P2pConfig {
             .field("listen", &self.listen)
             .field("persistent_peers", &self.persistent_peers)
             .field("allowed_peers", &self.allowed_peers)
+            .field("validators", &self.validators)
             .field("peers_max", &self.peers_max)
             .field("message_bytes_max", &self.message_bytes_max)
             .field("handshake", &self.handshake)
             .finish()
     }
+}
+
+/// Whether a gossip message on `topic`, with envelope author `source`, received from `from`,
+/// should be passed on once accepted.
+///
+/// Validators dial each other, so a batch of transactions that a validator published reached
+/// every validator it is connected to straight from it; relaying it made each of them send it
+/// to the others again, two extra copies per peer of every small message (gossipsub's
+/// IDONTWANT only covers messages over a kilobyte). A validator cut off from another one does
+/// not get that one's transactions, which still commit through the validators that did.
+/// Anything else is relayed: transactions from full nodes (validators are how they reach the
+/// committee), and consensus messages, which full nodes need and a partitioned validator
+/// gets through others. The author is only claimed by the envelope, so forging it can only
+/// keep the forger's own message from spreading.
+pub fn relays(
+    topic: Topic,
+    source: Option<&PeerId>,
+    from: &PeerId,
+    validators: &HashSet<PeerId>,
+) -> bool {
+    !(topic == Topic::Transactions && source == Some(from) && validators.contains(from))
 }
 
 /// The libp2p identity of a Cairn node key: the same ed25519 key, so the peer id printed by
@@ -317,10 +344,11 @@ impl P2pConfig {
                     reason: e.to_string(),
                 })
         };
-        let mut allowed_peers = HashSet::new();
+        let mut validators = HashSet::new();
         for v in &genesis.validators {
-            allowed_peers.insert(parse_peer("genesis validators", &v.peer_id)?);
+            validators.insert(parse_peer("genesis validators", &v.peer_id)?);
         }
+        let mut allowed_peers = validators.clone();
         for p in &section.allowed_peers {
             allowed_peers.insert(parse_peer("allowed_peers", p)?);
         }
@@ -340,6 +368,7 @@ impl P2pConfig {
             listen: parse_addr("listen", &section.listen)?,
             persistent_peers,
             allowed_peers,
+            validators,
             peers_max: section.peers_max as usize,
             message_bytes_max: section.message_bytes_max as usize,
             handshake: Handshake {
@@ -459,6 +488,26 @@ mod tests {
             let id = libp2p_identity(&key).unwrap().public().to_peer_id();
             assert_eq!(id.to_string(), cairn_ledger::keys::peer_id(&key.public()));
         }
+    }
+
+    #[test]
+    fn only_transactions_a_validator_sent_us_itself_are_not_relayed() {
+        let (validator, other, full_node) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let validators: HashSet<PeerId> = [validator, other].into();
+        let tx = Topic::Transactions;
+        assert!(!relays(tx, Some(&validator), &validator, &validators));
+        // Passed on by another validator: the author may not be connected to us.
+        assert!(relays(tx, Some(&validator), &other, &validators));
+        // From a full node, which reaches the committee through us.
+        assert!(relays(tx, Some(&full_node), &full_node, &validators));
+        assert!(relays(tx, None, &validator, &validators));
+        // Consensus messages always spread: full nodes follow the chain from them.
+        assert!(relays(
+            Topic::Consensus,
+            Some(&validator),
+            &validator,
+            &validators
+        ));
     }
 
     #[test]

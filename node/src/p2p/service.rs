@@ -5,7 +5,7 @@
 //! (events are `try_send`), never deliver anything from a peer that is not ready, and never
 //! panic on a peer's input.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::time::Instant;
 
@@ -17,7 +17,8 @@ use libp2p::request_response::{
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, ListenError, NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, connection_limits, identify, noise, tcp, yamux,
+    Multiaddr, PeerId, StreamProtocol, Swarm, connection_limits, core::upgrade, identify, noise,
+    tcp, yamux,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -94,6 +95,7 @@ pub(super) struct Service {
     message_bytes_max: usize,
     peers: HashMap<PeerId, PeerState>,
     persistent: HashMap<PeerId, Redial>,
+    validators: HashSet<PeerId>,
     strikes: HashMap<PeerId, u32>,
     inbound: HashMap<RequestId, ResponseChannel<Vec<u8>>>,
     outbound: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, RequestError>>>,
@@ -193,7 +195,10 @@ impl Service {
             .map_err(|e| P2pError::Setup(e.to_string()))?
             .with_behaviour(|_| behaviour)
             .map_err(|e| P2pError::Setup(e.to_string()))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+            .with_swarm_config(|c| {
+                c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
+                    .with_substream_upgrade_protocol_override(upgrade::Version::V1Lazy)
+            })
             .build();
         let mut topics = HashMap::new();
         for topic in Topic::ALL {
@@ -253,6 +258,7 @@ impl Service {
                 message_bytes_max,
                 peers: HashMap::new(),
                 persistent,
+                validators: config.validators,
                 strikes: HashMap::new(),
                 inbound: HashMap::new(),
                 outbound: HashMap::new(),
@@ -690,11 +696,18 @@ impl Service {
                     self.discard_gossip(id, Verdict::Reject);
                     return;
                 };
+                let relay = super::relays(
+                    topic,
+                    message.source.as_ref(),
+                    &propagation_source,
+                    &self.validators,
+                );
                 let event = Event::Gossip {
                     from: propagation_source,
                     topic,
                     id,
                     bytes: message.data,
+                    relay,
                 };
                 self.deliver(propagation_source, event);
             }

@@ -35,6 +35,7 @@ use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 
 use crate::driver::net::{now_ms, to_i64};
+use crate::driver::tx_gossip::GossipedTx;
 use crate::driver::{DriverError, NodeIo};
 use crate::metrics::ReasonLabel;
 use crate::p2p::{Command, Event, ForkId, RequestError, Topic, Verdict};
@@ -270,9 +271,15 @@ impl PowDriver {
                 topic: Topic::Transactions,
                 id,
                 bytes,
-                ..
+                relay,
             } => {
-                self.io.offer_gossiped_txs(from, id, bytes).await?;
+                let message = GossipedTx {
+                    from,
+                    id,
+                    bytes,
+                    relay,
+                };
+                self.io.offer_gossiped_txs(message).await?;
             }
             Event::Gossip {
                 from,
@@ -978,6 +985,7 @@ mod tests {
                 topic: Topic::Consensus,
                 id: GossipId::for_test(1),
                 bytes: vec![0xde, 0xad],
+                relay: true,
             })
             .await
             .unwrap();
