@@ -22,7 +22,7 @@ use crate::driver::tx_gossip::{TX_GOSSIP_QUEUE_MAX, TxGossipWorker};
 use crate::driver::{Driver, DriverError, DriverParts, NodeIo};
 use crate::home::Home;
 use crate::mempool::Mempool;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReasonLabel};
 use crate::p2p::{self, P2pConfig};
 use crate::pow::chain::PowChain;
 use crate::pow::{MiningSetup, PowDriver, PowParts};
@@ -103,11 +103,24 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
     let p2p_config = P2pConfig::new(&config.p2p, &genesis, store.schedule(), tip.height, &key)
         .map_err(|e| RunError::P2p(e, home.config_path()))?;
     let message_bytes_max = p2p_config.message_bytes_max;
+    let metrics = Arc::new(Metrics::new());
+    let (tx_gossip, tx_gossip_queue) = mpsc::channel(TX_GOSSIP_QUEUE_MAX);
+    let p2p_config = P2pConfig {
+        transactions: Some(p2p::TxRoute {
+            queue: tx_gossip.clone(),
+            full: metrics
+                .messages_dropped
+                .get_or_create(&ReasonLabel {
+                    reason: "tx_queue_full",
+                })
+                .clone(),
+        }),
+        ..p2p_config
+    };
     let (p2p_handle, events, p2p_task) = p2p::spawn(p2p_config)
         .await
         .map_err(|e| RunError::P2p(e, home.config_path()))?;
 
-    let metrics = Arc::new(Metrics::new());
     let mempool = Arc::new(Mutex::new(Mempool::new(
         &genesis.chain_id,
         config.mempool.clone(),
@@ -155,7 +168,6 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
     );
 
     let gossip_admitted = Arc::new(tokio::sync::Notify::new());
-    let (tx_gossip, tx_gossip_queue) = mpsc::channel(TX_GOSSIP_QUEUE_MAX);
     let tx_worker = tokio::spawn(
         TxGossipWorker {
             store: Arc::clone(&store),

@@ -308,3 +308,81 @@ async fn oversized_messages_are_dropped_not_delivered() {
     // One strike for the unreadable request, not enough to disconnect.
     assert_eq!(b.handle.peers().await.unwrap(), vec![a_id]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_gossip_goes_to_its_own_queue_and_a_full_one_drops_and_counts() {
+    let (ka, kb) = (key(), key());
+    let g = genesis(&[&ka, &kb], 0);
+    let mut a = start(&ka, &g, section(&[], 64 * 1024)).await;
+    let (queue, mut routed) = mpsc::channel(1);
+    let full = prometheus_client::metrics::counter::Counter::<u64>::default();
+    let schedule = Schedule::for_this_binary(&g);
+    let config = P2pConfig {
+        transactions: Some(p2p::TxRoute {
+            queue,
+            full: full.clone(),
+        }),
+        ..P2pConfig::new(
+            &section(&[a.dial_addr()], 64 * 1024),
+            &g,
+            &schedule,
+            Height(0),
+            &kb,
+        )
+        .unwrap()
+    };
+    let (handle, events, _task) = p2p::spawn(config).await.unwrap();
+    let mut b = Node { handle, events };
+    let b_id = b.id();
+    a.wait_for(
+        "a: b connected",
+        |e| matches!(e, Event::PeerConnected { peer } if *peer == b_id),
+    )
+    .await;
+
+    // Until subscriptions are exchanged a publish can reach nobody: publish new bytes until
+    // one arrives on the queue.
+    let deadline = Instant::now() + WAIT;
+    let mut n = 0u32;
+    let first = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no transaction gossip reached the queue"
+        );
+        n += 1;
+        let bytes = format!("txs {n}").into_bytes();
+        a.handle.publish(Topic::Transactions, bytes).await.unwrap();
+        if let Ok(Some(m)) = timeout(Duration::from_millis(200), routed.recv()).await {
+            break m;
+        }
+    };
+    assert_eq!(first.from, a.id());
+    assert!(first.bytes.starts_with(b"txs "));
+    // A validator's own batch, straight from it: admitted by the worker, not relayed.
+    assert!(!first.relay);
+
+    // Nobody takes from the queue now: once it holds one, later messages are dropped and
+    // counted; none ever becomes an event for the driver.
+    let deadline = Instant::now() + WAIT;
+    while full.get() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "a full queue never counted a drop"
+        );
+        n += 1;
+        let bytes = format!("txs {n}").into_bytes();
+        a.handle.publish(Topic::Transactions, bytes).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let events = b.drain();
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            Event::Gossip {
+                topic: Topic::Transactions,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+}

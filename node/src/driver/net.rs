@@ -61,6 +61,8 @@ impl NodeIo {
 
     /// Hands a gossip message of transactions to the admission worker, which answers its
     /// verdict; if the worker's queue is full, drops it (counted) and answers "ignore" here.
+    /// A running node's network task does this itself ([`crate::p2p::TxRoute`]); this is for
+    /// a network started without the route.
     pub(crate) async fn offer_gossiped_txs(&self, message: GossipedTx) -> Result<(), DriverError> {
         let Err(full) = self.tx_gossip.try_send(message) else {
             return Ok(());

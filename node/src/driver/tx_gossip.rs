@@ -2,9 +2,10 @@
 //!
 //! Under load a node receives thousands of transactions a second by gossip, and each costs a
 //! signature verification. Done on the driver's thread, that work queued votes and proposals
-//! behind it; here it runs on the node's runtime and its blocking pool, and the driver only
-//! forwards the bytes (dropping them, counted, when this worker's queue is full) and hears
-//! back that the pool grew.
+//! behind it; here it runs on the node's runtime and its blocking pool. The network task
+//! hands the bytes straight to this worker's queue ([`crate::p2p::TxRoute`]; dropped, counted,
+//! when it is full), so the driver's thread is not even woken for them, and the driver only
+//! hears back that the pool grew.
 //!
 //! A gossip message carries a batch of transactions: what the RPC admitted since the driver
 //! last looked. A quiet node still sends each transaction at once, alone; a loaded one sends
@@ -21,6 +22,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::mempool::{Mempool, Rejection};
 use crate::metrics::Metrics;
+pub use crate::p2p::GossipedTx;
 use crate::p2p::{Command, GossipId, P2pHandle, Verdict};
 
 /// Gossip messages waiting for admission; beyond it they are dropped and counted. Each is at
@@ -73,15 +75,6 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Transaction>, String> {
         ));
     }
     Ok(txs)
-}
-
-/// One gossip message as the network delivered it: a batch of transactions, still encoded.
-pub struct GossipedTx {
-    pub from: PeerId,
-    pub id: GossipId,
-    pub bytes: Vec<u8>,
-    /// Whether it is passed on if it brings something new ([`crate::p2p::relays`]).
-    pub relay: bool,
 }
 
 /// What the worker reads and where it reports.

@@ -4,9 +4,10 @@
 //!
 //! This module owns connections, the allow-list, the handshake (chain id, genesis hash, fork
 //! id), peer scoring and bans, and redialling persistent peers. It runs as one tokio task
-//! and talks to the rest of the node only through two bounded channels: [`Command`]s in,
-//! [`Event`]s out. Message payloads are opaque bytes here: the driver decodes and verifies
-//! them and reports bad ones back with [`Command::ReportInvalid`].
+//! and talks to the rest of the node only through bounded channels: [`Command`]s in,
+//! [`Event`]s out, and transaction gossip out to its own queue when given a [`TxRoute`].
+//! Message payloads are opaque bytes here: the driver (or the transaction admission worker)
+//! decodes and verifies them and reports bad ones back with [`Command::ReportInvalid`].
 //!
 //! It must never forward a message from a peer that has not passed the handshake, accept a
 //! message over its size bound, block on the driver (a full event queue drops the event and
@@ -255,6 +256,24 @@ pub enum P2pError {
     Stopped,
 }
 
+/// A gossip message of transactions as the network delivered it, still encoded.
+pub struct GossipedTx {
+    pub from: PeerId,
+    pub id: GossipId,
+    pub bytes: Vec<u8>,
+    /// Whether it is passed on if it brings something new ([`relays`]).
+    pub relay: bool,
+}
+
+/// Where the service hands gossip on the transaction topic instead of the event queue: the
+/// transaction admission worker's queue. The driver's thread then never wakes for a
+/// transaction and no consensus event waits behind thousands of them. A message that finds
+/// the queue full is dropped, counted in `full` and ignored (not forwarded, nobody blamed).
+pub struct TxRoute {
+    pub queue: mpsc::Sender<GossipedTx>,
+    pub full: prometheus_client::metrics::counter::Counter,
+}
+
 /// Everything the service needs, checked. Build it with [`P2pConfig::new`].
 pub struct P2pConfig {
     pub identity: libp2p::identity::Keypair,
@@ -266,6 +285,8 @@ pub struct P2pConfig {
     pub peers_max: usize,
     pub message_bytes_max: usize,
     pub handshake: Handshake,
+    /// Without one, transaction gossip arrives as [`Event::Gossip`] like any other.
+    pub transactions: Option<TxRoute>,
 }
 
 impl std::fmt::Debug for P2pConfig {
@@ -280,6 +301,7 @@ impl std::fmt::Debug for P2pConfig {
             .field("peers_max", &self.peers_max)
             .field("message_bytes_max", &self.message_bytes_max)
             .field("handshake", &self.handshake)
+            .field("transactions_routed", &self.transactions.is_some())
             .finish()
     }
 }
@@ -376,6 +398,7 @@ impl P2pConfig {
                 genesis_hash: genesis.hash(),
                 fork: ForkId::at(genesis, schedule, height),
             },
+            transactions: None,
         })
     }
 }

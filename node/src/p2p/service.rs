@@ -96,6 +96,7 @@ pub(super) struct Service {
     peers: HashMap<PeerId, PeerState>,
     persistent: HashMap<PeerId, Redial>,
     validators: HashSet<PeerId>,
+    transactions: Option<super::TxRoute>,
     strikes: HashMap<PeerId, u32>,
     inbound: HashMap<RequestId, ResponseChannel<Vec<u8>>>,
     outbound: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, RequestError>>>,
@@ -259,6 +260,7 @@ impl Service {
                 peers: HashMap::new(),
                 persistent,
                 validators: config.validators,
+                transactions: config.transactions,
                 strikes: HashMap::new(),
                 inbound: HashMap::new(),
                 outbound: HashMap::new(),
@@ -292,6 +294,34 @@ impl Service {
     // Towards the driver.
 
     fn emit(&mut self, event: Event) {
+        let event = match (event, &self.transactions) {
+            (
+                Event::Gossip {
+                    from,
+                    topic: Topic::Transactions,
+                    id,
+                    bytes,
+                    relay,
+                },
+                Some(route),
+            ) => {
+                let message = super::GossipedTx {
+                    from,
+                    id,
+                    bytes,
+                    relay,
+                };
+                if let Err(e) = route.queue.try_send(message) {
+                    if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                        route.full.inc();
+                    }
+                    let super::GossipedTx { id, .. } = e.into_inner();
+                    self.discard_gossip(id, Verdict::Ignore);
+                }
+                return;
+            }
+            (event, _) => event,
+        };
         if let Err(e) = self.events.try_send(event) {
             let event = match e {
                 mpsc::error::TrySendError::Full(event) => event,
