@@ -309,6 +309,16 @@ async fn oversized_messages_are_dropped_not_delivered() {
     assert_eq!(b.handle.peers().await.unwrap(), vec![a_id]);
 }
 
+/// Publishes a transaction-topic message from `node`, different from the ones before.
+async fn publish_new_txs(node: &Node, n: &mut u32) {
+    *n += 1;
+    let bytes = format!("txs {n}").into_bytes();
+    node.handle
+        .publish(Topic::Transactions, bytes)
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_gossip_goes_to_its_own_queue_and_a_full_one_drops_and_counts() {
     let (ka, kb) = (key(), key());
@@ -349,9 +359,7 @@ async fn transaction_gossip_goes_to_its_own_queue_and_a_full_one_drops_and_count
             Instant::now() < deadline,
             "no transaction gossip reached the queue"
         );
-        n += 1;
-        let bytes = format!("txs {n}").into_bytes();
-        a.handle.publish(Topic::Transactions, bytes).await.unwrap();
+        publish_new_txs(&a, &mut n).await;
         if let Ok(Some(m)) = timeout(Duration::from_millis(200), routed.recv()).await {
             break m;
         }
@@ -369,9 +377,7 @@ async fn transaction_gossip_goes_to_its_own_queue_and_a_full_one_drops_and_count
             Instant::now() < deadline,
             "a full queue never counted a drop"
         );
-        n += 1;
-        let bytes = format!("txs {n}").into_bytes();
-        a.handle.publish(Topic::Transactions, bytes).await.unwrap();
+        publish_new_txs(&a, &mut n).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let events = b.drain();

@@ -298,6 +298,11 @@ impl Driver {
     }
 
     async fn on_event(&mut self, event: Event) -> Result<(), DriverError> {
+        // The admission worker answers with the verdict.
+        let event = match event.into_gossiped_tx() {
+            Ok(message) => return self.io.offer_gossiped_txs(message).await,
+            Err(event) => event,
+        };
         match event {
             Event::PeerConnected { peer } => {
                 self.peers.insert(peer);
@@ -312,28 +317,21 @@ impl Driver {
             }
             Event::Gossip {
                 from,
-                topic,
+                topic: Topic::Consensus,
                 id,
                 bytes,
-                relay,
+                ..
             } => {
-                let verdict = match topic {
-                    // The admission worker answers with the verdict.
-                    Topic::Transactions => {
-                        let message = GossipedTx {
-                            from,
-                            id,
-                            bytes,
-                            relay,
-                        };
-                        return self.io.offer_gossiped_txs(message).await;
-                    }
-                    Topic::Consensus => self.on_consensus_bytes(from, bytes).await?,
-                };
+                let verdict = self.on_consensus_bytes(from, bytes).await?;
                 self.io
                     .command(Command::GossipVerdict { id, verdict })
                     .await?;
             }
+            // Handed to the admission worker above.
+            Event::Gossip {
+                topic: Topic::Transactions,
+                ..
+            } => {}
             Event::Direct { from, bytes } => {
                 self.on_consensus_bytes(from, bytes).await?;
             }

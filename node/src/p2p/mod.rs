@@ -265,6 +265,32 @@ pub struct GossipedTx {
     pub relay: bool,
 }
 
+impl Event {
+    /// A gossip message on the transaction topic as what the admission worker takes; any
+    /// other event back as it was.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the error is the caller's own event handed back, moved once"
+    )]
+    pub fn into_gossiped_tx(self) -> Result<GossipedTx, Event> {
+        match self {
+            Event::Gossip {
+                from,
+                topic: Topic::Transactions,
+                id,
+                bytes,
+                relay,
+            } => Ok(GossipedTx {
+                from,
+                id,
+                bytes,
+                relay,
+            }),
+            other => Err(other),
+        }
+    }
+}
+
 /// Where the service hands gossip on the transaction topic instead of the event queue: the
 /// transaction admission worker's queue. The driver's thread then never wakes for a
 /// transaction and no consensus event waits behind thousands of them. A message that finds

@@ -294,33 +294,23 @@ impl Service {
     // Towards the driver.
 
     fn emit(&mut self, event: Event) {
-        let event = match (event, &self.transactions) {
-            (
-                Event::Gossip {
-                    from,
-                    topic: Topic::Transactions,
-                    id,
-                    bytes,
-                    relay,
-                },
-                Some(route),
-            ) => {
-                let message = super::GossipedTx {
-                    from,
-                    id,
-                    bytes,
-                    relay,
-                };
-                if let Err(e) = route.queue.try_send(message) {
-                    if matches!(e, mpsc::error::TrySendError::Full(_)) {
-                        route.full.inc();
+        let event = match &self.transactions {
+            Some(route) => match event.into_gossiped_tx() {
+                Ok(message) => {
+                    let refused = route.queue.try_send(message).err().map(|e| {
+                        if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                            route.full.inc();
+                        }
+                        e.into_inner().id
+                    });
+                    if let Some(id) = refused {
+                        self.discard_gossip(id, Verdict::Ignore);
                     }
-                    let super::GossipedTx { id, .. } = e.into_inner();
-                    self.discard_gossip(id, Verdict::Ignore);
+                    return;
                 }
-                return;
-            }
-            (event, _) => event,
+                Err(event) => event,
+            },
+            None => event,
         };
         if let Err(e) = self.events.try_send(event) {
             let event = match e {

@@ -35,7 +35,6 @@ use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 
 use crate::driver::net::{now_ms, to_i64};
-use crate::driver::tx_gossip::GossipedTx;
 use crate::driver::{DriverError, NodeIo};
 use crate::metrics::ReasonLabel;
 use crate::p2p::{Command, Event, ForkId, RequestError, Topic, Verdict};
@@ -250,6 +249,11 @@ impl PowDriver {
     }
 
     async fn on_event(&mut self, event: Event) -> Result<(), DriverError> {
+        // The admission worker answers with the verdict.
+        let event = match event.into_gossiped_tx() {
+            Ok(message) => return self.io.offer_gossiped_txs(message).await,
+            Err(event) => event,
+        };
         match event {
             Event::PeerConnected { peer } => {
                 if !self.peers.contains(&peer) {
@@ -266,21 +270,11 @@ impl PowDriver {
             Event::PeerRefused { peer, reason } => {
                 tracing::warn!(%peer, %reason, "peer refused");
             }
+            // Handed to the admission worker above.
             Event::Gossip {
-                from,
                 topic: Topic::Transactions,
-                id,
-                bytes,
-                relay,
-            } => {
-                let message = GossipedTx {
-                    from,
-                    id,
-                    bytes,
-                    relay,
-                };
-                self.io.offer_gossiped_txs(message).await?;
-            }
+                ..
+            } => {}
             Event::Gossip {
                 from,
                 topic: Topic::Consensus,
