@@ -422,23 +422,30 @@ impl Conn {
     ) -> Result<Vec<T>> {
         self.calls(method, params)?
             .into_iter()
-            .map(|r| {
-                let value = r.map_err(|e| {
-                    anyhow::anyhow!(
-                        "{method} at {} failed: {} (JSON-RPC error {})",
-                        self.url,
-                        e.message,
-                        e.code
-                    )
-                })?;
-                serde_json::from_value(value).with_context(|| {
-                    format!(
-                        "the answer of {} to {method} is not what cairn expects",
-                        self.url
-                    )
-                })
-            })
+            .map(|r| self.decode(method, r))
             .collect()
+    }
+
+    /// One answer to `method` decoded as `T`, or why not.
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        answer: Result<Value, RpcFailure>,
+    ) -> Result<T> {
+        let value = answer.map_err(|e| {
+            anyhow::anyhow!(
+                "{method} at {} failed: {} (JSON-RPC error {})",
+                self.url,
+                e.message,
+                e.code
+            )
+        })?;
+        serde_json::from_value(value).with_context(|| {
+            format!(
+                "the answer of {} to {method} is not what cairn expects",
+                self.url
+            )
+        })
     }
 }
 
@@ -1176,20 +1183,9 @@ fn follow_step(
         .pop()
         .context("an empty answer to a batch of one")?;
     let first: BlockTxs = match answer {
-        Ok(value) => serde_json::from_value(value).with_context(|| {
-            format!(
-                "the answer of {} to block is not what cairn expects",
-                conn.url
-            )
-        })?,
         // Nothing committed within the wait: ask again.
         Err(e) if e.code == codes::NOT_FOUND => return Ok(()),
-        Err(e) => anyhow::bail!(
-            "block at {} failed: {} (JSON-RPC error {})",
-            conn.url,
-            e.message,
-            e.code
-        ),
+        answer => conn.decode("block", answer)?,
     };
     record_blocks(out, std::slice::from_ref(&first), index, plan, shared);
     // Its confirmations say how far the chain was when it was read.

@@ -107,7 +107,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
     let (tx_gossip, tx_gossip_queue) = mpsc::channel(TX_GOSSIP_QUEUE_MAX);
     let p2p_config = P2pConfig {
         transactions: Some(p2p::TxRoute {
-            queue: tx_gossip.clone(),
+            queue: tx_gossip,
             full: metrics
                 .messages_dropped
                 .get_or_create(&ReasonLabel {
@@ -185,7 +185,6 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         p2p: p2p_handle.clone(),
         events,
         admitted: admitted_rx,
-        tx_gossip,
         gossip_admitted,
         genesis: genesis.clone(),
         message_bytes_max,

@@ -31,7 +31,6 @@ use crate::p2p::{Command, Event, ForkId, P2pHandle, Topic, Verdict};
 use crate::rpc::{NodeStatus, Readiness, StatusBoard};
 use chain::{Chain, Invalid};
 use net::{now_ms, to_i64};
-use tx_gossip::GossipedTx;
 
 /// Pending engine timers; one is scheduled per round, so more than this are stale rounds.
 pub const TIMERS_MAX: usize = 64;
@@ -63,8 +62,6 @@ pub struct NodeIo {
     pub events: mpsc::Receiver<Event>,
     /// Transactions the RPC admitted, to gossip.
     pub admitted: mpsc::Receiver<Transaction>,
-    /// Gossiped transactions, to the admission worker ([`tx_gossip`]).
-    pub tx_gossip: mpsc::Sender<GossipedTx>,
     /// Woken by the admission worker when the pool grew.
     pub gossip_admitted: Arc<tokio::sync::Notify>,
     /// For the fork id peers see, which changes as the chain passes upgrade heights.
@@ -298,11 +295,6 @@ impl Driver {
     }
 
     async fn on_event(&mut self, event: Event) -> Result<(), DriverError> {
-        // The admission worker answers with the verdict.
-        let event = match event.into_gossiped_tx() {
-            Ok(message) => return self.io.offer_gossiped_txs(message).await,
-            Err(event) => event,
-        };
         match event {
             Event::PeerConnected { peer } => {
                 self.peers.insert(peer);
@@ -327,11 +319,11 @@ impl Driver {
                     .command(Command::GossipVerdict { id, verdict })
                     .await?;
             }
-            // Handed to the admission worker above.
             Event::Gossip {
                 topic: Topic::Transactions,
+                id,
                 ..
-            } => {}
+            } => self.io.unrouted_txs(id).await?,
             Event::Direct { from, bytes } => {
                 self.on_consensus_bytes(from, bytes).await?;
             }

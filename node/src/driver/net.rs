@@ -7,10 +7,10 @@ use cairn_ledger::TimestampMs;
 use cairn_ledger::tx::Transaction;
 use libp2p::PeerId;
 
-use super::tx_gossip::{GossipedTx, TX_BATCH_MAX, encode_batches};
+use super::tx_gossip::{TX_BATCH_MAX, encode_batches};
 use super::{DriverError, NodeIo};
 use crate::metrics::ReasonLabel;
-use crate::p2p::{Command, Topic, Verdict};
+use crate::p2p::{Command, GossipId, Topic, Verdict};
 
 /// Milliseconds since the Unix epoch; 0 if the clock is before it.
 pub(crate) fn now_ms() -> TimestampMs {
@@ -59,16 +59,11 @@ impl NodeIo {
         Ok(())
     }
 
-    /// Hands a gossip message of transactions to the admission worker, which answers its
-    /// verdict; if the worker's queue is full, drops it (counted) and answers "ignore" here.
-    /// A running node's network task does this itself ([`crate::p2p::TxRoute`]); this is for
-    /// a network started without the route.
-    pub(crate) async fn offer_gossiped_txs(&self, message: GossipedTx) -> Result<(), DriverError> {
-        let Err(full) = self.tx_gossip.try_send(message) else {
-            return Ok(());
-        };
-        self.drop_reason("tx_queue_full");
-        let GossipedTx { id, .. } = full.into_inner();
+    /// Transaction gossip reaching a driver: the node's network hands it to the admission
+    /// worker itself ([`crate::p2p::TxRoute`]), so only a network started without that route
+    /// delivers it here, and nobody admits it. Ignored, so gossipsub neither waits for a
+    /// verdict nor forwards it.
+    pub(crate) async fn unrouted_txs(&self, id: GossipId) -> Result<(), DriverError> {
         self.command(Command::GossipVerdict {
             id,
             verdict: Verdict::Ignore,

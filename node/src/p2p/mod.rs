@@ -272,7 +272,7 @@ impl Event {
         clippy::result_large_err,
         reason = "the error is the caller's own event handed back, moved once"
     )]
-    pub fn into_gossiped_tx(self) -> Result<GossipedTx, Event> {
+    fn into_gossiped_tx(self) -> Result<GossipedTx, Event> {
         match self {
             Event::Gossip {
                 from,

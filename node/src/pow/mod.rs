@@ -249,11 +249,6 @@ impl PowDriver {
     }
 
     async fn on_event(&mut self, event: Event) -> Result<(), DriverError> {
-        // The admission worker answers with the verdict.
-        let event = match event.into_gossiped_tx() {
-            Ok(message) => return self.io.offer_gossiped_txs(message).await,
-            Err(event) => event,
-        };
         match event {
             Event::PeerConnected { peer } => {
                 if !self.peers.contains(&peer) {
@@ -270,11 +265,11 @@ impl PowDriver {
             Event::PeerRefused { peer, reason } => {
                 tracing::warn!(%peer, %reason, "peer refused");
             }
-            // Handed to the admission worker above.
             Event::Gossip {
                 topic: Topic::Transactions,
+                id,
                 ..
-            } => {}
+            } => self.io.unrouted_txs(id).await?,
             Event::Gossip {
                 from,
                 topic: Topic::Consensus,
@@ -889,7 +884,6 @@ mod tests {
         let (p2p, commands) = P2pHandle::for_test();
         let (_events_tx, events) = mpsc::channel(1);
         let (_admitted_tx, admitted) = mpsc::channel(1);
-        let (tx_gossip, _tx_gossip_rx) = mpsc::channel(1);
         let driver = PowDriver::new(PowParts {
             chain,
             opened,
@@ -906,7 +900,6 @@ mod tests {
                 p2p,
                 events,
                 admitted,
-                tx_gossip,
                 gossip_admitted: Arc::new(tokio::sync::Notify::new()),
                 genesis: net.genesis.clone(),
                 message_bytes_max: 4 * 1024 * 1024,

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use cairn_ledger::block::Block;
-use cairn_ledger::store::TxLocation;
+use cairn_ledger::store::{Tip, TxLocation};
 use cairn_ledger::tx::{TX_BYTES_MAX, Transaction, tx_id, verify_signatures};
 use cairn_ledger::{Address, Hash, Height, Nonce};
 use serde_json::{Value, json};
@@ -308,17 +308,24 @@ fn wait_for_commit(
         if waiters.stopping() {
             return Err(RpcError::CommitWaitStopped { hash });
         }
-        let now = Instant::now();
-        if now >= deadline {
+        if next_tip(state, &seen, deadline).is_none() {
             return Err(RpcError::CommitTimeout {
                 hash,
                 waited_s: wait_max.as_secs_f64(),
             });
         }
+    }
+}
+
+/// The tip once it moves past `seen`, or after [`COMMIT_WAIT_SLICE`] (so a waiter notices the
+/// server stopping); `None` if `deadline` has passed.
+fn next_tip(state: &RpcState, seen: &Tip, deadline: Instant) -> Option<Tip> {
+    let left = deadline.checked_duration_since(Instant::now())?;
+    (!left.is_zero()).then(|| {
         state
             .store
-            .wait_for_new_tip(&seen, COMMIT_WAIT_SLICE.min(deadline - now));
-    }
+            .wait_for_new_tip(seen, COMMIT_WAIT_SLICE.min(left))
+    })
 }
 
 /// Waits until block `height` is committed, at most `wait_ms` (and [`COMMIT_WAIT_MAX`]), as
@@ -338,13 +345,10 @@ fn wait_for_height(
     let deadline = Instant::now() + Duration::from_millis(wait_ms).min(COMMIT_WAIT_MAX);
     let mut tip = state.store.tip();
     while tip.height.0 < height && !waiters.stopping() {
-        let now = Instant::now();
-        if now >= deadline {
+        let Some(next) = next_tip(state, &tip, deadline) else {
             break;
-        }
-        tip = state
-            .store
-            .wait_for_new_tip(&tip, COMMIT_WAIT_SLICE.min(deadline - now));
+        };
+        tip = next;
     }
     Ok(())
 }
@@ -418,6 +422,12 @@ fn block(state: &RpcState, waiters: &CommitWaiters, p: &Params) -> Result<Value,
         Some(_) => Some(parse_hex_param::<Hash>(p, "hash")?),
         None => None,
     };
+    if height.is_some() && hash.is_some() {
+        return Err(RpcError::invalid_param(
+            "hash",
+            "give `height` or `hash`, not both",
+        ));
+    }
     if let Some(wait_ms) = p.u64("wait_ms")? {
         let Some(h) = height else {
             return Err(RpcError::invalid_param(
@@ -428,13 +438,7 @@ fn block(state: &RpcState, waiters: &CommitWaiters, p: &Params) -> Result<Value,
         wait_for_height(state, waiters, h, wait_ms)?;
     }
     let block = match (height, hash) {
-        (Some(_), Some(_)) => {
-            return Err(RpcError::invalid_param(
-                "hash",
-                "give `height` or `hash`, not both",
-            ));
-        }
-        (Some(h), None) => state
+        (Some(h), _) => state
             .store
             .block_at(Height(h))?
             .ok_or_else(|| RpcError::NotFound {
