@@ -20,6 +20,11 @@ mod tx_cmd;
 
 use clap::{Parser, Subcommand};
 
+// Under load the node allocates and frees a buffer or two per message and transaction on
+// every thread; glibc's allocator spent ~10% of the CPU on that (benches/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "cairn",
