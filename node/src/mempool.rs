@@ -356,11 +356,29 @@ impl Mempool {
         committed: &[Transaction],
         state: &dyn StateReader,
     ) -> Result<usize, ReadError> {
+        self.recheck_ids(committed.iter().map(|tx| (tx.hash(), tx)), state)
+    }
+
+    /// [`Mempool::recheck`] for a caller that already knows each transaction's id (a block
+    /// prepared by the store has them), which saves hashing every committed transaction again.
+    pub fn recheck_ids<'a>(
+        &mut self,
+        committed: impl IntoIterator<Item = (Hash, &'a Transaction)>,
+        state: &dyn StateReader,
+    ) -> Result<usize, ReadError> {
         let before = self.entries.len();
-        for tx in committed {
-            self.remove(&tx.hash());
+        let mut senders = Vec::new();
+        for (id, tx) in committed {
+            // A pending entry knows its sender; a transaction admitted elsewhere may still
+            // conflict with one of this sender's pending nonces, so its sender is checked too.
+            match self.entries.get(&id).map(|e| e.sender) {
+                Some(sender) => {
+                    self.remove(&id);
+                    senders.push(sender);
+                }
+                None => senders.push(tx.sender_address()),
+            }
         }
-        let mut senders: Vec<Address> = committed.iter().map(Transaction::sender_address).collect();
         senders.sort_unstable();
         senders.dedup();
         for sender in senders {
@@ -368,18 +386,37 @@ impl Mempool {
                 continue;
             };
             let account = state.account(&sender)?.unwrap_or_default();
+            // The usual case after a commit: the queue still starts at the account's nonce,
+            // has no gap, and the balance covers all of it; nothing to walk.
+            let first = nonces.first_key_value().map(|(n, _)| n.0);
+            let last = nonces.last_key_value().map(|(n, _)| n.0);
+            let gap_free =
+                matches!((first, last), (Some(f), Some(l)) if l - f + 1 == nonces.len() as u64);
+            let total = self
+                .cost_by_sender
+                .get(&sender)
+                .copied()
+                .unwrap_or(u128::MAX);
+            if first == Some(account.nonce.0) && gap_free && total <= account.balance.0 as u128 {
+                continue;
+            }
             let mut expected = account.nonce;
             let mut spent: u128 = 0;
             let mut doomed = Vec::new();
+            let mut broken = false;
             for (nonce, hash) in nonces {
+                if *nonce < account.nonce {
+                    // Used by a transaction admitted elsewhere; its successors may still run.
+                    doomed.push(*hash);
+                    continue;
+                }
                 let tx = &self.entries[hash].tx;
                 spent += cost(tx);
-                let keep =
-                    *nonce == expected && spent <= account.balance.0 as u128 && doomed.is_empty();
-                if keep {
-                    expected = Nonce(expected.0 + 1);
-                } else {
+                broken |= *nonce != expected || spent > account.balance.0 as u128;
+                if broken {
                     doomed.push(*hash);
+                } else {
+                    expected = Nonce(expected.0 + 1);
                 }
             }
             for h in doomed {
@@ -629,6 +666,24 @@ mod tests {
         assert_eq!(fees, vec![(5, 0), (1, 0), (9, 1)]);
         assert_eq!(p.reap(2, 1 << 20).len(), 2);
         assert_eq!(p.reap(10, 10).len(), 0);
+    }
+
+    #[test]
+    fn recheck_drops_a_pending_nonce_that_a_transaction_admitted_elsewhere_used() {
+        let s = state(&[(0, 100, 0)]);
+        let mut p = pool(100, 10);
+        p.insert(tx(0, 0, 10, 1), &s).unwrap();
+        p.insert(tx(0, 1, 10, 1), &s).unwrap();
+        // Another node's transaction for nonce 0 (another fee, so another id) committed.
+        let elsewhere = tx(0, 0, 10, 2);
+        let after = state(&[(0, 88, 1)]);
+        let dropped = p
+            .recheck_ids([(elsewhere.hash(), &elsewhere)], &after)
+            .unwrap();
+        assert_eq!(dropped, 1, "the pending nonce 0 can never execute");
+        assert!(!p.contains(&tx(0, 0, 10, 1).hash()));
+        assert!(p.contains(&tx(0, 1, 10, 1).hash()));
+        assert_eq!(p.len(), 1);
     }
 
     #[test]

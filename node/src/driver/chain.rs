@@ -114,6 +114,8 @@ pub struct Chain {
 pub struct Committed {
     pub block: Block,
     pub hash: Hash,
+    /// The ids of `block.transactions`, in order (the store computed them executing it).
+    pub tx_ids: Vec<Hash>,
 }
 
 impl Chain {
@@ -542,9 +544,11 @@ impl Chain {
                 key.extend_from_slice(&h.0);
                 writes.deletes.push(key);
             }
+            let prepared = self.prepared(&id);
             self.store
-                .commit_with(self.prepared(&id), &writes)
+                .commit_with(prepared, &writes)
                 .map_err(Invalid::from_store)?;
+            let tx_ids = prepared.tx_ids().to_vec();
             let entry = self.entries.remove(&id).expect("executed above");
             for h in &obsolete {
                 self.entries.remove(h);
@@ -553,6 +557,7 @@ impl Chain {
             done.push(Committed {
                 block: entry.block,
                 hash: id,
+                tx_ids,
             });
         }
         Ok(done)

@@ -609,12 +609,11 @@ impl Driver {
                 "committed"
             );
         }
-        let txs: Vec<Transaction> = committed
-            .into_iter()
-            .flat_map(|c| c.block.transactions)
-            .collect();
+        let txs = committed
+            .iter()
+            .flat_map(|c| c.tx_ids.iter().copied().zip(&c.block.transactions));
         let mut pool = self.io.mempool.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = pool.recheck(&txs, &**self.chain.store()) {
+        if let Err(e) = pool.recheck_ids(txs, &**self.chain.store()) {
             tracing::warn!(error = %e, "mempool recheck after commit failed");
         }
         self.io.metrics.mempool_size.set(to_i64(pool.len() as u64));
