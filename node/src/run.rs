@@ -18,7 +18,9 @@ use cairn_ledger::store::Store;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::driver::chain::Chain;
-use crate::driver::tx_gossip::{TX_GOSSIP_QUEUE_MAX, TxGossipWorker};
+use crate::driver::tx_gossip::{
+    PoolGrowth, TX_GOSSIP_QUEUE_MAX, TxGossipWorker, publish_rpc_admitted,
+};
 use crate::driver::{Driver, DriverError, DriverParts, NodeIo};
 use crate::home::Home;
 use crate::mempool::Mempool;
@@ -167,14 +169,25 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         "node started"
     );
 
-    let gossip_admitted = Arc::new(tokio::sync::Notify::new());
+    // A miner rebuilds its template whenever the pool grows; a BFT leader listens only while
+    // it holds back an empty block.
+    let pool_growth = Arc::new(PoolGrowth::new(matches!(
+        genesis.consensus.engine,
+        ConsensusEngine::Pow(_)
+    )));
+    let rpc_publisher = tokio::spawn(publish_rpc_admitted(
+        admitted_rx,
+        p2p_handle.clone(),
+        message_bytes_max,
+        Arc::clone(&pool_growth),
+    ));
     let tx_worker = tokio::spawn(
         TxGossipWorker {
             store: Arc::clone(&store),
             mempool: Arc::clone(&mempool),
             metrics: Arc::clone(&metrics),
             p2p: p2p_handle.clone(),
-            admitted: Arc::clone(&gossip_admitted),
+            growth: Arc::clone(&pool_growth),
         }
         .run(tx_gossip_queue),
     );
@@ -184,8 +197,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         board,
         p2p: p2p_handle.clone(),
         events,
-        admitted: admitted_rx,
-        gossip_admitted,
+        pool_growth,
         genesis: genesis.clone(),
         message_bytes_max,
     };
@@ -265,6 +277,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
     let _ = rpc_task.await;
     let _ = p2p_task.await;
     tx_worker.abort();
+    rpc_publisher.abort();
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(RunError::Halted(e.to_string())),

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use cairn_consensus::hotstuff::{Effect, Engine, Input, Message};
 use cairn_ledger::block::Block;
-use cairn_ledger::tx::Transaction;
 use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
@@ -60,10 +59,8 @@ pub struct NodeIo {
     pub board: Arc<StatusBoard>,
     pub p2p: P2pHandle,
     pub events: mpsc::Receiver<Event>,
-    /// Transactions the RPC admitted, to gossip.
-    pub admitted: mpsc::Receiver<Transaction>,
-    /// Woken by the admission worker when the pool grew.
-    pub gossip_admitted: Arc<tokio::sync::Notify>,
+    /// Tells the driver the pool grew (RPC or gossip admission), while it listens.
+    pub pool_growth: Arc<tx_gossip::PoolGrowth>,
     /// For the fork id peers see, which changes as the chain passes upgrade heights.
     pub genesis: cairn_ledger::genesis::Genesis,
     pub message_bytes_max: usize,
@@ -206,11 +203,7 @@ impl Driver {
                     Some(event) => self.on_event(event).await?,
                     None => return Err(DriverError::NetworkStopped),
                 },
-                Some(tx) = self.io.admitted.recv() => {
-                    self.io.publish_admitted(tx).await?;
-                    self.release_payload(false).await?;
-                }
-                _ = self.io.gossip_admitted.notified() => self.release_payload(false).await?,
+                _ = self.io.pool_growth.notified() => self.release_payload(false).await?,
                 _ = sleep => self.fire_timers().await?,
                 _ = status_tick.tick() => self.refresh_status(),
             }
@@ -235,6 +228,7 @@ impl Driver {
         let Some(h) = self.held_payload.take() else {
             return Ok(());
         };
+        self.io.pool_growth.listen(false);
         let effects = self.build_payload(h.round, h.height, h.parent, h.justify)?;
         self.execute(effects).await
     }
@@ -460,6 +454,8 @@ impl Driver {
                     parent,
                     justify,
                 } => {
+                    // Listening before the look below: an admission after it wakes us.
+                    self.io.pool_growth.listen(true);
                     let busy = self.chain.uncommitted_txs_below(&parent)
                         || !self
                             .io
@@ -474,6 +470,7 @@ impl Driver {
                         .unwrap_or(Duration::MAX);
                     if busy || parent_age >= self.empty_block_interval {
                         self.held_payload = None;
+                        self.io.pool_growth.listen(false);
                         queue.extend(self.build_payload(round, height, parent, justify)?);
                     } else {
                         self.held_payload = Some(HeldPayload {

@@ -7,7 +7,7 @@ use cairn_ledger::TimestampMs;
 use cairn_ledger::tx::Transaction;
 use libp2p::PeerId;
 
-use super::tx_gossip::{TX_BATCH_MAX, encode_batches};
+use super::tx_gossip::publish_batches;
 use super::{DriverError, NodeIo};
 use crate::metrics::ReasonLabel;
 use crate::p2p::{Command, GossipId, Topic, Verdict};
@@ -39,24 +39,8 @@ impl NodeIo {
         self.command(Command::Publish { topic, bytes }).await
     }
 
-    /// Gossips `first` and whatever else the RPC has admitted since (up to a batch), in as
-    /// few messages as their sizes allow.
-    pub(crate) async fn publish_admitted(&mut self, first: Transaction) -> Result<(), DriverError> {
-        let mut txs = vec![first];
-        while txs.len() < TX_BATCH_MAX {
-            match self.admitted.try_recv() {
-                Ok(tx) => txs.push(tx),
-                Err(_) => break,
-            }
-        }
-        self.publish_txs(&txs).await
-    }
-
     pub(crate) async fn publish_txs(&self, txs: &[Transaction]) -> Result<(), DriverError> {
-        for bytes in encode_batches(txs, self.message_bytes_max) {
-            self.publish(Topic::Transactions, bytes).await?;
-        }
-        Ok(())
+        publish_batches(&self.p2p, txs, self.message_bytes_max).await
     }
 
     /// Transaction gossip reaching a driver: the node's network hands it to the admission

@@ -7,11 +7,12 @@
 //! when it is full), so the driver's thread is not even woken for them, and the driver only
 //! hears back that the pool grew.
 //!
-//! A gossip message carries a batch of transactions: what the RPC admitted since the driver
-//! last looked. A quiet node still sends each transaction at once, alone; a loaded one sends
+//! A gossip message carries a batch of transactions: what the RPC admitted since the
+//! publisher ([`publish_rpc_admitted`], a task on the node's runtime) last looked. A quiet node still sends each transaction at once, alone; a loaded one sends
 //! a few large messages instead of thousands of small ones, each of which cost a gossip
 //! envelope, a noise and a yamux frame, a syscall and a wake-up on every peer.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cairn_ledger::store::Store;
@@ -23,7 +24,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::mempool::{Mempool, Rejection};
 use crate::metrics::Metrics;
 pub use crate::p2p::GossipedTx;
-use crate::p2p::{Command, GossipId, P2pHandle, Verdict};
+use crate::p2p::{Command, GossipId, P2pHandle, Topic, Verdict};
 
 /// Gossip messages waiting for admission; beyond it they are dropped and counted. Each is at
 /// most [`TX_BATCH_BYTES_MAX`], so the queue holds at most 2,048 MiB in the worst case and
@@ -77,14 +78,97 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Transaction>, String> {
     Ok(txs)
 }
 
+/// Gossip messages whose transactions together are at most this many bytes are admitted on
+/// the runtime's own thread: a few signature checks cost less than handing them to the
+/// blocking pool and back (two thread wake-ups, each a futex call and context switches on
+/// both sides), which at a transaction every few milliseconds was most of the cost.
+const INLINE_ADMIT_BYTES_MAX: usize = 1_024;
+
+/// Tells a driver that the mempool grew, but only while it listens: a BFT leader holding back
+/// an empty block until there is something to include, or a miner (always). Waking the
+/// driver's thread for every admission when it had no use for it cost a futex call and two
+/// context switches per transaction message on every node.
+pub struct PoolGrowth {
+    notify: Notify,
+    wanted: AtomicBool,
+}
+
+impl PoolGrowth {
+    pub fn new(wanted: bool) -> PoolGrowth {
+        PoolGrowth {
+            notify: Notify::new(),
+            wanted: AtomicBool::new(wanted),
+        }
+    }
+
+    /// Called after transactions entered the pool.
+    pub fn grew(&self) {
+        // SeqCst with `listen`: either the admission sees the driver listening, or the
+        // driver's look at the pool, made after it started listening, sees the admission.
+        if self.wanted.load(Ordering::SeqCst) {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Starts or stops listening. Start before looking at the pool, so that nothing
+    /// admitted after the look goes unheard.
+    pub fn listen(&self, wanted: bool) {
+        self.wanted.store(wanted, Ordering::SeqCst);
+    }
+
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+}
+
+/// Gossips what the RPC admits, from the node's runtime rather than the driver's thread (so
+/// no transaction wakes that thread): each message is what was admitted since the last one,
+/// up to a batch. Runs until every sender of `admitted` is gone or the network stops.
+pub async fn publish_rpc_admitted(
+    mut admitted: mpsc::Receiver<Transaction>,
+    p2p: P2pHandle,
+    bytes_max: usize,
+    growth: Arc<PoolGrowth>,
+) {
+    let mut txs = Vec::with_capacity(TX_BATCH_MAX);
+    loop {
+        txs.clear();
+        if admitted.recv_many(&mut txs, TX_BATCH_MAX).await == 0 {
+            return;
+        }
+        growth.grew();
+        if publish_batches(&p2p, &txs, bytes_max).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Publishes `txs` as transaction gossip, in as few messages as their sizes allow; fails only
+/// when the network task has stopped.
+pub async fn publish_batches(
+    p2p: &P2pHandle,
+    txs: &[Transaction],
+    bytes_max: usize,
+) -> Result<(), super::DriverError> {
+    for bytes in encode_batches(txs, bytes_max) {
+        p2p.send(Command::Publish {
+            topic: Topic::Transactions,
+            bytes,
+        })
+        .await
+        .map_err(|_| super::DriverError::NetworkStopped)?;
+    }
+    Ok(())
+}
+
 /// What the worker reads and where it reports.
 pub struct TxGossipWorker {
     pub store: Arc<Store>,
     pub mempool: Arc<Mutex<Mempool>>,
     pub metrics: Arc<Metrics>,
     pub p2p: P2pHandle,
-    /// Woken after admissions, so a leader holding back an empty block can fill it.
-    pub admitted: Arc<Notify>,
+    /// Told of admissions, so a leader holding back an empty block can fill it.
+    pub growth: Arc<PoolGrowth>,
 }
 
 impl TxGossipWorker {
@@ -97,19 +181,25 @@ impl TxGossipWorker {
                 return;
             }
             let work = std::mem::take(&mut batch);
-            let (store, mempool, metrics) = (
-                Arc::clone(&self.store),
-                Arc::clone(&self.mempool),
-                Arc::clone(&self.metrics),
-            );
-            let Ok((outcomes, any)) =
-                tokio::task::spawn_blocking(move || admit(&store, &mempool, &metrics, work)).await
-            else {
-                tracing::error!("gossiped-transaction admission panicked");
-                continue;
+            let bytes: usize = work.iter().map(|g| g.bytes.len()).sum();
+            let (outcomes, any) = if bytes <= INLINE_ADMIT_BYTES_MAX {
+                admit(&self.store, &self.mempool, &self.metrics, work)
+            } else {
+                let (store, mempool, metrics) = (
+                    Arc::clone(&self.store),
+                    Arc::clone(&self.mempool),
+                    Arc::clone(&self.metrics),
+                );
+                let admitted =
+                    tokio::task::spawn_blocking(move || admit(&store, &mempool, &metrics, work));
+                let Ok(done) = admitted.await else {
+                    tracing::error!("gossiped-transaction admission panicked");
+                    continue;
+                };
+                done
             };
             if any {
-                self.admitted.notify_one();
+                self.growth.grew();
             }
             for (from, id, verdict, complaint) in outcomes {
                 if let Some(reason) = complaint {
@@ -296,6 +386,42 @@ mod tests {
             pool,
             metrics: Metrics::new(),
         }
+    }
+
+    /// Whether `growth` has a wake-up waiting (without waiting for one).
+    fn woken(growth: &PoolGrowth) -> bool {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_millis(20), growth.notified())
+                .await
+                .is_ok()
+        })
+    }
+
+    #[test]
+    fn pool_growth_wakes_the_driver_only_while_it_listens() {
+        let growth = PoolGrowth::new(false);
+        growth.grew();
+        assert!(!woken(&growth), "nobody listened, nobody is woken");
+
+        growth.listen(true);
+        growth.grew();
+        assert!(
+            woken(&growth),
+            "growth while listening is kept until the driver looks"
+        );
+        assert!(!woken(&growth), "one wake-up per growth seen");
+
+        growth.listen(false);
+        growth.grew();
+        assert!(!woken(&growth));
+        assert!(
+            !woken(&PoolGrowth::new(true)),
+            "no growth, no wake-up, even for a listener"
+        );
     }
 
     #[test]

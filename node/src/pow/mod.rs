@@ -199,11 +199,7 @@ impl PowDriver {
                 },
                 Some(found) = self.found.recv() => self.on_found(found).await?,
                 Some(reply) = self.replies.recv() => self.on_reply(reply).await?,
-                Some(tx) = self.io.admitted.recv() => {
-                    self.io.publish_admitted(tx).await?;
-                    self.pool_grew = true;
-                }
-                _ = self.io.gossip_admitted.notified() => self.pool_grew = true,
+                _ = self.io.pool_growth.notified() => self.pool_grew = true,
                 _ = tick.tick() => self.on_tick().await?,
             }
         }
@@ -883,7 +879,6 @@ mod tests {
         let (chain, opened) = open(&net, dir.path(), 100);
         let (p2p, commands) = P2pHandle::for_test();
         let (_events_tx, events) = mpsc::channel(1);
-        let (_admitted_tx, admitted) = mpsc::channel(1);
         let driver = PowDriver::new(PowParts {
             chain,
             opened,
@@ -899,8 +894,7 @@ mod tests {
                 )),
                 p2p,
                 events,
-                admitted,
-                gossip_admitted: Arc::new(tokio::sync::Notify::new()),
+                pool_growth: Arc::new(crate::driver::tx_gossip::PoolGrowth::new(true)),
                 genesis: net.genesis.clone(),
                 message_bytes_max: 4 * 1024 * 1024,
             },
