@@ -159,9 +159,13 @@ pub fn tx_id(encoded: &[u8]) -> Hash {
     Hash::tagged(b"cairn/txid/v1", &[encoded])
 }
 
-/// Checks every transaction's signature in one batch; on failure names the first bad one.
-pub fn verify_signatures(txs: &[Transaction]) -> Result<(), crypto::BatchError> {
-    let messages: Vec<Vec<u8>> = txs.iter().map(Transaction::signing_bytes).collect();
+/// Checks every transaction's signature in one batch; on failure names the first bad one (by
+/// its position in `txs`). Takes references, so callers checking a subset need not copy it.
+pub fn verify_signatures<'a>(
+    txs: impl IntoIterator<Item = &'a Transaction>,
+) -> Result<(), crypto::BatchError> {
+    let txs: Vec<&Transaction> = txs.into_iter().collect();
+    let messages: Vec<Vec<u8>> = txs.iter().map(|tx| tx.signing_bytes()).collect();
     let items: Vec<SignedMessage> = txs
         .iter()
         .zip(&messages)

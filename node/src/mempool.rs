@@ -91,6 +91,50 @@ impl From<ReadError> for Rejection {
     }
 }
 
+/// A transaction with its id and encoded length, worked out once. Callers that need the id
+/// before admitting (to skip what is already pending, to match a batch signature check) hand
+/// this over, so the mempool does not encode and hash the transaction again under its lock.
+pub struct Identified {
+    tx: Transaction,
+    id: Hash,
+    len: usize,
+}
+
+impl Identified {
+    pub fn new(tx: Transaction) -> Identified {
+        let encoded = tx.encode();
+        Identified {
+            id: tx_id(&encoded),
+            len: encoded.len(),
+            tx,
+        }
+    }
+
+    /// For `tx` as decoded from `encoded` by the canonical codec, which makes `encoded` its
+    /// one encoding: the id and length come from those bytes, without encoding again.
+    pub fn decoded_from(tx: Transaction, encoded: &[u8]) -> Identified {
+        Identified {
+            id: tx_id(encoded),
+            len: encoded.len(),
+            tx,
+        }
+    }
+
+    pub fn id(&self) -> Hash {
+        self.id
+    }
+
+    pub fn tx(&self) -> &Transaction {
+        &self.tx
+    }
+}
+
+impl From<Transaction> for Identified {
+    fn from(tx: Transaction) -> Identified {
+        Identified::new(tx)
+    }
+}
+
 struct Entry {
     tx: Transaction,
     sender: Address,
@@ -162,8 +206,12 @@ impl Mempool {
     }
 
     /// Admits `tx` or says why not. On success returns its hash; the caller gossips it.
-    pub fn insert(&mut self, tx: Transaction, state: &dyn StateReader) -> Result<Hash, Rejection> {
-        self.admit(tx, state, false)
+    pub fn insert(
+        &mut self,
+        tx: impl Into<Identified>,
+        state: &dyn StateReader,
+    ) -> Result<Hash, Rejection> {
+        self.admit(tx.into(), state, false)
     }
 
     /// Like [`Mempool::insert`] for a transaction whose signature the caller has already
@@ -171,27 +219,29 @@ impl Mempool {
     /// same verdict as a single check): a batch check of many costs a third of checking each.
     pub fn insert_verified(
         &mut self,
-        tx: Transaction,
+        tx: impl Into<Identified>,
         state: &dyn StateReader,
     ) -> Result<Hash, Rejection> {
-        self.admit(tx, state, true)
+        self.admit(tx.into(), state, true)
     }
 
     fn admit(
         &mut self,
-        tx: Transaction,
+        tx: Identified,
         state: &dyn StateReader,
         signature_checked: bool,
     ) -> Result<Hash, Rejection> {
-        let encoded = tx.encode();
-        let bytes = encoded.len();
+        let Identified {
+            tx,
+            id: hash,
+            len: bytes,
+        } = tx;
         if bytes > TX_BYTES_MAX {
             return Err(Rejection::TooLarge {
                 len: bytes,
                 max: TX_BYTES_MAX,
             });
         }
-        let hash = tx_id(&encoded);
         if self.entries.contains_key(&hash) {
             return Err(Rejection::Duplicate(hash));
         }
@@ -387,17 +437,20 @@ impl Mempool {
             };
             let account = state.account(&sender)?.unwrap_or_default();
             // The usual case after a commit: the queue still starts at the account's nonce,
-            // has no gap, and the balance covers all of it; nothing to walk.
-            let first = nonces.first_key_value().map(|(n, _)| n.0);
-            let last = nonces.last_key_value().map(|(n, _)| n.0);
-            let gap_free =
-                matches!((first, last), (Some(f), Some(l)) if l - f + 1 == nonces.len() as u64);
+            // has no gap, and the balance covers all of it; nothing to walk. (A sender in
+            // `by_sender` has at least one entry and a running cost.)
+            let (Some((first, _)), Some((last, _))) =
+                (nonces.first_key_value(), nonces.last_key_value())
+            else {
+                continue;
+            };
+            let gap_free = last.0 - first.0 + 1 == nonces.len() as u64;
             let total = self
                 .cost_by_sender
                 .get(&sender)
                 .copied()
                 .unwrap_or(u128::MAX);
-            if first == Some(account.nonce.0) && gap_free && total <= account.balance.0 as u128 {
+            if *first == account.nonce && gap_free && total <= account.balance.0 as u128 {
                 continue;
             }
             let mut expected = account.nonce;

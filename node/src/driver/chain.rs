@@ -650,14 +650,14 @@ fn signatures_left(block: &Block, verified: Option<Verified>) -> Result<SigCheck
         return Ok(SigCheck::Batch);
     };
     let ids: Vec<Hash> = block.transactions.iter().map(Transaction::hash).collect();
-    let (unchecked, unchecked_ids): (Vec<Transaction>, Vec<Hash>) = block
+    let (unchecked, unchecked_ids): (Vec<&Transaction>, Vec<Hash>) = block
         .transactions
         .iter()
         .zip(ids.iter().zip(verified(&ids)))
         .filter(|(_, (_, known))| !known)
-        .map(|(tx, (id, _))| (tx.clone(), *id))
+        .map(|(tx, (id, _))| (tx, *id))
         .unzip();
-    cairn_ledger::tx::verify_signatures(&unchecked).map_err(|e| {
+    cairn_ledger::tx::verify_signatures(unchecked).map_err(|e| {
         Invalid::refuse(format!(
             "transaction {} has an invalid signature: {}",
             unchecked_ids[e.index], e.error

@@ -15,13 +15,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use cairn_ledger::codec;
 use cairn_ledger::store::Store;
 use cairn_ledger::tx::{TX_BYTES_MAX, Transaction, verify_signatures};
-use cairn_ledger::{Hash, codec};
 use libp2p::PeerId;
 use tokio::sync::{Notify, mpsc};
 
-use crate::mempool::{Mempool, Rejection};
+use crate::mempool::{Identified, Mempool, Rejection};
 use crate::metrics::Metrics;
 pub use crate::p2p::GossipedTx;
 use crate::p2p::{Command, GossipId, P2pHandle, Topic, Verdict};
@@ -242,29 +242,26 @@ fn admit(
     metrics: &Metrics,
     messages: Vec<GossipedTx>,
 ) -> (Vec<Outcome>, bool) {
-    let decoded: Vec<(GossipedTx, Result<Vec<Transaction>, String>)> = messages
+    // Ids before taking the lock: RPC admissions wait on it, and hashing need not.
+    let decoded: Vec<(GossipedTx, Result<Vec<Identified>, String>)> = messages
         .into_iter()
         .map(|g| {
-            let txs = decode_batch(&g.bytes);
+            let txs =
+                decode_batch(&g.bytes).map(|txs| txs.into_iter().map(Identified::new).collect());
             (g, txs)
         })
         .collect();
-    // Ids before taking the lock: RPC admissions wait on it, and hashing need not.
-    let candidates: Vec<(&Transaction, Hash)> = decoded
-        .iter()
-        .filter_map(|(_, txs)| txs.as_ref().ok())
-        .flatten()
-        .map(|tx| (tx, tx.hash()))
-        .collect();
-    let fresh: Vec<Transaction> = {
+    let fresh: Vec<&Transaction> = {
         let pool = mempool.lock().unwrap_or_else(|e| e.into_inner());
-        candidates
-            .into_iter()
-            .filter(|(_, id)| !pool.contains(id))
-            .map(|(tx, _)| tx.clone())
+        decoded
+            .iter()
+            .filter_map(|(_, txs)| txs.as_ref().ok())
+            .flatten()
+            .filter(|tx| !pool.contains(&tx.id()))
+            .map(Identified::tx)
             .collect()
     };
-    let batch_verified = !fresh.is_empty() && verify_signatures(&fresh).is_ok();
+    let batch_verified = !fresh.is_empty() && verify_signatures(fresh).is_ok();
     let mut any = false;
     let outcomes = decoded
         .into_iter()

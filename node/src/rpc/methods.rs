@@ -19,7 +19,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::envelope::{Params, RpcError, truncate};
 use super::{CommitWaiters, RpcState};
-use crate::mempool::Rejection;
+use crate::mempool::{Identified, Rejection};
 
 /// Longest a `submit_tx` call in mode `commit` waits for its transaction to commit after
 /// admitting it; then it answers `COMMIT_TIMEOUT` (the transaction may still commit). A batch
@@ -174,9 +174,9 @@ impl SignaturesChecked {
         SignaturesChecked(ids)
     }
 
-    /// Whether the transaction submitted as `encoded` had its signature checked here.
-    fn contains(&self, encoded: &[u8]) -> bool {
-        !self.0.is_empty() && self.0.contains(&tx_id(encoded))
+    /// Whether the transaction with id `id` had its signature checked here.
+    fn contains(&self, id: &Hash) -> bool {
+        self.0.contains(id)
     }
 }
 
@@ -229,7 +229,8 @@ fn submit_tx(
         state.metrics.reject(REASON_MALFORMED);
         RpcError::invalid_param("tx", e.to_string())
     })?;
-    let signature_checked = checked.contains(&bytes);
+    let tx = Identified::decoded_from(tx, &bytes);
+    let signature_checked = checked.contains(&tx.id());
     match mode {
         Mode::Mempool => {
             let hash =
@@ -251,15 +252,16 @@ fn submit_tx(
 fn submit_and_wait(
     state: &RpcState,
     waiters: &CommitWaiters,
-    tx: Transaction,
+    tx: impl Into<Identified>,
     signature_checked: bool,
     wait_max: Duration,
 ) -> Result<Value, RpcError> {
-    let hash = tx.hash();
+    let tx = tx.into();
+    let hash = tx.id();
     if let Some(location) = state.store.tx_location(&hash)? {
         return committed_tx(state, hash, location);
     }
-    let (sender, nonce) = (tx.sender_address(), tx.nonce);
+    let (sender, nonce) = (tx.tx().sender_address(), tx.tx().nonce);
     match admit(state, tx, signature_checked) {
         Ok(_) | Err(RpcError::Rejected(Rejection::Duplicate(_))) => {}
         Err(e) => {
@@ -355,8 +357,8 @@ fn wait_for_height(
 
 /// Admits `tx` to the mempool (its signature already checked, or not), then offers it to the
 /// driver for gossip.
-fn admit(state: &RpcState, tx: Transaction, signature_checked: bool) -> Result<Hash, RpcError> {
-    let gossip = state.admitted.as_ref().map(|_| tx.clone());
+fn admit(state: &RpcState, tx: Identified, signature_checked: bool) -> Result<Hash, RpcError> {
+    let gossip = state.admitted.as_ref().map(|_| tx.tx().clone());
     let admitted = {
         let mut pool = lock_mempool(state)?;
         let admitted = if signature_checked {
