@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use cairn_oracle::{FeedId, FeedState};
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
-    MemtableFactory, Options, SliceTransform, WriteBatch, WriteOptions,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
+    WriteBatch, WriteOptions,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -59,9 +59,6 @@ pub const BATCH_RESERVE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// readers of the same stripe, briefly; RocksDB's default of 10,000 spreads them over half a
 /// megabyte, so nearly every update missed the cache on its lock (2% of a block's time).
 const INPLACE_UPDATE_LOCKS: usize = 16;
-/// Hash buckets of a tx-index memtable (8 bytes each, so 4 MiB per memtable). A full 64 MiB
-/// memtable holds about 600,000 entries: one or two per bucket.
-const TX_INDEX_MEMTABLE_BUCKETS: usize = 1 << 19;
 /// Bound on any single stored value we decode (bodies are the largest).
 const STORED_VALUE_BYTES_MAX: usize = block::BLOCK_BYTES_MAX;
 
@@ -1302,16 +1299,6 @@ fn open_db(path: &Path) -> Result<DB, StoreError> {
         if name == CF_STATE || name == CF_STATE_TREE {
             o.set_inplace_update_support(true);
             o.set_inplace_update_locks(INPLACE_UPDATE_LOCKS);
-        }
-        // Transaction ids are random and only ever looked up whole, so a sorted memtable buys
-        // nothing here: inserting each into a skiplist of hundreds of thousands of entries
-        // took a cache miss per level, the largest RocksDB cost under load. A hash table
-        // finds its slot in one or two; the prefix is the whole id, so nothing is shared.
-        if name == CF_TX_INDEX {
-            o.set_prefix_extractor(SliceTransform::create_fixed_prefix(Hash::LEN));
-            o.set_memtable_factory(MemtableFactory::HashLinkList {
-                bucket_count: TX_INDEX_MEMTABLE_BUCKETS,
-            });
         }
         ColumnFamilyDescriptor::new(name, o)
     });
