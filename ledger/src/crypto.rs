@@ -176,11 +176,13 @@ fn prepare(item: &SignedMessage) -> Result<Prepared, SignatureError> {
     let r = CompressedEdwardsY(r_bytes)
         .decompress()
         .ok_or(SignatureError::RNotOnCurve)?;
-    let k = Scalar::from_hash(
-        Sha512::new()
+    let k = Scalar::from_bytes_mod_order_wide(
+        &Sha512::new()
             .chain_update(r_bytes)
             .chain_update(a_bytes)
-            .chain_update(item.message),
+            .chain_update(item.message)
+            .finalize()
+            .into(),
     );
     Ok(Prepared { a, r, s, k })
 }
@@ -281,11 +283,13 @@ mod tests {
         let r_scalar = Scalar::from_bytes_mod_order_wide(&Sha512::digest(b"nonce").into());
         let r_point = EdwardsPoint::mul_base(&r_scalar) + EIGHT_TORSION[torsion];
         let r_bytes = r_point.compress().to_bytes();
-        let k = Scalar::from_hash(
-            Sha512::new()
+        let k = Scalar::from_bytes_mod_order_wide(
+            &Sha512::new()
                 .chain_update(r_bytes)
                 .chain_update(kp.public().0)
-                .chain_update(msg),
+                .chain_update(msg)
+                .finalize()
+                .into(),
         );
         let s = r_scalar + k * a_scalar;
         let mut sig = [0u8; 64];
