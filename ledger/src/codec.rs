@@ -101,6 +101,55 @@ pub fn decode<T: Serialize + DeserializeOwned>(
     Ok(value)
 }
 
+/// Decodes `bytes` as a sequence of at most `items_max` `T`s, with each element's own bytes:
+/// the canonical encoding of the element, which callers hash for an id without encoding it
+/// again. The same rules as [`decode`] hold for the sequence as a whole.
+pub fn decode_seq_with_encodings<'a, T: Serialize + DeserializeOwned>(
+    bytes: &'a [u8],
+    max_bytes: usize,
+    items_max: usize,
+    what: &'static str,
+) -> Result<Vec<(T, &'a [u8])>, CodecError> {
+    let max = max_bytes.min(DECODE_BYTES_MAX);
+    if bytes.len() > max {
+        return Err(CodecError::TooLarge {
+            what,
+            len: bytes.len(),
+            max,
+        });
+    }
+    let malformed = |reason: String| CodecError::Malformed { what, reason };
+    let (count, mut at): (u64, usize) =
+        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| malformed(e.to_string()))?;
+    // Checked before anything is allocated: the count is the sender's claim.
+    if count > items_max as u64 {
+        return Err(malformed(format!(
+            "it claims {count} elements, over the limit of {items_max}"
+        )));
+    }
+    let mut out = Vec::with_capacity(count as usize);
+    let mut encoded = Vec::new();
+    for _ in 0..count {
+        let rest = &bytes[at..];
+        let (value, read): (T, usize) = bincode::serde::decode_from_slice(rest, config())
+            .map_err(|e| malformed(e.to_string()))?;
+        let own = &rest[..read];
+        encode_into(&value, &mut encoded);
+        if encoded != own {
+            return Err(CodecError::NonCanonical { what });
+        }
+        out.push((value, own));
+        at += read;
+    }
+    if at != bytes.len() {
+        return Err(CodecError::TrailingBytes {
+            what,
+            extra: bytes.len() - at,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +195,51 @@ mod tests {
         let parts: Vec<Vec<u8>> = items.iter().map(encode).collect();
         assert_eq!(encode_seq_of_encoded(&parts), encode(&items));
         assert_eq!(encode_seq_of_encoded(&[]), encode(&Vec::<Sample>::new()));
+    }
+
+    #[test]
+    fn a_sequence_decodes_with_each_element_s_own_encoding() {
+        let items = vec![
+            sample(),
+            Sample {
+                a: 9,
+                b: None,
+                c: vec![],
+                d: false,
+                e: String::new(),
+            },
+        ];
+        let bytes = encode(&items);
+        let decoded: Vec<(Sample, &[u8])> =
+            decode_seq_with_encodings(&bytes, 1024, 2, "samples").unwrap();
+        assert_eq!(decoded.len(), 2);
+        for ((value, own), item) in decoded.iter().zip(&items) {
+            assert_eq!(value, item);
+            assert_eq!(*own, encode(item).as_slice());
+        }
+        let over = decode_seq_with_encodings::<Sample>(&bytes, 1024, 1, "samples");
+        assert!(
+            matches!(over, Err(CodecError::Malformed { .. })),
+            "{over:?}"
+        );
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        let err = decode_seq_with_encodings::<Sample>(&trailing, 1024, 2, "samples");
+        assert_eq!(
+            err,
+            Err(CodecError::TrailingBytes {
+                what: "samples",
+                extra: 1
+            })
+        );
+        let err = decode_seq_with_encodings::<Sample>(&bytes, 10, 2, "samples");
+        assert!(matches!(err, Err(CodecError::TooLarge { .. })), "{err:?}");
+        // A bool spelt 2 in the second element is refused, not normalised.
+        let mut bad = bytes.clone();
+        let at = bytes.len() - 1 - 8;
+        assert_eq!(bad[at], 0, "the second element's bool");
+        bad[at] = 2;
+        assert!(decode_seq_with_encodings::<Sample>(&bad, 1024, 2, "samples").is_err());
     }
 
     #[test]

@@ -94,6 +94,7 @@ impl From<ReadError> for Rejection {
 /// A transaction with its id and encoded length, worked out once. Callers that need the id
 /// before admitting (to skip what is already pending, to match a batch signature check) hand
 /// this over, so the mempool does not encode and hash the transaction again under its lock.
+#[derive(Debug)]
 pub struct Identified {
     tx: Transaction,
     id: Hash,
@@ -126,6 +127,10 @@ impl Identified {
 
     pub fn tx(&self) -> &Transaction {
         &self.tx
+    }
+
+    pub fn into_tx(self) -> Transaction {
+        self.tx
     }
 }
 
@@ -480,8 +485,9 @@ impl Mempool {
     }
 
     /// Transactions for a block, highest fee first, each sender's in nonce order, within
-    /// `txs_max` and `bytes_max`.
-    pub fn reap(&self, txs_max: usize, bytes_max: usize) -> Vec<Transaction> {
+    /// `txs_max` and `bytes_max`; with their ids, which a block builder needs and would
+    /// otherwise hash again.
+    pub fn reap(&self, txs_max: usize, bytes_max: usize) -> Vec<Identified> {
         // Each sender's next transaction competes on fee; taking one reveals its successor.
         let head = |hash: &Hash| {
             let e = &self.entries[hash];
@@ -504,7 +510,11 @@ impl Mempool {
                 break;
             }
             bytes += entry.bytes;
-            out.push(entry.tx.clone());
+            out.push(Identified {
+                tx: entry.tx.clone(),
+                id: hash,
+                len: entry.bytes,
+            });
             if let Some(next) = queues.get_mut(&entry.sender).and_then(Iterator::next) {
                 heads.insert(head(next));
             }
@@ -668,7 +678,7 @@ mod tests {
         ));
         p.insert(tx(0, 0, 11, 3), &s).unwrap();
         assert_eq!(p.len(), 1);
-        assert_eq!(p.reap(10, 1 << 20)[0].fee, Amount(3));
+        assert_eq!(p.reap(10, 1 << 20)[0].tx().fee, Amount(3));
     }
 
     #[test]
@@ -714,7 +724,10 @@ mod tests {
         let fees: Vec<(u64, u64)> = p
             .reap(10, 1 << 20)
             .iter()
-            .map(|t| (t.fee.0, t.nonce.0))
+            .map(|t| {
+                assert_eq!(t.id(), t.tx().hash(), "reaped with its id");
+                (t.tx().fee.0, t.tx().nonce.0)
+            })
             .collect();
         assert_eq!(fees, vec![(5, 0), (1, 0), (9, 1)]);
         assert_eq!(p.reap(2, 1 << 20).len(), 2);

@@ -32,7 +32,7 @@ use cairn_ledger::store::{
 use cairn_ledger::tx::Transaction;
 use cairn_ledger::{Address, Amount, Hash, Height, Nonce, ProtocolVersion, Round, TimestampMs};
 
-use crate::mempool::Mempool;
+use crate::mempool::{Identified, Mempool};
 
 /// The engine's safety state (`Effect::Persist`).
 pub const SAFETY_KEY: &[u8] = b"hotstuff/safety";
@@ -451,7 +451,7 @@ impl Chain {
     fn executable(
         &self,
         ancestors: &[&PreparedBlock],
-        candidates: Vec<Transaction>,
+        candidates: Vec<Identified>,
     ) -> Result<Vec<Transaction>, Invalid> {
         let included: HashSet<Hash> = ancestors
             .iter()
@@ -459,10 +459,11 @@ impl Chain {
             .collect();
         let mut senders: HashMap<Address, (Nonce, u128)> = HashMap::new();
         let mut out = Vec::with_capacity(candidates.len());
-        for tx in candidates {
-            if !included.is_empty() && included.contains(&tx.hash()) {
+        for candidate in candidates {
+            if !included.is_empty() && included.contains(&candidate.id()) {
                 continue;
             }
+            let tx = candidate.into_tx();
             let sender = tx.sender_address();
             let (next, left) = match senders.get(&sender) {
                 Some(s) => *s,

@@ -65,17 +65,24 @@ pub fn encode_batches(txs: &[Transaction], bytes_max: usize) -> Vec<Vec<u8>> {
 }
 
 /// Decodes one gossip message: a non-empty batch of at most [`TX_BATCH_MAX`] transactions,
-/// each within [`TX_BYTES_MAX`], in canonical form.
-pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Transaction>, String> {
-    let txs: Vec<Transaction> =
-        codec::decode(bytes, TX_BATCH_BYTES_MAX, "transaction batch").map_err(|e| e.to_string())?;
-    if txs.is_empty() || txs.len() > TX_BATCH_MAX {
+/// in canonical form, each with its id taken from its own bytes in the message.
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Identified>, String> {
+    let txs: Vec<(Transaction, &[u8])> = codec::decode_seq_with_encodings(
+        bytes,
+        TX_BATCH_BYTES_MAX,
+        TX_BATCH_MAX,
+        "transaction batch",
+    )
+    .map_err(|e| e.to_string())?;
+    if txs.is_empty() {
         return Err(format!(
-            "a transaction batch holds {} transactions; 1 to {TX_BATCH_MAX} are allowed",
-            txs.len()
+            "a transaction batch holds 0 transactions; 1 to {TX_BATCH_MAX} are allowed"
         ));
     }
-    Ok(txs)
+    Ok(txs
+        .into_iter()
+        .map(|(tx, own)| Identified::decoded_from(tx, own))
+        .collect())
 }
 
 /// Gossip messages whose transactions together are at most this many bytes are admitted on
@@ -246,8 +253,7 @@ fn admit(
     let decoded: Vec<(GossipedTx, Result<Vec<Identified>, String>)> = messages
         .into_iter()
         .map(|g| {
-            let txs =
-                decode_batch(&g.bytes).map(|txs| txs.into_iter().map(Identified::new).collect());
+            let txs = decode_batch(&g.bytes);
             (g, txs)
         })
         .collect();
@@ -507,11 +513,15 @@ mod tests {
             .map(|m| decode_batch(m).unwrap().len())
             .collect();
         assert_eq!(sizes, vec![TX_BATCH_MAX, TX_BATCH_MAX, 3]);
-        let back: Vec<Transaction> = messages
+        let back: Vec<Identified> = messages
             .iter()
             .flat_map(|m| decode_batch(m).unwrap())
             .collect();
-        assert_eq!(back, txs);
+        assert_eq!(back.len(), txs.len());
+        for (got, tx) in back.iter().zip(&txs) {
+            assert_eq!(got.tx(), tx);
+            assert_eq!(got.id(), tx.hash());
+        }
 
         let one = txs[0].encode().len();
         let messages = encode_batches(&txs[..10], 8 + 3 * one);
@@ -530,6 +540,9 @@ mod tests {
         let tx = transfer(&f.chain, &f.user, 0);
         let too_many = vec![tx; TX_BATCH_MAX + 1];
         let e = decode_batch(&codec::encode(&too_many)).unwrap_err();
-        assert!(e.contains(&format!("holds {}", TX_BATCH_MAX + 1)), "{e}");
+        assert!(
+            e.contains(&format!("claims {} elements", TX_BATCH_MAX + 1)),
+            "{e}"
+        );
     }
 }

@@ -37,7 +37,7 @@ use cairn_ledger::store::{ApplyError, ConsensusWrites, PreparedBlock, Store, Sto
 use cairn_ledger::tx::Transaction;
 use cairn_ledger::{Address, Hash, Height, Nonce, ProtocolVersion, TimestampMs};
 
-use crate::mempool::Mempool;
+use crate::mempool::{Identified, Mempool};
 
 /// Bodies of blocks not on the connected chain, keyed by this prefix and the block hash.
 pub const SIDE_BLOCK_PREFIX: &[u8] = b"pow/block/";
@@ -665,7 +665,8 @@ impl PowChain {
             self.block_txs_max,
             self.block_bytes_max.saturating_sub(BLOCK_OVERHEAD_BYTES),
         );
-        let transactions = self.executable(candidates)?;
+        let transactions =
+            self.executable(candidates.into_iter().map(Identified::into_tx).collect())?;
         let block = Block {
             header: BlockHeader {
                 height,

@@ -7,7 +7,7 @@
 use cairn_ledger::{Address, Hash, Nonce};
 use serde_json::{Map, Value, json};
 
-use super::methods::{Method, SignaturesChecked};
+use super::methods::{Method, Predecoded, predecode_batch};
 use super::{CommitWaiters, RpcState};
 use crate::mempool::Rejection;
 use crate::metrics::MethodLabel;
@@ -206,14 +206,15 @@ pub(super) fn handle_body(state: &RpcState, waiters: &CommitWaiters, body: &[u8]
                 };
                 return Some(error_response(None, &e));
             }
-            let checked = SignaturesChecked::of_batch(&batch);
+            let predecoded = predecode_batch(&batch);
             let responses: Vec<Value> = batch
                 .into_iter()
-                .filter_map(|r| handle_request(state, waiters, &checked, r))
+                .zip(predecoded)
+                .filter_map(|(r, p)| handle_request(state, waiters, p, r))
                 .collect();
             (!responses.is_empty()).then_some(Value::Array(responses))
         }
-        single => handle_request(state, waiters, &SignaturesChecked::default(), single),
+        single => handle_request(state, waiters, None, single),
     }
 }
 
@@ -221,7 +222,7 @@ pub(super) fn handle_body(state: &RpcState, waiters: &CommitWaiters, body: &[u8]
 fn handle_request(
     state: &RpcState,
     waiters: &CommitWaiters,
-    checked: &SignaturesChecked,
+    predecoded: Option<Predecoded>,
     request: Value,
 ) -> Option<Value> {
     let Value::Object(mut request) = request else {
@@ -237,7 +238,7 @@ fn handle_request(
         }
     };
     let notification = id.is_none();
-    let result = parse_and_call(state, waiters, checked, request);
+    let result = parse_and_call(state, waiters, predecoded, request);
     if notification {
         return None;
     }
@@ -250,7 +251,7 @@ fn handle_request(
 fn parse_and_call(
     state: &RpcState,
     waiters: &CommitWaiters,
-    checked: &SignaturesChecked,
+    predecoded: Option<Predecoded>,
     mut request: Map<String, Value>,
 ) -> Result<Value, RpcError> {
     if request.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
@@ -287,7 +288,7 @@ fn parse_and_call(
         });
     };
     let params = Params::bind(method, params)?;
-    method.call(state, waiters, checked, &params)
+    method.call(state, waiters, predecoded, &params)
 }
 
 /// A call's params by name, whether they came by name or by position.

@@ -7,12 +7,11 @@
 //! beyond [`COMMIT_WAIT_MAX`] nor with more than [`COMMIT_WAITERS_MAX`] calls at once (the
 //! waiting calls of `submit_tx` in mode `commit` and of `block` with `wait_ms` together).
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use cairn_ledger::block::Block;
 use cairn_ledger::store::{Tip, TxLocation};
-use cairn_ledger::tx::{TX_BYTES_MAX, Transaction, tx_id, verify_signatures};
+use cairn_ledger::tx::{TX_BYTES_MAX, Transaction, verify_signatures};
 use cairn_ledger::{Address, Hash, Height, Nonce};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::error::TrySendError;
@@ -129,11 +128,11 @@ impl Method {
         self,
         state: &RpcState,
         waiters: &CommitWaiters,
-        checked: &SignaturesChecked,
+        predecoded: Option<Predecoded>,
         p: &Params,
     ) -> Result<Value, RpcError> {
         match self {
-            Method::SubmitTx => submit_tx(state, waiters, checked, p),
+            Method::SubmitTx => submit_tx(state, waiters, predecoded, p),
             Method::Account => account(state, p),
             Method::Block => block(state, waiters, p),
             Method::Tx => tx(state, p),
@@ -148,39 +147,44 @@ impl Method {
     }
 }
 
-/// The transactions of one JSON-RPC batch's `submit_tx` calls whose signatures were checked
-/// together before the calls ran: a batch check of fifty costs about a third of fifty single
-/// checks, and a load generator or a wallet sends them fifty at a time. Keyed by transaction
-/// hash, which covers the signature, so a call can only skip the check for the very bytes
-/// that passed it.
-#[derive(Default)]
-pub(super) struct SignaturesChecked(HashSet<Hash>);
-
-impl SignaturesChecked {
-    /// Checks the signatures of every well-formed `submit_tx` transaction in `batch` at once.
-    /// If any fails, none counts as checked: each call then checks its own and names the bad
-    /// one. Malformed calls are skipped here and answered by the call itself.
-    pub(super) fn of_batch(batch: &[Value]) -> SignaturesChecked {
-        // The codec is canonical, so the id of the submitted bytes is the transaction's id.
-        let (txs, ids): (Vec<Transaction>, HashSet<Hash>) = batch
-            .iter()
-            .filter_map(submitted_tx_hex)
-            .filter_map(|hex| decode_hex("tx", hex, TX_BYTES_MAX).ok())
-            .filter_map(|bytes| Some((Transaction::decode(&bytes).ok()?, tx_id(&bytes))))
-            .unzip();
-        if txs.len() < 2 || verify_signatures(&txs).is_err() {
-            return SignaturesChecked::default();
-        }
-        SignaturesChecked(ids)
-    }
-
-    /// Whether the transaction with id `id` had its signature checked here.
-    fn contains(&self, id: &Hash) -> bool {
-        self.0.contains(id)
-    }
+/// A `submit_tx` transaction of a JSON-RPC batch, decoded before the calls ran so that the
+/// batch's signatures could be checked together: a batch check of fifty costs about a third of
+/// fifty single checks, and a load generator or a wallet sends them fifty at a time. The call
+/// takes it instead of decoding the same hex again.
+pub(super) struct Predecoded {
+    tx: Identified,
+    signature_checked: bool,
 }
 
-/// The `tx` param of a `submit_tx` request, by name or by position, if it is a string.
+/// Decodes the transaction of every well-formed `submit_tx` request in `batch` and checks all
+/// their signatures at once. One entry per request, in order: `None` for other methods and
+/// for malformed transactions, which the call itself decodes again to name what is wrong. If
+/// any signature fails, none counts as checked: each call then checks its own and names the
+/// bad one.
+pub(super) fn predecode_batch(batch: &[Value]) -> Vec<Option<Predecoded>> {
+    let txs: Vec<Option<Identified>> = batch
+        .iter()
+        .map(|request| {
+            let bytes = decode_hex("tx", submitted_tx_hex(request)?, TX_BYTES_MAX).ok()?;
+            let tx = Transaction::decode(&bytes).ok()?;
+            // The codec is canonical, so the id of the submitted bytes is the transaction's.
+            Some(Identified::decoded_from(tx, &bytes))
+        })
+        .collect();
+    let decoded: Vec<&Transaction> = txs.iter().flatten().map(Identified::tx).collect();
+    let signature_checked = decoded.len() >= 2 && verify_signatures(decoded).is_ok();
+    txs.into_iter()
+        .map(|tx| {
+            tx.map(|tx| Predecoded {
+                tx,
+                signature_checked,
+            })
+        })
+        .collect()
+}
+
+/// The `tx` param of a `submit_tx` request, by name or by position, if it is a string: the
+/// value `Params::bind` gives the call as `tx`.
 fn submitted_tx_hex(request: &Value) -> Option<&str> {
     let request = request.as_object()?;
     if request.get("method")?.as_str()? != Method::SubmitTx.name() {
@@ -205,7 +209,7 @@ fn submitted_tx_hex(request: &Value) -> Option<&str> {
 fn submit_tx(
     state: &RpcState,
     waiters: &CommitWaiters,
-    checked: &SignaturesChecked,
+    predecoded: Option<Predecoded>,
     p: &Params,
 ) -> Result<Value, RpcError> {
     let hex_tx = p.required_str("tx")?;
@@ -222,15 +226,19 @@ fn submit_tx(
             ));
         }
     };
-    let bytes = decode_hex("tx", hex_tx, TX_BYTES_MAX).inspect_err(|_| {
-        state.metrics.reject(REASON_MALFORMED);
-    })?;
-    let tx = Transaction::decode(&bytes).map_err(|e| {
-        state.metrics.reject(REASON_MALFORMED);
-        RpcError::invalid_param("tx", e.to_string())
-    })?;
-    let tx = Identified::decoded_from(tx, &bytes);
-    let signature_checked = checked.contains(&tx.id());
+    let (tx, signature_checked) = match predecoded {
+        Some(p) => (p.tx, p.signature_checked),
+        None => {
+            let bytes = decode_hex("tx", hex_tx, TX_BYTES_MAX).inspect_err(|_| {
+                state.metrics.reject(REASON_MALFORMED);
+            })?;
+            let tx = Transaction::decode(&bytes).map_err(|e| {
+                state.metrics.reject(REASON_MALFORMED);
+                RpcError::invalid_param("tx", e.to_string())
+            })?;
+            (Identified::decoded_from(tx, &bytes), false)
+        }
+    };
     match mode {
         Mode::Mempool => {
             let hash =
@@ -799,7 +807,12 @@ mod tests {
             .enumerate()
             .map(|(i, tx)| call(i as u64, tx, i % 2 == 0))
             .collect();
-        assert_eq!(SignaturesChecked::of_batch(&batch).0.len(), 3);
+        let predecoded = predecode_batch(&batch);
+        assert!(
+            predecoded
+                .iter()
+                .all(|p| p.as_ref().unwrap().signature_checked)
+        );
         let response = handle_body(
             &f.state,
             &waiters,
@@ -824,7 +837,13 @@ mod tests {
             call(11, &forged, true),
             json!({ "jsonrpc": "2.0", "id": 12, "method": "status" }),
         ];
-        assert!(SignaturesChecked::of_batch(&batch).0.is_empty());
+        let predecoded = predecode_batch(&batch);
+        assert!(
+            predecoded[..2]
+                .iter()
+                .all(|p| !p.as_ref().unwrap().signature_checked)
+        );
+        assert!(predecoded[2].is_none());
         let response = handle_body(
             &f.state,
             &waiters,
