@@ -69,13 +69,8 @@ pub fn encode_seq_of_encoded(items: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
-/// Decodes `bytes` as a `T`, refusing anything over `max_bytes`, with trailing bytes, or not
-/// in canonical form. `what` names the value in errors ("transaction", "block header", ...).
-pub fn decode<T: Serialize + DeserializeOwned>(
-    bytes: &[u8],
-    max_bytes: usize,
-    what: &'static str,
-) -> Result<T, CodecError> {
+/// Refuses `bytes` over `max_bytes` (and over [`DECODE_BYTES_MAX`]) before any decoding.
+fn within_limit(bytes: &[u8], max_bytes: usize, what: &'static str) -> Result<(), CodecError> {
     let max = max_bytes.min(DECODE_BYTES_MAX);
     if bytes.len() > max {
         return Err(CodecError::TooLarge {
@@ -84,6 +79,17 @@ pub fn decode<T: Serialize + DeserializeOwned>(
             max,
         });
     }
+    Ok(())
+}
+
+/// Decodes `bytes` as a `T`, refusing anything over `max_bytes`, with trailing bytes, or not
+/// in canonical form. `what` names the value in errors ("transaction", "block header", ...).
+pub fn decode<T: Serialize + DeserializeOwned>(
+    bytes: &[u8],
+    max_bytes: usize,
+    what: &'static str,
+) -> Result<T, CodecError> {
+    within_limit(bytes, max_bytes, what)?;
     let (value, read): (T, usize) =
         bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError::Malformed {
             what,
@@ -110,14 +116,7 @@ pub fn decode_seq_with_encodings<'a, T: Serialize + DeserializeOwned>(
     items_max: usize,
     what: &'static str,
 ) -> Result<Vec<(T, &'a [u8])>, CodecError> {
-    let max = max_bytes.min(DECODE_BYTES_MAX);
-    if bytes.len() > max {
-        return Err(CodecError::TooLarge {
-            what,
-            len: bytes.len(),
-            max,
-        });
-    }
+    within_limit(bytes, max_bytes, what)?;
     let malformed = |reason: String| CodecError::Malformed { what, reason };
     let (count, mut at): (u64, usize) =
         bincode::serde::decode_from_slice(bytes, config()).map_err(|e| malformed(e.to_string()))?;
