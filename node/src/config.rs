@@ -38,7 +38,15 @@ pub struct RpcSection {
     pub listen: String,
     pub body_bytes_max: u32,
     pub batch_requests_max: u32,
+    /// How long the server waits on a client: for a request's headers, then its body, for it
+    /// to take in the answer, and for the next request on a kept-alive connection. A slower
+    /// or idle connection is closed, so it cannot keep one of the server's connection slots.
+    pub io_timeout_ms: u64,
 }
+
+/// Upper bound of `rpc.io_timeout_ms`: a longer one would let idle clients hold the
+/// server's connection slots for longer than any honest client needs.
+pub const RPC_IO_TIMEOUT_MS_MAX: u64 = 10 * 60 * 1000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -152,6 +160,7 @@ impl Default for RpcSection {
             listen: "127.0.0.1:26657".into(),
             body_bytes_max: 1024 * 1024,
             batch_requests_max: 50,
+            io_timeout_ms: 10_000,
         }
     }
 }
@@ -248,6 +257,7 @@ impl NodeConfig {
             ("rpc.body_bytes_max", self.rpc.body_bytes_max as u64),
             ("p2p.message_bytes_max", self.p2p.message_bytes_max as u64),
             ("rpc.batch_requests_max", self.rpc.batch_requests_max as u64),
+            ("rpc.io_timeout_ms", self.rpc.io_timeout_ms),
             (
                 "mempool.txs_per_sender_max",
                 self.mempool.txs_per_sender_max as u64,
@@ -266,6 +276,15 @@ impl NodeConfig {
                 format!(
                     "{} is over the limit of {EMPTY_BLOCK_INTERVAL_MS_MAX}",
                     self.consensus.empty_block_interval_ms
+                ),
+            ));
+        }
+        if self.rpc.io_timeout_ms > RPC_IO_TIMEOUT_MS_MAX {
+            return Err(invalid(
+                "rpc.io_timeout_ms",
+                format!(
+                    "{} is over the limit of {RPC_IO_TIMEOUT_MS_MAX}",
+                    self.rpc.io_timeout_ms
                 ),
             ));
         }
@@ -340,6 +359,10 @@ listen = {rpc_listen}
 body_bytes_max = {body_max}
 # Most requests in one JSON-RPC batch.
 batch_requests_max = {batch_max}
+# Milliseconds the server waits on a client: for a request's headers, then its body, for it
+# to read the answer, and for the next request on a kept-alive connection. Slower or idle
+# connections are closed, so they cannot keep the server's connection slots.
+io_timeout_ms = {io_timeout}
 
 [mempool]
 # Most pending transactions; when full, the lowest fee is evicted first.
@@ -381,6 +404,7 @@ format = {format}
             rpc_listen = q(&self.rpc.listen),
             body_max = self.rpc.body_bytes_max,
             batch_max = self.rpc.batch_requests_max,
+            io_timeout = self.rpc.io_timeout_ms,
             txs_max = self.mempool.txs_max,
             bytes_max = self.mempool.bytes_max,
             per_sender = self.mempool.txs_per_sender_max,
@@ -408,6 +432,7 @@ mod tests {
         c.mining.threads = 3;
         c.mining.reward_address = "11".repeat(20);
         c.pow.reorg_depth_max = 7;
+        c.rpc.io_timeout_ms = 2500;
         let text = c.to_documented_toml();
         assert_eq!(toml::from_str::<NodeConfig>(&text).unwrap(), c);
     }
@@ -428,6 +453,12 @@ mod tests {
         std::fs::write(&path, "[mining]\nreward_address = \"xyz\"\n").unwrap();
         let err = NodeConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("mining.reward_address"), "{err}");
+        std::fs::write(&path, "[rpc]\nio_timeout_ms = 0\n").unwrap();
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("rpc.io_timeout_ms"), "{err}");
+        std::fs::write(&path, "[rpc]\nio_timeout_ms = 600001\n").unwrap();
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("rpc.io_timeout_ms"), "{err}");
         std::fs::write(&path, "[mining]\nthreads = 0\n").unwrap();
         let err = NodeConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("mining.threads"), "{err}");

@@ -45,15 +45,24 @@ struct TestNode {
 
 impl TestNode {
     fn start() -> TestNode {
-        TestNode::start_with(BODY_BYTES_MAX, None)
+        TestNode::start_with(limits(BODY_BYTES_MAX), None)
     }
 
     /// A node whose admissions go to a gossip channel of `capacity`.
     fn start_gossiping(capacity: usize) -> TestNode {
-        TestNode::start_with(BODY_BYTES_MAX, Some(capacity))
+        TestNode::start_with(limits(BODY_BYTES_MAX), Some(capacity))
     }
 
-    fn start_with(body_bytes_max: u32, gossip_capacity: Option<usize>) -> TestNode {
+    /// A node that closes connections stalled or idle for `io_timeout`.
+    fn start_impatient(io_timeout: Duration) -> TestNode {
+        let limits = RpcSection {
+            io_timeout_ms: io_timeout.as_millis() as u64,
+            ..limits(BODY_BYTES_MAX)
+        };
+        TestNode::start_with(limits, None)
+    }
+
+    fn start_with(limits: RpcSection, gossip_capacity: Option<usize>) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let validator = Keypair::from_secret(&[1; 32]);
         let user = Keypair::from_secret(&[2; 32]);
@@ -90,11 +99,7 @@ impl TestNode {
             node: board.clone(),
             metrics: Arc::new(Metrics::new()),
             validators: genesis.validators.clone().into(),
-            limits: RpcSection {
-                listen: "127.0.0.1:0".into(),
-                body_bytes_max,
-                batch_requests_max: BATCH_REQUESTS_MAX,
-            },
+            limits,
             admitted,
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -263,6 +268,16 @@ impl Drop for TestNode {
     }
 }
 
+/// The tests' server limits, with the default I/O timeout.
+fn limits(body_bytes_max: u32) -> RpcSection {
+    RpcSection {
+        listen: "127.0.0.1:0".into(),
+        body_bytes_max,
+        batch_requests_max: BATCH_REQUESTS_MAX,
+        ..RpcSection::default()
+    }
+}
+
 /// One HTTP/1.1 exchange with `addr` on a fresh connection: (status, body). Waits up to
 /// `IO_TIMEOUT` for the answer; a commit wait must answer within that.
 fn http_to(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
@@ -345,7 +360,7 @@ fn submit_admits_then_refuses_the_duplicate_and_metrics_count_both() {
 
 #[test]
 fn bad_transactions_and_modes_are_param_errors_naming_the_param() {
-    let node = TestNode::start_with(BODY_BYTES_MAX_LARGE, None);
+    let node = TestNode::start_with(limits(BODY_BYTES_MAX_LARGE), None);
     for params in [
         json!(["zz"]),
         json!(["abc"]),
@@ -840,4 +855,113 @@ fn connections_beyond_the_cap_wait_until_one_closes() {
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.ends_with("ok"), "{text}");
+}
+
+/// How long the impatient test servers wait on a stalled client.
+const IMPATIENT: Duration = Duration::from_millis(400);
+
+#[test]
+fn idle_and_stalled_clients_are_closed_and_their_slots_go_to_waiting_ones() {
+    use cairn_node::rpc::CONNECTIONS_MAX;
+    let node = TestNode::start_impatient(IMPATIENT);
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"status"}"#;
+    let stalls = [
+        // Connects and sends nothing.
+        String::new(),
+        // Stops inside the headers.
+        "POST / HTTP/1.1\r\nHost: cairn\r\nContent-".to_owned(),
+        // Sends the headers, then only part of the body.
+        format!(
+            "POST / HTTP/1.1\r\nHost: cairn\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{}",
+            body.len(),
+            &body[..10]
+        ),
+    ];
+    let mut stalled: Vec<(usize, TcpStream)> = (0..CONNECTIONS_MAX)
+        .map(|i| {
+            let mut stream = TcpStream::connect(node.addr).unwrap();
+            stream
+                .write_all(stalls[i % stalls.len()].as_bytes())
+                .unwrap();
+            stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            (i % stalls.len(), stream)
+        })
+        .collect();
+    // Every slot is taken and no stalled client gives up: the late one is answered anyway,
+    // once the server has closed the stalled connections.
+    let mut late = TcpStream::connect(node.addr).unwrap();
+    late.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let head = format!(
+        "GET /health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        node.addr
+    );
+    late.write_all(head.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    late.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // Clients stalled before a whole head are closed without an answer; the one stalled in
+    // its body is told what happened.
+    for (stall, stream) in &mut stalled {
+        let mut answer = Vec::new();
+        stream
+            .read_to_end(&mut answer)
+            .unwrap_or_else(|e| panic!("stall {stall}: the server did not close: {e}"));
+        let text = String::from_utf8_lossy(&answer);
+        if *stall < 2 {
+            assert!(text.is_empty(), "stall {stall} was answered: {text}");
+        } else {
+            assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+            let json = text.split_once("\r\n\r\n").unwrap().1;
+            let response: Value = serde_json::from_str(json).unwrap();
+            let (code, message) = error_of(&response);
+            assert_eq!(code, codes::INVALID_REQUEST);
+            assert!(message.contains("rpc.io_timeout_ms"), "{message}");
+        }
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_its_answers_is_closed() {
+    let node = TestNode::start_impatient(IMPATIENT);
+    // A big block, so that the answers to the pipelined requests below are far more than
+    // the kernel buffers between server and client can hold.
+    let txs: Vec<Transaction> = (0..1500).map(|n| node.transfer(n, 1)).collect();
+    node.commit_block(txs);
+    let request = r#"{"jsonrpc":"2.0","id":1,"method":"block","params":{"height":1}}"#;
+    let (status, one) = node.http("POST", "/", request.as_bytes());
+    assert_eq!(status, 200);
+    let copies = (64 * 1024 * 1024 / one.len()).max(2);
+    let mut stream = TcpStream::connect(node.addr).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: cairn\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{request}",
+        request.len()
+    );
+    stream.write_all(head.repeat(copies).as_bytes()).unwrap();
+    // Not reading for several timeouts: the server's writes stall and it gives up.
+    std::thread::sleep(IMPATIENT * 5);
+    let mut received = Vec::new();
+    let ended = stream.read_to_end(&mut received);
+    if let Err(e) = &ended {
+        assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ),
+            "the connection neither ended nor was reset: {e}"
+        );
+    }
+    let answered = String::from_utf8_lossy(&received)
+        .matches("HTTP/1.1 200")
+        .count();
+    assert!(
+        answered < copies,
+        "all {copies} answers were sent to a client that did not read"
+    );
+    // The server still serves others.
+    let (status, _) = node.http("GET", "/health", b"");
+    assert_eq!(status, 200);
 }

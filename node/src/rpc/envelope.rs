@@ -61,6 +61,11 @@ pub enum RpcError {
     InvalidRequest(String),
     #[error("request body is over the limit of {max} bytes (rpc.body_bytes_max)")]
     BodyTooLarge { max: u32 },
+    #[error(
+        "the request body did not arrive within {ms} ms (rpc.io_timeout_ms); send it whole \
+         right after the headers"
+    )]
+    BodyTimeout { ms: u64 },
     #[error("batch has {len} requests, over the limit of {max} (rpc.batch_requests_max)")]
     BatchTooLarge { len: usize, max: u32 },
     #[error("method {name:?} not found; methods are {}", Method::names())]
@@ -108,6 +113,7 @@ impl RpcError {
             RpcError::Parse(_) => codes::PARSE_ERROR,
             RpcError::InvalidRequest(_)
             | RpcError::BodyTooLarge { .. }
+            | RpcError::BodyTimeout { .. }
             | RpcError::BatchTooLarge { .. } => codes::INVALID_REQUEST,
             RpcError::MethodNotFound { .. } => codes::METHOD_NOT_FOUND,
             RpcError::InvalidParams { .. } => codes::INVALID_PARAMS,

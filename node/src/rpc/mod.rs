@@ -19,8 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -214,38 +213,93 @@ fn router_for(server: Server) -> Router {
 }
 
 /// Connections the server keeps open at once; further clients wait in the kernel's accept
-/// queue until one closes, instead of each costing a socket and a task.
+/// queue until one closes, instead of each costing a socket and a task. A connection that
+/// stalls or idles for `rpc.io_timeout_ms` is closed, so idle clients cannot keep every slot.
 pub const CONNECTIONS_MAX: usize = 256;
+
+/// How long the server stops accepting after the listener fails (out of file descriptors,
+/// say), instead of spinning on the error.
+const ACCEPT_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves until `shutdown` completes, then finishes in-flight requests and returns. Calls
 /// waiting for a commit then answer at once that the node is stopping.
+///
+/// Its own accept loop rather than `axum::serve`, which sets no header read timeout: with it,
+/// clients that connect and send nothing would keep every connection slot for good.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: RpcState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let io_timeout = std::time::Duration::from_millis(state.limits.io_timeout_ms);
     let server = Server::new(state);
     let waiters = Arc::clone(&server.commit_waiters);
-    let listener = CappedListener {
-        inner: listener,
-        permits: Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX)),
-    };
-    axum::serve(listener, router_for(server))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            waiters.stop();
-        })
-        .await
+    let app = router_for(server);
+    let permits = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // The header timer also runs while a kept-alive connection waits for its next request.
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(io_timeout);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = Arc::clone(&permits).acquire_owned() => {
+                permit.expect("the connection semaphore is never closed")
+            }
+        };
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the RPC listener cannot accept connections");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        // A client that stops reading its answer would otherwise hold the slot forever.
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(io_timeout));
+        let io = hyper_util::rt::TokioIo::new(Box::pin(stream));
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = connections.watch(http.serve_connection(io, service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "RPC connection closed");
+            }
+            drop(permit);
+        });
+    }
+    waiters.stop();
+    drop(listener);
+    connections.shutdown().await;
+    Ok(())
 }
 
-async fn rpc(State(server): State<Server>, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
+/// Errors that concern one incoming connection, not the listener.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    )
+}
+
+async fn rpc(State(server): State<Server>, request: axum::extract::Request) -> Response {
+    let limits = &server.state.limits;
+    let read = Bytes::from_request(request, &());
+    let io_timeout = std::time::Duration::from_millis(limits.io_timeout_ms);
+    let body = match tokio::time::timeout(io_timeout, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(rejection)) => {
             let status = rejection.status();
             let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
                 RpcError::BodyTooLarge {
-                    max: server.state.limits.body_bytes_max,
+                    max: limits.body_bytes_max,
                 }
             } else {
                 RpcError::InvalidRequest(format!(
@@ -254,6 +308,16 @@ async fn rpc(State(server): State<Server>, body: Result<Bytes, BytesRejection>) 
                 ))
             };
             return (status, axum::Json(envelope::error_response(None, &error))).into_response();
+        }
+        Err(_) => {
+            let error = RpcError::BodyTimeout {
+                ms: limits.io_timeout_ms,
+            };
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                axum::Json(envelope::error_response(None, &error)),
+            )
+                .into_response();
         }
     };
     // Store reads are blocking RocksDB calls and admission verifies a signature: keep them
@@ -323,87 +387,5 @@ impl RpcState {
         self.metrics
             .mempool_bytes
             .set(i64::try_from(pool.bytes()).unwrap_or(i64::MAX));
-    }
-}
-
-/// A listener that accepts only while fewer than [`CONNECTIONS_MAX`] connections are open.
-struct CappedListener {
-    inner: tokio::net::TcpListener,
-    permits: Arc<tokio::sync::Semaphore>,
-}
-
-impl axum::serve::Listener for CappedListener {
-    type Io = CappedStream;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (CappedStream, std::net::SocketAddr) {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .expect("the connection semaphore is never closed");
-        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        (
-            CappedStream {
-                io,
-                _permit: permit,
-            },
-            addr,
-        )
-    }
-
-    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.inner.local_addr()
-    }
-}
-
-/// A connection holding its slot until it is dropped.
-struct CappedStream {
-    io: tokio::net::TcpStream,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl tokio::io::AsyncRead for CappedStream {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for CappedStream {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
     }
 }
