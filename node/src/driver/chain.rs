@@ -18,8 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use cairn_consensus::hotstuff::{
-    QC_BYTES_MAX, RestartState, SYNC_BLOCKS_MAX, SafetyState, SyncRequest, SyncResponse,
-    TREE_BLOCKS_MAX, genesis_qc,
+    QC_BYTES_MAX, RestartState, SafetyState, TREE_BLOCKS_MAX, genesis_qc,
 };
 use cairn_ledger::block::{
     BLOCK_BYTES_MAX, Block, BlockHeader, HEADER_BYTES_MAX, QuorumCert, Seal,
@@ -41,7 +40,7 @@ pub const TIP_QC_KEY: &[u8] = b"hotstuff/tip_qc";
 /// Uncommitted blocks (`Effect::StoreBlock`), keyed by this prefix and the block id.
 pub const BLOCK_PREFIX: &[u8] = b"hotstuff/block/";
 /// Committed blocks handed to a restarted engine to serve lagging peers from memory; older
-/// ones are served from the store (see [`Chain::serve_sync`]).
+/// ones are served from the store (see [`super::sync_serve`]).
 pub const RESTART_HISTORY_BLOCKS: u64 = 128;
 /// How far ahead of this node's clock a proposal's timestamp may be and still get a vote.
 pub const FUTURE_TIMESTAMP_MS_MAX: u64 = 15_000;
@@ -562,67 +561,6 @@ impl Chain {
             });
         }
         Ok(done)
-    }
-
-    /// Serves a request for committed blocks from the store, with the next block's justify
-    /// (or, for the tip, its stored certificate) as the certificate of the last one.
-    ///
-    /// For a validator this answers only requests the engine can no longer serve (the whole
-    /// answer and the block after it committed here); `None` lets the engine answer with its
-    /// certified, uncommitted blocks too. A node outside the committee (`up_to_tip`) is
-    /// never answered by the engine, which serves validators only: it gets what is committed,
-    /// up to the tip, and follows the rest from proposals.
-    pub fn serve_sync(
-        &self,
-        request: &SyncRequest,
-        bytes_max: usize,
-        up_to_tip: bool,
-    ) -> Result<Option<SyncResponse>, StoreError> {
-        let tip = self.store.tip();
-        let from = request.from_height.0;
-        let count = (request.blocks_max as usize).clamp(1, SYNC_BLOCKS_MAX) as u64;
-        let too_recent = if up_to_tip {
-            from > tip.height.0
-        } else {
-            from.saturating_add(SYNC_BLOCKS_MAX as u64) > tip.height.0
-        };
-        if from == 0 || too_recent {
-            return Ok(None);
-        }
-        let mut blocks = Vec::new();
-        let mut bytes = 0usize;
-        for h in from..(from + count).min(tip.height.0 + 1) {
-            let Some(block) = self.store.block_at(Height(h))? else {
-                return Ok(None);
-            };
-            bytes += codec::encode(&block).len();
-            if !blocks.is_empty() && bytes > bytes_max {
-                break;
-            }
-            blocks.push(block);
-        }
-        let next = from + blocks.len() as u64;
-        let tip_qc = match self.store.header_at(Height(next))? {
-            Some(child) => match child.seal {
-                Seal::HotStuff { justify, .. } => justify,
-                _ => return Ok(None),
-            },
-            None => {
-                // The last block is the tip: its certificate is stored with it. If the tip
-                // moved since, the certificate is for another block; the requester asks again.
-                let Some(bytes) = self.store.get_consensus(TIP_QC_KEY)? else {
-                    return Ok(None);
-                };
-                let Ok(qc) = codec::decode::<QuorumCert>(&bytes, QC_BYTES_MAX, "tip QC") else {
-                    return Ok(None);
-                };
-                if blocks.last().map(Block::hash) != Some(qc.block) {
-                    return Ok(None);
-                }
-                qc
-            }
-        };
-        Ok(Some(SyncResponse { blocks, tip_qc }))
     }
 
     /// Whether any uncommitted block from the tip to `id` carries transactions: then the

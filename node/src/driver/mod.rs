@@ -12,6 +12,7 @@
 
 pub mod chain;
 pub(crate) mod net;
+pub mod sync_serve;
 pub mod tx_gossip;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -106,6 +107,7 @@ pub struct Driver {
     /// Set once the chain has reached the last height this binary can commit before an
     /// upgrade it lacks: why the node no longer makes progress.
     halted: Option<String>,
+    sync_server: sync_serve::SyncServer,
 }
 
 struct HeldPayload {
@@ -146,6 +148,8 @@ impl Driver {
             .highest_tc
             .as_ref()
             .map(|tc| tc.round);
+        let sync_server =
+            sync_serve::SyncServer::new(Arc::clone(parts.chain.store()), io.p2p.clone());
         Driver {
             is_validator: parts.validators.contains(&me),
             me: me.address(),
@@ -167,6 +171,7 @@ impl Driver {
             fork_id,
             last_tc_round,
             halted: None,
+            sync_server,
         }
     }
 
@@ -369,21 +374,28 @@ impl Driver {
                 }
             }
             Message::SyncRequest(request) => {
-                let bytes_max = self
-                    .io
-                    .message_bytes_max
-                    .saturating_sub(SYNC_ANSWER_SLACK_BYTES);
                 let outsider = !self.peer_of.contains_key(&key);
-                match self.chain.serve_sync(request, bytes_max, outsider) {
-                    Ok(Some(answer)) => {
-                        let msg = Message::SyncResponse(Box::new(answer));
-                        self.send_to(key, msg.encode()).await?;
-                        return Ok(Verdict::Accept);
-                    }
-                    // Nothing committed to give an allowed full node yet: not its fault.
-                    Ok(None) if outsider => return Ok(Verdict::Ignore),
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "serving committed blocks failed"),
+                let tip = self.chain.store().tip().height;
+                if sync_serve::store_answers(tip, request, outsider) {
+                    let bytes_max = self
+                        .io
+                        .message_bytes_max
+                        .saturating_sub(SYNC_ANSWER_SLACK_BYTES);
+                    let started = self
+                        .sync_server
+                        .start(from, key, request.clone(), bytes_max);
+                    return Ok(match started {
+                        Ok(()) => Verdict::Accept,
+                        // Not the peer's fault: it asks again next round.
+                        Err(_) => {
+                            self.io.drop_reason("sync_busy");
+                            Verdict::Ignore
+                        }
+                    });
+                }
+                // Nothing committed to give an allowed full node yet: not its fault.
+                if outsider {
+                    return Ok(Verdict::Ignore);
                 }
             }
             _ => {}
