@@ -42,7 +42,7 @@ pub const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 /// Blocks of ours whose proposal time is kept for the commit-latency histogram.
 const PROPOSED_KEPT: usize = 64;
 /// Room kept in a sync answer for its certificate and framing, under the network bound.
-const SYNC_ANSWER_SLACK_BYTES: usize = 64 * 1024;
+pub const SYNC_ANSWER_SLACK_BYTES: usize = 64 * 1024;
 
 /// Why the driver stopped on its own.
 #[derive(Debug, thiserror::Error)]
