@@ -181,7 +181,7 @@ pub fn create(
     let faucet_key = out.join("faucet.key");
     keys::write_key_file(&faucet_key, &faucet)?;
     let kind = match mode {
-        Mode::Bft => EngineKind::Bft,
+        Mode::Bft => EngineKind::HotStuff,
         Mode::Pow => EngineKind::Pow,
     };
     let now = std::time::SystemTime::now()
@@ -193,13 +193,13 @@ pub fn create(
         &[(faucet.public().address(), FAUCET_BALANCE)],
         TimestampMs(now.as_millis() as u64),
     );
-    if let (Some(ms), cairn_ledger::genesis::Engine::HotStuff(p)) =
+    if let (Some(ms), cairn_ledger::genesis::EngineParams::HotStuff(p)) =
         (round_timeout_ms, &mut genesis.consensus.engine)
     {
         p.round_timeout_ms_base = ms;
         p.round_timeout_ms_max = p.round_timeout_ms_max.max(ms);
     }
-    if let cairn_ledger::genesis::Engine::Pow(p) = &mut genesis.consensus.engine {
+    if let cairn_ledger::genesis::EngineParams::Pow(p) = &mut genesis.consensus.engine {
         p.target_block_time_ms = pow.block_time_ms.unwrap_or(LOCAL_BLOCK_TIME_MS);
         p.initial_bits = pow
             .initial_bits

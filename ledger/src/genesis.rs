@@ -227,11 +227,11 @@ pub struct Genesis {
 pub struct ConsensusParams {
     pub block_txs_max: u32,
     pub block_bytes_max: u32,
-    pub engine: Engine,
+    pub engine: EngineParams,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Engine {
+pub enum EngineParams {
     HotStuff(HotStuffParams),
     Pow(PowParams),
 }
@@ -281,11 +281,11 @@ pub struct OracleParams {
     pub unbonding_blocks: u64,
     pub min_operator_stake: Amount,
     pub round_reward: Amount,
-    pub feeds: Vec<FeedParams>,
+    pub feeds: Vec<GenesisFeed>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FeedParams {
+pub struct GenesisFeed {
     /// `BASE/QUOTE`, e.g. `BTC/USD`.
     pub id: String,
     pub decimals: u8,
@@ -302,7 +302,7 @@ pub struct FeedParams {
 /// Which engine [`Genesis::local`] sets up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EngineKind {
-    Bft,
+    HotStuff,
     Pow,
 }
 
@@ -434,7 +434,7 @@ impl Genesis {
     /// The file that [`GenesisFile::validate`]s back to this genesis.
     pub fn to_file(&self) -> GenesisFile {
         let (engine, hotstuff, pow) = match &self.consensus.engine {
-            Engine::HotStuff(h) => (
+            EngineParams::HotStuff(h) => (
                 ENGINE_HOTSTUFF,
                 Some(HotStuffSection {
                     round_timeout_ms_base: h.round_timeout_ms_base,
@@ -442,7 +442,7 @@ impl Genesis {
                 }),
                 None,
             ),
-            Engine::Pow(p) => (
+            EngineParams::Pow(p) => (
                 ENGINE_POW,
                 None,
                 Some(PowSection {
@@ -595,7 +595,7 @@ impl Genesis {
     }
 
     pub fn is_pow(&self) -> bool {
-        matches!(self.consensus.engine, Engine::Pow(_))
+        matches!(self.consensus.engine, EngineParams::Pow(_))
     }
 
     /// A single-machine network: chain id `cairn-local`, validators named `node0`, `node1`, …
@@ -613,15 +613,15 @@ impl Genesis {
         // be over before a publisher polling every 100 ms saw the window open), a local PoW
         // network one every 2 s.
         let window_blocks = match engine {
-            EngineKind::Bft => 30,
+            EngineKind::HotStuff => 30,
             EngineKind::Pow => 5,
         };
         let engine = match engine {
-            EngineKind::Bft => Engine::HotStuff(HotStuffParams {
+            EngineKind::HotStuff => EngineParams::HotStuff(HotStuffParams {
                 round_timeout_ms_base: 1000,
                 round_timeout_ms_max: 30_000,
             }),
-            EngineKind::Pow => Engine::Pow(PowParams {
+            EngineKind::Pow => EngineParams::Pow(PowParams {
                 initial_bits: 0x1f00_ffff,
                 target_block_time_ms: 2000,
                 retarget_interval_blocks: 20,
@@ -659,7 +659,7 @@ impl Genesis {
                 unbonding_blocks: 100,
                 min_operator_stake: Amount(1000),
                 round_reward: Amount(10),
-                feeds: vec![FeedParams {
+                feeds: vec![GenesisFeed {
                     id: "DEMO/USD".to_string(),
                     decimals: 6,
                     commit_window_blocks: window_blocks,
@@ -979,7 +979,7 @@ fn check_consensus(c: &ConsensusSection, p: &mut Problems) -> Option<ConsensusPa
                 );
             }
             match hotstuff {
-                Some(h) => Some(Engine::HotStuff(h)),
+                Some(h) => Some(EngineParams::HotStuff(h)),
                 None => {
                     p.add(
                         "consensus.hotstuff",
@@ -997,7 +997,7 @@ fn check_consensus(c: &ConsensusSection, p: &mut Problems) -> Option<ConsensusPa
                 );
             }
             match pow {
-                Some(s) => s.map(Engine::Pow),
+                Some(s) => s.map(EngineParams::Pow),
                 None => {
                     p.add(
                         "consensus.pow",
@@ -1436,7 +1436,7 @@ fn check_oracle(o: &OracleSection, p: &mut Problems) -> OracleParams {
         // Out-of-range values are reported above and make the whole file fail, so the
         // narrowing fallbacks here are never part of a returned genesis.
         let bps = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
-        feeds.push(FeedParams {
+        feeds.push(GenesisFeed {
             id: f.id.clone(),
             decimals: u8::try_from(f.decimals).unwrap_or(u8::MAX),
             commit_window_blocks: f.commit_window_blocks,
@@ -1611,7 +1611,7 @@ out_of_band_penalty_bps = 10
         assert_eq!(g.genesis_time, TimestampMs(1_767_225_600_000));
         assert_eq!(
             g.consensus.engine,
-            Engine::HotStuff(HotStuffParams {
+            EngineParams::HotStuff(HotStuffParams {
                 round_timeout_ms_base: 1000,
                 round_timeout_ms_max: 30_000
             })
@@ -1634,7 +1634,7 @@ out_of_band_penalty_bps = 10
             example(),
             pow_example(),
             Genesis::local(
-                EngineKind::Bft,
+                EngineKind::HotStuff,
                 &[key(1), key(2), key(3)],
                 &[],
                 TimestampMs(0),
@@ -1651,7 +1651,7 @@ out_of_band_penalty_bps = 10
     fn local_genesis_has_the_documented_defaults() {
         let g = pow_example();
         assert!(g.is_pow());
-        let Engine::Pow(pow) = &g.consensus.engine else {
+        let EngineParams::Pow(pow) = &g.consensus.engine else {
             unreachable!()
         };
         assert_eq!(pow.initial_bits, 0x1f00ffff);
@@ -1688,12 +1688,12 @@ out_of_band_penalty_bps = 10
             |g| g.consensus.block_txs_max += 1,
             |g| g.consensus.block_bytes_max += 1,
             |g| {
-                if let Engine::HotStuff(h) = &mut g.consensus.engine {
+                if let EngineParams::HotStuff(h) = &mut g.consensus.engine {
                     h.round_timeout_ms_base += 1
                 }
             },
             |g| {
-                if let Engine::HotStuff(h) = &mut g.consensus.engine {
+                if let EngineParams::HotStuff(h) = &mut g.consensus.engine {
                     h.round_timeout_ms_max += 1
                 }
             },
@@ -1751,8 +1751,8 @@ out_of_band_penalty_bps = 10
 
     fn pow_params(g: &mut Genesis) -> &mut PowParams {
         match &mut g.consensus.engine {
-            Engine::Pow(p) => p,
-            Engine::HotStuff(_) => panic!("not a pow genesis"),
+            EngineParams::Pow(p) => p,
+            EngineParams::HotStuff(_) => panic!("not a pow genesis"),
         }
     }
 

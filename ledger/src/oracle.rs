@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cairn_oracle::{FeedId, FeedParams as RuleParams, FeedState, OracleConfig, ParamError};
+use cairn_oracle::{FeedId, FeedParams, FeedState, OracleConfig, ParamError};
 
 use crate::genesis::OracleParams;
 use crate::types::{Address, Amount, Hash, Height};
@@ -60,7 +60,7 @@ impl OracleState {
                 value: 0,
                 rule: e.to_string(),
             })?;
-            let rule_params = RuleParams {
+            let rule_params = FeedParams {
                 id: id.clone(),
                 decimals: f.decimals,
                 commit_window_blocks: f.commit_window_blocks,

@@ -1317,7 +1317,7 @@ mod tests {
     fn genesis() -> (Genesis, Keypair) {
         let key = Keypair::from_secret(&[9; 32]);
         let g = Genesis::local(
-            EngineKind::Bft,
+            EngineKind::HotStuff,
             &[key.public()],
             &[(key.public().address(), Amount(1_000))],
             TimestampMs(1),
@@ -1609,7 +1609,7 @@ mod tests {
             .map(|k| (k.public().address(), Amount(1_000)))
             .collect();
         let g = Genesis::local(
-            EngineKind::Bft,
+            EngineKind::HotStuff,
             &[keys[0].public()],
             &funded,
             TimestampMs(1),

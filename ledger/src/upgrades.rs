@@ -69,7 +69,7 @@ mod tests {
     use crate::types::TimestampMs;
 
     fn genesis() -> Genesis {
-        let mut g = Genesis::local(EngineKind::Bft, &[], &[], TimestampMs(0));
+        let mut g = Genesis::local(EngineKind::HotStuff, &[], &[], TimestampMs(0));
         g.upgrades = vec![
             Upgrade {
                 name: "alpha".into(),

@@ -39,7 +39,7 @@ fn net() -> Net {
         .map(|k| (k.public().address(), Amount(FUNDS)))
         .collect();
     let genesis = with_short_windows(Genesis::local(
-        EngineKind::Bft,
+        EngineKind::HotStuff,
         &[validator.public()],
         &funded,
         TimestampMs(1),
@@ -331,7 +331,7 @@ fn the_oracle_survives_a_reopen() {
     let validator = Keypair::from_secret(&[200; 32]);
     let op = Keypair::from_secret(&[1; 32]);
     let genesis = with_short_windows(Genesis::local(
-        EngineKind::Bft,
+        EngineKind::HotStuff,
         &[validator.public()],
         &[(op.public().address(), Amount(FUNDS))],
         TimestampMs(1),

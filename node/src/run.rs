@@ -12,7 +12,7 @@ use cairn_consensus::hotstuff::{
     Ed25519Signer, Ed25519Verifier, Engine, EngineConfig, ValidatorSet,
 };
 use cairn_ledger::Height;
-use cairn_ledger::genesis::Engine as ConsensusEngine;
+use cairn_ledger::genesis::EngineParams;
 use cairn_ledger::keys::read_key_file;
 use cairn_ledger::store::Store;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -130,11 +130,11 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
     let board = Arc::new(StatusBoard::new(
         NodeStatus {
             validator: match &genesis.consensus.engine {
-                ConsensusEngine::HotStuff(_) => genesis
+                EngineParams::HotStuff(_) => genesis
                     .validators
                     .iter()
                     .any(|v| v.public_key == key.public()),
-                ConsensusEngine::Pow(_) => config.mining.enabled,
+                EngineParams::Pow(_) => config.mining.enabled,
             },
             syncing: true,
             ..NodeStatus::default()
@@ -163,8 +163,8 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         p2p = %p2p_handle.listen_addr,
         rpc = %rpc_addr,
         engine = match &genesis.consensus.engine {
-            ConsensusEngine::HotStuff(_) => "hotstuff",
-            ConsensusEngine::Pow(_) => "pow",
+            EngineParams::HotStuff(_) => "hotstuff",
+            EngineParams::Pow(_) => "pow",
         },
         "node started"
     );
@@ -173,7 +173,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
     // it holds back an empty block.
     let pool_growth = Arc::new(PoolGrowth::new(matches!(
         genesis.consensus.engine,
-        ConsensusEngine::Pow(_)
+        EngineParams::Pow(_)
     )));
     let rpc_publisher = tokio::spawn(publish_rpc_admitted(
         admitted_rx,
@@ -202,7 +202,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         message_bytes_max,
     };
     let driver = match &genesis.consensus.engine {
-        ConsensusEngine::HotStuff(params) => {
+        EngineParams::HotStuff(params) => {
             let parts = Bft {
                 store: Arc::clone(&store),
                 key,
@@ -211,7 +211,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
             };
             AnyDriver::Bft(Box::new(bft_driver(parts, io, &config)?))
         }
-        ConsensusEngine::Pow(params) => {
+        EngineParams::Pow(params) => {
             let reward_to = config
                 .mining
                 .reward_address_or(key.public().address())

@@ -69,7 +69,7 @@ fn section(persistent: &[String], message_bytes_max: u32) -> P2pSection {
 
 fn genesis(validators: &[&Keypair], time_ms: u64) -> Genesis {
     let keys: Vec<_> = validators.iter().map(|k| k.public()).collect();
-    Genesis::local(EngineKind::Bft, &keys, &[], TimestampMs(time_ms))
+    Genesis::local(EngineKind::HotStuff, &keys, &[], TimestampMs(time_ms))
 }
 
 async fn start(key: &Keypair, genesis: &Genesis, section: P2pSection) -> Node {

@@ -67,7 +67,7 @@ impl TestNode {
         let validator = Keypair::from_secret(&[1; 32]);
         let user = Keypair::from_secret(&[2; 32]);
         let genesis = Genesis::local(
-            EngineKind::Bft,
+            EngineKind::HotStuff,
             &[validator.public()],
             &[(user.public().address(), Amount(FUNDS))],
             TimestampMs(1_700_000_000_000),

@@ -40,7 +40,12 @@ impl ChainGen {
             .iter()
             .map(|k| (k.public().address(), ACCOUNT_BALANCE))
             .collect();
-        let genesis = Genesis::local(EngineKind::Bft, &[keys[0].public()], &funded, GENESIS_TIME);
+        let genesis = Genesis::local(
+            EngineKind::HotStuff,
+            &[keys[0].public()],
+            &funded,
+            GENESIS_TIME,
+        );
         ChainGen { keys, genesis }
     }
 

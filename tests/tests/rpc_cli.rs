@@ -58,7 +58,7 @@ impl Node {
         let user_key = dir.path().join("user.key");
         keys::write_key_file(&user_key, &user).unwrap();
         let genesis = Genesis::local(
-            EngineKind::Bft,
+            EngineKind::HotStuff,
             &[validator.public()],
             &[(user.public().address(), Amount(FUNDS))],
             TimestampMs(1_700_000_000_000),

@@ -203,7 +203,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let validator = Keypair::from_secret(&[1; 32]);
         let genesis = Genesis::local(
-            EngineKind::Bft,
+            EngineKind::HotStuff,
             &[validator.public()],
             &[],
             TimestampMs(1_700_000_000_000),

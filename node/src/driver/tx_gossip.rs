@@ -373,7 +373,7 @@ mod tests {
         let user = Keypair::from_secret(&[3; 32]);
         let validator = Keypair::from_secret(&[4; 32]);
         let genesis = Genesis::local(
-            EngineKind::Bft,
+            EngineKind::HotStuff,
             &[validator.public()],
             &[(user.public().address(), Amount(1_000_000))],
             TimestampMs(1_700_000_000_000),

@@ -855,7 +855,7 @@ pub(crate) mod tests {
     use cairn_consensus::pow::Target;
     use cairn_ledger::Amount;
     use cairn_ledger::crypto::Keypair;
-    use cairn_ledger::genesis::{Engine, EngineKind, Genesis};
+    use cairn_ledger::genesis::{EngineKind, EngineParams, Genesis};
     use cairn_ledger::tx::Payload;
 
     use crate::config::MempoolSection;
@@ -880,7 +880,7 @@ pub(crate) mod tests {
             TimestampMs(GENESIS_MS),
         );
         genesis.consensus.block_txs_max = block_txs_max;
-        if let Engine::Pow(p) = &mut genesis.consensus.engine {
+        if let EngineParams::Pow(p) = &mut genesis.consensus.engine {
             p.initial_bits = EASY_BITS;
         }
         Net {
@@ -896,7 +896,7 @@ pub(crate) mod tests {
         reorg_depth_max: u64,
     ) -> (PowChain, Followed) {
         let store = Arc::new(Store::open(dir, &net.genesis).unwrap());
-        let Engine::Pow(p) = &net.genesis.consensus.engine else {
+        let EngineParams::Pow(p) = &net.genesis.consensus.engine else {
             unreachable!()
         };
         PowChain::open(

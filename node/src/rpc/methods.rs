@@ -675,7 +675,7 @@ mod tests {
         let validator = Keypair::from_secret(&[1; 32]);
         let user = Keypair::from_secret(&[2; 32]);
         let genesis = Genesis::local(
-            EngineKind::Bft,
+            EngineKind::HotStuff,
             &[validator.public()],
             &[(user.public().address(), Amount(1_000))],
             TimestampMs(1_700_000_000_000),
