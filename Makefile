@@ -45,12 +45,12 @@ clippy: bootstrap
 # The end-to-end tests run the real `cairn` binary, so it is built first.
 test: bootstrap fmt clippy build
 	$(CARGO) test $(CARGO_FLAGS) --workspace
-	$(CAIRN) sim bft --seeds 2000 --faults all
+	$(CAIRN) sim hotstuff --seeds 2000 --faults all
 	$(CAIRN) sim pow --seeds 500
 
 # The long simulation run; its figures are in benches/RESULTS.md.
 sim: build
-	$(CAIRN) sim bft --seeds 100000 --faults all
+	$(CAIRN) sim hotstuff --seeds 100000 --faults all
 
 bench: bootstrap
 	$(CARGO) bench --locked --profile release -p cairn-benches -p cairn-oracle -p cairn-consensus

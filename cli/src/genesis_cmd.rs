@@ -39,15 +39,16 @@ pub enum GenesisCommand {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// A BFT committee running chained HotStuff.
-    Bft,
+    /// A BFT committee running chained HotStuff (`bft` is accepted as an alias).
+    #[value(name = "hotstuff", alias = "bft")]
+    HotStuff,
     /// Proof-of-work longest-chain consensus.
     Pow,
 }
 
 #[derive(Args)]
 pub struct NewArgs {
-    #[arg(long, value_enum, default_value_t = Mode::Bft)]
+    #[arg(long, value_enum, default_value_t = Mode::HotStuff)]
     pub mode: Mode,
     /// Number of validators (BFT) or miners (PoW), 1 to 64.
     #[arg(long, default_value_t = 4)]
@@ -143,8 +144,8 @@ pub fn create(
     pow: PowTuning,
 ) -> Result<NewNetwork> {
     check_validator_count(validators)?;
-    if round_timeout_ms.is_some() && mode != Mode::Bft {
-        bail!("--round-timeout-ms applies to BFT networks only (--mode bft)");
+    if round_timeout_ms.is_some() && mode != Mode::HotStuff {
+        bail!("--round-timeout-ms applies to BFT networks only (--mode hotstuff)");
     }
     if (pow.block_time_ms.is_some() || pow.initial_bits.is_some()) && mode != Mode::Pow {
         bail!(
@@ -181,7 +182,7 @@ pub fn create(
     let faucet_key = out.join("faucet.key");
     keys::write_key_file(&faucet_key, &faucet)?;
     let kind = match mode {
-        Mode::Bft => EngineKind::HotStuff,
+        Mode::HotStuff => EngineKind::HotStuff,
         Mode::Pow => EngineKind::Pow,
     };
     let now = std::time::SystemTime::now()

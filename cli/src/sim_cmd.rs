@@ -1,4 +1,4 @@
-//! `cairn sim bft` and `cairn sim pow`: run the deterministic HotStuff or proof-of-work
+//! `cairn sim hotstuff` (alias `bft`) and `cairn sim pow`: run the deterministic HotStuff or proof-of-work
 //! simulator over many seeds and report failures with a one-line reproduction each.
 //! Presentation only; the simulators live in `cairn_consensus::sim` and `sim::pow`.
 
@@ -11,8 +11,9 @@ use clap::{Args, Subcommand, ValueEnum};
 
 #[derive(Subcommand)]
 pub enum SimCommand {
-    /// Simulate the BFT (chained HotStuff) engine over a virtual network with faults.
-    Bft(BftArgs),
+    /// Simulate the chained HotStuff engine over a virtual network with faults.
+    #[command(name = "hotstuff", visible_alias = "bft")]
+    HotStuff(HotStuffArgs),
     /// Simulate proof-of-work miners over a virtual network with delays and partitions.
     Pow(PowArgs),
 }
@@ -27,7 +28,7 @@ enum ScenarioArg {
 }
 
 #[derive(Args)]
-pub struct BftArgs {
+pub struct HotStuffArgs {
     /// How many seeds to run, starting at --seed-start.
     #[arg(long, default_value_t = 100)]
     seeds: u64,
@@ -89,7 +90,7 @@ const POW_MINERS_DEFAULT: usize = 4;
 
 pub fn run(command: SimCommand) -> Result<()> {
     match command {
-        SimCommand::Bft(a) => bft(a),
+        SimCommand::HotStuff(a) => hotstuff(a),
         SimCommand::Pow(a) => pow(a),
     }
 }
@@ -108,7 +109,7 @@ fn first_failure(r: &SimReport) -> String {
     }
 }
 
-fn bft(a: BftArgs) -> Result<()> {
+fn hotstuff(a: HotStuffArgs) -> Result<()> {
     let faults = FaultSet::parse(&a.faults)?;
     let (seed_start, seeds) = match a.seed {
         Some(seed) => (seed, 1),

@@ -39,7 +39,7 @@ const PUBLISHER_STAKE: u64 = 10_000;
 
 #[derive(Args)]
 pub struct TestnetArgs {
-    #[arg(long, value_enum, default_value_t = Mode::Bft)]
+    #[arg(long, value_enum, default_value_t = Mode::HotStuff)]
     mode: Mode,
     /// Number of validators (BFT) or miners (PoW).
     #[arg(long, default_value_t = 4)]
@@ -193,7 +193,7 @@ pub fn run(a: TestnetArgs) -> Result<()> {
         "created a {}-node {} testnet in {}",
         file.nodes.len(),
         match a.mode {
-            Mode::Bft => "BFT",
+            Mode::HotStuff => "BFT",
             Mode::Pow => "proof-of-work",
         },
         a.dir.display()

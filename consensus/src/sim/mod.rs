@@ -73,7 +73,7 @@ impl SimConfig {
     /// The command that re-runs exactly this seed.
     pub fn repro(&self) -> String {
         let mut line = format!(
-            "cairn sim bft --seed {} --validators {} --faults {}",
+            "cairn sim hotstuff --seed {} --validators {} --faults {}",
             self.seed, self.validators, self.faults
         );
         if self.scenario == Scenario::LeaderCrash {

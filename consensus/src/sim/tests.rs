@@ -74,12 +74,12 @@ fn disabling_the_one_vote_per_round_rule_is_caught_and_reproducible() {
         }
     }
     let (c, r) = found.expect("200 seeds without the rule and no violation found");
-    // What `cairn sim bft` prints for a failing seed.
+    // What `cairn sim hotstuff` prints for a failing seed.
     println!("reproduce with: {}", r.repro);
     assert_eq!(
         r.repro,
         format!(
-            "cairn sim bft --seed {} --validators 4 --faults all --unsafe-skip-voted-round-check",
+            "cairn sim hotstuff --seed {} --validators 4 --faults all --unsafe-skip-voted-round-check",
             c.seed
         )
     );
