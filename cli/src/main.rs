@@ -1,6 +1,9 @@
-//! The `cairn` command. Parsing and presentation only: every action is a call into the
-//! `node` or `ledger` crates, and every failure is printed as one sentence naming what was
-//! wrong, with exit status 1 (2 for a usage error, from clap).
+//! The `cairn` command: argument parsing, presentation, and the commands that run locally:
+//! testnet supervision (`testnet`), genesis and key files (`genesis`, `keys`, `init`), the
+//! load generator (`bench`) and the simulator front end (`sim`). The node, the ledger and the
+//! consensus engines and simulators live in their crates; nothing here decides what is valid
+//! on chain. Every failure is printed as one sentence naming what was wrong, with exit status
+//! 1 (2 for a usage error, from clap).
 
 mod bench;
 mod client;
