@@ -39,6 +39,7 @@ const PUBLISHER_STAKE: u64 = 10_000;
 
 #[derive(Args)]
 pub struct TestnetArgs {
+    /// The consensus engine: hotstuff (alias bft) for a BFT committee, pow for miners.
     #[arg(long, value_enum, default_value_t = Mode::HotStuff)]
     mode: Mode,
     /// Number of validators (BFT) or miners (PoW).
