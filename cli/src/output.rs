@@ -93,6 +93,14 @@ pub fn cairn_command() -> String {
     }
 }
 
+/// `line`, a `cairn …` command line, naming this binary as [`cairn_command`] does.
+pub fn runnable(line: &str) -> String {
+    match line.strip_prefix("cairn ") {
+        Some(rest) => format!("{} {rest}", cairn_command()),
+        None => line.to_owned(),
+    }
+}
+
 /// `word` as one POSIX shell word: unchanged when it has nothing the shell would read
 /// specially, else in single quotes.
 fn shell_word(word: &str) -> String {

@@ -179,7 +179,7 @@ macro_rules! seed_report {
 seed_report!(SimReport => BatchSummary, PowSimReport => PowBatchSummary);
 
 /// Runs a batch through `run_many` on `threads` (default: one per core), printing each failed
-/// seed as it comes (its first failure, then the command that reproduces it). Answers the
+/// seed as it comes (its first failure, then the command that reproduces it, naming this binary). Answers the
 /// summary, the last seed's report (printed in full when the batch is one seed) and the wall
 /// time in seconds.
 fn run_batch<S, R: SeedReport, E: std::error::Error + Send + Sync + 'static>(
@@ -191,7 +191,7 @@ fn run_batch<S, R: SeedReport, E: std::error::Error + Send + Sync + 'static>(
     let summary = run_many(default_threads(threads), &mut |r: &R| {
         if !r.passed() {
             println!("seed {}: {}", r.seed(), r.first_failure());
-            println!("{}", r.repro());
+            println!("{}", crate::output::runnable(r.repro()));
         }
         last = Some(r.clone());
     })?;
