@@ -6,12 +6,15 @@ CARGO       ?= cargo
 CARGO_FLAGS ?= --release --locked
 TARGET_DIR  ?= $(or $(CARGO_TARGET_DIR),target)
 CAIRN       := $(TARGET_DIR)/release/cairn
-# Debian packages the build needs: libclang for the rocksdb crate's bindgen, a C++ compiler
-# for RocksDB itself.
-APT_PACKAGES := libclang-dev g++
+# Where `make install` puts cairn: $(BINDIR)/cairn, by default ~/.cargo/bin, which rustup's
+# setup puts on the PATH. `make install PREFIX=/usr/local` (as root) for every user.
+PREFIX      ?= $(HOME)/.cargo
+BINDIR      ?= $(PREFIX)/bin
 
-.PHONY: bootstrap build testnet test fmt clippy bench sim
+.PHONY: bootstrap build install testnet test fmt clippy bench sim
 
+# The Debian packages the build needs, each installed only when missing: libclang-dev for the
+# rocksdb crate's bindgen, g++ for RocksDB itself.
 bootstrap:
 	@missing=""; \
 	command -v c++ >/dev/null 2>&1 || missing="$$missing g++"; \
@@ -23,15 +26,29 @@ bootstrap:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "bootstrap: installing$$missing"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null \
-	      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; }; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+	      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }; \
 	  else \
-	    echo "bootstrap: missing$$missing. Run:  sudo apt-get install -y $(APT_PACKAGES)"; exit 1; \
+	    echo "bootstrap: missing$$missing. Run:  sudo apt-get install -y$$missing"; exit 1; \
 	  fi; \
 	fi
 
 build: bootstrap
 	$(CARGO) build $(CARGO_FLAGS) -p cairn-cli
+
+# Copies the release binary `build` made, so nothing is compiled again (cargo install would
+# rebuild RocksDB in a target dir of its own).
+install: build
+	install -d "$(BINDIR)"
+	install -m 755 "$(CAIRN)" "$(BINDIR)/cairn"
+	@found="$$(command -v cairn 2>/dev/null)"; \
+	if [ "$$found" = "$(BINDIR)/cairn" ]; then \
+	  echo "installed $(BINDIR)/cairn"; \
+	elif [ -n "$$found" ]; then \
+	  echo "installed $(BINDIR)/cairn, but the PATH finds $$found first; put $(BINDIR) before it"; \
+	else \
+	  echo "installed $(BINDIR)/cairn; $(BINDIR) is not on the PATH: add it with  export PATH=\"$(BINDIR):\$$PATH\""; \
+	fi
 
 testnet: build
 	$(CAIRN) testnet

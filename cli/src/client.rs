@@ -1,7 +1,9 @@
-//! A small blocking JSON-RPC 2.0 client for the node's RPC (`cairn status`, `tx`, `query`).
+//! The one blocking JSON-RPC 2.0 client of the CLI, for every command that talks to a node
+//! (`cairn status`, `tx`, `query`, `oracle`, `testnet`, and `bench tps` with its batches).
 //!
-//! Owns the HTTP edge of the CLI: the `--rpc` address, timeouts, and turning every failure
-//! into one sentence that says what to do. Plain HTTP only: the node's RPC listens on
+//! Owns the HTTP edge of the CLI: the `--rpc` address, timeouts, single calls and batches
+//! over one kept-alive connection per client, and turning every failure into one sentence
+//! that says what to do. Plain HTTP only: the node's RPC listens on
 //! localhost or a trusted LAN, and this client carries no TLS stack. It never follows
 //! redirects, never uses a proxy from the environment, and never reads an unbounded answer.
 
@@ -10,6 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Args;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -26,6 +29,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 pub const COMMIT_CALL_MARGIN: Duration = Duration::from_secs(10);
 /// Largest answer read: a block with its transaction hashes is far below this.
 pub const RESPONSE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// Requests per JSON-RPC batch: the node's default `[rpc] batch_requests_max`.
+pub const BATCH_REQUESTS_MAX: usize = 50;
 /// Most characters of a non-JSON answer quoted in an error.
 const QUOTE_CHARS_MAX: usize = 120;
 
@@ -121,16 +126,65 @@ pub enum ClientError {
     UnexpectedResult { method: String, problem: String },
 }
 
+/// Why a whole batch failed; each request's own refusal is its [`RpcFailure`].
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("could not reach the node's RPC at {url}: {reason}")]
+    Transport { url: RpcUrl, reason: String },
+    #[error("the node's RPC at {url} refused the batch: {message} (JSON-RPC error {code})")]
+    Refused {
+        url: RpcUrl,
+        code: i64,
+        message: String,
+    },
+    #[error("the answer from {url} is not a JSON-RPC batch answer: {problem}")]
+    NotJsonRpc { url: RpcUrl, problem: String },
+}
+
+/// A JSON-RPC error object, as the node sends it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RpcFailure {
+    pub code: i64,
+    pub message: String,
+    #[serde(default)]
+    pub data: Option<Value>,
+}
+
+impl RpcFailure {
+    /// The node's rejection reason (`pool_full`, `nonce_gap`, …), else `rpc_error_CODE`.
+    pub fn reason(&self) -> String {
+        match self
+            .data
+            .as_ref()
+            .and_then(|d| d.get("reason"))
+            .and_then(Value::as_str)
+        {
+            Some(reason) => reason.to_owned(),
+            None => format!("rpc_error_{}", -self.code),
+        }
+    }
+}
+
+/// One answer of a batch.
+#[derive(Deserialize)]
+struct Reply {
+    id: Option<u64>,
+    #[serde(default)]
+    result: Option<Value>,
+    #[serde(default)]
+    error: Option<RpcFailure>,
+}
+
 pub struct Client {
     url: RpcUrl,
-    /// One agent per client, so repeated calls (the publisher polls) reuse its connection;
-    /// each call sets its own timeouts.
+    /// One agent per client, so repeated calls (the publisher polls, the load generator
+    /// submits) reuse its kept-alive connection; each call sets its own timeouts.
     agent: ureq::Agent,
 }
 
 /// How every RPC caller of this binary talks HTTP: status codes are answers to read, not
-/// errors; no redirects and no proxy (the node is addressed directly). Callers add timeouts.
-pub fn agent_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+/// errors; no redirects and no proxy (the node is addressed directly). Calls add timeouts.
+fn agent_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
     ureq::config::Config::builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -140,10 +194,18 @@ pub fn agent_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope
 
 impl Client {
     pub fn new(args: &RpcArgs) -> Client {
+        Client::for_url(args.rpc.clone())
+    }
+
+    pub fn for_url(url: RpcUrl) -> Client {
         Client {
-            url: args.rpc.clone(),
+            url,
             agent: agent_config().build().new_agent(),
         }
+    }
+
+    pub fn url(&self) -> &RpcUrl {
+        &self.url
     }
 
     /// Calls `method` with named `params` and decodes its result.
@@ -194,6 +256,45 @@ impl Client {
                 reason: other.to_string(),
             },
         };
+        let (status, body) = self.post(request.to_string(), timeout).map_err(transport)?;
+        self.parse_response(method, status, &body)
+    }
+
+    /// Calls `method` once per params in one batch (at most [`BATCH_REQUESTS_MAX`]);
+    /// answers in the same order.
+    pub fn batch(
+        &self,
+        method: &str,
+        params: impl IntoIterator<Item = Value>,
+    ) -> Result<Vec<Result<Value, RpcFailure>>, BatchError> {
+        let requests: Vec<Value> = params
+            .into_iter()
+            .enumerate()
+            .map(|(id, p)| json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": p }))
+            .collect();
+        let n = requests.len();
+        self.batch_body(Value::Array(requests).to_string(), n)
+    }
+
+    /// Posts a batch body already written out, of `n` requests with ids 0..n (for callers
+    /// that render requests ahead of time); answers in id order.
+    pub fn batch_body(
+        &self,
+        body: String,
+        n: usize,
+    ) -> Result<Vec<Result<Value, RpcFailure>>, BatchError> {
+        debug_assert!(n > 0 && n <= BATCH_REQUESTS_MAX);
+        let (status, bytes) = self
+            .post(body, CALL_TIMEOUT)
+            .map_err(|e| BatchError::Transport {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            })?;
+        self.parse_batch(n, status, &bytes)
+    }
+
+    /// One HTTP POST of a JSON-RPC body: the status and the (bounded) answer.
+    fn post(&self, body: String, timeout: Duration) -> Result<(u16, Vec<u8>), ureq::Error> {
         let mut response = self
             .agent
             .post(&self.url.0)
@@ -202,16 +303,14 @@ impl Client {
             .timeout_global(Some(timeout))
             .build()
             .header("content-type", "application/json")
-            .send(request.to_string())
-            .map_err(transport)?;
+            .send(body)?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()
             .with_config()
             .limit(RESPONSE_BYTES_MAX)
-            .read_to_vec()
-            .map_err(transport)?;
-        self.parse_response(method, status, &body)
+            .read_to_vec()?;
+        Ok((status, body))
     }
 
     fn parse_response(&self, method: &str, status: u16, body: &[u8]) -> Result<Value, ClientError> {
@@ -225,16 +324,14 @@ impl Client {
             return Err(not_json_rpc());
         };
         if let Some(error) = response.remove("error") {
-            let code = error.get("code").and_then(Value::as_i64);
-            let message = error.get("message").and_then(Value::as_str);
-            let (Some(code), Some(message)) = (code, message) else {
+            let Ok(error) = serde_json::from_value::<RpcFailure>(error) else {
                 return Err(not_json_rpc());
             };
             return Err(ClientError::Rpc {
                 method: method.to_owned(),
-                code,
-                message: message.to_owned(),
-                data: error.get("data").cloned(),
+                code: error.code,
+                message: error.message,
+                data: error.data,
             });
         }
         match response.remove("result") {
@@ -243,6 +340,58 @@ impl Client {
             }
             _ => Err(not_json_rpc()),
         }
+    }
+
+    /// The answers to a batch of `n` requests with ids 0..n, in id order.
+    fn parse_batch(
+        &self,
+        n: usize,
+        status: u16,
+        bytes: &[u8],
+    ) -> Result<Vec<Result<Value, RpcFailure>>, BatchError> {
+        let not_json_rpc = |problem: String| BatchError::NotJsonRpc {
+            url: self.url.clone(),
+            problem: format!("HTTP {status}, {problem}"),
+        };
+        let replies: Vec<Reply> = match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Array(items)) => items
+                .into_iter()
+                .map(serde_json::from_value)
+                .collect::<Result<_, _>>()
+                .map_err(|e| not_json_rpc(e.to_string()))?,
+            Ok(single) => {
+                return Err(match serde_json::from_value::<Reply>(single) {
+                    Ok(Reply {
+                        error: Some(e),
+                        id: None,
+                        ..
+                    }) => BatchError::Refused {
+                        url: self.url.clone(),
+                        code: e.code,
+                        message: e.message,
+                    },
+                    _ => not_json_rpc("a single object where an array was expected".into()),
+                });
+            }
+            Err(e) => return Err(not_json_rpc(e.to_string())),
+        };
+        let mut answers: Vec<Option<Result<Value, RpcFailure>>> = vec![None; n];
+        for reply in replies {
+            let slot = reply
+                .id
+                .and_then(|id| usize::try_from(id).ok())
+                .and_then(|id| answers.get_mut(id))
+                .ok_or_else(|| not_json_rpc("an answer with an unknown id".into()))?;
+            *slot = Some(match (reply.result, reply.error) {
+                (_, Some(e)) => Err(e),
+                (Some(v), None) => Ok(v),
+                (None, None) => return Err(not_json_rpc("an answer without a result".into())),
+            });
+        }
+        answers
+            .into_iter()
+            .map(|a| a.ok_or_else(|| not_json_rpc("an answer is missing".into())))
+            .collect()
     }
 }
 
@@ -311,5 +460,47 @@ mod tests {
             .parse_response("status", 200, long.as_bytes())
             .unwrap_err();
         assert!(e.to_string().len() < 400, "{e}");
+    }
+
+    #[test]
+    fn batch_answers_come_back_in_request_order_or_name_what_is_wrong() {
+        let client = Client::for_url("127.0.0.1:1".parse().unwrap());
+        let answers = client
+            .parse_batch(
+                2,
+                200,
+                br#"[{"jsonrpc": "2.0", "id": 1, "error": {"code": -32010, "message": "full",
+                      "data": {"reason": "pool_full"}}},
+                     {"jsonrpc": "2.0", "id": 0, "result": 7}]"#,
+            )
+            .unwrap();
+        assert_eq!(answers[0].as_ref().unwrap(), &json!(7));
+        assert_eq!(answers[1].as_ref().unwrap_err().reason(), "pool_full");
+        let refused = client
+            .parse_batch(
+                1,
+                413,
+                br#"{"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "too many"}}"#,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(refused, BatchError::Refused { code: -32600, .. }),
+            "{refused:?}"
+        );
+        for (n, body) in [
+            (2, &br#"[{"jsonrpc": "2.0", "id": 0, "result": 1}]"#[..]),
+            (1, br#"[{"jsonrpc": "2.0", "id": 5, "result": 1}]"#),
+            (1, br#"[{"jsonrpc": "2.0", "id": 0}]"#),
+            (1, b"<html>"),
+        ] {
+            let e = client.parse_batch(n, 200, body).unwrap_err();
+            assert!(matches!(e, BatchError::NotJsonRpc { .. }), "{e:?}");
+        }
+        let no_reason = RpcFailure {
+            code: -32603,
+            message: "boom".into(),
+            data: None,
+        };
+        assert_eq!(no_reason.reason(), "rpc_error_32603");
     }
 }

@@ -48,6 +48,7 @@ pub enum Mode {
 
 #[derive(Args)]
 pub struct NewArgs {
+    /// The consensus engine: hotstuff (alias bft) for a BFT committee, pow for miners.
     #[arg(long, value_enum, default_value_t = Mode::HotStuff)]
     pub mode: Mode,
     /// Number of validators (BFT) or miners (PoW), 1 to 64.

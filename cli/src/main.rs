@@ -1,8 +1,11 @@
-//! The `cairn` command. Parsing and presentation only: every action is a call into the
-//! `node` or `ledger` crates, and every failure is printed as one sentence naming what was
-//! wrong, with exit status 1 (2 for a usage error, from clap).
+//! The `cairn` command: argument parsing, presentation, and the commands that run locally:
+//! testnet supervision (`testnet`), genesis and key files (`genesis`, `keys`, `init`), the
+//! load generator (`bench`) and the simulator front end (`sim`). The node, the ledger and the
+//! consensus engines and simulators live in their crates; nothing here decides what is valid
+//! on chain. Every failure is printed as one sentence naming what was wrong, with exit status
+//! 1 (2 for a usage error, from clap).
 
-mod bench_cmd;
+mod bench;
 mod client;
 mod genesis_cmd;
 mod init_cmd;
@@ -68,7 +71,7 @@ enum Command {
     Sim(sim_cmd::SimCommand),
     /// Load generators that measure a running network (throughput, latency).
     #[command(subcommand)]
-    Bench(bench_cmd::BenchCommand),
+    Bench(bench::BenchCommand),
 }
 
 fn main() {
@@ -84,7 +87,7 @@ fn main() {
         Command::Query(c) => query_cmd::run(c),
         Command::Oracle(c) => oracle_cmd::run(c),
         Command::Sim(c) => sim_cmd::run(c),
-        Command::Bench(c) => bench_cmd::run(c),
+        Command::Bench(c) => bench::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

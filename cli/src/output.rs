@@ -73,3 +73,58 @@ pub fn spinner(message: impl Into<String>) -> indicatif::ProgressBar {
     bar.enable_steady_tick(SPINNER_TICK);
     bar
 }
+
+/// How a printed hint names this binary, so that a copied line runs the same `cairn`: plain
+/// `cairn` when that is what the PATH finds first, else the path of the running executable
+/// (quoted for a POSIX shell where it needs it), as on a fresh machine before `make install`.
+pub fn cairn_command() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "cairn".to_owned();
+    };
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let first_on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("cairn"))
+            .find(|candidate| candidate.is_file())
+    });
+    match first_on_path.and_then(|found| found.canonicalize().ok()) {
+        Some(found) if found == exe => "cairn".to_owned(),
+        _ => shell_word(&exe.to_string_lossy()),
+    }
+}
+
+/// `line`, a `cairn …` command line, naming this binary as [`cairn_command`] does.
+pub fn runnable(line: &str) -> String {
+    match line.strip_prefix("cairn ") {
+        Some(rest) => format!("{} {rest}", cairn_command()),
+        None => line.to_owned(),
+    }
+}
+
+/// `word` as one POSIX shell word: unchanged when it has nothing the shell would read
+/// specially, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_are_quoted_only_when_the_shell_would_split_or_expand_them() {
+        assert_eq!(
+            shell_word("/home/a/cairn/target/release/cairn"),
+            "/home/a/cairn/target/release/cairn"
+        );
+        assert_eq!(shell_word("/home/a b/cairn"), "'/home/a b/cairn'");
+        assert_eq!(shell_word("/tmp/it's/cairn"), r"'/tmp/it'\''s/cairn'");
+        assert_eq!(shell_word("/x/$HOME/cairn"), "'/x/$HOME/cairn'");
+        assert_eq!(shell_word(""), "''");
+    }
+}

@@ -1,12 +1,15 @@
 //! `cairn sim hotstuff` (alias `bft`) and `cairn sim pow`: run the deterministic HotStuff or proof-of-work
 //! simulator over many seeds and report failures with a one-line reproduction each.
-//! Presentation only; the simulators live in `cairn_consensus::sim` and `sim::pow`.
+//! The front end only: it parses the flags, runs the batch and prints it; the simulators and
+//! their checkers live in `cairn_consensus::sim` and `sim::pow`, and nothing here judges a run.
 
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use cairn_consensus::sim::pow::{self as pow_sim, PowSimConfig, PowSimReport};
-use cairn_consensus::sim::{self, FaultSet, Scenario, SimConfig, SimCrypto, SimReport};
+use cairn_consensus::sim::pow::{self as pow_sim, PowBatchSummary, PowSimConfig, PowSimReport};
+use cairn_consensus::sim::{
+    self, BatchSummary, FaultSet, Scenario, SimConfig, SimCrypto, SimReport,
+};
 use clap::{Args, Subcommand, ValueEnum};
 
 #[derive(Subcommand)]
@@ -27,8 +30,9 @@ enum ScenarioArg {
     LeaderCrash,
 }
 
+/// Which seeds a batch runs, the same flags for both simulators.
 #[derive(Args)]
-pub struct HotStuffArgs {
+pub struct SeedArgs {
     /// How many seeds to run, starting at --seed-start.
     #[arg(long, default_value_t = 100)]
     seeds: u64,
@@ -38,6 +42,26 @@ pub struct HotStuffArgs {
     /// Run this one seed only, and print its trace hash.
     #[arg(long, conflicts_with_all = ["seeds", "seed_start"])]
     seed: Option<u64>,
+}
+
+impl SeedArgs {
+    /// The first seed and how many to run: `--seed` alone, else `--seeds` from `--seed-start`.
+    fn range(&self) -> Result<(u64, u64)> {
+        let range = match self.seed {
+            Some(seed) => (seed, 1),
+            None => (self.seed_start, self.seeds),
+        };
+        if range.1 == 0 {
+            bail!("--seeds 0: nothing to run");
+        }
+        Ok(range)
+    }
+}
+
+#[derive(Args)]
+pub struct HotStuffArgs {
+    #[command(flatten)]
+    batch: SeedArgs,
     /// Validators in the simulated network (each seed also picks equal or unequal powers).
     #[arg(long, default_value_t = 4)]
     validators: usize,
@@ -60,15 +84,8 @@ pub struct HotStuffArgs {
 
 #[derive(Args)]
 pub struct PowArgs {
-    /// How many seeds to run, starting at --seed-start.
-    #[arg(long, default_value_t = 100)]
-    seeds: u64,
-    /// The first seed of the batch.
-    #[arg(long, default_value_t = 0)]
-    seed_start: u64,
-    /// Run this one seed only, and print its trace hash.
-    #[arg(long, conflicts_with_all = ["seeds", "seed_start"])]
-    seed: Option<u64>,
+    #[command(flatten)]
+    batch: SeedArgs,
     /// Nodes in the simulated network, each mining with its share of the hash power
     /// (default 4, or one per --shares weight).
     #[arg(long)]
@@ -101,23 +118,89 @@ fn default_threads(threads: Option<usize>) -> usize {
     })
 }
 
-fn first_failure(r: &SimReport) -> String {
-    match (r.safety_violations.first(), &r.liveness_failure) {
-        (Some(v), _) => format!("safety violation: {v}"),
-        (None, Some(l)) => format!("liveness failure: {l}"),
-        (None, None) => "passed".to_string(),
+/// What the batch output reads of one seed's report, the same for both simulators.
+trait SeedReport: Clone {
+    fn seed(&self) -> u64;
+    fn passed(&self) -> bool;
+    fn repro(&self) -> &str;
+    fn first_failure(&self) -> String;
+}
+
+/// What the batch output reads of a batch's summary, the same for both simulators.
+trait SeedCounts {
+    /// Seeds run, seeds with a safety violation, seeds with a liveness failure.
+    fn counts(&self) -> (u64, u64, u64);
+
+    /// The batch's closing line.
+    fn print_counts(&self) {
+        let (seeds, safety, liveness) = self.counts();
+        println!("seeds: {seeds}  safety violations: {safety}  liveness failures: {liveness}");
     }
+
+    /// An error when any seed failed.
+    fn check_counts(&self) -> Result<()> {
+        let (seeds, safety, liveness) = self.counts();
+        let failed = safety + liveness;
+        if failed > 0 {
+            bail!("{failed} of {seeds} seeds failed");
+        }
+        Ok(())
+    }
+}
+
+macro_rules! seed_report {
+    ($($report:ty => $summary:ty),*) => {$(
+        impl SeedCounts for $summary {
+            fn counts(&self) -> (u64, u64, u64) {
+                (self.seeds, self.safety_violations, self.liveness_failures)
+            }
+        }
+
+        impl SeedReport for $report {
+            fn seed(&self) -> u64 {
+                self.seed
+            }
+            fn passed(&self) -> bool {
+                <$report>::passed(self)
+            }
+            fn repro(&self) -> &str {
+                &self.repro
+            }
+            fn first_failure(&self) -> String {
+                match (self.safety_violations.first(), &self.liveness_failure) {
+                    (Some(v), _) => format!("safety violation: {v}"),
+                    (None, Some(l)) => format!("liveness failure: {l}"),
+                    (None, None) => "passed".to_string(),
+                }
+            }
+        }
+    )*};
+}
+seed_report!(SimReport => BatchSummary, PowSimReport => PowBatchSummary);
+
+/// Runs a batch through `run_many` on `threads` (default: one per core), printing each failed
+/// seed as it comes (its first failure, then the command that reproduces it, naming this binary). Answers the
+/// summary, the last seed's report (printed in full when the batch is one seed) and the wall
+/// time in seconds.
+fn run_batch<S, R: SeedReport, E: std::error::Error + Send + Sync + 'static>(
+    threads: Option<usize>,
+    run_many: impl FnOnce(usize, &mut dyn FnMut(&R)) -> Result<S, E>,
+) -> Result<(S, Option<R>, f64)> {
+    let started = Instant::now();
+    let mut last = None;
+    let summary = run_many(default_threads(threads), &mut |r: &R| {
+        if !r.passed() {
+            println!("seed {}: {}", r.seed(), r.first_failure());
+            println!("{}", crate::output::runnable(r.repro()));
+        }
+        last = Some(r.clone());
+    })?;
+    Ok((summary, last, started.elapsed().as_secs_f64()))
 }
 
 fn hotstuff(a: HotStuffArgs) -> Result<()> {
     let faults = FaultSet::parse(&a.faults)?;
-    let (seed_start, seeds) = match a.seed {
-        Some(seed) => (seed, 1),
-        None => (a.seed_start, a.seeds),
-    };
-    if seeds == 0 {
-        bail!("--seeds 0: nothing to run");
-    }
+    let (seed_start, seeds) = a.batch.range()?;
     let config = SimConfig {
         seed: seed_start,
         validators: a.validators,
@@ -133,17 +216,9 @@ fn hotstuff(a: HotStuffArgs) -> Result<()> {
         },
         unsafe_skip_voted_round_check: a.unsafe_skip_voted_round_check,
     };
-    let threads = default_threads(a.threads);
-    let started = Instant::now();
-    let mut last = None;
-    let summary = sim::run_many(&config, seeds, threads, |r| {
-        if !r.passed() {
-            println!("seed {}: {}", r.seed, first_failure(r));
-            println!("{}", r.repro);
-        }
-        last = Some(r.clone());
+    let (summary, last, wall_s) = run_batch(a.threads, |threads, on_report| {
+        sim::run_many(&config, seeds, threads, on_report)
     })?;
-    let wall_s = started.elapsed().as_secs_f64();
     println!(
         "committed blocks: {}  events: {}  wall: {:.2}s  seeds/s: {:.0}  committed blocks/s: {:.0}",
         summary.committed_blocks,
@@ -155,10 +230,7 @@ fn hotstuff(a: HotStuffArgs) -> Result<()> {
     if config.scenario == Scenario::LeaderCrash {
         print_recovery(&summary.recovery_rounds, &summary.recovery_ms);
     }
-    println!(
-        "seeds: {}  safety violations: {}  liveness failures: {}",
-        summary.seeds, summary.safety_violations, summary.liveness_failures
-    );
+    summary.print_counts();
     if let (1, Some(r)) = (seeds, &last) {
         let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let byzantine: Vec<String> = r
@@ -177,11 +249,7 @@ fn hotstuff(a: HotStuffArgs) -> Result<()> {
         println!("dropped: {}", drops.join(" "));
         println!("trace: {}", r.trace_hash);
     }
-    let failed = summary.safety_violations + summary.liveness_failures;
-    if failed > 0 {
-        bail!("{failed} of {} seeds failed", summary.seeds);
-    }
-    Ok(())
+    summary.check_counts()
 }
 
 fn print_recovery(rounds: &[u64], ms: &[u64]) {
@@ -201,22 +269,8 @@ fn print_recovery(rounds: &[u64], ms: &[u64]) {
     println!("leader crash recovery virtual ms: {}", stats(ms));
 }
 
-fn first_pow_failure(r: &PowSimReport) -> String {
-    match (r.safety_violations.first(), &r.liveness_failure) {
-        (Some(v), _) => format!("safety violation: {v}"),
-        (None, Some(l)) => format!("liveness failure: {l}"),
-        (None, None) => "passed".to_string(),
-    }
-}
-
 fn pow(a: PowArgs) -> Result<()> {
-    let (seed_start, seeds) = match a.seed {
-        Some(seed) => (seed, 1),
-        None => (a.seed_start, a.seeds),
-    };
-    if seeds == 0 {
-        bail!("--seeds 0: nothing to run");
-    }
+    let (seed_start, seeds) = a.batch.range()?;
     let miners = match (a.miners, &a.shares) {
         (Some(m), _) => m,
         (None, Some(shares)) => shares.len(),
@@ -228,17 +282,9 @@ fn pow(a: PowArgs) -> Result<()> {
         shares: a.shares,
         unsafe_longest_chain_node: a.unsafe_longest_chain_node,
     };
-    let threads = default_threads(a.threads);
-    let started = Instant::now();
-    let mut last = None;
-    let summary = pow_sim::run_many(&config, seeds, threads, |r| {
-        if !r.passed() {
-            println!("seed {}: {}", r.seed, first_pow_failure(r));
-            println!("{}", r.repro);
-        }
-        last = Some(r.clone());
+    let (summary, last, wall_s) = run_batch(a.threads, |threads, on_report| {
+        pow_sim::run_many(&config, seeds, threads, on_report)
     })?;
-    let wall_s = started.elapsed().as_secs_f64();
     println!(
         "blocks: {}  stale: {}  reorgs: {}  deepest reorg: {}  longest partition branch: {}  \
          most whole-network blocks undone by one reorg: {}  partitions: {}  held back: {}  max \
@@ -262,10 +308,7 @@ fn pow(a: PowArgs) -> Result<()> {
         summary.seeds as f64 / wall_s,
         summary.blocks_mined as f64 / wall_s
     );
-    println!(
-        "seeds: {}  safety violations: {}  liveness failures: {}",
-        summary.seeds, summary.safety_violations, summary.liveness_failures
-    );
+    summary.print_counts();
     if let (1, Some(r)) = (seeds, &last) {
         let partitions: Vec<String> = r
             .partitions
@@ -303,9 +346,5 @@ fn pow(a: PowArgs) -> Result<()> {
         println!("dropped: {}", drops.join(" "));
         println!("trace: {}", r.trace_hash);
     }
-    let failed = summary.safety_violations + summary.liveness_failures;
-    if failed > 0 {
-        bail!("{failed} of {} seeds failed", summary.seeds);
-    }
-    Ok(())
+    summary.check_counts()
 }

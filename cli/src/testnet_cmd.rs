@@ -39,6 +39,7 @@ const PUBLISHER_STAKE: u64 = 10_000;
 
 #[derive(Args)]
 pub struct TestnetArgs {
+    /// The consensus engine: hotstuff (alias bft) for a BFT committee, pow for miners.
     #[arg(long, value_enum, default_value_t = Mode::HotStuff)]
     mode: Mode,
     /// Number of validators (BFT) or miners (PoW).
@@ -93,8 +94,9 @@ pub fn run(a: TestnetArgs) -> Result<()> {
         count: a.oracle_publishers,
     };
     let manifest = a.dir.join("testnet.json");
-    if manifest.exists() {
-        // Running it again is how people come back to their network: reuse it.
+    // Running it again is how people come back to their network: reuse it.
+    let reused = manifest.exists();
+    let file = if reused {
         let text = std::fs::read_to_string(&manifest)
             .with_context(|| format!("cannot read {}", manifest.display()))?;
         let file: TestnetFile = serde_json::from_str(&text).with_context(|| {
@@ -108,17 +110,27 @@ pub fn run(a: TestnetArgs) -> Result<()> {
             "using the existing testnet in {} (remove the directory for a new one)",
             a.dir.display()
         );
-        print_summary(&file, &manifest);
-        if a.no_start {
-            println!(
-                "not started (--no-start); `cairn testnet --dir {}` starts it",
-                a.dir.display()
-            );
-            return Ok(());
-        }
-        check_ports_of(&file)?;
-        return run_nodes(&file, &publishers);
+        file
+    } else {
+        create(&a, &manifest)?
+    };
+    print_summary(&file, &manifest);
+    if a.no_start {
+        println!(
+            "not started (--no-start); `{} testnet --dir {}` starts it",
+            crate::output::cairn_command(),
+            a.dir.display()
+        );
+        return Ok(());
     }
+    if reused {
+        check_ports_of(&file)?;
+    }
+    run_nodes(&file, &publishers)
+}
+
+/// Creates the network's files under `a.dir` and its manifest.
+fn create(a: &TestnetArgs, manifest: &Path) -> Result<TestnetFile> {
     genesis_cmd::check_validator_count(a.validators)?;
     let ports_needed = a.validators * 2;
     if (a.base_port as usize).saturating_add(ports_needed) > u16::MAX as usize {
@@ -187,7 +199,7 @@ pub fn run(a: TestnetArgs) -> Result<()> {
         faucet_key: net.faucet_key.clone(),
     };
     let json = serde_json::to_string_pretty(&file).expect("plain data serialises to JSON");
-    std::fs::write(&manifest, json + "\n")
+    std::fs::write(manifest, json + "\n")
         .with_context(|| format!("cannot write {}", manifest.display()))?;
     println!(
         "created a {}-node {} testnet in {}",
@@ -198,18 +210,10 @@ pub fn run(a: TestnetArgs) -> Result<()> {
         },
         a.dir.display()
     );
-    print_summary(&file, &manifest);
-    if a.no_start {
-        println!(
-            "not started (--no-start); `cairn testnet --dir {}` starts it",
-            a.dir.display()
-        );
-        return Ok(());
-    }
-    run_nodes(&file, &publishers)
+    Ok(file)
 }
 
-fn print_summary(file: &TestnetFile, manifest: &std::path::Path) {
+fn print_summary(file: &TestnetFile, manifest: &Path) {
     println!("  chain_id      {}", file.chain_id);
     println!("  genesis_hash  {}", file.genesis_hash);
     for n in &file.nodes {
@@ -356,17 +360,16 @@ fn supervise(
     for r in &running[nodes..] {
         println!("  {} for {DEMO_FEED}  log {}", r.name, r.log.display());
     }
+    // Hints name the binary that is running, so a copied line works before `make install`.
+    let cairn = crate::output::cairn_command();
+    let first_rpc = file.nodes.first().map(|n| n.rpc.as_str()).unwrap_or("");
     if running.len() > nodes {
         println!(
-            "prices appear after two rounds:  cairn oracle price {DEMO_FEED} --rpc {}",
-            file.nodes.first().map(|n| n.rpc.as_str()).unwrap_or("")
+            "prices appear after two rounds:  {cairn} oracle price {DEMO_FEED} --rpc {first_rpc}"
         );
     }
     println!("  faucet key    {}", file.faucet_key.display());
-    println!(
-        "try:  cairn status --rpc {}",
-        file.nodes.first().map(|n| n.rpc.as_str()).unwrap_or("")
-    );
+    println!("try:  {cairn} status --rpc {first_rpc}");
     println!("Ctrl-C stops every node.");
     while !stop.load(Ordering::SeqCst) {
         check_alive(running)?;
