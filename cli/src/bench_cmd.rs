@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use cairn_ledger::crypto::Keypair;
 use cairn_ledger::tx::{Payload, Transaction};
 use cairn_ledger::{Address, Amount, Hash, Nonce, keys};
-use cairn_node::rpc::codes;
+use cairn_node::http::rpc::codes;
 use clap::{Args, Subcommand};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};

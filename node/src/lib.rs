@@ -3,12 +3,12 @@
 //! runs consensus over them (`run`): [`driver`] for BFT networks, [`pow`] for proof of work.
 
 pub mod config;
-pub mod driver;
 pub mod home;
-pub mod mempool;
+pub mod host;
+pub mod hotstuff;
+pub mod http;
 pub mod metrics;
-pub mod oracle_metrics;
 pub mod p2p;
 pub mod pow;
-pub mod rpc;
 pub mod run;
+pub mod txpool;

@@ -17,18 +17,20 @@ use cairn_ledger::keys::read_key_file;
 use cairn_ledger::store::Store;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::driver::chain::Chain;
-use crate::driver::tx_gossip::{
-    PoolGrowth, TX_GOSSIP_QUEUE_MAX, TxGossipWorker, publish_rpc_admitted,
-};
-use crate::driver::{Driver, DriverError, DriverParts, NodeIo};
 use crate::home::Home;
-use crate::mempool::Mempool;
+use crate::host::status::{NodeStatus, Readiness, StatusBoard};
+use crate::host::{DriverError, NodeIo};
+use crate::hotstuff::chain::Chain;
+use crate::hotstuff::{Driver, DriverParts};
+use crate::http::{self, RpcState};
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::p2p::{self, P2pConfig};
 use crate::pow::chain::PowChain;
 use crate::pow::{MiningSetup, PowDriver, PowParts};
-use crate::rpc::{self, NodeStatus, Readiness, RpcState, StatusBoard};
+use crate::txpool::gossip::{
+    PoolGrowth, TX_GOSSIP_QUEUE_MAX, TxGossipWorker, publish_rpc_admitted,
+};
+use crate::txpool::mempool::Mempool;
 use cairn_consensus::pow::PowRules;
 
 /// Transactions admitted by the RPC and waiting to be gossiped; beyond it they stay in the
@@ -152,7 +154,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         admitted: Some(admitted_tx),
     };
     let (stop_rpc, rpc_stopped) = oneshot::channel::<()>();
-    let rpc_task = tokio::spawn(rpc::serve(rpc_listener, rpc_state, async {
+    let rpc_task = tokio::spawn(http::serve(rpc_listener, rpc_state, async {
         let _ = rpc_stopped.await;
     }));
 

@@ -14,9 +14,11 @@ use cairn_ledger::store::Store;
 use cairn_ledger::tx::{Payload, Transaction};
 use cairn_ledger::{Address, Amount, Hash, Height, Nonce, ProtocolVersion, Round, TimestampMs};
 use cairn_node::config::{MempoolSection, RpcSection};
-use cairn_node::mempool::Mempool;
+use cairn_node::host::status::{NodeStatus, Readiness, StatusBoard};
+use cairn_node::http::rpc::codes;
+use cairn_node::http::{RpcState, serve};
 use cairn_node::metrics::Metrics;
-use cairn_node::rpc::{NodeStatus, Readiness, RpcState, StatusBoard, codes, serve};
+use cairn_node::txpool::mempool::Mempool;
 use serde_json::{Value, json};
 
 /// Small limits so the limit tests stay small. An oversized body must still fit in one of
@@ -816,7 +818,7 @@ fn stopping_the_server_answers_commit_waits_at_once() {
     let stopping = std::time::Instant::now();
     drop(node);
     // The graceful shutdown finished: it did not wait out the 30 s commit bound.
-    assert!(stopping.elapsed() < cairn_node::rpc::COMMIT_WAIT_MAX / 2);
+    assert!(stopping.elapsed() < cairn_node::http::rpc::COMMIT_WAIT_MAX / 2);
     let response = waiter.join().unwrap();
     let (code, message) = error_of(&response);
     assert_eq!(code, codes::COMMIT_TIMEOUT);
@@ -826,7 +828,7 @@ fn stopping_the_server_answers_commit_waits_at_once() {
 
 #[test]
 fn connections_beyond_the_cap_wait_until_one_closes() {
-    use cairn_node::rpc::CONNECTIONS_MAX;
+    use cairn_node::http::CONNECTIONS_MAX;
     let node = TestNode::start();
     // Idle connections hold every slot.
     let mut idle: Vec<TcpStream> = (0..CONNECTIONS_MAX)
@@ -862,7 +864,7 @@ const IMPATIENT: Duration = Duration::from_millis(400);
 
 #[test]
 fn idle_and_stalled_clients_are_closed_and_their_slots_go_to_waiting_ones() {
-    use cairn_node::rpc::CONNECTIONS_MAX;
+    use cairn_node::http::CONNECTIONS_MAX;
     let node = TestNode::start_impatient(IMPATIENT);
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"status"}"#;
     let stalls = [

@@ -37,7 +37,7 @@ use cairn_ledger::store::{ApplyError, ConsensusWrites, PreparedBlock, Store, Sto
 use cairn_ledger::tx::Transaction;
 use cairn_ledger::{Address, Hash, Height, Nonce, ProtocolVersion, TimestampMs};
 
-use crate::mempool::{Identified, Mempool};
+use crate::txpool::mempool::{Identified, Mempool};
 
 /// Bodies of blocks not on the connected chain, keyed by this prefix and the block hash.
 pub const SIDE_BLOCK_PREFIX: &[u8] = b"pow/block/";

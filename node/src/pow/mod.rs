@@ -34,11 +34,11 @@ use cairn_ledger::{Address, Hash, Round};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 
-use crate::driver::net::{now_ms, to_i64};
-use crate::driver::{DriverError, NodeIo};
+use crate::host::net::{now_ms, to_i64};
+use crate::host::status::{NodeStatus, Readiness};
+use crate::host::{DriverError, NodeIo};
 use crate::metrics::ReasonLabel;
 use crate::p2p::{Command, Event, ForkId, RequestError, Topic, Verdict};
-use crate::rpc::{NodeStatus, Readiness};
 use chain::{Accepted, Followed, PowChain, Refused};
 use miner::{FOUND_QUEUE_MAX, Found, Miner};
 use wire::{BLOCKS_PER_REQUEST_MAX, HEADERS_PER_REPLY_MAX, Request, Response};
@@ -860,10 +860,10 @@ mod tests {
 
     use super::*;
     use crate::config::MempoolSection;
-    use crate::mempool::Mempool;
+    use crate::host::status::StatusBoard;
     use crate::metrics::Metrics;
     use crate::p2p::{GossipId, P2pHandle};
-    use crate::rpc::StatusBoard;
+    use crate::txpool::mempool::Mempool;
     use chain::tests::{net, now, open, seal, template, transfers};
 
     struct Harness {
@@ -894,7 +894,7 @@ mod tests {
                 )),
                 p2p,
                 events,
-                pool_growth: Arc::new(crate::driver::tx_gossip::PoolGrowth::new(true)),
+                pool_growth: Arc::new(crate::txpool::gossip::PoolGrowth::new(true)),
                 genesis: net.genesis.clone(),
                 message_bytes_max: 4 * 1024 * 1024,
             },

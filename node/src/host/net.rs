@@ -7,10 +7,10 @@ use cairn_ledger::TimestampMs;
 use cairn_ledger::tx::Transaction;
 use libp2p::PeerId;
 
-use super::tx_gossip::publish_batches;
 use super::{DriverError, NodeIo};
 use crate::metrics::ReasonLabel;
 use crate::p2p::{Command, GossipId, Topic, Verdict};
+use crate::txpool::gossip::publish_batches;
 
 /// Milliseconds since the Unix epoch; 0 if the clock is before it.
 pub(crate) fn now_ms() -> TimestampMs {

@@ -8,9 +8,9 @@ use cairn_ledger::{Address, Hash, Nonce};
 use serde_json::{Map, Value, json};
 
 use super::methods::{Method, Predecoded, predecode_batch};
-use super::{CommitWaiters, RpcState};
-use crate::mempool::Rejection;
+use crate::http::{CommitWaiters, RpcState};
 use crate::metrics::MethodLabel;
+use crate::txpool::mempool::Rejection;
 
 /// Stable error codes. The -327xx/-326xx ones are JSON-RPC 2.0's; the -320xx ones are Cairn's.
 pub mod codes {
@@ -174,14 +174,14 @@ pub fn rejection_code(r: &Rejection) -> i64 {
 }
 
 /// Client text shortened for quoting in an error.
-pub(super) fn truncate(s: &str) -> String {
+pub(crate) fn truncate(s: &str) -> String {
     match s.char_indices().nth(ECHO_CHARS_MAX) {
         Some((at, _)) => format!("{}…", &s[..at]),
         None => s.to_owned(),
     }
 }
 
-pub(super) fn error_response(id: Option<Value>, error: &RpcError) -> Value {
+pub(crate) fn error_response(id: Option<Value>, error: &RpcError) -> Value {
     let mut body = json!({ "code": error.code(), "message": error.to_string() });
     if let Some(data) = error.data() {
         body["data"] = data;
@@ -191,7 +191,7 @@ pub(super) fn error_response(id: Option<Value>, error: &RpcError) -> Value {
 
 /// Handles one HTTP body: a request or a batch. `None` when nothing is to be returned (only
 /// notifications).
-pub(super) fn handle_body(state: &RpcState, waiters: &CommitWaiters, body: &[u8]) -> Option<Value> {
+pub(crate) fn handle_body(state: &RpcState, waiters: &CommitWaiters, body: &[u8]) -> Option<Value> {
     // serde_json limits nesting depth (128), so hostile nesting is a parse error, not a
     // stack overflow; the body itself is already bounded by rpc.body_bytes_max.
     let request: Value = match serde_json::from_slice(body) {
@@ -298,7 +298,7 @@ fn parse_and_call(
 }
 
 /// A call's params by name, whether they came by name or by position.
-pub(super) struct Params {
+pub(crate) struct Params {
     named: Map<String, Value>,
 }
 

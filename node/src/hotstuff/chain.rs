@@ -31,7 +31,7 @@ use cairn_ledger::store::{
 use cairn_ledger::tx::Transaction;
 use cairn_ledger::{Address, Amount, Hash, Height, Nonce, ProtocolVersion, Round, TimestampMs};
 
-use crate::mempool::{Identified, Mempool};
+use crate::txpool::mempool::{Identified, Mempool};
 
 /// The engine's safety state (`Effect::Persist`).
 pub const SAFETY_KEY: &[u8] = b"hotstuff/safety";

@@ -6,6 +6,8 @@
 //! (rejection reasons, RPC method names, drop reasons chosen in code), so a client cannot grow
 //! the registry without limit.
 
+pub mod oracle;
+
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -81,7 +83,7 @@ pub struct Metrics {
     pub pow_invalid: Family<ReasonLabel, Counter>,
     /// Proof of work: height of the best header known (bodies may still be on their way).
     pub pow_best_header_height: Gauge,
-    pub oracle: crate::oracle_metrics::OracleMetrics,
+    pub oracle: oracle::OracleMetrics,
 }
 
 impl Default for Metrics {

@@ -11,26 +11,23 @@
 //! Never: decides consensus (the engine does) or blocks on anything but the store.
 
 pub mod chain;
-pub(crate) mod net;
 pub mod sync_serve;
-pub mod tx_gossip;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_consensus::hotstuff::{Effect, Engine, Input, Message};
 use cairn_ledger::block::Block;
 use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 use libp2p::PeerId;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::mempool::Mempool;
-use crate::metrics::Metrics;
-use crate::p2p::{Command, Event, ForkId, P2pHandle, Topic, Verdict};
-use crate::rpc::{NodeStatus, Readiness, StatusBoard};
+use crate::host::net::{now_ms, to_i64};
+use crate::host::status::{NodeStatus, Readiness};
+use crate::host::{DriverError, NodeIo};
+use crate::p2p::{Command, Event, ForkId, Topic, Verdict};
 use chain::{Chain, Invalid};
-use net::{now_ms, to_i64};
 
 /// Pending engine timers; one is scheduled per round, so more than this are stale rounds.
 pub const TIMERS_MAX: usize = 64;
@@ -43,29 +40,6 @@ pub const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 const PROPOSED_KEPT: usize = 64;
 /// Room kept in a sync answer for its certificate and framing, under the network bound.
 pub const SYNC_ANSWER_SLACK_BYTES: usize = 64 * 1024;
-
-/// Why the driver stopped on its own.
-#[derive(Debug, thiserror::Error)]
-pub enum DriverError {
-    #[error("{0}")]
-    Halt(String),
-    #[error("the network service stopped")]
-    NetworkStopped,
-}
-
-/// What either driver (this one, or proof of work's in `crate::pow`) is wired to.
-pub struct NodeIo {
-    pub mempool: Arc<Mutex<Mempool>>,
-    pub metrics: Arc<Metrics>,
-    pub board: Arc<StatusBoard>,
-    pub p2p: P2pHandle,
-    pub events: mpsc::Receiver<Event>,
-    /// Tells the driver the pool grew (RPC or gossip admission), while it listens.
-    pub pool_growth: Arc<tx_gossip::PoolGrowth>,
-    /// For the fork id peers see, which changes as the chain passes upgrade heights.
-    pub genesis: cairn_ledger::genesis::Genesis,
-    pub message_bytes_max: usize,
-}
 
 /// Everything the driver runs with.
 pub struct DriverParts {

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::envelope::{Params, RpcError, truncate};
-use super::{CommitWaiters, RpcState};
-use crate::mempool::{Identified, Rejection};
+use crate::http::{CommitWaiters, RpcState};
+use crate::txpool::mempool::{Identified, Rejection};
 
 /// Longest a `submit_tx` call in mode `commit` waits for its transaction to commit after
 /// admitting it; then it answers `COMMIT_TIMEOUT` (the transaction may still commit). A batch
@@ -151,7 +151,7 @@ impl Method {
 /// batch's signatures could be checked together: a batch check of fifty costs about a third of
 /// fifty single checks, and a load generator or a wallet sends them fifty at a time. The call
 /// takes it instead of decoding the same hex again.
-pub(super) struct Predecoded {
+pub(crate) struct Predecoded {
     tx: Identified,
     signature_checked: bool,
 }
@@ -161,7 +161,7 @@ pub(super) struct Predecoded {
 /// for malformed transactions, which the call itself decodes again to name what is wrong. If
 /// any signature fails, none counts as checked: each call then checks its own and names the
 /// bad one.
-pub(super) fn predecode_batch(batch: &[Value]) -> Vec<Option<Predecoded>> {
+pub(crate) fn predecode_batch(batch: &[Value]) -> Vec<Option<Predecoded>> {
     let txs: Vec<Option<Identified>> = batch
         .iter()
         .map(|request| {
@@ -611,7 +611,7 @@ fn validators(state: &RpcState) -> Value {
 
 fn lock_mempool(
     state: &RpcState,
-) -> Result<std::sync::MutexGuard<'_, crate::mempool::Mempool>, RpcError> {
+) -> Result<std::sync::MutexGuard<'_, crate::txpool::mempool::Mempool>, RpcError> {
     // A poisoned lock means a panic mid-admission: the pool may be inconsistent, so refuse
     // rather than serve or extend it.
     state
@@ -658,10 +658,10 @@ mod tests {
 
     use super::*;
     use crate::config::{MempoolSection, RpcSection};
-    use crate::mempool::Mempool;
+    use crate::host::status::{NodeStatus, Readiness, StatusBoard};
+    use crate::http::rpc::envelope::{codes, handle_body};
     use crate::metrics::Metrics;
-    use crate::rpc::envelope::{codes, handle_body};
-    use crate::rpc::{NodeStatus, Readiness, StatusBoard};
+    use crate::txpool::mempool::Mempool;
 
     struct Fixture {
         state: RpcState,

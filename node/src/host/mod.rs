@@ -1,0 +1,42 @@
+//! What every driver is wired to and shares, whatever its engine: the network, mempool,
+//! metrics and status board ([`NodeIo`]), the one error a driver stops with, the clock, and
+//! the status it reports ([`status`]).
+//!
+//! Owns: nothing of any engine. Never: imports an engine's driver or the HTTP layer; the
+//! drivers and the server import this.
+
+pub mod net;
+pub mod status;
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::p2p::{Event, P2pHandle};
+use crate::txpool::mempool::Mempool;
+use status::StatusBoard;
+
+/// Why the driver stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("{0}")]
+    Halt(String),
+    #[error("the network service stopped")]
+    NetworkStopped,
+}
+
+/// What every driver (HotStuff's in `crate::hotstuff`, proof of work's in `crate::pow`) is
+/// wired to.
+pub struct NodeIo {
+    pub mempool: Arc<Mutex<Mempool>>,
+    pub metrics: Arc<Metrics>,
+    pub board: Arc<StatusBoard>,
+    pub p2p: P2pHandle,
+    pub events: mpsc::Receiver<Event>,
+    /// Tells the driver the pool grew (RPC or gossip admission), while it listens.
+    pub pool_growth: Arc<crate::txpool::gossip::PoolGrowth>,
+    /// For the fork id peers see, which changes as the chain passes upgrade heights.
+    pub genesis: cairn_ledger::genesis::Genesis,
+    pub message_bytes_max: usize,
+}
