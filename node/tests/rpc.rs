@@ -14,7 +14,7 @@ use cairn_ledger::store::Store;
 use cairn_ledger::tx::{Payload, Transaction};
 use cairn_ledger::{Address, Amount, Hash, Height, Nonce, ProtocolVersion, Round, TimestampMs};
 use cairn_node::config::{MempoolSection, RpcSection};
-use cairn_node::host::status::{NodeStatus, Readiness, StatusBoard};
+use cairn_node::host::status::{EngineStatus, NodeStatus, Readiness, StatusBoard};
 use cairn_node::http::rpc::codes;
 use cairn_node::http::{RpcState, serve};
 use cairn_node::metrics::Metrics;
@@ -78,13 +78,14 @@ impl TestNode {
         let mempool = Mempool::new(store.chain_id(), MempoolSection::default());
         let board = Arc::new(StatusBoard::new(
             NodeStatus {
-                round: Round(7),
-                leader: Some(validator.public().address()),
                 peers: 3,
                 syncing: false,
                 validator: true,
                 halted: None,
-                best_header_height: None,
+                engine: EngineStatus::HotStuff {
+                    round: Round(7),
+                    leader: Some(validator.public().address()),
+                },
             },
             Readiness::NotReady("syncing: height 0 of 10".into()),
         ));

@@ -18,7 +18,7 @@ use cairn_ledger::store::Store;
 use cairn_ledger::tx::Transaction;
 use cairn_ledger::{Address, Amount, Hash, Height, ProtocolVersion, Round, TimestampMs};
 use cairn_node::config::{MempoolSection, RpcSection};
-use cairn_node::host::status::{NodeStatus, Readiness, StatusBoard};
+use cairn_node::host::status::{EngineStatus, NodeStatus, Readiness, StatusBoard};
 use cairn_node::http::{RpcState, serve};
 use cairn_node::metrics::Metrics;
 use cairn_node::txpool::mempool::Mempool;
@@ -71,13 +71,14 @@ impl Node {
         )));
         let board = StatusBoard::new(
             NodeStatus {
-                round: Round(7),
-                leader: Some(validator.public().address()),
                 peers: 3,
                 syncing: false,
                 validator: true,
                 halted: None,
-                best_header_height: None,
+                engine: EngineStatus::HotStuff {
+                    round: Round(7),
+                    leader: Some(validator.public().address()),
+                },
             },
             Readiness::Ready,
         );

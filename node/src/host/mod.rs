@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 use crate::metrics::Metrics;
 use crate::p2p::{Event, P2pHandle};
 use crate::txpool::mempool::Mempool;
-use status::StatusBoard;
+use net::to_i64;
+use status::{NodeStatus, StatusBoard, SyncProgress};
 
 /// Why the driver stopped on its own.
 #[derive(Debug, thiserror::Error)]
@@ -39,4 +40,17 @@ pub struct NodeIo {
     /// For the fork id peers see, which changes as the chain passes upgrade heights.
     pub genesis: cairn_ledger::genesis::Genesis,
     pub message_bytes_max: usize,
+}
+
+impl NodeIo {
+    /// Posts what the driver knows: its status and the readiness that follows from it on the
+    /// board, and the gauges every engine has.
+    pub(crate) fn post_status(&self, status: NodeStatus, sync: SyncProgress) {
+        let readiness = status.readiness(sync);
+        self.metrics.peers.set(i64::from(status.peers));
+        self.metrics.height.set(to_i64(sync.tip.0));
+        self.metrics.sync_progress.set(sync.fraction());
+        self.board.set_status(status);
+        self.board.set_readiness(readiness);
+    }
 }

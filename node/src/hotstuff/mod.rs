@@ -24,16 +24,13 @@ use libp2p::PeerId;
 use tokio::sync::watch;
 
 use crate::host::net::{now_ms, to_i64};
-use crate::host::status::{NodeStatus, Readiness};
+use crate::host::status::{EngineStatus, NodeStatus, SyncProgress};
 use crate::host::{DriverError, NodeIo};
 use crate::p2p::{Command, Event, ForkId, Topic, Verdict};
 use chain::{Chain, Invalid};
 
 /// Pending engine timers; one is scheduled per round, so more than this are stale rounds.
 pub const TIMERS_MAX: usize = 64;
-/// A node whose best known block is more than this many heights above its committed tip
-/// reports itself as syncing.
-pub const SYNC_LAG_BLOCKS: u64 = 4;
 /// How often `status`, readiness and gauges are refreshed.
 pub const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 /// Blocks of ours whose proposal time is kept for the commit-latency histogram.
@@ -663,8 +660,11 @@ impl Driver {
         self.io.command(Command::SendDirect { peer, bytes }).await
     }
 
-    fn syncing(&self) -> bool {
-        self.best_seen.0 > self.chain.store().tip().height.0 + SYNC_LAG_BLOCKS
+    fn sync_progress(&self) -> SyncProgress {
+        SyncProgress {
+            tip: self.chain.store().tip().height,
+            best: self.best_seen,
+        }
     }
 
     fn refresh_status(&mut self) {
@@ -677,42 +677,23 @@ impl Driver {
             self.last_leader = Some(leader);
             self.last_round = round;
         }
-        let tip = self.chain.store().tip().height;
-        let syncing = self.syncing();
-        let peers = self.peers.len() as u32;
-        self.io.board.set_status(NodeStatus {
-            round,
-            leader: Some(leader.address()),
-            peers,
-            syncing,
-            validator: self.is_validator,
-            halted: self.halted.clone(),
-            best_header_height: None,
-        });
-        let readiness = if let Some(why) = &self.halted {
-            Readiness::NotReady(why.clone())
-        } else if syncing {
-            Readiness::NotReady(format!(
-                "syncing: at height {tip}, the network is at {} or more",
-                self.best_seen
-            ))
-        } else if peers == 0 {
-            Readiness::NotReady("no peers connected".into())
-        } else {
-            Readiness::Ready
-        };
-        self.io.board.set_readiness(readiness);
+        let sync = self.sync_progress();
+        self.io.post_status(
+            NodeStatus {
+                peers: self.peers.len() as u32,
+                syncing: sync.syncing(),
+                validator: self.is_validator,
+                halted: self.halted.clone(),
+                engine: EngineStatus::HotStuff {
+                    round,
+                    leader: Some(leader.address()),
+                },
+            },
+            sync,
+        );
         self.io.metrics.round.set(to_i64(round.0));
         self.io.metrics.rounds_without_commit.set(to_i64(
             round.0.saturating_sub(self.engine.committed_round().0),
         ));
-        self.io.metrics.peers.set(i64::from(peers));
-        self.io.metrics.height.set(to_i64(tip.0));
-        let progress = if self.best_seen.0 == 0 {
-            1.0
-        } else {
-            (tip.0 as f64 / self.best_seen.0 as f64).min(1.0)
-        };
-        self.io.metrics.sync_progress.set(progress);
     }
 }

@@ -30,12 +30,12 @@ use cairn_consensus::pow::CompactTarget;
 use cairn_ledger::block::{Block, Seal};
 use cairn_ledger::store::PreparedBlock;
 use cairn_ledger::tx::Transaction;
-use cairn_ledger::{Address, Hash, Round};
+use cairn_ledger::{Address, Hash};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 
 use crate::host::net::{now_ms, to_i64};
-use crate::host::status::{NodeStatus, Readiness};
+use crate::host::status::{EngineStatus, NodeStatus, SyncProgress};
 use crate::host::{DriverError, NodeIo};
 use crate::metrics::ReasonLabel;
 use crate::p2p::{Command, Event, ForkId, RequestError, Topic, Verdict};
@@ -45,9 +45,6 @@ use wire::{BLOCKS_PER_REQUEST_MAX, HEADERS_PER_REPLY_MAX, Request, Response};
 
 /// How often status, gauges, held-back blocks and outstanding requests are looked at.
 pub const TICK_INTERVAL: Duration = Duration::from_millis(250);
-/// A node whose best header is more than this many blocks above its connected tip reports
-/// itself as syncing (and does not mine).
-pub const SYNC_LAG_BLOCKS: u64 = 4;
 /// A headers request to a peer is not repeated within this long unless forced.
 pub const HEADERS_RETRY: Duration = Duration::from_secs(5);
 /// How often one peer (in turn) is asked for headers even without news: a lost gossip
@@ -801,46 +798,35 @@ impl PowDriver {
         }
     }
 
+    fn sync_progress(&self) -> SyncProgress {
+        SyncProgress {
+            tip: self.chain.store().tip().height,
+            best: self.chain.index().best_height(),
+        }
+    }
+
     fn syncing(&self) -> bool {
-        let tip = self.chain.store().tip().height.0;
-        self.chain.index().best_height().0 > tip + SYNC_LAG_BLOCKS
+        self.sync_progress().syncing()
     }
 
     fn refresh_status(&mut self) {
-        let tip = self.chain.store().tip().height;
-        let best = self.chain.index().best_height();
-        let syncing = self.syncing();
-        let peers = self.peers.len() as u32;
-        self.io.board.set_status(NodeStatus {
-            round: Round(0),
-            leader: None,
-            peers,
-            syncing,
-            validator: self.miner.is_some(),
-            halted: self.halted.clone(),
-            best_header_height: Some(best),
-        });
-        let readiness = if let Some(why) = &self.halted {
-            Readiness::NotReady(why.clone())
-        } else if syncing {
-            Readiness::NotReady(format!(
-                "syncing: at height {tip}, the best header is at {best}"
-            ))
-        } else if peers == 0 {
-            Readiness::NotReady("no peers connected".into())
-        } else {
-            Readiness::Ready
-        };
-        self.io.board.set_readiness(readiness);
-        self.io.metrics.peers.set(i64::from(peers));
-        self.io.metrics.height.set(to_i64(tip.0));
-        self.io.metrics.pow_best_header_height.set(to_i64(best.0));
-        let progress = if best.0 == 0 {
-            1.0
-        } else {
-            (tip.0 as f64 / best.0 as f64).min(1.0)
-        };
-        self.io.metrics.sync_progress.set(progress);
+        let sync = self.sync_progress();
+        self.io.post_status(
+            NodeStatus {
+                peers: self.peers.len() as u32,
+                syncing: sync.syncing(),
+                validator: self.miner.is_some(),
+                halted: self.halted.clone(),
+                engine: EngineStatus::Pow {
+                    best_header_height: sync.best,
+                },
+            },
+            sync,
+        );
+        self.io
+            .metrics
+            .pow_best_header_height
+            .set(to_i64(sync.best.0));
         if let Some(miner) = &self.miner {
             let (at, before) = self.hash_sample;
             let elapsed = at.elapsed();
@@ -890,7 +876,7 @@ mod tests {
                 metrics: Arc::new(Metrics::new()),
                 board: Arc::new(StatusBoard::new(
                     NodeStatus::default(),
-                    Readiness::NotReady("test".into()),
+                    crate::host::status::Readiness::NotReady("test".into()),
                 )),
                 p2p,
                 events,

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::envelope::{Params, RpcError, truncate};
+use crate::host::status::EngineStatus;
 use crate::http::{CommitWaiters, RpcState};
 use crate::txpool::mempool::{Identified, Rejection};
 
@@ -563,11 +564,17 @@ fn committed_tx(state: &RpcState, hash: Hash, location: TxLocation) -> Result<Va
 fn status(state: &RpcState) -> Result<Value, RpcError> {
     let tip = state.store.tip();
     let node = state.node.status();
+    // Proof of work has no rounds or leaders (`round` stays 0 and `leader` null for scripts
+    // that read both modes); it has a best header instead.
+    let (round, leader) = match &node.engine {
+        EngineStatus::HotStuff { round, leader } => (round.0, *leader),
+        EngineStatus::Pow { .. } => (0, None),
+    };
     let mut out = json!({
         "height": tip.height.0,
         "hash": tip.hash,
-        "round": node.round.0,
-        "leader": node.leader,
+        "round": round,
+        "leader": leader,
         "peers": node.peers,
         "syncing": node.syncing,
         "protocol_version": state.store.schedule().version_at(tip.height).0,
@@ -575,14 +582,12 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
         "halted": node.halted,
         "chain_id": state.store.chain_id(),
         "genesis_hash": state.store.genesis_hash(),
-        "consensus": if node.best_header_height.is_some() { "pow" } else { "hotstuff" },
+        "consensus": node.engine.name(),
     });
-    // Proof of work has no rounds or leaders (`round` stays 0 and `leader` null for scripts
-    // that read both modes); it has a best header instead.
     // The driver posts its best header every 250 ms while the tip is read live here; the
     // tip's own header is known, so the best header is never below it.
-    if let Some(best) = node.best_header_height {
-        out["best_header_height"] = json!(best.0.max(tip.height.0));
+    if let EngineStatus::Pow { best_header_height } = node.engine {
+        out["best_header_height"] = json!(best_header_height.0.max(tip.height.0));
     }
     Ok(out)
 }
