@@ -1,12 +1,13 @@
 //! What every driver is wired to and shares, whatever its engine: the network, mempool,
-//! metrics and status board ([`NodeIo`]), the one error a driver stops with, the clock, and
-//! the status it reports ([`status`]).
+//! metrics and status board ([`NodeIo`]), the one error a driver stops with, the clock, the
+//! status it reports ([`status`]), and the fork id and halt at upgrades ([`upgrade`]).
 //!
 //! Owns: nothing of any engine. Never: imports an engine's driver or the HTTP layer; the
 //! drivers and the server import this.
 
 pub mod net;
 pub mod status;
+pub mod upgrade;
 
 use std::sync::{Arc, Mutex};
 

@@ -25,8 +25,9 @@ use tokio::sync::watch;
 
 use crate::host::net::{now_ms, to_i64};
 use crate::host::status::{EngineStatus, NodeStatus, SyncProgress};
+use crate::host::upgrade::{ForkWatch, Halt};
 use crate::host::{DriverError, NodeIo};
-use crate::p2p::{Command, Event, ForkId, Topic, Verdict};
+use crate::p2p::{Command, Event, Topic, Verdict};
 use chain::{Chain, Invalid};
 
 /// Pending engine timers; one is scheduled per round, so more than this are stale rounds.
@@ -73,11 +74,11 @@ pub struct Driver {
     /// or the empty-block interval has passed.
     held_payload: Option<HeldPayload>,
     empty_block_interval: Duration,
-    fork_id: ForkId,
+    fork_id: ForkWatch,
     last_tc_round: Option<Round>,
     /// Set once the chain has reached the last height this binary can commit before an
     /// upgrade it lacks: why the node no longer makes progress.
-    halted: Option<String>,
+    halted: Halt,
     sync_server: sync_serve::SyncServer,
 }
 
@@ -112,7 +113,7 @@ impl Driver {
         let me = parts.engine.public_key();
         let best_seen = parts.chain.store().tip().height;
         let io = parts.io;
-        let fork_id = ForkId::at(&io.genesis, parts.chain.store().schedule(), best_seen);
+        let fork_id = ForkWatch::new(&io, parts.chain.store());
         let last_tc_round = parts
             .engine
             .safety_state()
@@ -141,7 +142,7 @@ impl Driver {
             empty_block_interval: parts.empty_block_interval.min(parts.round_timeout_base / 2),
             fork_id,
             last_tc_round,
-            halted: None,
+            halted: Halt::default(),
             sync_server,
         }
     }
@@ -227,7 +228,7 @@ impl Driver {
                 tracing::debug!(%round, %height, txs = block.transactions.len(), "proposing");
                 Ok(self.engine.handle(Input::Payload(block)))
             }
-            Err(e) if self.halted.is_some() && !e.halt => {
+            Err(e) if self.halted.is_halted() && !e.halt => {
                 tracing::debug!(reason = %e, "no proposal: the chain stopped before an upgrade");
                 Ok(Vec::new())
             }
@@ -497,20 +498,7 @@ impl Driver {
         for (blocks, qc) in commits {
             self.commit(blocks, &qc)?;
         }
-        // The fork id moves only with the committed height.
-        let fork_id = ForkId::at(
-            &self.io.genesis,
-            self.chain.store().schedule(),
-            self.chain.store().tip().height,
-        );
-        if fork_id != self.fork_id {
-            tracing::info!(
-                ?fork_id,
-                "an upgrade activated: peers now see the new fork id"
-            );
-            self.fork_id = fork_id.clone();
-            self.io.command(Command::SetForkId(fork_id)).await?;
-        }
+        self.fork_id.follow(&self.io, self.chain.store()).await?;
         Ok(())
     }
 
@@ -613,7 +601,7 @@ impl Driver {
     /// tip is there, say so, once, loudly, and in `status` and `/ready`; the node stays up
     /// serving reads and votes for nothing past it.
     fn check_upgrade(&mut self) {
-        if self.halted.is_some() {
+        if self.halted.is_halted() {
             return;
         }
         let store = self.chain.store();
@@ -627,8 +615,7 @@ impl Driver {
              restart",
             u.name, u.protocol_version, u.height
         );
-        tracing::error!("{message}");
-        self.halted = Some(message);
+        self.halted.stop(&message);
     }
 
     fn note_proposed(&mut self, id: Hash) {
@@ -683,7 +670,7 @@ impl Driver {
                 peers: self.peers.len() as u32,
                 syncing: sync.syncing(),
                 validator: self.is_validator,
-                halted: self.halted.clone(),
+                halted: self.halted.reason(),
                 engine: EngineStatus::HotStuff {
                     round,
                     leader: Some(leader.address()),

@@ -36,9 +36,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::host::net::{now_ms, to_i64};
 use crate::host::status::{EngineStatus, NodeStatus, SyncProgress};
+use crate::host::upgrade::{ForkWatch, Halt};
 use crate::host::{DriverError, NodeIo};
 use crate::metrics::ReasonLabel;
-use crate::p2p::{Command, Event, ForkId, RequestError, Topic, Verdict};
+use crate::p2p::{Command, Event, RequestError, Topic, Verdict};
 use chain::{Accepted, Followed, PowChain, Refused};
 use miner::{FOUND_QUEUE_MAX, Found, Miner};
 use wire::{BLOCKS_PER_REQUEST_MAX, HEADERS_PER_REPLY_MAX, Request, Response};
@@ -124,10 +125,10 @@ pub struct PowDriver {
     missing: Vec<Hash>,
     body_from: HashMap<Hash, PeerId>,
     held: Vec<Held>,
-    halted: Option<String>,
+    halted: Halt,
     last_poll: Instant,
     hash_sample: (Instant, u64),
-    fork_id: ForkId,
+    fork_id: ForkWatch,
     opened: Option<Followed>,
 }
 
@@ -145,9 +146,8 @@ impl PowDriver {
             None => (None, Address([0; 20])),
         };
         let (replies_tx, replies) = mpsc::channel(REPLIES_QUEUE_MAX);
-        let tip = parts.chain.store().tip().height;
         let io = parts.io;
-        let fork_id = ForkId::at(&io.genesis, parts.chain.store().schedule(), tip);
+        let fork_id = ForkWatch::new(&io, parts.chain.store());
         let hashes = miner.as_ref().map_or(0, Miner::hashes);
         Ok(PowDriver {
             chain: parts.chain,
@@ -166,7 +166,7 @@ impl PowDriver {
             missing: Vec::new(),
             body_from: HashMap::new(),
             held: Vec::new(),
-            halted: None,
+            halted: Halt::default(),
             last_poll: Instant::now(),
             hash_sample: (Instant::now(), hashes),
             fork_id,
@@ -399,11 +399,8 @@ impl PowDriver {
                  attack) and raise the limit to follow it"
             );
         }
-        if let Some(why) = &f.halted
-            && self.halted.is_none()
-        {
-            tracing::error!("{why}");
-            self.halted = Some(why.clone());
+        if let Some(why) = &f.halted {
+            self.halted.stop(why);
         }
         self.missing = f.missing;
         if !self.missing.is_empty() {
@@ -481,15 +478,7 @@ impl PowDriver {
     async fn tip_moved(&mut self) -> Result<(), DriverError> {
         let tip = self.chain.store().tip().height;
         self.io.metrics.height.set(to_i64(tip.0));
-        let fork_id = ForkId::at(&self.io.genesis, self.chain.store().schedule(), tip);
-        if fork_id != self.fork_id {
-            tracing::info!(
-                ?fork_id,
-                "an upgrade activated: peers now see the new fork id"
-            );
-            self.fork_id = fork_id.clone();
-            self.io.command(Command::SetForkId(fork_id)).await?;
-        }
+        self.fork_id.follow(&self.io, self.chain.store()).await?;
         self.new_job();
         Ok(())
     }
@@ -499,7 +488,7 @@ impl PowDriver {
         let Some(miner) = &self.miner else {
             return;
         };
-        if self.halted.is_some() || self.syncing() {
+        if self.halted.is_halted() || self.syncing() {
             miner.pause();
             self.job = None;
             return;
@@ -816,7 +805,7 @@ impl PowDriver {
                 peers: self.peers.len() as u32,
                 syncing: sync.syncing(),
                 validator: self.miner.is_some(),
-                halted: self.halted.clone(),
+                halted: self.halted.reason(),
                 engine: EngineStatus::Pow {
                     best_header_height: sync.best,
                 },
