@@ -1,11 +1,13 @@
 //! What every driver is wired to and shares, whatever its engine: the network, mempool,
 //! metrics and status board ([`NodeIo`]), the one error a driver stops with, the clock, the
-//! status it reports ([`status`]), and the fork id and halt at upgrades ([`upgrade`]).
+//! status it reports ([`status`]), the fork id and halt at upgrades ([`upgrade`]), and what
+//! goes into a block this node makes ([`payload`]).
 //!
 //! Owns: nothing of any engine. Never: imports an engine's driver or the HTTP layer; the
 //! drivers and the server import this.
 
 pub mod net;
+pub mod payload;
 pub mod status;
 pub mod upgrade;
 

@@ -28,15 +28,14 @@ use cairn_consensus::pow::{
     BlockIndex, BlockStatus, CompactTarget, HeaderError, HeaderSummary, IndexLimits, Inserted,
     PowRules, Rejection, check_header,
 };
-use cairn_ledger::block::{
-    BLOCK_BYTES_MAX, Block, BlockHeader, EncodedBody, HEADER_BYTES_MAX, Seal,
-};
+use cairn_ledger::block::{Block, BlockHeader, EncodedBody, Seal};
 use cairn_ledger::codec;
 use cairn_ledger::state::SigCheck;
 use cairn_ledger::store::{ApplyError, ConsensusWrites, PreparedBlock, Store, StoreError};
 use cairn_ledger::tx::Transaction;
-use cairn_ledger::{Address, Hash, Height, Nonce, ProtocolVersion, TimestampMs};
+use cairn_ledger::{Address, Hash, Height, TimestampMs};
 
+use crate::host::payload::{self, BlockLimits};
 use crate::txpool::mempool::{Identified, Mempool};
 
 /// Bodies of blocks not on the connected chain, keyed by this prefix and the block hash.
@@ -49,8 +48,6 @@ pub const SIDE_BLOCKS_MAX: usize = 4096;
 pub const FOLLOW_PASSES_MAX: usize = 16;
 /// Most bodies [`PowChain::follow_best`] reports missing at once (the driver fetches them).
 pub const MISSING_BODIES_MAX: usize = 512;
-/// Room left in a block for its header and encoding overhead when filling it from the pool.
-const BLOCK_OVERHEAD_BYTES: usize = HEADER_BYTES_MAX;
 
 /// Why a header or a block was not taken, and what that means for whoever sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,8 +118,7 @@ pub struct PowChain {
     headers: HashMap<Hash, BlockHeader>,
     /// Side bodies on disk, with their heights.
     bodies: HashMap<Hash, Height>,
-    block_txs_max: usize,
-    block_bytes_max: usize,
+    limits: BlockLimits,
     reorg_depth_max: u64,
     /// The best tip whose reorganisation was last refused for its depth (warned once per tip).
     refused_tip: Option<Hash>,
@@ -184,8 +180,7 @@ impl PowChain {
             index,
             headers: HashMap::new(),
             bodies: HashMap::new(),
-            block_txs_max: block_txs_max as usize,
-            block_bytes_max: (block_bytes_max as usize).min(BLOCK_BYTES_MAX),
+            limits: BlockLimits::new(block_txs_max, block_bytes_max),
             reorg_depth_max,
             refused_tip: None,
         };
@@ -248,7 +243,7 @@ impl PowChain {
     }
 
     pub fn block_txs_max(&self) -> usize {
-        self.block_txs_max
+        self.limits.txs_max
     }
 
     /// The header of an indexed block, connected or not.
@@ -374,26 +369,26 @@ impl PowChain {
                 ),
             });
         }
-        if block.transactions.len() > self.block_txs_max {
+        if block.transactions.len() > self.limits.txs_max {
             return Err(self.invalid_block(
                 hash,
                 "oversized",
                 format!(
                     "block {hash} has {} transactions, over the genesis limit of {}",
                     block.transactions.len(),
-                    self.block_txs_max
+                    self.limits.txs_max
                 ),
             ));
         }
         let encoded = codec::encode(block);
-        if encoded.len() > self.block_bytes_max {
+        if encoded.len() > self.limits.bytes_max {
             return Err(self.invalid_block(
                 hash,
                 "oversized",
                 format!(
                     "block {hash} is {} bytes, over the genesis limit of {}",
                     encoded.len(),
-                    self.block_bytes_max
+                    self.limits.bytes_max
                 ),
             ));
         }
@@ -661,28 +656,20 @@ impl PowChain {
         let bits = difficulty::next_bits(&self.rules.retarget, height, &ancestors)
             .map_err(|e| e.to_string())?;
         let after_median = median_time_past(&ancestors).map_or(0, |t| t.0.saturating_add(1));
-        let candidates = pool.reap(
-            self.block_txs_max,
-            self.block_bytes_max.saturating_sub(BLOCK_OVERHEAD_BYTES),
-        );
+        let candidates = self.limits.reap(pool);
         let transactions =
             self.executable(candidates.into_iter().map(Identified::into_tx).collect())?;
-        let block = Block {
-            header: BlockHeader {
-                height,
-                parent: tip.hash,
-                timestamp: TimestampMs(now.0.max(after_median)),
-                tx_root: Hash::ZERO,
-                state_root: Hash::ZERO,
-                proposer: reward_to,
-                protocol_version: ProtocolVersion(0),
-                seal: Seal::Pow {
-                    bits: bits.0,
-                    nonce: 0,
-                },
+        let block = payload::template(
+            height,
+            tip.hash,
+            TimestampMs(now.0.max(after_median)),
+            reward_to,
+            Seal::Pow {
+                bits: bits.0,
+                nonce: 0,
             },
             transactions,
-        };
+        );
         // Signatures were checked when the mempool admitted each transaction.
         self.store
             .complete_block(block, self.rules.reward.subsidy(height), SigCheck::Skip)
@@ -755,37 +742,22 @@ impl PowChain {
         Ok(())
     }
 
-    /// Keeps, in order, the candidates whose nonce and cost fit the sender's state, less its
-    /// immature block rewards.
+    /// Keeps, in order, the candidates that execute on the tip ([`payload::executable`]),
+    /// each sender's immature block rewards left unspendable.
     fn executable(&self, candidates: Vec<Transaction>) -> Result<Vec<Transaction>, String> {
         let immature = self.immature_rewards(self.store.tip().height.next())?;
-        let mut senders: HashMap<Address, (Nonce, u128)> = HashMap::new();
-        let mut out = Vec::with_capacity(candidates.len());
-        for tx in candidates {
-            let sender = tx.sender_address();
-            let (next, left) = match senders.get(&sender) {
-                Some(s) => *s,
-                None => {
-                    let account = self
-                        .store
-                        .account(&sender)
-                        .map_err(|e| e.to_string())?
-                        .unwrap_or_default();
-                    let locked = immature.get(&sender).copied().unwrap_or(0);
-                    (
-                        account.nonce,
-                        (account.balance.0 as u128).saturating_sub(locked),
-                    )
-                }
-            };
-            let cost = tx.amount().0 as u128 + tx.fee.0 as u128;
-            if tx.nonce != next || cost > left {
-                continue;
-            }
-            senders.insert(sender, (Nonce(next.0 + 1), left - cost));
-            out.push(tx);
-        }
-        Ok(out)
+        payload::executable(candidates, |sender| {
+            let account = self
+                .store
+                .account(sender)
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            let locked = immature.get(sender).copied().unwrap_or(0);
+            Ok((
+                account.nonce,
+                (account.balance.0 as u128).saturating_sub(locked),
+            ))
+        })
     }
 
     /// A block locator for the best header: what to send in a headers request.
@@ -853,10 +825,10 @@ fn header_label(e: &HeaderError) -> &'static str {
 pub(crate) mod tests {
     use super::*;
     use cairn_consensus::pow::Target;
-    use cairn_ledger::Amount;
     use cairn_ledger::crypto::Keypair;
     use cairn_ledger::genesis::{EngineKind, EngineParams, Genesis};
     use cairn_ledger::tx::Payload;
+    use cairn_ledger::{Amount, Nonce};
 
     use crate::config::MempoolSection;
 
