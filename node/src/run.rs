@@ -230,7 +230,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
                 genesis.consensus.block_bytes_max,
                 config.pow.reorg_depth_max,
             )
-            .map_err(|e| RunError::Consensus(e.0))?;
+            .map_err(|e| RunError::Consensus(e.to_string()))?;
             let driver = PowDriver::new(PowParts {
                 chain,
                 opened,

@@ -13,6 +13,7 @@ pub mod upgrade;
 
 use std::sync::{Arc, Mutex};
 
+use cairn_ledger::store::StoreError;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
@@ -21,13 +22,23 @@ use crate::txpool::mempool::Mempool;
 use net::to_i64;
 use status::{NodeStatus, StatusBoard, SyncProgress};
 
-/// Why the driver stopped on its own.
-#[derive(Debug, thiserror::Error)]
+/// Why a driver stopped on its own: the one error vocabulary of the drivers and of the
+/// chains under them. A block or message refused is not an error here (each chain says why
+/// it refused); this is only what the node cannot go on with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DriverError {
+    /// The node cannot go on: the disk failed, the store is corrupt, a block the network
+    /// made final does not execute here.
     #[error("{0}")]
     Halt(String),
     #[error("the network service stopped")]
     NetworkStopped,
+}
+
+impl From<StoreError> for DriverError {
+    fn from(e: StoreError) -> DriverError {
+        DriverError::Halt(e.to_string())
+    }
 }
 
 /// What every driver (HotStuff's in `crate::hotstuff`, proof of work's in `crate::pow`) is

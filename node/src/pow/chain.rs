@@ -31,10 +31,11 @@ use cairn_consensus::pow::{
 use cairn_ledger::block::{Block, BlockHeader, EncodedBody, Seal};
 use cairn_ledger::codec;
 use cairn_ledger::state::SigCheck;
-use cairn_ledger::store::{ApplyError, ConsensusWrites, PreparedBlock, Store, StoreError};
+use cairn_ledger::store::{ApplyError, ConsensusWrites, PreparedBlock, Store};
 use cairn_ledger::tx::Transaction;
 use cairn_ledger::{Address, Hash, Height, TimestampMs};
 
+use crate::host::DriverError;
 use crate::host::payload::{self, BlockLimits};
 use crate::txpool::mempool::{Identified, Mempool};
 
@@ -79,17 +80,6 @@ impl std::fmt::Display for Refused {
 pub enum Accepted {
     New { best_changed: bool },
     Known,
-}
-
-/// The node cannot go on (the disk failed, the store is corrupt, an upgrade is missing).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Fatal(pub String);
-
-impl From<StoreError> for Fatal {
-    fn from(e: StoreError) -> Fatal {
-        Fatal(e.to_string())
-    }
 }
 
 /// What [`PowChain::follow_best`] did.
@@ -155,24 +145,24 @@ impl PowChain {
         block_txs_max: u32,
         block_bytes_max: u32,
         reorg_depth_max: u64,
-    ) -> Result<(PowChain, Followed), Fatal> {
+    ) -> Result<(PowChain, Followed), DriverError> {
         let genesis = store
             .header_at(Height(0))?
-            .ok_or_else(|| Fatal("block 0 is missing from the store".into()))?;
+            .ok_or_else(|| DriverError::Halt("block 0 is missing from the store".into()))?;
         let mut index = BlockIndex::new(
             HeaderSummary::genesis(&genesis, &rules),
             IndexLimits::default(),
         )
-        .map_err(|e| Fatal(format!("the genesis bits are unusable: {e}")))?;
+        .map_err(|e| DriverError::Halt(format!("the genesis bits are unusable: {e}")))?;
         let tip = store.tip();
         for h in 1..=tip.height.0 {
-            let header = store
-                .header_at(Height(h))?
-                .ok_or_else(|| Fatal(format!("block {h} of the stored chain is missing")))?;
-            let summary = summary_of(&header).map_err(Fatal)?;
+            let header = store.header_at(Height(h))?.ok_or_else(|| {
+                DriverError::Halt(format!("block {h} of the stored chain is missing"))
+            })?;
+            let summary = summary_of(&header).map_err(DriverError::Halt)?;
             index
                 .insert(header.parent, summary)
-                .map_err(|e| Fatal(format!("the stored chain does not index: {e}")))?;
+                .map_err(|e| DriverError::Halt(format!("the stored chain does not index: {e}")))?;
         }
         let mut chain = PowChain {
             store: Arc::clone(&store),
@@ -247,7 +237,7 @@ impl PowChain {
     }
 
     /// The header of an indexed block, connected or not.
-    pub fn header(&self, hash: &Hash) -> Result<Option<BlockHeader>, Fatal> {
+    pub fn header(&self, hash: &Hash) -> Result<Option<BlockHeader>, DriverError> {
         if let Some(h) = self.headers.get(hash) {
             return Ok(Some(h.clone()));
         }
@@ -255,7 +245,7 @@ impl PowChain {
     }
 
     /// Whether the body of `hash` is here (connected, or put aside).
-    pub fn has_body(&self, hash: &Hash) -> Result<bool, Fatal> {
+    pub fn has_body(&self, hash: &Hash) -> Result<bool, DriverError> {
         Ok(self.bodies.contains_key(hash) || self.store.header(hash)?.is_some())
     }
 
@@ -350,9 +340,9 @@ impl PowChain {
                 reason: format!("block {hash} is known to be invalid"),
             });
         }
-        let fatal = |e: Fatal| Refused::Dropped {
+        let fatal = |e: DriverError| Refused::Dropped {
             label: "store",
-            reason: e.0,
+            reason: e.to_string(),
         };
         if self.has_body(&hash).map_err(fatal)? {
             return Ok(false);
@@ -417,7 +407,7 @@ impl PowChain {
 
     /// Deletes side bodies too deep below the tip to be reconnected under the reorg policy,
     /// and those of invalid blocks.
-    fn prune_side(&mut self) -> Result<(), Fatal> {
+    fn prune_side(&mut self) -> Result<(), DriverError> {
         let floor = self
             .store
             .tip()
@@ -447,17 +437,17 @@ impl PowChain {
         Ok(())
     }
 
-    fn side_body(&self, hash: &Hash) -> Result<Option<Block>, Fatal> {
+    fn side_body(&self, hash: &Hash) -> Result<Option<Block>, DriverError> {
         let Some(bytes) = self.store.get_consensus(&side_key(hash))? else {
             return Ok(None);
         };
         Block::decode(&bytes)
             .map(Some)
-            .map_err(|e| Fatal(format!("stored side block {hash} is unreadable: {e}")))
+            .map_err(|e| DriverError::Halt(format!("stored side block {hash} is unreadable: {e}")))
     }
 
     /// A block by hash, connected or put aside.
-    pub fn block(&self, hash: &Hash) -> Result<Option<Block>, Fatal> {
+    pub fn block(&self, hash: &Hash) -> Result<Option<Block>, DriverError> {
         if let Some(b) = self.store.block(hash)? {
             return Ok(Some(b));
         }
@@ -469,7 +459,7 @@ impl PowChain {
 
     /// Moves the store to the index's best tip as far as the bodies here allow; see the
     /// module documentation.
-    pub fn follow_best(&mut self) -> Result<Followed, Fatal> {
+    pub fn follow_best(&mut self) -> Result<Followed, DriverError> {
         let mut out = Followed::default();
         for _ in 0..FOLLOW_PASSES_MAX {
             let target = self.index.best_tip();
@@ -478,10 +468,9 @@ impl PowChain {
                 self.refused_tip = None;
                 break;
             }
-            let path = self
-                .index
-                .reorg_path(&tip, &target)
-                .map_err(|e| Fatal(format!("no path from the tip to the best block: {e}")))?;
+            let path = self.index.reorg_path(&tip, &target).map_err(|e| {
+                DriverError::Halt(format!("no path from the tip to the best block: {e}"))
+            })?;
             let mut available = 0;
             for hash in &path.connect {
                 if !self.bodies.contains_key(hash) {
@@ -519,18 +508,17 @@ impl PowChain {
         Ok(out)
     }
 
-    fn disconnect_tip(&mut self, hash: &Hash, out: &mut Followed) -> Result<(), Fatal> {
-        let block = self
-            .store
-            .block(hash)?
-            .ok_or_else(|| Fatal(format!("block {hash} to disconnect is not in the store")))?;
+    fn disconnect_tip(&mut self, hash: &Hash, out: &mut Followed) -> Result<(), DriverError> {
+        let block = self.store.block(hash)?.ok_or_else(|| {
+            DriverError::Halt(format!("block {hash} to disconnect is not in the store"))
+        })?;
         // On disk before the store forgets it: a crash between the two leaves both copies,
         // never neither.
         self.store
             .put_consensus(&side_key(hash), &codec::encode(&block))?;
         let reverted = self.store.revert_tip()?;
         if reverted.hash() != *hash {
-            return Err(Fatal(format!(
+            return Err(DriverError::Halt(format!(
                 "reverted {} while disconnecting {hash}",
                 reverted.hash()
             )));
@@ -543,11 +531,11 @@ impl PowChain {
 
     /// Connects `blocks` (oldest first) on the tip. Returns whether it stopped (an invalid
     /// block, now marked, or a missing upgrade).
-    fn connect(&mut self, blocks: &[Hash], out: &mut Followed) -> Result<bool, Fatal> {
+    fn connect(&mut self, blocks: &[Hash], out: &mut Followed) -> Result<bool, DriverError> {
         for hash in blocks {
-            let block = self
-                .side_body(hash)?
-                .ok_or_else(|| Fatal(format!("side block {hash} is missing from the store")))?;
+            let block = self.side_body(hash)?.ok_or_else(|| {
+                DriverError::Halt(format!("side block {hash} is missing from the store"))
+            })?;
             let reward = self.rules.reward.subsidy(block.header.height);
             if let Err(reason) = self.check_maturity(&block) {
                 self.store.delete_consensus(&[side_key(hash)])?;
@@ -768,7 +756,11 @@ impl PowChain {
     }
 
     /// Up to `max` headers of the connected chain after the first locator entry on it.
-    pub fn headers_after(&self, locator: &[Hash], max: usize) -> Result<Vec<BlockHeader>, Fatal> {
+    pub fn headers_after(
+        &self,
+        locator: &[Hash],
+        max: usize,
+    ) -> Result<Vec<BlockHeader>, DriverError> {
         let mut start = None;
         for hash in locator {
             if let Some(h) = self.store.header(hash)? {

@@ -363,10 +363,7 @@ impl PowDriver {
 
     /// Moves to the best tip and deals with what that did.
     async fn follow(&mut self) -> Result<(), DriverError> {
-        let followed = self
-            .chain
-            .follow_best()
-            .map_err(|e| DriverError::Halt(e.0))?;
+        let followed = self.chain.follow_best()?;
         self.apply(followed).await
     }
 
@@ -683,18 +680,17 @@ impl PowDriver {
                 return Ok(Vec::new());
             }
         };
-        let fatal = |e: chain::Fatal| DriverError::Halt(e.0);
         let response = match request {
             Request::GetHeaders { locator, max } => {
                 let max = (max as usize).min(HEADERS_PER_REPLY_MAX);
-                Response::Headers(self.chain.headers_after(&locator, max).map_err(fatal)?)
+                Response::Headers(self.chain.headers_after(&locator, max)?)
             }
             Request::GetBlocks { hashes } => {
                 let budget = wire::blocks_reply_budget(self.io.message_bytes_max);
                 let mut used = 0;
                 let mut blocks = Vec::new();
                 for hash in hashes {
-                    let Some(block) = self.chain.block(&hash).map_err(fatal)? else {
+                    let Some(block) = self.chain.block(&hash)? else {
                         continue;
                     };
                     let len = cairn_ledger::codec::encode(&block).len();
