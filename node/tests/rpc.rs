@@ -350,7 +350,7 @@ fn submit_admits_then_refuses_the_duplicate_and_metrics_count_both() {
         "cairn_txs_rejected_total{reason=\"duplicate\"} 1\n",
         "cairn_rpc_requests_total{method=\"submit_tx\"} 2\n",
         "cairn_rpc_requests_total{method=\"mempool\"} 1\n",
-        "cairn_round ",
+        "cairn_bft_round ",
         "cairn_commit_latency_seconds_bucket",
     ] {
         assert!(metrics.contains(line), "{line:?} missing from:\n{metrics}");

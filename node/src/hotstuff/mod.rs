@@ -248,7 +248,7 @@ impl Driver {
             }
             self.timers.remove(&(at, seq));
             if round == self.engine.current_round() {
-                self.io.metrics.timeouts.inc();
+                self.io.metrics.bft.timeouts.inc();
             }
             let effects = self.engine.handle(Input::Timeout(round));
             self.execute(effects).await?;
@@ -488,7 +488,7 @@ impl Driver {
             .as_ref()
             .map(|tc| tc.round);
         if tc_round > self.last_tc_round {
-            self.io.metrics.tcs.inc();
+            self.io.metrics.hotstuff.tcs.inc();
             self.last_tc_round = tc_round;
         }
         self.sync_blocks()?;
@@ -659,7 +659,7 @@ impl Driver {
         let leader = self.engine.leader_of(round);
         if round != self.last_round {
             if self.last_leader.is_some_and(|l| l != leader) {
-                self.io.metrics.leader_changes.inc();
+                self.io.metrics.bft.leader_changes.inc();
             }
             self.last_leader = Some(leader);
             self.last_round = round;
@@ -678,8 +678,8 @@ impl Driver {
             },
             sync,
         );
-        self.io.metrics.round.set(to_i64(round.0));
-        self.io.metrics.rounds_without_commit.set(to_i64(
+        self.io.metrics.bft.round.set(to_i64(round.0));
+        self.io.metrics.bft.rounds_without_commit.set(to_i64(
             round.0.saturating_sub(self.engine.committed_round().0),
         ));
     }

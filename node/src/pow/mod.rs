@@ -373,7 +373,8 @@ impl PowDriver {
             tracing::warn!(%hash, %reason, "block does not execute: marked invalid");
             self.io
                 .metrics
-                .pow_invalid
+                .pow
+                .invalid
                 .get_or_create(&ReasonLabel {
                     reason: "execution",
                 })
@@ -385,7 +386,7 @@ impl PowDriver {
             }
         }
         if let Some(depth) = f.refused_depth {
-            self.io.metrics.pow_reorgs_refused.inc();
+            self.io.metrics.pow.reorgs_refused.inc();
             tracing::warn!(
                 depth,
                 limit = self.chain_reorg_limit(),
@@ -408,10 +409,10 @@ impl PowDriver {
             return Ok(());
         }
         if !f.disconnected.is_empty() {
-            self.io.metrics.pow_reorgs.inc();
+            self.io.metrics.pow.reorgs.inc();
             let depth = to_i64(f.disconnected.len() as u64);
-            if depth > self.io.metrics.pow_reorg_depth_max.get() {
-                self.io.metrics.pow_reorg_depth_max.set(depth);
+            if depth > self.io.metrics.pow.reorg_depth_max.get() {
+                self.io.metrics.pow.reorg_depth_max.set(depth);
             }
             tracing::info!(
                 depth = f.disconnected.len(),
@@ -538,7 +539,7 @@ impl PowDriver {
         prepared.hash = prepared.block.hash();
         match self.chain.connect_mined(&prepared, now_ms()) {
             Ok(hash) => {
-                self.io.metrics.pow_blocks_mined.inc();
+                self.io.metrics.pow.blocks_mined.inc();
                 tracing::info!(
                     height = %prepared.block.header.height,
                     %hash,
@@ -658,7 +659,8 @@ impl PowDriver {
         }
         self.io
             .metrics
-            .pow_best_header_height
+            .pow
+            .best_header_height
             .set(to_i64(self.chain.index().best_height().0));
         if full && last_ok.is_some() {
             self.request_headers(peer, true);
@@ -771,7 +773,8 @@ impl PowDriver {
     ) -> Result<(), DriverError> {
         self.io
             .metrics
-            .pow_invalid
+            .pow
+            .invalid
             .get_or_create(&ReasonLabel { reason: label })
             .inc();
         match from {
@@ -810,7 +813,8 @@ impl PowDriver {
         );
         self.io
             .metrics
-            .pow_best_header_height
+            .pow
+            .best_header_height
             .set(to_i64(sync.best.0));
         if let Some(miner) = &self.miner {
             let (at, before) = self.hash_sample;
@@ -818,7 +822,7 @@ impl PowDriver {
             if elapsed >= HASHRATE_WINDOW {
                 let now = miner.hashes();
                 let rate = now.saturating_sub(before) as f64 / elapsed.as_secs_f64();
-                self.io.metrics.pow_hashrate.set(rate);
+                self.io.metrics.pow.hashrate.set(rate);
                 self.hash_sample = (Instant::now(), now);
             }
         }
