@@ -5,50 +5,33 @@
 //! input into a JSON-RPC error, and reads the store, the mempool and the driver's status.
 //! It must never panic on any input, never write to the store, and never hold the mempool
 //! lock across anything slower than one admission. What the driver knows (round, leader,
-//! peers, readiness) comes in through [`NodeView`], so the server runs before the driver
-//! exists and tests give it a [`StatusBoard`]. Admitted transactions go out on
+//! peers, readiness) comes in through [`NodeView`](crate::host::status::NodeView), so the
+//! server runs before the driver exists and tests give it a
+//! [`StatusBoard`](crate::host::status::StatusBoard). Admitted transactions go out on
 //! [`RpcState::admitted`] for the driver to gossip.
+//!
+//! This file is the accept loop and its limits; [`health`] has the probes, [`rpc`] the
+//! JSON-RPC calls, and [`state`] what they all read (a leaf, so nothing imports back here).
 
+mod health;
 pub mod rpc;
+pub mod state;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use cairn_ledger::genesis::Validator;
-use cairn_ledger::store::Store;
-use cairn_ledger::tx::Transaction;
 
-use crate::config::RpcSection;
-use crate::host::status::{NodeView, Readiness};
-use crate::metrics::{METRICS_CONTENT_TYPE, Metrics};
-use crate::txpool::mempool::Mempool;
-use rpc::envelope::{self, RpcError};
+use rpc::envelope;
+use rpc::error::{RpcError, error_response};
 use rpc::methods::COMMIT_WAITERS_MAX;
-
-/// Everything the server reads. Cheap to clone (all shared).
-#[derive(Clone)]
-pub struct RpcState {
-    pub store: Arc<Store>,
-    pub mempool: Arc<Mutex<Mempool>>,
-    pub node: Arc<dyn NodeView>,
-    pub metrics: Arc<Metrics>,
-    /// The validator set reported by `validators`: genesis's until validator-set changes
-    /// exist.
-    pub validators: Arc<[Validator]>,
-    pub limits: RpcSection,
-    /// Where each transaction this server admits to the mempool is sent, for the driver to
-    /// gossip; `None` when no driver runs (tests, tools). Sent with `try_send`: when the
-    /// channel is full the transaction stays in the mempool un-gossiped (it still reaches a
-    /// block when this node leads) and the call still succeeds.
-    pub admitted: Option<tokio::sync::mpsc::Sender<Transaction>>,
-}
+use state::CommitWaiters;
+pub use state::RpcState;
 
 /// What the HTTP handlers share: the caller's [`RpcState`] and the server's own bounds.
 #[derive(Clone)]
@@ -57,65 +40,19 @@ struct Server {
     commit_waiters: Arc<CommitWaiters>,
 }
 
+/// The probes read the state alone.
+impl axum::extract::FromRef<Server> for RpcState {
+    fn from_ref(server: &Server) -> RpcState {
+        server.state.clone()
+    }
+}
+
 impl Server {
     fn new(state: RpcState) -> Server {
         Server {
             state,
             commit_waiters: Arc::new(CommitWaiters::new(COMMIT_WAITERS_MAX)),
         }
-    }
-}
-
-/// Counts `submit_tx` calls in mode `commit` that are waiting for their transaction to
-/// commit. Each waits on a thread of tokio's blocking pool, so the count is bounded
-/// ([`COMMIT_WAITERS_MAX`]) well below that pool's size: the other requests, and any blocking
-/// work of the driver on the same runtime, always find a thread. When the server is told to
-/// stop, waiting calls answer at once, so a graceful shutdown does not wait out their commits.
-pub(crate) struct CommitWaiters {
-    waiting: AtomicUsize,
-    max: usize,
-    stopping: AtomicBool,
-}
-
-/// A place among the commit waiters, given back when dropped (also on a panic).
-pub(crate) struct CommitWaiter<'a>(&'a CommitWaiters);
-
-impl CommitWaiters {
-    pub(crate) fn new(max: usize) -> CommitWaiters {
-        CommitWaiters {
-            waiting: AtomicUsize::new(0),
-            max,
-            stopping: AtomicBool::new(false),
-        }
-    }
-
-    /// A place, or `None` when `max` calls are already waiting.
-    pub(crate) fn try_enter(&self) -> Option<CommitWaiter<'_>> {
-        self.waiting
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| CommitWaiter(self))
-    }
-
-    pub(crate) fn max(&self) -> usize {
-        self.max
-    }
-
-    /// Tells waiting calls (and any later one) to stop waiting.
-    pub(crate) fn stop(&self) {
-        self.stopping.store(true, Ordering::Release);
-    }
-
-    pub(crate) fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
-    }
-}
-
-impl Drop for CommitWaiter<'_> {
-    fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -128,9 +65,9 @@ fn router_for(server: Server) -> Router {
     let body_max = usize::try_from(server.state.limits.body_bytes_max).unwrap_or(usize::MAX);
     Router::new()
         .route("/", post(rpc))
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(server)
 }
@@ -230,7 +167,7 @@ async fn rpc(State(server): State<Server>, request: axum::extract::Request) -> R
                     rejection.body_text()
                 ))
             };
-            return (status, axum::Json(envelope::error_response(None, &error))).into_response();
+            return (status, axum::Json(error_response(None, &error))).into_response();
         }
         Err(_) => {
             let error = RpcError::BodyTimeout {
@@ -238,7 +175,7 @@ async fn rpc(State(server): State<Server>, request: axum::extract::Request) -> R
             };
             return (
                 StatusCode::REQUEST_TIMEOUT,
-                axum::Json(envelope::error_response(None, &error)),
+                axum::Json(error_response(None, &error)),
             )
                 .into_response();
         }
@@ -256,59 +193,9 @@ async fn rpc(State(server): State<Server>, request: axum::extract::Request) -> R
             let error = RpcError::Internal(format!("request handler failed: {e}"));
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                axum::Json(envelope::error_response(None, &error)),
+                axum::Json(error_response(None, &error)),
             )
                 .into_response()
         }
-    }
-}
-
-async fn health() -> &'static str {
-    "ok"
-}
-
-async fn ready(State(server): State<Server>) -> Response {
-    match server.state.node.readiness() {
-        Readiness::Ready => (StatusCode::OK, "ready").into_response(),
-        Readiness::NotReady(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}"),
-        )
-            .into_response(),
-    }
-}
-
-async fn metrics(State(server): State<Server>) -> Response {
-    server.state.refresh_gauges();
-    (
-        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
-        server.state.metrics.render(),
-    )
-        .into_response()
-}
-
-impl RpcState {
-    /// Sets the gauges this server has the authoritative source for, so a scrape is current
-    /// even between driver updates.
-    fn refresh_gauges(&self) {
-        let height = self.store.tip().height.0;
-        self.metrics
-            .height
-            .set(i64::try_from(height).unwrap_or(i64::MAX));
-        if let Ok(pool) = self.mempool.lock() {
-            self.set_mempool_gauges(&pool);
-        }
-        if let Some((at, oracle)) = self.store.oracle_at() {
-            self.metrics.oracle.observe(at, &oracle);
-        }
-    }
-
-    fn set_mempool_gauges(&self, pool: &Mempool) {
-        self.metrics
-            .mempool_size
-            .set(i64::try_from(pool.len()).unwrap_or(i64::MAX));
-        self.metrics
-            .mempool_bytes
-            .set(i64::try_from(pool.bytes()).unwrap_or(i64::MAX));
     }
 }

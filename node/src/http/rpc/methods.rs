@@ -16,9 +16,10 @@ use cairn_ledger::{Address, Hash, Height, Nonce};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::envelope::{Params, RpcError, truncate};
+use super::error::{RpcError, truncate};
+use super::params::Params;
 use crate::host::status::EngineStatus;
-use crate::http::{CommitWaiters, RpcState};
+use crate::http::state::{CommitWaiters, RpcState};
 use crate::txpool::mempool::{Identified, Rejection};
 
 /// Longest a `submit_tx` call in mode `commit` waits for its transaction to commit after
@@ -664,7 +665,8 @@ mod tests {
     use super::*;
     use crate::config::{MempoolSection, RpcSection};
     use crate::host::status::{NodeStatus, Readiness, StatusBoard};
-    use crate::http::rpc::envelope::{codes, handle_body};
+    use crate::http::rpc::envelope::handle_body;
+    use crate::http::rpc::error::codes;
     use crate::metrics::Metrics;
     use crate::txpool::mempool::Mempool;
 
