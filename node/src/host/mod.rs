@@ -6,6 +6,7 @@
 //! Owns: nothing of any engine. Never: imports an engine's driver or the HTTP layer; the
 //! drivers and the server import this.
 
+pub mod clock;
 pub mod net;
 pub mod payload;
 pub mod status;
@@ -16,10 +17,9 @@ use std::sync::{Arc, Mutex};
 use cairn_ledger::store::StoreError;
 use tokio::sync::mpsc;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, to_i64};
 use crate::p2p::{Event, P2pHandle};
 use crate::txpool::mempool::Mempool;
-use net::to_i64;
 use status::{NodeStatus, StatusBoard, SyncProgress};
 
 /// Why a driver stopped on its own: the one error vocabulary of the drivers and of the

@@ -1,9 +1,5 @@
-//! What both drivers (BFT in this module, proof of work in `crate::pow`) do the same way:
-//! read the wall clock, talk to the network task, and count dropped messages.
+//! How every driver talks to the network task and counts the peer messages it drops.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use cairn_ledger::TimestampMs;
 use cairn_ledger::tx::Transaction;
 use libp2p::PeerId;
 
@@ -11,20 +7,6 @@ use super::{DriverError, NodeIo};
 use crate::metrics::ReasonLabel;
 use crate::p2p::{Command, GossipId, Topic, Verdict};
 use crate::txpool::gossip::publish_batches;
-
-/// Milliseconds since the Unix epoch; 0 if the clock is before it.
-pub(crate) fn now_ms() -> TimestampMs {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    TimestampMs(ms)
-}
-
-/// A count as a gauge value, saturating.
-pub(crate) fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
 
 impl NodeIo {
     /// Queues a command for the network task; waits for room rather than growing memory.

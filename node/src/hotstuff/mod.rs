@@ -23,10 +23,11 @@ use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 use libp2p::PeerId;
 use tokio::sync::watch;
 
-use crate::host::net::{now_ms, to_i64};
+use crate::host::clock::now_ms;
 use crate::host::status::{EngineStatus, NodeStatus, SyncProgress};
 use crate::host::upgrade::{ForkWatch, Halt};
 use crate::host::{DriverError, NodeIo};
+use crate::metrics::to_i64;
 use crate::p2p::{Command, Event, Topic, Verdict};
 use chain::{Chain, Invalid};
 
@@ -91,6 +92,7 @@ struct HeldPayload {
 }
 
 /// Drop reasons that only a faulty or malicious peer produces (as opposed to a slow one).
+// TODO(lead): match on `DropReason::is_fault` once consensus has it, not on label strings.
 fn is_fault(label: &str) -> bool {
     matches!(
         label,

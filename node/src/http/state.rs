@@ -11,7 +11,7 @@ use cairn_ledger::tx::Transaction;
 
 use crate::config::RpcSection;
 use crate::host::status::NodeView;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, to_i64};
 use crate::txpool::mempool::Mempool;
 
 /// Everything the server reads. Cheap to clone (all shared).
@@ -90,9 +90,7 @@ impl RpcState {
     /// even between driver updates.
     pub(crate) fn refresh_gauges(&self) {
         let height = self.store.tip().height.0;
-        self.metrics
-            .height
-            .set(i64::try_from(height).unwrap_or(i64::MAX));
+        self.metrics.height.set(to_i64(height));
         if let Ok(pool) = self.mempool.lock() {
             self.set_mempool_gauges(&pool);
         }
@@ -102,11 +100,7 @@ impl RpcState {
     }
 
     pub(crate) fn set_mempool_gauges(&self, pool: &Mempool) {
-        self.metrics
-            .mempool_size
-            .set(i64::try_from(pool.len()).unwrap_or(i64::MAX));
-        self.metrics
-            .mempool_bytes
-            .set(i64::try_from(pool.bytes()).unwrap_or(i64::MAX));
+        self.metrics.mempool_size.set(to_i64(pool.len() as u64));
+        self.metrics.mempool_bytes.set(to_i64(pool.bytes()));
     }
 }

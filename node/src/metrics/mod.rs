@@ -181,6 +181,11 @@ impl Metrics {
     }
 }
 
+/// A count as a gauge value, saturating.
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 /// Content type of [`Metrics::render`]'s output.
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 

@@ -34,11 +34,11 @@ use cairn_ledger::{Address, Hash};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 
-use crate::host::net::{now_ms, to_i64};
+use crate::host::clock::now_ms;
 use crate::host::status::{EngineStatus, NodeStatus, SyncProgress};
 use crate::host::upgrade::{ForkWatch, Halt};
 use crate::host::{DriverError, NodeIo};
-use crate::metrics::ReasonLabel;
+use crate::metrics::{ReasonLabel, to_i64};
 use crate::p2p::{Command, Event, RequestError, Topic, Verdict};
 use chain::{Accepted, Followed, PowChain, Refused};
 use miner::{FOUND_QUEUE_MAX, Found, Miner};

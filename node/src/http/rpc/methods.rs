@@ -1,6 +1,8 @@
-//! The JSON-RPC methods: what each takes and returns. Field names are the ones
-//! `cairn status`/`cairn query` and scripts rely on (see DESIGN.md, "Command line"); amounts
-//! are integers in the smallest unit, hashes, keys and addresses lowercase hex.
+//! The JSON-RPC methods: what each takes and returns. Field names are a contract with
+//! `cairn status`/`cairn query` and with scripts (README.md, the command-line section):
+//! `status` always has `height`, `hash`, `round`, `leader`, `peers`, `syncing` and
+//! `protocol_version`, whatever the engine; a field is added, never renamed. Amounts are
+//! integers in the smallest unit, hashes, keys and addresses lowercase hex.
 //!
 //! Reads the store and the mempool; the only write is mempool admission. Never writes the
 //! store, never holds the mempool lock while reading a block, and never waits for a commit

@@ -1,0 +1,15 @@
+//! The wall clock, for every driver: block timestamps and the checks against them. Engines
+//! never read it (they are given `now`); drivers read it only through here.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cairn_ledger::TimestampMs;
+
+/// Milliseconds since the Unix epoch; 0 if the clock is before it.
+pub(crate) fn now_ms() -> TimestampMs {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    TimestampMs(ms)
+}
