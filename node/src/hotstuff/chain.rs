@@ -517,6 +517,13 @@ impl Chain {
                 writes.deletes.push(key);
             }
             let prepared = self.prepared(&id);
+            // Commits reach the ledger contiguous and lowest first: each on the tip.
+            let tip = self.store.tip();
+            assert_eq!(
+                (height, self.entries[&id].block.header.parent),
+                (tip.height.next(), tip.hash),
+                "block {id} committed out of order"
+            );
             self.store
                 .commit_with(prepared, &writes)
                 .map_err(Invalid::from_store)?;

@@ -459,6 +459,7 @@ impl Driver {
                         self.io.pool_growth.listen(false);
                         queue.extend(self.build_payload(round, height, parent, justify)?);
                     } else {
+                        // One proposal at a time: a newer request replaces the held one.
                         self.held_payload = Some(HeldPayload {
                             round,
                             height,
@@ -552,10 +553,15 @@ impl Driver {
         blocks: Vec<Block>,
         qc: &cairn_ledger::block::QuorumCert,
     ) -> Result<(), DriverError> {
+        let before = self.chain.store().tip();
         let committed = self
             .chain
             .commit(blocks, qc)
             .map_err(|e| DriverError::Halt(e.reason))?;
+        // The tip moves only by what this driver committed, one height per block.
+        let after = self.chain.store().tip();
+        assert_eq!(after.height.0, before.height.0 + committed.len() as u64);
+        assert!(committed.last().is_none_or(|c| c.hash == after.hash));
         let now = Instant::now();
         for c in &committed {
             if let Some(i) = self.proposed.iter().position(|(h, _)| *h == c.hash) {
@@ -625,6 +631,7 @@ impl Driver {
             self.proposed.remove(0);
         }
         self.proposed.push((id, Instant::now()));
+        assert!(self.proposed.len() <= PROPOSED_KEPT);
     }
 
     fn schedule(&mut self, round: Round, after_ms: u64) {
@@ -636,6 +643,7 @@ impl Driver {
         self.timer_seq += 1;
         let at = Instant::now() + Duration::from_millis(after_ms);
         self.timers.insert((at, self.timer_seq), round);
+        assert!(self.timers.len() <= TIMERS_MAX);
     }
 
     async fn send_to(&self, to: PublicKey, bytes: Vec<u8>) -> Result<(), DriverError> {

@@ -460,6 +460,18 @@ impl PowChain {
     /// Moves the store to the index's best tip as far as the bodies here allow; see the
     /// module documentation.
     pub fn follow_best(&mut self) -> Result<Followed, DriverError> {
+        let before = self.store.tip().height;
+        let out = self.follow_best_from()?;
+        // The tip moves only by connect and revert, one height each.
+        assert_eq!(
+            self.store.tip().height.0 + out.disconnected.len() as u64,
+            before.0 + out.connected.len() as u64,
+            "the tip moved by more than this call connected and reverted"
+        );
+        Ok(out)
+    }
+
+    fn follow_best_from(&mut self) -> Result<Followed, DriverError> {
         let mut out = Followed::default();
         for _ in 0..FOLLOW_PASSES_MAX {
             let target = self.index.best_tip();
@@ -617,6 +629,11 @@ impl PowChain {
             label: "store",
             reason: e.to_string(),
         })?;
+        assert_eq!(
+            self.store.tip().hash,
+            hash,
+            "a mined block connects on the tip"
+        );
         if let Err(e) = self.index.insert_checked(&checked) {
             return Err(Refused::Dropped {
                 label: "index",

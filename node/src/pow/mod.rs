@@ -320,6 +320,7 @@ impl PowDriver {
                         from,
                         block,
                     });
+                    assert!(self.held.len() <= HELD_BACK_MAX);
                 }
                 return Ok(Verdict::Ignore);
             }
@@ -359,6 +360,7 @@ impl PowDriver {
             self.body_from.clear();
         }
         self.body_from.insert(hash, peer);
+        assert!(self.body_from.len() <= BODY_SENDERS_MAX);
     }
 
     /// Moves to the best tip and deals with what that did.
@@ -746,6 +748,7 @@ impl PowDriver {
             };
             self.spawn_request(peer, Asked::Blocks(chunk.to_vec()), request);
         }
+        assert!(self.bodies_asked.len() <= BODIES_IN_FLIGHT_MAX);
     }
 
     fn spawn_request(&self, peer: PeerId, asked: Asked, request: Request) {
