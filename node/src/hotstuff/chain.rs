@@ -1,4 +1,4 @@
-//! The ledger side of the BFT driver: what the engine cannot do because it does no I/O.
+//! The ledger side of the HotStuff driver: what the engine cannot do because it does no I/O.
 //!
 //! - Every block the engine accepts is kept durably (`Effect::StoreBlock`) and executed on
 //!   its uncommitted ancestors before this node's vote for it may leave: a leader that

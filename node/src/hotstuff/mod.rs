@@ -1,4 +1,4 @@
-//! The BFT driver: one loop that feeds the HotStuff engine its inputs (peer messages, timers,
+//! The HotStuff driver: one loop that feeds the HotStuff engine its inputs (peer messages, timers,
 //! payloads) and executes its effects in order.
 //!
 //! Effects run one at a time, in the order the engine gave them, on this loop's thread:

@@ -50,7 +50,8 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
-/// A label naming an RPC method; unknown methods share one value (see `rpc`).
+/// A label naming an RPC method; unknown methods share one value (see
+/// `crate::http::rpc`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabel {
     pub method: &'static str,
