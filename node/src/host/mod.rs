@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod net;
 pub mod payload;
+pub mod peers;
 pub mod status;
 pub mod upgrade;
 

@@ -13,7 +13,7 @@
 pub mod chain;
 pub mod sync_serve;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,9 @@ use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 use libp2p::PeerId;
 use tokio::sync::watch;
 
-use crate::host::clock::now_ms;
+use crate::host::clock::{now_ms, ticks};
+use crate::host::net::{Heard, outside};
+use crate::host::peers::Peers;
 use crate::host::status::{EngineStatus, NodeStatus, SyncProgress};
 use crate::host::upgrade::{ForkWatch, Halt};
 use crate::host::{DriverError, NodeIo};
@@ -62,7 +64,7 @@ pub struct Driver {
     is_validator: bool,
     peer_of: HashMap<PublicKey, PeerId>,
     key_of: HashMap<PeerId, PublicKey>,
-    peers: HashSet<PeerId>,
+    peers: Peers,
     /// Deadline → round; the key's second part keeps equal deadlines apart.
     timers: BTreeMap<(Instant, u64), Round>,
     timer_seq: u64,
@@ -132,7 +134,7 @@ impl Driver {
             io,
             key_of: peer_of.iter().map(|(k, p)| (*p, *k)).collect(),
             peer_of,
-            peers: HashSet::new(),
+            peers: Peers::default(),
             timers: BTreeMap::new(),
             timer_seq: 0,
             best_seen,
@@ -155,8 +157,7 @@ impl Driver {
         let effects = self.engine.start();
         self.execute(effects).await?;
         self.refresh_status();
-        let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
-        status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut status_tick = ticks(STATUS_INTERVAL);
         loop {
             let next_timer = self
                 .timers
@@ -173,14 +174,9 @@ impl Driver {
                 }
             };
             tokio::select! {
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        return Ok(());
-                    }
-                }
-                event = self.io.events.recv() => match event {
+                input = outside(&mut self.io.events, &mut shutdown) => match input? {
+                    None => return Ok(()),
                     Some(event) => self.on_event(event).await?,
-                    None => return Err(DriverError::NetworkStopped),
                 },
                 _ = self.io.pool_growth.notified() => self.release_payload(false).await?,
                 _ = sleep => self.fire_timers().await?,
@@ -268,47 +264,19 @@ impl Driver {
     }
 
     async fn on_event(&mut self, event: Event) -> Result<(), DriverError> {
-        match event {
-            Event::PeerConnected { peer } => {
-                self.peers.insert(peer);
-                tracing::info!(%peer, peers = self.peers.len(), "peer connected");
-            }
-            Event::PeerDisconnected { peer } => {
-                self.peers.remove(&peer);
-                tracing::info!(%peer, peers = self.peers.len(), "peer disconnected");
-            }
-            Event::PeerRefused { peer, reason } => {
-                tracing::warn!(%peer, %reason, "peer refused");
-            }
-            Event::Gossip {
-                from,
-                topic: Topic::Consensus,
-                id,
-                bytes,
-                ..
-            } => {
+        match self.io.hear(&mut self.peers, event).await? {
+            Heard::Done | Heard::Connected(_) | Heard::Disconnected(_) => {}
+            Heard::Consensus { from, id, bytes } => {
                 let verdict = self.on_consensus_bytes(from, bytes).await?;
-                self.io
-                    .command(Command::GossipVerdict { id, verdict })
-                    .await?;
+                self.io.verdict(id, verdict).await?;
             }
-            Event::Gossip {
-                topic: Topic::Transactions,
-                id,
-                ..
-            } => self.io.unrouted_txs(id).await?,
-            Event::Direct { from, bytes } => {
+            Heard::Direct { from, bytes } => {
                 self.on_consensus_bytes(from, bytes).await?;
             }
-            Event::InboundRequest { id, .. } => {
+            Heard::Request { id, .. } => {
                 // Consensus needs no request-response exchange; answer empty so the peer's
                 // request completes instead of timing out.
-                self.io
-                    .command(Command::Respond {
-                        id,
-                        bytes: Vec::new(),
-                    })
-                    .await?;
+                self.io.respond(id, Vec::new()).await?;
             }
         }
         Ok(())
@@ -677,7 +645,7 @@ impl Driver {
         let sync = self.sync_progress();
         self.io.post_status(
             NodeStatus {
-                peers: self.peers.len() as u32,
+                peers: self.peers.count(),
                 syncing: sync.syncing(),
                 validator: self.is_validator,
                 halted: self.halted.reason(),

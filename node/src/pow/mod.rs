@@ -34,12 +34,14 @@ use cairn_ledger::{Address, Hash};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 
-use crate::host::clock::now_ms;
+use crate::host::clock::{now_ms, ticks};
+use crate::host::net::{Heard, outside};
+use crate::host::peers::Peers;
 use crate::host::status::{EngineStatus, NodeStatus, SyncProgress};
 use crate::host::upgrade::{ForkWatch, Halt};
 use crate::host::{DriverError, NodeIo};
 use crate::metrics::{ReasonLabel, to_i64};
-use crate::p2p::{Command, Event, RequestError, Topic, Verdict};
+use crate::p2p::{Event, RequestError, Topic, Verdict};
 use chain::{Accepted, Followed, PowChain, Refused};
 use miner::{FOUND_QUEUE_MAX, Found, Miner};
 use wire::{BLOCKS_PER_REQUEST_MAX, HEADERS_PER_REPLY_MAX, Request, Response};
@@ -117,8 +119,7 @@ pub struct PowDriver {
     pool_grew: bool,
     replies_tx: mpsc::Sender<Reply>,
     replies: mpsc::Receiver<Reply>,
-    peers: Vec<PeerId>,
-    next_peer: usize,
+    peers: Peers,
     headers_asked: HashMap<PeerId, Instant>,
     bodies_asked: HashMap<Hash, Instant>,
     /// Bodies of the best branch still missing after the last follow.
@@ -159,8 +160,7 @@ impl PowDriver {
             pool_grew: false,
             replies_tx,
             replies,
-            peers: Vec::new(),
-            next_peer: 0,
+            peers: Peers::default(),
             headers_asked: HashMap::new(),
             bodies_asked: HashMap::new(),
             missing: Vec::new(),
@@ -181,18 +181,12 @@ impl PowDriver {
         }
         self.new_job();
         self.refresh_status();
-        let mut tick = tokio::time::interval(TICK_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut tick = ticks(TICK_INTERVAL);
         loop {
             tokio::select! {
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        return Ok(());
-                    }
-                }
-                event = self.io.events.recv() => match event {
+                input = outside(&mut self.io.events, &mut shutdown) => match input? {
+                    None => return Ok(()),
                     Some(event) => self.on_event(event).await?,
-                    None => return Err(DriverError::NetworkStopped),
                 },
                 Some(found) = self.found.recv() => self.on_found(found).await?,
                 Some(reply) = self.replies.recv() => self.on_reply(reply).await?,
@@ -222,10 +216,10 @@ impl PowDriver {
             let missing = self.missing.clone();
             self.request_bodies(&missing);
         }
-        if now.duration_since(self.last_poll) >= HEADERS_POLL && !self.peers.is_empty() {
+        if now.duration_since(self.last_poll) >= HEADERS_POLL
+            && let Some(peer) = self.peers.next_in_turn()
+        {
             self.last_poll = now;
-            let peer = self.peers[self.next_peer % self.peers.len()];
-            self.next_peer = self.next_peer.wrapping_add(1);
             self.request_headers(peer, false);
         }
         if self.pool_grew
@@ -242,34 +236,13 @@ impl PowDriver {
     }
 
     async fn on_event(&mut self, event: Event) -> Result<(), DriverError> {
-        match event {
-            Event::PeerConnected { peer } => {
-                if !self.peers.contains(&peer) {
-                    self.peers.push(peer);
-                }
-                tracing::info!(%peer, peers = self.peers.len(), "peer connected");
-                self.request_headers(peer, true);
-            }
-            Event::PeerDisconnected { peer } => {
-                self.peers.retain(|p| *p != peer);
+        match self.io.hear(&mut self.peers, event).await? {
+            Heard::Done => {}
+            Heard::Connected(peer) => self.request_headers(peer, true),
+            Heard::Disconnected(peer) => {
                 self.headers_asked.remove(&peer);
-                tracing::info!(%peer, peers = self.peers.len(), "peer disconnected");
             }
-            Event::PeerRefused { peer, reason } => {
-                tracing::warn!(%peer, %reason, "peer refused");
-            }
-            Event::Gossip {
-                topic: Topic::Transactions,
-                id,
-                ..
-            } => self.io.unrouted_txs(id).await?,
-            Event::Gossip {
-                from,
-                topic: Topic::Consensus,
-                id,
-                bytes,
-                ..
-            } => {
+            Heard::Consensus { from, id, bytes } => {
                 let verdict = match wire::decode_block(&bytes) {
                     Ok(block) => self.on_block(Some(from), block).await?,
                     Err(e) => {
@@ -278,16 +251,12 @@ impl PowDriver {
                         Verdict::Reject
                     }
                 };
-                self.io
-                    .command(Command::GossipVerdict { id, verdict })
-                    .await?;
+                self.io.verdict(id, verdict).await?;
             }
-            Event::Direct { .. } => self.io.drop_reason("unexpected_direct"),
-            Event::InboundRequest { from, id, bytes } => {
+            Heard::Direct { .. } => self.io.drop_reason("unexpected_direct"),
+            Heard::Request { from, id, bytes } => {
                 let answer = self.serve(from, &bytes).await?;
-                self.io
-                    .command(Command::Respond { id, bytes: answer })
-                    .await?;
+                self.io.respond(id, answer).await?;
             }
         }
         Ok(())
@@ -738,8 +707,9 @@ impl PowDriver {
             .collect();
         let now = Instant::now();
         for chunk in wanted.chunks(BLOCKS_PER_REQUEST_MAX) {
-            let peer = self.peers[self.next_peer % self.peers.len()];
-            self.next_peer = self.next_peer.wrapping_add(1);
+            let Some(peer) = self.peers.next_in_turn() else {
+                break;
+            };
             for h in chunk {
                 self.bodies_asked.insert(*h, now);
             }
@@ -804,7 +774,7 @@ impl PowDriver {
         let sync = self.sync_progress();
         self.io.post_status(
             NodeStatus {
-                peers: self.peers.len() as u32,
+                peers: self.peers.count(),
                 syncing: sync.syncing(),
                 validator: self.miner.is_some(),
                 halted: self.halted.reason(),
@@ -840,7 +810,7 @@ mod tests {
     use crate::config::MempoolSection;
     use crate::host::status::StatusBoard;
     use crate::metrics::Metrics;
-    use crate::p2p::{GossipId, P2pHandle};
+    use crate::p2p::{Command, GossipId, P2pHandle};
     use crate::txpool::mempool::Mempool;
     use chain::tests::{net, now, open, seal, template, transfers};
 
