@@ -9,8 +9,8 @@ use cairn_consensus::hotstuff::{Message, SYNC_BLOCKS_MAX, SyncRequest};
 use cairn_ledger::Height;
 use cairn_ledger::store::Store;
 use cairn_node::config::NodeConfig;
-use cairn_node::driver::SYNC_ANSWER_SLACK_BYTES;
-use cairn_node::driver::sync_serve::committed_blocks;
+use cairn_node::hotstuff::SYNC_ANSWER_SLACK_BYTES;
+use cairn_node::hotstuff::sync_serve::committed_blocks;
 use cairn_tests::ChainGen;
 use criterion::{Criterion, criterion_group, criterion_main};
 

@@ -24,7 +24,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for a whole call (connect, send, answer), for every method but a commit wait.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time a call waiting for a commit allows beyond the node's own bound
-/// (`cairn_node::rpc::COMMIT_WAIT_MAX`), so the node's answer arrives before the client
+/// (`cairn_node::http::rpc::COMMIT_WAIT_MAX`), so the node's answer arrives before the client
 /// gives up.
 pub const COMMIT_CALL_MARGIN: Duration = Duration::from_secs(10);
 /// Largest answer read: a block with its transaction hashes is far below this.

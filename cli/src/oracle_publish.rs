@@ -169,7 +169,7 @@ pub fn run(a: PublishArgs) -> Result<()> {
             Ok(d) => break d,
             // The node names the feeds it has: retrying will not make this one appear.
             Err(e @ crate::client::ClientError::Rpc { code, .. })
-                if code == cairn_node::rpc::codes::INVALID_PARAMS =>
+                if code == cairn_node::http::rpc::codes::INVALID_PARAMS =>
             {
                 return Err(e.into());
             }
@@ -262,7 +262,7 @@ impl Publisher {
         ) {
             Ok(v) => v,
             Err(crate::client::ClientError::Rpc { code, .. })
-                if code == cairn_node::rpc::codes::NOT_FOUND =>
+                if code == cairn_node::http::rpc::codes::NOT_FOUND =>
             {
                 Value::Null
             }
@@ -288,7 +288,7 @@ impl Publisher {
         ) {
             Ok(v) => v["bonded"].as_u64().unwrap_or(0),
             Err(crate::client::ClientError::Rpc { code, .. })
-                if code == cairn_node::rpc::codes::NOT_FOUND =>
+                if code == cairn_node::http::rpc::codes::NOT_FOUND =>
             {
                 0
             }

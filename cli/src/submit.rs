@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 use cairn_ledger::crypto::Keypair;
 use cairn_ledger::tx::{Payload, Transaction};
 use cairn_ledger::{Address, Amount, Hash, Nonce};
-use cairn_node::rpc::COMMIT_WAIT_MAX;
+use cairn_node::http::rpc::COMMIT_WAIT_MAX;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

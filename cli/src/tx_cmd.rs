@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use cairn_ledger::tx::{Payload, Transaction};
 use cairn_ledger::{Address, Amount, Hash, Nonce, keys};
-use cairn_node::rpc::{COMMIT_WAIT_MAX, codes};
+use cairn_node::http::rpc::{COMMIT_WAIT_MAX, codes};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

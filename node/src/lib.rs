@@ -1,14 +1,21 @@
-//! The running node: its home directory and configuration, the mempool, networking, the
-//! metrics and the HTTP server (JSON-RPC, health, readiness, metrics), and the driver that
-//! runs consensus over them (`run`): [`driver`] for BFT networks, [`pow`] for proof of work.
+//! The running node: its home directory and configuration, networking, and one driver per
+//! engine that runs consensus over what every driver shares.
+//!
+//! - [`host`]: what every driver is wired to and shares (network and mempool handles, the
+//!   status it posts, errors, clock, upgrades, block payloads); imports no driver.
+//! - [`hotstuff`], [`pow`]: one driver per engine, each on [`host`]; never each other.
+//! - [`txpool`]: the mempool and transaction gossip. [`p2p`]: libp2p.
+//! - [`http`]: the RPC server (JSON-RPC, health, readiness, metrics); reads [`host`]'s
+//!   status, never a driver. [`metrics`]: every Prometheus metric, one prefix scheme.
+//! - [`run`]: wiring only, with one match on the engine.
 
 pub mod config;
-pub mod driver;
 pub mod home;
-pub mod mempool;
+pub mod host;
+pub mod hotstuff;
+pub mod http;
 pub mod metrics;
-pub mod oracle_metrics;
 pub mod p2p;
 pub mod pow;
-pub mod rpc;
 pub mod run;
+pub mod txpool;

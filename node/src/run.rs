@@ -15,20 +15,24 @@ use cairn_ledger::Height;
 use cairn_ledger::genesis::EngineParams;
 use cairn_ledger::keys::read_key_file;
 use cairn_ledger::store::Store;
+use futures::FutureExt;
+use futures::future::LocalBoxFuture;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::driver::chain::Chain;
-use crate::driver::tx_gossip::{
-    PoolGrowth, TX_GOSSIP_QUEUE_MAX, TxGossipWorker, publish_rpc_admitted,
-};
-use crate::driver::{Driver, DriverError, DriverParts, NodeIo};
 use crate::home::Home;
-use crate::mempool::Mempool;
+use crate::host::status::{EngineStatus, NodeStatus, Readiness, StatusBoard};
+use crate::host::{DriverError, NodeIo};
+use crate::hotstuff::chain::Chain;
+use crate::hotstuff::{Driver, DriverParts};
+use crate::http::{self, RpcState};
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::p2p::{self, P2pConfig};
 use crate::pow::chain::PowChain;
 use crate::pow::{MiningSetup, PowDriver, PowParts};
-use crate::rpc::{self, NodeStatus, Readiness, RpcState, StatusBoard};
+use crate::txpool::gossip::{
+    PoolGrowth, TX_GOSSIP_QUEUE_MAX, TxGossipWorker, publish_rpc_admitted,
+};
+use crate::txpool::mempool::Mempool;
 use cairn_consensus::pow::PowRules;
 
 /// Transactions admitted by the RPC and waiting to be gossiped; beyond it they stay in the
@@ -127,16 +131,61 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         &genesis.chain_id,
         config.mempool.clone(),
     )));
-    let board = Arc::new(StatusBoard::new(
-        NodeStatus {
-            validator: match &genesis.consensus.engine {
-                EngineParams::HotStuff(_) => genesis
+    // The one place that looks at the engine: everything below uses what it yields.
+    let (config, genesis_ref) = (&config, &genesis);
+    let engine =
+        match &genesis.consensus.engine {
+            EngineParams::HotStuff(params) => {
+                let validator = genesis
                     .validators
                     .iter()
-                    .any(|v| v.public_key == key.public()),
-                EngineParams::Pow(_) => config.mining.enabled,
-            },
+                    .any(|v| v.public_key == key.public());
+                let parts = HotStuffSetup {
+                    store: Arc::clone(&store),
+                    key,
+                    params: params.clone(),
+                    data: data.clone(),
+                };
+                EnginePlan {
+                    name: "hotstuff",
+                    validator,
+                    // A leader listens to the pool only while it holds back an empty block.
+                    listens_to_pool: false,
+                    status: EngineStatus::default(),
+                    driver: Box::new(move |io: NodeIo| {
+                        let driver = hotstuff_driver(parts, io, config)?;
+                        Ok(Box::new(move |stop: watch::Receiver<bool>| {
+                            driver.run(stop).boxed_local()
+                        }) as DriverRun)
+                    }),
+                }
+            }
+            EngineParams::Pow(params) => {
+                let own_address = key.public().address();
+                let store = Arc::clone(&store);
+                EnginePlan {
+                    name: "pow",
+                    validator: config.mining.enabled,
+                    // A miner rebuilds its template whenever the pool grows.
+                    listens_to_pool: true,
+                    status: EngineStatus::Pow {
+                        best_header_height: tip.height,
+                    },
+                    driver: Box::new(move |io: NodeIo| {
+                        let driver =
+                            pow_driver(store, params, own_address, io, home, genesis_ref, config)?;
+                        Ok(Box::new(move |stop: watch::Receiver<bool>| {
+                            driver.run(stop).boxed_local()
+                        }) as DriverRun)
+                    }),
+                }
+            }
+        };
+    let board = Arc::new(StatusBoard::new(
+        NodeStatus {
+            validator: engine.validator,
             syncing: true,
+            engine: engine.status.clone(),
             ..NodeStatus::default()
         },
         Readiness::NotReady("starting".into()),
@@ -152,7 +201,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         admitted: Some(admitted_tx),
     };
     let (stop_rpc, rpc_stopped) = oneshot::channel::<()>();
-    let rpc_task = tokio::spawn(rpc::serve(rpc_listener, rpc_state, async {
+    let rpc_task = tokio::spawn(http::serve(rpc_listener, rpc_state, async {
         let _ = rpc_stopped.await;
     }));
 
@@ -162,19 +211,11 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         peer_id = %p2p_handle.local_peer_id,
         p2p = %p2p_handle.listen_addr,
         rpc = %rpc_addr,
-        engine = match &genesis.consensus.engine {
-            EngineParams::HotStuff(_) => "hotstuff",
-            EngineParams::Pow(_) => "pow",
-        },
+        engine = engine.name,
         "node started"
     );
 
-    // A miner rebuilds its template whenever the pool grows; a BFT leader listens only while
-    // it holds back an empty block.
-    let pool_growth = Arc::new(PoolGrowth::new(matches!(
-        genesis.consensus.engine,
-        EngineParams::Pow(_)
-    )));
+    let pool_growth = Arc::new(PoolGrowth::new(engine.listens_to_pool));
     let rpc_publisher = tokio::spawn(publish_rpc_admitted(
         admitted_rx,
         p2p_handle.clone(),
@@ -201,47 +242,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
         genesis: genesis.clone(),
         message_bytes_max,
     };
-    let driver = match &genesis.consensus.engine {
-        EngineParams::HotStuff(params) => {
-            let parts = Bft {
-                store: Arc::clone(&store),
-                key,
-                params: params.clone(),
-                data: data.clone(),
-            };
-            AnyDriver::Bft(Box::new(bft_driver(parts, io, &config)?))
-        }
-        EngineParams::Pow(params) => {
-            let reward_to = config
-                .mining
-                .reward_address_or(key.public().address())
-                .map_err(|reason| RunError::RewardAddress {
-                    path: home.config_path(),
-                    value: config.mining.reward_address.clone(),
-                    reason,
-                })?;
-            let rules = PowRules::new(params).map_err(|e| RunError::Consensus(e.to_string()))?;
-            let (chain, opened) = PowChain::open(
-                Arc::clone(&store),
-                rules,
-                genesis.consensus.block_txs_max,
-                genesis.consensus.block_bytes_max,
-                config.pow.reorg_depth_max,
-            )
-            .map_err(|e| RunError::Consensus(e.0))?;
-            let driver = PowDriver::new(PowParts {
-                chain,
-                opened,
-                io,
-                mining: config.mining.enabled.then_some(MiningSetup {
-                    threads: config.mining.threads as usize,
-                    reward_to,
-                }),
-            })
-            .map_err(|e| RunError::Consensus(e.to_string()))?;
-            AnyDriver::Pow(Box::new(driver))
-        }
-    };
+    let driver = (engine.driver)(io)?;
     let (stop_driver, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = oneshot::channel();
     let driver_thread = std::thread::Builder::new()
@@ -251,7 +252,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
                 .enable_all()
                 .build()
             {
-                Ok(rt) => rt.block_on(driver.run(stop_rx)),
+                Ok(rt) => rt.block_on(driver(stop_rx)),
                 Err(e) => Err(DriverError::Halt(format!(
                     "cannot start the driver's runtime: {e}"
                 ))),
@@ -285,40 +286,82 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
     }
 }
 
-/// The driver of the genesis's engine.
-enum AnyDriver {
-    Bft(Box<Driver>),
-    Pow(Box<PowDriver>),
+/// What the genesis's engine means for the rest of the wiring.
+struct EnginePlan<'a> {
+    /// As the log names it.
+    name: &'static str,
+    /// Whether this node makes blocks: a validator in the genesis set, or a miner.
+    validator: bool,
+    /// Whether the driver wants to hear of every admission to the pool from the start.
+    listens_to_pool: bool,
+    /// The engine's part of the status until the driver posts its own.
+    status: EngineStatus,
+    /// Builds the driver on the shared wiring.
+    driver: Box<dyn FnOnce(NodeIo) -> Result<DriverRun, RunError> + Send + 'a>,
 }
 
-impl AnyDriver {
-    async fn run(self, stop: watch::Receiver<bool>) -> Result<(), DriverError> {
-        match self {
-            AnyDriver::Bft(d) => d.run(stop).await,
-            AnyDriver::Pow(d) => d.run(stop).await,
-        }
-    }
+/// A built driver: run on the driver's own thread until the receiver turns true.
+type DriverRun = Box<
+    dyn FnOnce(watch::Receiver<bool>) -> LocalBoxFuture<'static, Result<(), DriverError>> + Send,
+>;
+
+fn pow_driver(
+    store: Arc<Store>,
+    params: &cairn_ledger::genesis::PowParams,
+    own_address: cairn_ledger::Address,
+    io: NodeIo,
+    home: &Home,
+    genesis: &cairn_ledger::genesis::Genesis,
+    config: &crate::config::NodeConfig,
+) -> Result<PowDriver, RunError> {
+    let reward_to = config
+        .mining
+        .reward_address_or(own_address)
+        .map_err(|reason| RunError::RewardAddress {
+            path: home.config_path(),
+            value: config.mining.reward_address.clone(),
+            reason,
+        })?;
+    let rules = PowRules::new(params).map_err(|e| RunError::Consensus(e.to_string()))?;
+    let (chain, opened) = PowChain::open(
+        store,
+        rules,
+        genesis.consensus.block_txs_max,
+        genesis.consensus.block_bytes_max,
+        config.pow.reorg_depth_max,
+    )
+    .map_err(|e| RunError::Consensus(e.to_string()))?;
+    PowDriver::new(PowParts {
+        chain,
+        opened,
+        io,
+        mining: config.mining.enabled.then_some(MiningSetup {
+            threads: config.mining.threads as usize,
+            reward_to,
+        }),
+    })
+    .map_err(|e| RunError::Consensus(e.to_string()))
 }
 
-/// What only the BFT driver needs.
-struct Bft {
+/// What only the HotStuff driver needs.
+struct HotStuffSetup {
     store: Arc<Store>,
     key: cairn_ledger::crypto::Keypair,
     params: cairn_ledger::genesis::HotStuffParams,
     data: std::path::PathBuf,
 }
 
-fn bft_driver(
-    bft: Bft,
+fn hotstuff_driver(
+    setup: HotStuffSetup,
     shared: NodeIo,
     config: &crate::config::NodeConfig,
 ) -> Result<Driver, RunError> {
-    let Bft {
+    let HotStuffSetup {
         store,
         key,
         params,
         data,
-    } = bft;
+    } = setup;
     let genesis = &shared.genesis;
     let validators = ValidatorSet::from_genesis(&genesis.validators)
         .map_err(|e| RunError::Consensus(e.to_string()))?;

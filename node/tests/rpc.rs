@@ -14,9 +14,11 @@ use cairn_ledger::store::Store;
 use cairn_ledger::tx::{Payload, Transaction};
 use cairn_ledger::{Address, Amount, Hash, Height, Nonce, ProtocolVersion, Round, TimestampMs};
 use cairn_node::config::{MempoolSection, RpcSection};
-use cairn_node::mempool::Mempool;
+use cairn_node::host::status::{EngineStatus, NodeStatus, Readiness, StatusBoard};
+use cairn_node::http::rpc::codes;
+use cairn_node::http::{RpcState, serve};
 use cairn_node::metrics::Metrics;
-use cairn_node::rpc::{NodeStatus, Readiness, RpcState, StatusBoard, codes, serve};
+use cairn_node::txpool::mempool::Mempool;
 use serde_json::{Value, json};
 
 /// Small limits so the limit tests stay small. An oversized body must still fit in one of
@@ -76,13 +78,14 @@ impl TestNode {
         let mempool = Mempool::new(store.chain_id(), MempoolSection::default());
         let board = Arc::new(StatusBoard::new(
             NodeStatus {
-                round: Round(7),
-                leader: Some(validator.public().address()),
                 peers: 3,
                 syncing: false,
                 validator: true,
                 halted: None,
-                best_header_height: None,
+                engine: EngineStatus::HotStuff {
+                    round: Round(7),
+                    leader: Some(validator.public().address()),
+                },
             },
             Readiness::NotReady("syncing: height 0 of 10".into()),
         ));
@@ -347,7 +350,7 @@ fn submit_admits_then_refuses_the_duplicate_and_metrics_count_both() {
         "cairn_txs_rejected_total{reason=\"duplicate\"} 1\n",
         "cairn_rpc_requests_total{method=\"submit_tx\"} 2\n",
         "cairn_rpc_requests_total{method=\"mempool\"} 1\n",
-        "cairn_round ",
+        "cairn_bft_round ",
         "cairn_commit_latency_seconds_bucket",
     ] {
         assert!(metrics.contains(line), "{line:?} missing from:\n{metrics}");
@@ -816,7 +819,7 @@ fn stopping_the_server_answers_commit_waits_at_once() {
     let stopping = std::time::Instant::now();
     drop(node);
     // The graceful shutdown finished: it did not wait out the 30 s commit bound.
-    assert!(stopping.elapsed() < cairn_node::rpc::COMMIT_WAIT_MAX / 2);
+    assert!(stopping.elapsed() < cairn_node::http::rpc::COMMIT_WAIT_MAX / 2);
     let response = waiter.join().unwrap();
     let (code, message) = error_of(&response);
     assert_eq!(code, codes::COMMIT_TIMEOUT);
@@ -826,7 +829,7 @@ fn stopping_the_server_answers_commit_waits_at_once() {
 
 #[test]
 fn connections_beyond_the_cap_wait_until_one_closes() {
-    use cairn_node::rpc::CONNECTIONS_MAX;
+    use cairn_node::http::CONNECTIONS_MAX;
     let node = TestNode::start();
     // Idle connections hold every slot.
     let mut idle: Vec<TcpStream> = (0..CONNECTIONS_MAX)
@@ -862,7 +865,7 @@ const IMPATIENT: Duration = Duration::from_millis(400);
 
 #[test]
 fn idle_and_stalled_clients_are_closed_and_their_slots_go_to_waiting_ones() {
-    use cairn_node::rpc::CONNECTIONS_MAX;
+    use cairn_node::http::CONNECTIONS_MAX;
     let node = TestNode::start_impatient(IMPATIENT);
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"status"}"#;
     let stalls = [

@@ -331,7 +331,7 @@ fn bad_rpc_input_gets_errors_and_the_node_keeps_committing() {
     let metrics = get(&format!("{url}/metrics"));
     for name in [
         "cairn_height",
-        "cairn_round",
+        "cairn_bft_round",
         "cairn_peers",
         "cairn_txs_rejected_total",
         "cairn_block_interval_seconds",

@@ -18,9 +18,10 @@ use cairn_ledger::store::Store;
 use cairn_ledger::tx::Transaction;
 use cairn_ledger::{Address, Amount, Hash, Height, ProtocolVersion, Round, TimestampMs};
 use cairn_node::config::{MempoolSection, RpcSection};
-use cairn_node::mempool::Mempool;
+use cairn_node::host::status::{EngineStatus, NodeStatus, Readiness, StatusBoard};
+use cairn_node::http::{RpcState, serve};
 use cairn_node::metrics::Metrics;
-use cairn_node::rpc::{NodeStatus, Readiness, RpcState, StatusBoard, serve};
+use cairn_node::txpool::mempool::Mempool;
 use cairn_tests::cairn_bin;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -70,13 +71,14 @@ impl Node {
         )));
         let board = StatusBoard::new(
             NodeStatus {
-                round: Round(7),
-                leader: Some(validator.public().address()),
                 peers: 3,
                 syncing: false,
                 validator: true,
                 halted: None,
-                best_header_height: None,
+                engine: EngineStatus::HotStuff {
+                    round: Round(7),
+                    leader: Some(validator.public().address()),
+                },
             },
             Readiness::Ready,
         );
@@ -699,7 +701,7 @@ fn a_wait_that_runs_out_says_the_transfer_may_still_commit_and_how_to_wait_again
         "account" => serde_json::json!({ "jsonrpc": "2.0", "id": 1, "result": {
             "address": "00", "balance": 10, "nonce": 3, "pending_nonce": 4 } }),
         _ => serde_json::json!({ "jsonrpc": "2.0", "id": 1, "error": {
-            "code": cairn_node::rpc::codes::COMMIT_TIMEOUT,
+            "code": cairn_node::http::rpc::codes::COMMIT_TIMEOUT,
             "message": "transaction 00 was admitted but not committed within 30 s; it may \
                         still commit" } }),
     });

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cairn_ledger::Hash;
-use cairn_node::rpc::codes;
+use cairn_node::http::rpc::codes;
 use serde::Deserialize;
 use serde_json::json;
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use cairn_ledger::Hash;
-use cairn_node::rpc::codes;
+use cairn_node::http::rpc::codes;
 use indicatif::ProgressBar;
 use serde_json::Value;
 

@@ -94,7 +94,7 @@ impl Topic {
 
     pub fn name(self, chain_id: &str) -> String {
         match self {
-            // 2: a message carries a batch of transactions (`driver::tx_gossip`).
+            // 2: a message carries a batch of transactions (`txpool::gossip`).
             Topic::Transactions => format!("/cairn/{chain_id}/tx/2"),
             Topic::Consensus => format!("/cairn/{chain_id}/consensus/1"),
         }

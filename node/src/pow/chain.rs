@@ -28,16 +28,16 @@ use cairn_consensus::pow::{
     BlockIndex, BlockStatus, CompactTarget, HeaderError, HeaderSummary, IndexLimits, Inserted,
     PowRules, Rejection, check_header,
 };
-use cairn_ledger::block::{
-    BLOCK_BYTES_MAX, Block, BlockHeader, EncodedBody, HEADER_BYTES_MAX, Seal,
-};
+use cairn_ledger::block::{Block, BlockHeader, EncodedBody, Seal};
 use cairn_ledger::codec;
 use cairn_ledger::state::SigCheck;
-use cairn_ledger::store::{ApplyError, ConsensusWrites, PreparedBlock, Store, StoreError};
+use cairn_ledger::store::{ApplyError, ConsensusWrites, PreparedBlock, Store};
 use cairn_ledger::tx::Transaction;
-use cairn_ledger::{Address, Hash, Height, Nonce, ProtocolVersion, TimestampMs};
+use cairn_ledger::{Address, Hash, Height, TimestampMs};
 
-use crate::mempool::{Identified, Mempool};
+use crate::host::DriverError;
+use crate::host::payload::{self, BlockLimits};
+use crate::txpool::mempool::{Identified, Mempool};
 
 /// Bodies of blocks not on the connected chain, keyed by this prefix and the block hash.
 pub const SIDE_BLOCK_PREFIX: &[u8] = b"pow/block/";
@@ -49,8 +49,6 @@ pub const SIDE_BLOCKS_MAX: usize = 4096;
 pub const FOLLOW_PASSES_MAX: usize = 16;
 /// Most bodies [`PowChain::follow_best`] reports missing at once (the driver fetches them).
 pub const MISSING_BODIES_MAX: usize = 512;
-/// Room left in a block for its header and encoding overhead when filling it from the pool.
-const BLOCK_OVERHEAD_BYTES: usize = HEADER_BYTES_MAX;
 
 /// Why a header or a block was not taken, and what that means for whoever sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,17 +82,6 @@ pub enum Accepted {
     Known,
 }
 
-/// The node cannot go on (the disk failed, the store is corrupt, an upgrade is missing).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Fatal(pub String);
-
-impl From<StoreError> for Fatal {
-    fn from(e: StoreError) -> Fatal {
-        Fatal(e.to_string())
-    }
-}
-
 /// What [`PowChain::follow_best`] did.
 #[derive(Debug, Default)]
 pub struct Followed {
@@ -121,8 +108,7 @@ pub struct PowChain {
     headers: HashMap<Hash, BlockHeader>,
     /// Side bodies on disk, with their heights.
     bodies: HashMap<Hash, Height>,
-    block_txs_max: usize,
-    block_bytes_max: usize,
+    limits: BlockLimits,
     reorg_depth_max: u64,
     /// The best tip whose reorganisation was last refused for its depth (warned once per tip).
     refused_tip: Option<Hash>,
@@ -159,24 +145,24 @@ impl PowChain {
         block_txs_max: u32,
         block_bytes_max: u32,
         reorg_depth_max: u64,
-    ) -> Result<(PowChain, Followed), Fatal> {
+    ) -> Result<(PowChain, Followed), DriverError> {
         let genesis = store
             .header_at(Height(0))?
-            .ok_or_else(|| Fatal("block 0 is missing from the store".into()))?;
+            .ok_or_else(|| DriverError::Halt("block 0 is missing from the store".into()))?;
         let mut index = BlockIndex::new(
             HeaderSummary::genesis(&genesis, &rules),
             IndexLimits::default(),
         )
-        .map_err(|e| Fatal(format!("the genesis bits are unusable: {e}")))?;
+        .map_err(|e| DriverError::Halt(format!("the genesis bits are unusable: {e}")))?;
         let tip = store.tip();
         for h in 1..=tip.height.0 {
-            let header = store
-                .header_at(Height(h))?
-                .ok_or_else(|| Fatal(format!("block {h} of the stored chain is missing")))?;
-            let summary = summary_of(&header).map_err(Fatal)?;
+            let header = store.header_at(Height(h))?.ok_or_else(|| {
+                DriverError::Halt(format!("block {h} of the stored chain is missing"))
+            })?;
+            let summary = summary_of(&header).map_err(DriverError::Halt)?;
             index
                 .insert(header.parent, summary)
-                .map_err(|e| Fatal(format!("the stored chain does not index: {e}")))?;
+                .map_err(|e| DriverError::Halt(format!("the stored chain does not index: {e}")))?;
         }
         let mut chain = PowChain {
             store: Arc::clone(&store),
@@ -184,8 +170,7 @@ impl PowChain {
             index,
             headers: HashMap::new(),
             bodies: HashMap::new(),
-            block_txs_max: block_txs_max as usize,
-            block_bytes_max: (block_bytes_max as usize).min(BLOCK_BYTES_MAX),
+            limits: BlockLimits::new(block_txs_max, block_bytes_max),
             reorg_depth_max,
             refused_tip: None,
         };
@@ -248,11 +233,11 @@ impl PowChain {
     }
 
     pub fn block_txs_max(&self) -> usize {
-        self.block_txs_max
+        self.limits.txs_max
     }
 
     /// The header of an indexed block, connected or not.
-    pub fn header(&self, hash: &Hash) -> Result<Option<BlockHeader>, Fatal> {
+    pub fn header(&self, hash: &Hash) -> Result<Option<BlockHeader>, DriverError> {
         if let Some(h) = self.headers.get(hash) {
             return Ok(Some(h.clone()));
         }
@@ -260,7 +245,7 @@ impl PowChain {
     }
 
     /// Whether the body of `hash` is here (connected, or put aside).
-    pub fn has_body(&self, hash: &Hash) -> Result<bool, Fatal> {
+    pub fn has_body(&self, hash: &Hash) -> Result<bool, DriverError> {
         Ok(self.bodies.contains_key(hash) || self.store.header(hash)?.is_some())
     }
 
@@ -355,9 +340,9 @@ impl PowChain {
                 reason: format!("block {hash} is known to be invalid"),
             });
         }
-        let fatal = |e: Fatal| Refused::Dropped {
+        let fatal = |e: DriverError| Refused::Dropped {
             label: "store",
-            reason: e.0,
+            reason: e.to_string(),
         };
         if self.has_body(&hash).map_err(fatal)? {
             return Ok(false);
@@ -374,26 +359,26 @@ impl PowChain {
                 ),
             });
         }
-        if block.transactions.len() > self.block_txs_max {
+        if block.transactions.len() > self.limits.txs_max {
             return Err(self.invalid_block(
                 hash,
                 "oversized",
                 format!(
                     "block {hash} has {} transactions, over the genesis limit of {}",
                     block.transactions.len(),
-                    self.block_txs_max
+                    self.limits.txs_max
                 ),
             ));
         }
         let encoded = codec::encode(block);
-        if encoded.len() > self.block_bytes_max {
+        if encoded.len() > self.limits.bytes_max {
             return Err(self.invalid_block(
                 hash,
                 "oversized",
                 format!(
                     "block {hash} is {} bytes, over the genesis limit of {}",
                     encoded.len(),
-                    self.block_bytes_max
+                    self.limits.bytes_max
                 ),
             ));
         }
@@ -422,7 +407,7 @@ impl PowChain {
 
     /// Deletes side bodies too deep below the tip to be reconnected under the reorg policy,
     /// and those of invalid blocks.
-    fn prune_side(&mut self) -> Result<(), Fatal> {
+    fn prune_side(&mut self) -> Result<(), DriverError> {
         let floor = self
             .store
             .tip()
@@ -452,17 +437,17 @@ impl PowChain {
         Ok(())
     }
 
-    fn side_body(&self, hash: &Hash) -> Result<Option<Block>, Fatal> {
+    fn side_body(&self, hash: &Hash) -> Result<Option<Block>, DriverError> {
         let Some(bytes) = self.store.get_consensus(&side_key(hash))? else {
             return Ok(None);
         };
         Block::decode(&bytes)
             .map(Some)
-            .map_err(|e| Fatal(format!("stored side block {hash} is unreadable: {e}")))
+            .map_err(|e| DriverError::Halt(format!("stored side block {hash} is unreadable: {e}")))
     }
 
     /// A block by hash, connected or put aside.
-    pub fn block(&self, hash: &Hash) -> Result<Option<Block>, Fatal> {
+    pub fn block(&self, hash: &Hash) -> Result<Option<Block>, DriverError> {
         if let Some(b) = self.store.block(hash)? {
             return Ok(Some(b));
         }
@@ -474,7 +459,19 @@ impl PowChain {
 
     /// Moves the store to the index's best tip as far as the bodies here allow; see the
     /// module documentation.
-    pub fn follow_best(&mut self) -> Result<Followed, Fatal> {
+    pub fn follow_best(&mut self) -> Result<Followed, DriverError> {
+        let before = self.store.tip().height;
+        let out = self.follow_best_from()?;
+        // The tip moves only by connect and revert, one height each.
+        assert_eq!(
+            self.store.tip().height.0 + out.disconnected.len() as u64,
+            before.0 + out.connected.len() as u64,
+            "the tip moved by more than this call connected and reverted"
+        );
+        Ok(out)
+    }
+
+    fn follow_best_from(&mut self) -> Result<Followed, DriverError> {
         let mut out = Followed::default();
         for _ in 0..FOLLOW_PASSES_MAX {
             let target = self.index.best_tip();
@@ -483,10 +480,9 @@ impl PowChain {
                 self.refused_tip = None;
                 break;
             }
-            let path = self
-                .index
-                .reorg_path(&tip, &target)
-                .map_err(|e| Fatal(format!("no path from the tip to the best block: {e}")))?;
+            let path = self.index.reorg_path(&tip, &target).map_err(|e| {
+                DriverError::Halt(format!("no path from the tip to the best block: {e}"))
+            })?;
             let mut available = 0;
             for hash in &path.connect {
                 if !self.bodies.contains_key(hash) {
@@ -524,18 +520,17 @@ impl PowChain {
         Ok(out)
     }
 
-    fn disconnect_tip(&mut self, hash: &Hash, out: &mut Followed) -> Result<(), Fatal> {
-        let block = self
-            .store
-            .block(hash)?
-            .ok_or_else(|| Fatal(format!("block {hash} to disconnect is not in the store")))?;
+    fn disconnect_tip(&mut self, hash: &Hash, out: &mut Followed) -> Result<(), DriverError> {
+        let block = self.store.block(hash)?.ok_or_else(|| {
+            DriverError::Halt(format!("block {hash} to disconnect is not in the store"))
+        })?;
         // On disk before the store forgets it: a crash between the two leaves both copies,
         // never neither.
         self.store
             .put_consensus(&side_key(hash), &codec::encode(&block))?;
         let reverted = self.store.revert_tip()?;
         if reverted.hash() != *hash {
-            return Err(Fatal(format!(
+            return Err(DriverError::Halt(format!(
                 "reverted {} while disconnecting {hash}",
                 reverted.hash()
             )));
@@ -548,11 +543,11 @@ impl PowChain {
 
     /// Connects `blocks` (oldest first) on the tip. Returns whether it stopped (an invalid
     /// block, now marked, or a missing upgrade).
-    fn connect(&mut self, blocks: &[Hash], out: &mut Followed) -> Result<bool, Fatal> {
+    fn connect(&mut self, blocks: &[Hash], out: &mut Followed) -> Result<bool, DriverError> {
         for hash in blocks {
-            let block = self
-                .side_body(hash)?
-                .ok_or_else(|| Fatal(format!("side block {hash} is missing from the store")))?;
+            let block = self.side_body(hash)?.ok_or_else(|| {
+                DriverError::Halt(format!("side block {hash} is missing from the store"))
+            })?;
             let reward = self.rules.reward.subsidy(block.header.height);
             if let Err(reason) = self.check_maturity(&block) {
                 self.store.delete_consensus(&[side_key(hash)])?;
@@ -634,6 +629,11 @@ impl PowChain {
             label: "store",
             reason: e.to_string(),
         })?;
+        assert_eq!(
+            self.store.tip().hash,
+            hash,
+            "a mined block connects on the tip"
+        );
         if let Err(e) = self.index.insert_checked(&checked) {
             return Err(Refused::Dropped {
                 label: "index",
@@ -661,28 +661,20 @@ impl PowChain {
         let bits = difficulty::next_bits(&self.rules.retarget, height, &ancestors)
             .map_err(|e| e.to_string())?;
         let after_median = median_time_past(&ancestors).map_or(0, |t| t.0.saturating_add(1));
-        let candidates = pool.reap(
-            self.block_txs_max,
-            self.block_bytes_max.saturating_sub(BLOCK_OVERHEAD_BYTES),
-        );
+        let candidates = self.limits.reap(pool);
         let transactions =
             self.executable(candidates.into_iter().map(Identified::into_tx).collect())?;
-        let block = Block {
-            header: BlockHeader {
-                height,
-                parent: tip.hash,
-                timestamp: TimestampMs(now.0.max(after_median)),
-                tx_root: Hash::ZERO,
-                state_root: Hash::ZERO,
-                proposer: reward_to,
-                protocol_version: ProtocolVersion(0),
-                seal: Seal::Pow {
-                    bits: bits.0,
-                    nonce: 0,
-                },
+        let block = payload::template(
+            height,
+            tip.hash,
+            TimestampMs(now.0.max(after_median)),
+            reward_to,
+            Seal::Pow {
+                bits: bits.0,
+                nonce: 0,
             },
             transactions,
-        };
+        );
         // Signatures were checked when the mempool admitted each transaction.
         self.store
             .complete_block(block, self.rules.reward.subsidy(height), SigCheck::Skip)
@@ -755,37 +747,22 @@ impl PowChain {
         Ok(())
     }
 
-    /// Keeps, in order, the candidates whose nonce and cost fit the sender's state, less its
-    /// immature block rewards.
+    /// Keeps, in order, the candidates that execute on the tip ([`payload::executable`]),
+    /// each sender's immature block rewards left unspendable.
     fn executable(&self, candidates: Vec<Transaction>) -> Result<Vec<Transaction>, String> {
         let immature = self.immature_rewards(self.store.tip().height.next())?;
-        let mut senders: HashMap<Address, (Nonce, u128)> = HashMap::new();
-        let mut out = Vec::with_capacity(candidates.len());
-        for tx in candidates {
-            let sender = tx.sender_address();
-            let (next, left) = match senders.get(&sender) {
-                Some(s) => *s,
-                None => {
-                    let account = self
-                        .store
-                        .account(&sender)
-                        .map_err(|e| e.to_string())?
-                        .unwrap_or_default();
-                    let locked = immature.get(&sender).copied().unwrap_or(0);
-                    (
-                        account.nonce,
-                        (account.balance.0 as u128).saturating_sub(locked),
-                    )
-                }
-            };
-            let cost = tx.amount().0 as u128 + tx.fee.0 as u128;
-            if tx.nonce != next || cost > left {
-                continue;
-            }
-            senders.insert(sender, (Nonce(next.0 + 1), left - cost));
-            out.push(tx);
-        }
-        Ok(out)
+        payload::executable(candidates, |sender| {
+            let account = self
+                .store
+                .account(sender)
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            let locked = immature.get(sender).copied().unwrap_or(0);
+            Ok((
+                account.nonce,
+                (account.balance.0 as u128).saturating_sub(locked),
+            ))
+        })
     }
 
     /// A block locator for the best header: what to send in a headers request.
@@ -796,7 +773,11 @@ impl PowChain {
     }
 
     /// Up to `max` headers of the connected chain after the first locator entry on it.
-    pub fn headers_after(&self, locator: &[Hash], max: usize) -> Result<Vec<BlockHeader>, Fatal> {
+    pub fn headers_after(
+        &self,
+        locator: &[Hash],
+        max: usize,
+    ) -> Result<Vec<BlockHeader>, DriverError> {
         let mut start = None;
         for hash in locator {
             if let Some(h) = self.store.header(hash)? {
@@ -853,10 +834,10 @@ fn header_label(e: &HeaderError) -> &'static str {
 pub(crate) mod tests {
     use super::*;
     use cairn_consensus::pow::Target;
-    use cairn_ledger::Amount;
     use cairn_ledger::crypto::Keypair;
     use cairn_ledger::genesis::{EngineKind, EngineParams, Genesis};
     use cairn_ledger::tx::Payload;
+    use cairn_ledger::{Amount, Nonce};
 
     use crate::config::MempoolSection;
 

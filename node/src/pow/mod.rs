@@ -30,24 +30,24 @@ use cairn_consensus::pow::CompactTarget;
 use cairn_ledger::block::{Block, Seal};
 use cairn_ledger::store::PreparedBlock;
 use cairn_ledger::tx::Transaction;
-use cairn_ledger::{Address, Hash, Round};
+use cairn_ledger::{Address, Hash};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 
-use crate::driver::net::{now_ms, to_i64};
-use crate::driver::{DriverError, NodeIo};
-use crate::metrics::ReasonLabel;
-use crate::p2p::{Command, Event, ForkId, RequestError, Topic, Verdict};
-use crate::rpc::{NodeStatus, Readiness};
+use crate::host::clock::{now_ms, ticks};
+use crate::host::net::{Heard, outside};
+use crate::host::peers::Peers;
+use crate::host::status::{EngineStatus, NodeStatus, SyncProgress};
+use crate::host::upgrade::{ForkWatch, Halt};
+use crate::host::{DriverError, NodeIo};
+use crate::metrics::{ReasonLabel, to_i64};
+use crate::p2p::{Event, RequestError, Topic, Verdict};
 use chain::{Accepted, Followed, PowChain, Refused};
 use miner::{FOUND_QUEUE_MAX, Found, Miner};
 use wire::{BLOCKS_PER_REQUEST_MAX, HEADERS_PER_REPLY_MAX, Request, Response};
 
 /// How often status, gauges, held-back blocks and outstanding requests are looked at.
 pub const TICK_INTERVAL: Duration = Duration::from_millis(250);
-/// A node whose best header is more than this many blocks above its connected tip reports
-/// itself as syncing (and does not mine).
-pub const SYNC_LAG_BLOCKS: u64 = 4;
 /// A headers request to a peer is not repeated within this long unless forced.
 pub const HEADERS_RETRY: Duration = Duration::from_secs(5);
 /// How often one peer (in turn) is asked for headers even without news: a lost gossip
@@ -119,18 +119,17 @@ pub struct PowDriver {
     pool_grew: bool,
     replies_tx: mpsc::Sender<Reply>,
     replies: mpsc::Receiver<Reply>,
-    peers: Vec<PeerId>,
-    next_peer: usize,
+    peers: Peers,
     headers_asked: HashMap<PeerId, Instant>,
     bodies_asked: HashMap<Hash, Instant>,
     /// Bodies of the best branch still missing after the last follow.
     missing: Vec<Hash>,
     body_from: HashMap<Hash, PeerId>,
     held: Vec<Held>,
-    halted: Option<String>,
+    halted: Halt,
     last_poll: Instant,
     hash_sample: (Instant, u64),
-    fork_id: ForkId,
+    fork_id: ForkWatch,
     opened: Option<Followed>,
 }
 
@@ -148,9 +147,8 @@ impl PowDriver {
             None => (None, Address([0; 20])),
         };
         let (replies_tx, replies) = mpsc::channel(REPLIES_QUEUE_MAX);
-        let tip = parts.chain.store().tip().height;
         let io = parts.io;
-        let fork_id = ForkId::at(&io.genesis, parts.chain.store().schedule(), tip);
+        let fork_id = ForkWatch::new(&io, parts.chain.store());
         let hashes = miner.as_ref().map_or(0, Miner::hashes);
         Ok(PowDriver {
             chain: parts.chain,
@@ -162,14 +160,13 @@ impl PowDriver {
             pool_grew: false,
             replies_tx,
             replies,
-            peers: Vec::new(),
-            next_peer: 0,
+            peers: Peers::default(),
             headers_asked: HashMap::new(),
             bodies_asked: HashMap::new(),
             missing: Vec::new(),
             body_from: HashMap::new(),
             held: Vec::new(),
-            halted: None,
+            halted: Halt::default(),
             last_poll: Instant::now(),
             hash_sample: (Instant::now(), hashes),
             fork_id,
@@ -184,18 +181,12 @@ impl PowDriver {
         }
         self.new_job();
         self.refresh_status();
-        let mut tick = tokio::time::interval(TICK_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut tick = ticks(TICK_INTERVAL);
         loop {
             tokio::select! {
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        return Ok(());
-                    }
-                }
-                event = self.io.events.recv() => match event {
+                input = outside(&mut self.io.events, &mut shutdown) => match input? {
+                    None => return Ok(()),
                     Some(event) => self.on_event(event).await?,
-                    None => return Err(DriverError::NetworkStopped),
                 },
                 Some(found) = self.found.recv() => self.on_found(found).await?,
                 Some(reply) = self.replies.recv() => self.on_reply(reply).await?,
@@ -225,10 +216,10 @@ impl PowDriver {
             let missing = self.missing.clone();
             self.request_bodies(&missing);
         }
-        if now.duration_since(self.last_poll) >= HEADERS_POLL && !self.peers.is_empty() {
+        if now.duration_since(self.last_poll) >= HEADERS_POLL
+            && let Some(peer) = self.peers.next_in_turn()
+        {
             self.last_poll = now;
-            let peer = self.peers[self.next_peer % self.peers.len()];
-            self.next_peer = self.next_peer.wrapping_add(1);
             self.request_headers(peer, false);
         }
         if self.pool_grew
@@ -245,34 +236,13 @@ impl PowDriver {
     }
 
     async fn on_event(&mut self, event: Event) -> Result<(), DriverError> {
-        match event {
-            Event::PeerConnected { peer } => {
-                if !self.peers.contains(&peer) {
-                    self.peers.push(peer);
-                }
-                tracing::info!(%peer, peers = self.peers.len(), "peer connected");
-                self.request_headers(peer, true);
-            }
-            Event::PeerDisconnected { peer } => {
-                self.peers.retain(|p| *p != peer);
+        match self.io.hear(&mut self.peers, event).await? {
+            Heard::Done => {}
+            Heard::Connected(peer) => self.request_headers(peer, true),
+            Heard::Disconnected(peer) => {
                 self.headers_asked.remove(&peer);
-                tracing::info!(%peer, peers = self.peers.len(), "peer disconnected");
             }
-            Event::PeerRefused { peer, reason } => {
-                tracing::warn!(%peer, %reason, "peer refused");
-            }
-            Event::Gossip {
-                topic: Topic::Transactions,
-                id,
-                ..
-            } => self.io.unrouted_txs(id).await?,
-            Event::Gossip {
-                from,
-                topic: Topic::Consensus,
-                id,
-                bytes,
-                ..
-            } => {
+            Heard::Consensus { from, id, bytes } => {
                 let verdict = match wire::decode_block(&bytes) {
                     Ok(block) => self.on_block(Some(from), block).await?,
                     Err(e) => {
@@ -281,16 +251,12 @@ impl PowDriver {
                         Verdict::Reject
                     }
                 };
-                self.io
-                    .command(Command::GossipVerdict { id, verdict })
-                    .await?;
+                self.io.verdict(id, verdict).await?;
             }
-            Event::Direct { .. } => self.io.drop_reason("unexpected_direct"),
-            Event::InboundRequest { from, id, bytes } => {
+            Heard::Direct { .. } => self.io.drop_reason("unexpected_direct"),
+            Heard::Request { from, id, bytes } => {
                 let answer = self.serve(from, &bytes).await?;
-                self.io
-                    .command(Command::Respond { id, bytes: answer })
-                    .await?;
+                self.io.respond(id, answer).await?;
             }
         }
         Ok(())
@@ -323,6 +289,7 @@ impl PowDriver {
                         from,
                         block,
                     });
+                    assert!(self.held.len() <= HELD_BACK_MAX);
                 }
                 return Ok(Verdict::Ignore);
             }
@@ -362,14 +329,12 @@ impl PowDriver {
             self.body_from.clear();
         }
         self.body_from.insert(hash, peer);
+        assert!(self.body_from.len() <= BODY_SENDERS_MAX);
     }
 
     /// Moves to the best tip and deals with what that did.
     async fn follow(&mut self) -> Result<(), DriverError> {
-        let followed = self
-            .chain
-            .follow_best()
-            .map_err(|e| DriverError::Halt(e.0))?;
+        let followed = self.chain.follow_best()?;
         self.apply(followed).await
     }
 
@@ -379,7 +344,8 @@ impl PowDriver {
             tracing::warn!(%hash, %reason, "block does not execute: marked invalid");
             self.io
                 .metrics
-                .pow_invalid
+                .pow
+                .invalid
                 .get_or_create(&ReasonLabel {
                     reason: "execution",
                 })
@@ -391,7 +357,7 @@ impl PowDriver {
             }
         }
         if let Some(depth) = f.refused_depth {
-            self.io.metrics.pow_reorgs_refused.inc();
+            self.io.metrics.pow.reorgs_refused.inc();
             tracing::warn!(
                 depth,
                 limit = self.chain_reorg_limit(),
@@ -402,11 +368,8 @@ impl PowDriver {
                  attack) and raise the limit to follow it"
             );
         }
-        if let Some(why) = &f.halted
-            && self.halted.is_none()
-        {
-            tracing::error!("{why}");
-            self.halted = Some(why.clone());
+        if let Some(why) = &f.halted {
+            self.halted.stop(why);
         }
         self.missing = f.missing;
         if !self.missing.is_empty() {
@@ -417,10 +380,10 @@ impl PowDriver {
             return Ok(());
         }
         if !f.disconnected.is_empty() {
-            self.io.metrics.pow_reorgs.inc();
+            self.io.metrics.pow.reorgs.inc();
             let depth = to_i64(f.disconnected.len() as u64);
-            if depth > self.io.metrics.pow_reorg_depth_max.get() {
-                self.io.metrics.pow_reorg_depth_max.set(depth);
+            if depth > self.io.metrics.pow.reorg_depth_max.get() {
+                self.io.metrics.pow.reorg_depth_max.set(depth);
             }
             tracing::info!(
                 depth = f.disconnected.len(),
@@ -484,15 +447,7 @@ impl PowDriver {
     async fn tip_moved(&mut self) -> Result<(), DriverError> {
         let tip = self.chain.store().tip().height;
         self.io.metrics.height.set(to_i64(tip.0));
-        let fork_id = ForkId::at(&self.io.genesis, self.chain.store().schedule(), tip);
-        if fork_id != self.fork_id {
-            tracing::info!(
-                ?fork_id,
-                "an upgrade activated: peers now see the new fork id"
-            );
-            self.fork_id = fork_id.clone();
-            self.io.command(Command::SetForkId(fork_id)).await?;
-        }
+        self.fork_id.follow(&self.io, self.chain.store()).await?;
         self.new_job();
         Ok(())
     }
@@ -502,7 +457,7 @@ impl PowDriver {
         let Some(miner) = &self.miner else {
             return;
         };
-        if self.halted.is_some() || self.syncing() {
+        if self.halted.is_halted() || self.syncing() {
             miner.pause();
             self.job = None;
             return;
@@ -555,7 +510,7 @@ impl PowDriver {
         prepared.hash = prepared.block.hash();
         match self.chain.connect_mined(&prepared, now_ms()) {
             Ok(hash) => {
-                self.io.metrics.pow_blocks_mined.inc();
+                self.io.metrics.pow.blocks_mined.inc();
                 tracing::info!(
                     height = %prepared.block.header.height,
                     %hash,
@@ -675,7 +630,8 @@ impl PowDriver {
         }
         self.io
             .metrics
-            .pow_best_header_height
+            .pow
+            .best_header_height
             .set(to_i64(self.chain.index().best_height().0));
         if full && last_ok.is_some() {
             self.request_headers(peer, true);
@@ -697,18 +653,17 @@ impl PowDriver {
                 return Ok(Vec::new());
             }
         };
-        let fatal = |e: chain::Fatal| DriverError::Halt(e.0);
         let response = match request {
             Request::GetHeaders { locator, max } => {
                 let max = (max as usize).min(HEADERS_PER_REPLY_MAX);
-                Response::Headers(self.chain.headers_after(&locator, max).map_err(fatal)?)
+                Response::Headers(self.chain.headers_after(&locator, max)?)
             }
             Request::GetBlocks { hashes } => {
                 let budget = wire::blocks_reply_budget(self.io.message_bytes_max);
                 let mut used = 0;
                 let mut blocks = Vec::new();
                 for hash in hashes {
-                    let Some(block) = self.chain.block(&hash).map_err(fatal)? else {
+                    let Some(block) = self.chain.block(&hash)? else {
                         continue;
                     };
                     let len = cairn_ledger::codec::encode(&block).len();
@@ -752,8 +707,9 @@ impl PowDriver {
             .collect();
         let now = Instant::now();
         for chunk in wanted.chunks(BLOCKS_PER_REQUEST_MAX) {
-            let peer = self.peers[self.next_peer % self.peers.len()];
-            self.next_peer = self.next_peer.wrapping_add(1);
+            let Some(peer) = self.peers.next_in_turn() else {
+                break;
+            };
             for h in chunk {
                 self.bodies_asked.insert(*h, now);
             }
@@ -762,6 +718,7 @@ impl PowDriver {
             };
             self.spawn_request(peer, Asked::Blocks(chunk.to_vec()), request);
         }
+        assert!(self.bodies_asked.len() <= BODIES_IN_FLIGHT_MAX);
     }
 
     fn spawn_request(&self, peer: PeerId, asked: Asked, request: Request) {
@@ -789,7 +746,8 @@ impl PowDriver {
     ) -> Result<(), DriverError> {
         self.io
             .metrics
-            .pow_invalid
+            .pow
+            .invalid
             .get_or_create(&ReasonLabel { reason: label })
             .inc();
         match from {
@@ -801,53 +759,43 @@ impl PowDriver {
         }
     }
 
+    fn sync_progress(&self) -> SyncProgress {
+        SyncProgress {
+            tip: self.chain.store().tip().height,
+            best: self.chain.index().best_height(),
+        }
+    }
+
     fn syncing(&self) -> bool {
-        let tip = self.chain.store().tip().height.0;
-        self.chain.index().best_height().0 > tip + SYNC_LAG_BLOCKS
+        self.sync_progress().syncing()
     }
 
     fn refresh_status(&mut self) {
-        let tip = self.chain.store().tip().height;
-        let best = self.chain.index().best_height();
-        let syncing = self.syncing();
-        let peers = self.peers.len() as u32;
-        self.io.board.set_status(NodeStatus {
-            round: Round(0),
-            leader: None,
-            peers,
-            syncing,
-            validator: self.miner.is_some(),
-            halted: self.halted.clone(),
-            best_header_height: Some(best),
-        });
-        let readiness = if let Some(why) = &self.halted {
-            Readiness::NotReady(why.clone())
-        } else if syncing {
-            Readiness::NotReady(format!(
-                "syncing: at height {tip}, the best header is at {best}"
-            ))
-        } else if peers == 0 {
-            Readiness::NotReady("no peers connected".into())
-        } else {
-            Readiness::Ready
-        };
-        self.io.board.set_readiness(readiness);
-        self.io.metrics.peers.set(i64::from(peers));
-        self.io.metrics.height.set(to_i64(tip.0));
-        self.io.metrics.pow_best_header_height.set(to_i64(best.0));
-        let progress = if best.0 == 0 {
-            1.0
-        } else {
-            (tip.0 as f64 / best.0 as f64).min(1.0)
-        };
-        self.io.metrics.sync_progress.set(progress);
+        let sync = self.sync_progress();
+        self.io.post_status(
+            NodeStatus {
+                peers: self.peers.count(),
+                syncing: sync.syncing(),
+                validator: self.miner.is_some(),
+                halted: self.halted.reason(),
+                engine: EngineStatus::Pow {
+                    best_header_height: sync.best,
+                },
+            },
+            sync,
+        );
+        self.io
+            .metrics
+            .pow
+            .best_header_height
+            .set(to_i64(sync.best.0));
         if let Some(miner) = &self.miner {
             let (at, before) = self.hash_sample;
             let elapsed = at.elapsed();
             if elapsed >= HASHRATE_WINDOW {
                 let now = miner.hashes();
                 let rate = now.saturating_sub(before) as f64 / elapsed.as_secs_f64();
-                self.io.metrics.pow_hashrate.set(rate);
+                self.io.metrics.pow.hashrate.set(rate);
                 self.hash_sample = (Instant::now(), now);
             }
         }
@@ -860,10 +808,10 @@ mod tests {
 
     use super::*;
     use crate::config::MempoolSection;
-    use crate::mempool::Mempool;
+    use crate::host::status::StatusBoard;
     use crate::metrics::Metrics;
-    use crate::p2p::{GossipId, P2pHandle};
-    use crate::rpc::StatusBoard;
+    use crate::p2p::{Command, GossipId, P2pHandle};
+    use crate::txpool::mempool::Mempool;
     use chain::tests::{net, now, open, seal, template, transfers};
 
     struct Harness {
@@ -890,11 +838,11 @@ mod tests {
                 metrics: Arc::new(Metrics::new()),
                 board: Arc::new(StatusBoard::new(
                     NodeStatus::default(),
-                    Readiness::NotReady("test".into()),
+                    crate::host::status::Readiness::NotReady("test".into()),
                 )),
                 p2p,
                 events,
-                pool_growth: Arc::new(crate::driver::tx_gossip::PoolGrowth::new(true)),
+                pool_growth: Arc::new(crate::txpool::gossip::PoolGrowth::new(true)),
                 genesis: net.genesis.clone(),
                 message_bytes_max: 4 * 1024 * 1024,
             },

@@ -21,10 +21,10 @@ use cairn_ledger::tx::{TX_BYTES_MAX, Transaction, verify_signatures};
 use libp2p::PeerId;
 use tokio::sync::{Notify, mpsc};
 
-use crate::mempool::{Identified, Mempool, Rejection};
 use crate::metrics::Metrics;
 pub use crate::p2p::GossipedTx;
 use crate::p2p::{Command, GossipId, P2pHandle, Topic, Verdict};
+use crate::txpool::mempool::{Identified, Mempool, Rejection};
 
 /// Gossip messages waiting for admission; beyond it they are dropped and counted. Each is at
 /// most [`TX_BATCH_BYTES_MAX`], so the queue holds at most 2,048 MiB in the worst case and
@@ -156,14 +156,14 @@ pub async fn publish_batches(
     p2p: &P2pHandle,
     txs: &[Transaction],
     bytes_max: usize,
-) -> Result<(), super::DriverError> {
+) -> Result<(), crate::host::DriverError> {
     for bytes in encode_batches(txs, bytes_max) {
         p2p.send(Command::Publish {
             topic: Topic::Transactions,
             bytes,
         })
         .await
-        .map_err(|_| super::DriverError::NetworkStopped)?;
+        .map_err(|_| crate::host::DriverError::NetworkStopped)?;
     }
     Ok(())
 }

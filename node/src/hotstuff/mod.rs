@@ -1,4 +1,4 @@
-//! The BFT driver: one loop that feeds the HotStuff engine its inputs (peer messages, timers,
+//! The HotStuff driver: one loop that feeds the HotStuff engine its inputs (peer messages, timers,
 //! payloads) and executes its effects in order.
 //!
 //! Effects run one at a time, in the order the engine gave them, on this loop's thread:
@@ -11,61 +11,36 @@
 //! Never: decides consensus (the engine does) or blocks on anything but the store.
 
 pub mod chain;
-pub(crate) mod net;
 pub mod sync_serve;
-pub mod tx_gossip;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_consensus::hotstuff::{Effect, Engine, Input, Message};
 use cairn_ledger::block::Block;
 use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 use libp2p::PeerId;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::mempool::Mempool;
-use crate::metrics::Metrics;
-use crate::p2p::{Command, Event, ForkId, P2pHandle, Topic, Verdict};
-use crate::rpc::{NodeStatus, Readiness, StatusBoard};
+use crate::host::clock::{now_ms, ticks};
+use crate::host::net::{Heard, outside};
+use crate::host::peers::Peers;
+use crate::host::status::{EngineStatus, NodeStatus, SyncProgress};
+use crate::host::upgrade::{ForkWatch, Halt};
+use crate::host::{DriverError, NodeIo};
+use crate::metrics::to_i64;
+use crate::p2p::{Command, Event, Topic, Verdict};
 use chain::{Chain, Invalid};
-use net::{now_ms, to_i64};
 
 /// Pending engine timers; one is scheduled per round, so more than this are stale rounds.
 pub const TIMERS_MAX: usize = 64;
-/// A node whose best known block is more than this many heights above its committed tip
-/// reports itself as syncing.
-pub const SYNC_LAG_BLOCKS: u64 = 4;
 /// How often `status`, readiness and gauges are refreshed.
 pub const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 /// Blocks of ours whose proposal time is kept for the commit-latency histogram.
 const PROPOSED_KEPT: usize = 64;
 /// Room kept in a sync answer for its certificate and framing, under the network bound.
 pub const SYNC_ANSWER_SLACK_BYTES: usize = 64 * 1024;
-
-/// Why the driver stopped on its own.
-#[derive(Debug, thiserror::Error)]
-pub enum DriverError {
-    #[error("{0}")]
-    Halt(String),
-    #[error("the network service stopped")]
-    NetworkStopped,
-}
-
-/// What either driver (this one, or proof of work's in `crate::pow`) is wired to.
-pub struct NodeIo {
-    pub mempool: Arc<Mutex<Mempool>>,
-    pub metrics: Arc<Metrics>,
-    pub board: Arc<StatusBoard>,
-    pub p2p: P2pHandle,
-    pub events: mpsc::Receiver<Event>,
-    /// Tells the driver the pool grew (RPC or gossip admission), while it listens.
-    pub pool_growth: Arc<tx_gossip::PoolGrowth>,
-    /// For the fork id peers see, which changes as the chain passes upgrade heights.
-    pub genesis: cairn_ledger::genesis::Genesis,
-    pub message_bytes_max: usize,
-}
 
 /// Everything the driver runs with.
 pub struct DriverParts {
@@ -89,7 +64,7 @@ pub struct Driver {
     is_validator: bool,
     peer_of: HashMap<PublicKey, PeerId>,
     key_of: HashMap<PeerId, PublicKey>,
-    peers: HashSet<PeerId>,
+    peers: Peers,
     /// Deadline → round; the key's second part keeps equal deadlines apart.
     timers: BTreeMap<(Instant, u64), Round>,
     timer_seq: u64,
@@ -102,11 +77,11 @@ pub struct Driver {
     /// or the empty-block interval has passed.
     held_payload: Option<HeldPayload>,
     empty_block_interval: Duration,
-    fork_id: ForkId,
+    fork_id: ForkWatch,
     last_tc_round: Option<Round>,
     /// Set once the chain has reached the last height this binary can commit before an
     /// upgrade it lacks: why the node no longer makes progress.
-    halted: Option<String>,
+    halted: Halt,
     sync_server: sync_serve::SyncServer,
 }
 
@@ -119,6 +94,7 @@ struct HeldPayload {
 }
 
 /// Drop reasons that only a faulty or malicious peer produces (as opposed to a slow one).
+// TODO(lead): match on `DropReason::is_fault` once consensus has it, not on label strings.
 fn is_fault(label: &str) -> bool {
     matches!(
         label,
@@ -141,7 +117,7 @@ impl Driver {
         let me = parts.engine.public_key();
         let best_seen = parts.chain.store().tip().height;
         let io = parts.io;
-        let fork_id = ForkId::at(&io.genesis, parts.chain.store().schedule(), best_seen);
+        let fork_id = ForkWatch::new(&io, parts.chain.store());
         let last_tc_round = parts
             .engine
             .safety_state()
@@ -158,7 +134,7 @@ impl Driver {
             io,
             key_of: peer_of.iter().map(|(k, p)| (*p, *k)).collect(),
             peer_of,
-            peers: HashSet::new(),
+            peers: Peers::default(),
             timers: BTreeMap::new(),
             timer_seq: 0,
             best_seen,
@@ -170,7 +146,7 @@ impl Driver {
             empty_block_interval: parts.empty_block_interval.min(parts.round_timeout_base / 2),
             fork_id,
             last_tc_round,
-            halted: None,
+            halted: Halt::default(),
             sync_server,
         }
     }
@@ -181,8 +157,7 @@ impl Driver {
         let effects = self.engine.start();
         self.execute(effects).await?;
         self.refresh_status();
-        let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
-        status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut status_tick = ticks(STATUS_INTERVAL);
         loop {
             let next_timer = self
                 .timers
@@ -199,14 +174,9 @@ impl Driver {
                 }
             };
             tokio::select! {
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        return Ok(());
-                    }
-                }
-                event = self.io.events.recv() => match event {
+                input = outside(&mut self.io.events, &mut shutdown) => match input? {
+                    None => return Ok(()),
                     Some(event) => self.on_event(event).await?,
-                    None => return Err(DriverError::NetworkStopped),
                 },
                 _ = self.io.pool_growth.notified() => self.release_payload(false).await?,
                 _ = sleep => self.fire_timers().await?,
@@ -256,7 +226,7 @@ impl Driver {
                 tracing::debug!(%round, %height, txs = block.transactions.len(), "proposing");
                 Ok(self.engine.handle(Input::Payload(block)))
             }
-            Err(e) if self.halted.is_some() && !e.halt => {
+            Err(e) if self.halted.is_halted() && !e.halt => {
                 tracing::debug!(reason = %e, "no proposal: the chain stopped before an upgrade");
                 Ok(Vec::new())
             }
@@ -276,7 +246,7 @@ impl Driver {
             }
             self.timers.remove(&(at, seq));
             if round == self.engine.current_round() {
-                self.io.metrics.timeouts.inc();
+                self.io.metrics.bft.timeouts.inc();
             }
             let effects = self.engine.handle(Input::Timeout(round));
             self.execute(effects).await?;
@@ -294,47 +264,19 @@ impl Driver {
     }
 
     async fn on_event(&mut self, event: Event) -> Result<(), DriverError> {
-        match event {
-            Event::PeerConnected { peer } => {
-                self.peers.insert(peer);
-                tracing::info!(%peer, peers = self.peers.len(), "peer connected");
-            }
-            Event::PeerDisconnected { peer } => {
-                self.peers.remove(&peer);
-                tracing::info!(%peer, peers = self.peers.len(), "peer disconnected");
-            }
-            Event::PeerRefused { peer, reason } => {
-                tracing::warn!(%peer, %reason, "peer refused");
-            }
-            Event::Gossip {
-                from,
-                topic: Topic::Consensus,
-                id,
-                bytes,
-                ..
-            } => {
+        match self.io.hear(&mut self.peers, event).await? {
+            Heard::Done | Heard::Connected(_) | Heard::Disconnected(_) => {}
+            Heard::Consensus { from, id, bytes } => {
                 let verdict = self.on_consensus_bytes(from, bytes).await?;
-                self.io
-                    .command(Command::GossipVerdict { id, verdict })
-                    .await?;
+                self.io.verdict(id, verdict).await?;
             }
-            Event::Gossip {
-                topic: Topic::Transactions,
-                id,
-                ..
-            } => self.io.unrouted_txs(id).await?,
-            Event::Direct { from, bytes } => {
+            Heard::Direct { from, bytes } => {
                 self.on_consensus_bytes(from, bytes).await?;
             }
-            Event::InboundRequest { id, .. } => {
+            Heard::Request { id, .. } => {
                 // Consensus needs no request-response exchange; answer empty so the peer's
                 // request completes instead of timing out.
-                self.io
-                    .command(Command::Respond {
-                        id,
-                        bytes: Vec::new(),
-                    })
-                    .await?;
+                self.io.respond(id, Vec::new()).await?;
             }
         }
         Ok(())
@@ -485,6 +427,7 @@ impl Driver {
                         self.io.pool_growth.listen(false);
                         queue.extend(self.build_payload(round, height, parent, justify)?);
                     } else {
+                        // One proposal at a time: a newer request replaces the held one.
                         self.held_payload = Some(HeldPayload {
                             round,
                             height,
@@ -516,7 +459,7 @@ impl Driver {
             .as_ref()
             .map(|tc| tc.round);
         if tc_round > self.last_tc_round {
-            self.io.metrics.tcs.inc();
+            self.io.metrics.hotstuff.tcs.inc();
             self.last_tc_round = tc_round;
         }
         self.sync_blocks()?;
@@ -526,20 +469,7 @@ impl Driver {
         for (blocks, qc) in commits {
             self.commit(blocks, &qc)?;
         }
-        // The fork id moves only with the committed height.
-        let fork_id = ForkId::at(
-            &self.io.genesis,
-            self.chain.store().schedule(),
-            self.chain.store().tip().height,
-        );
-        if fork_id != self.fork_id {
-            tracing::info!(
-                ?fork_id,
-                "an upgrade activated: peers now see the new fork id"
-            );
-            self.fork_id = fork_id.clone();
-            self.io.command(Command::SetForkId(fork_id)).await?;
-        }
+        self.fork_id.follow(&self.io, self.chain.store()).await?;
         Ok(())
     }
 
@@ -591,10 +521,15 @@ impl Driver {
         blocks: Vec<Block>,
         qc: &cairn_ledger::block::QuorumCert,
     ) -> Result<(), DriverError> {
+        let before = self.chain.store().tip();
         let committed = self
             .chain
             .commit(blocks, qc)
             .map_err(|e| DriverError::Halt(e.reason))?;
+        // The tip moves only by what this driver committed, one height per block.
+        let after = self.chain.store().tip();
+        assert_eq!(after.height.0, before.height.0 + committed.len() as u64);
+        assert!(committed.last().is_none_or(|c| c.hash == after.hash));
         let now = Instant::now();
         for c in &committed {
             if let Some(i) = self.proposed.iter().position(|(h, _)| *h == c.hash) {
@@ -642,7 +577,7 @@ impl Driver {
     /// tip is there, say so, once, loudly, and in `status` and `/ready`; the node stays up
     /// serving reads and votes for nothing past it.
     fn check_upgrade(&mut self) {
-        if self.halted.is_some() {
+        if self.halted.is_halted() {
             return;
         }
         let store = self.chain.store();
@@ -656,8 +591,7 @@ impl Driver {
              restart",
             u.name, u.protocol_version, u.height
         );
-        tracing::error!("{message}");
-        self.halted = Some(message);
+        self.halted.stop(&message);
     }
 
     fn note_proposed(&mut self, id: Hash) {
@@ -665,6 +599,7 @@ impl Driver {
             self.proposed.remove(0);
         }
         self.proposed.push((id, Instant::now()));
+        assert!(self.proposed.len() <= PROPOSED_KEPT);
     }
 
     fn schedule(&mut self, round: Round, after_ms: u64) {
@@ -676,6 +611,7 @@ impl Driver {
         self.timer_seq += 1;
         let at = Instant::now() + Duration::from_millis(after_ms);
         self.timers.insert((at, self.timer_seq), round);
+        assert!(self.timers.len() <= TIMERS_MAX);
     }
 
     async fn send_to(&self, to: PublicKey, bytes: Vec<u8>) -> Result<(), DriverError> {
@@ -689,8 +625,11 @@ impl Driver {
         self.io.command(Command::SendDirect { peer, bytes }).await
     }
 
-    fn syncing(&self) -> bool {
-        self.best_seen.0 > self.chain.store().tip().height.0 + SYNC_LAG_BLOCKS
+    fn sync_progress(&self) -> SyncProgress {
+        SyncProgress {
+            tip: self.chain.store().tip().height,
+            best: self.best_seen,
+        }
     }
 
     fn refresh_status(&mut self) {
@@ -698,47 +637,28 @@ impl Driver {
         let leader = self.engine.leader_of(round);
         if round != self.last_round {
             if self.last_leader.is_some_and(|l| l != leader) {
-                self.io.metrics.leader_changes.inc();
+                self.io.metrics.bft.leader_changes.inc();
             }
             self.last_leader = Some(leader);
             self.last_round = round;
         }
-        let tip = self.chain.store().tip().height;
-        let syncing = self.syncing();
-        let peers = self.peers.len() as u32;
-        self.io.board.set_status(NodeStatus {
-            round,
-            leader: Some(leader.address()),
-            peers,
-            syncing,
-            validator: self.is_validator,
-            halted: self.halted.clone(),
-            best_header_height: None,
-        });
-        let readiness = if let Some(why) = &self.halted {
-            Readiness::NotReady(why.clone())
-        } else if syncing {
-            Readiness::NotReady(format!(
-                "syncing: at height {tip}, the network is at {} or more",
-                self.best_seen
-            ))
-        } else if peers == 0 {
-            Readiness::NotReady("no peers connected".into())
-        } else {
-            Readiness::Ready
-        };
-        self.io.board.set_readiness(readiness);
-        self.io.metrics.round.set(to_i64(round.0));
-        self.io.metrics.rounds_without_commit.set(to_i64(
+        let sync = self.sync_progress();
+        self.io.post_status(
+            NodeStatus {
+                peers: self.peers.count(),
+                syncing: sync.syncing(),
+                validator: self.is_validator,
+                halted: self.halted.reason(),
+                engine: EngineStatus::HotStuff {
+                    round,
+                    leader: Some(leader.address()),
+                },
+            },
+            sync,
+        );
+        self.io.metrics.bft.round.set(to_i64(round.0));
+        self.io.metrics.bft.rounds_without_commit.set(to_i64(
             round.0.saturating_sub(self.engine.committed_round().0),
         ));
-        self.io.metrics.peers.set(i64::from(peers));
-        self.io.metrics.height.set(to_i64(tip.0));
-        let progress = if self.best_seen.0 == 0 {
-            1.0
-        } else {
-            (tip.0 as f64 / self.best_seen.0 as f64).min(1.0)
-        };
-        self.io.metrics.sync_progress.set(progress);
     }
 }

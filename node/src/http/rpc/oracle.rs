@@ -11,8 +11,9 @@ use cairn_ledger::oracle::{OracleState, operator_id};
 use cairn_ledger::{Address, Height};
 use serde_json::{Value, json};
 
-use super::RpcState;
-use super::envelope::{Params, RpcError};
+use super::error::RpcError;
+use super::params::Params;
+use crate::http::state::RpcState;
 
 /// Most finished rounds `oracle_price` returns with `history`.
 pub const HISTORY_MAX: u64 = cairn_ledger::oracle::rules::ROUND_HISTORY_MAX as u64;

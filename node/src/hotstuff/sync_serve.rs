@@ -140,6 +140,7 @@ impl SyncServer {
                 return Err(Busy::Full);
             }
             serving.insert(peer);
+            assert!(serving.len() <= SYNC_SERVES_MAX);
         }
         let slot = Slot {
             serving: Arc::clone(&self.serving),

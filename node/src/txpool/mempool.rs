@@ -348,6 +348,14 @@ impl Mempool {
                 seq,
             },
         );
+        debug_assert!(
+            self.entries.len() <= self.limits.txs_max as usize
+                && self.bytes <= self.limits.bytes_max,
+            "the pool holds {} transactions of {} bytes, beyond its limits",
+            self.entries.len(),
+            self.bytes
+        );
+        debug_assert_eq!(self.entries.len(), self.by_fee.len());
         Ok(hash)
     }
 

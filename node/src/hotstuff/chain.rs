@@ -1,4 +1,4 @@
-//! The ledger side of the BFT driver: what the engine cannot do because it does no I/O.
+//! The ledger side of the HotStuff driver: what the engine cannot do because it does no I/O.
 //!
 //! - Every block the engine accepts is kept durably (`Effect::StoreBlock`) and executed on
 //!   its uncommitted ancestors before this node's vote for it may leave: a leader that
@@ -20,18 +20,17 @@ use std::sync::Arc;
 use cairn_consensus::hotstuff::{
     QC_BYTES_MAX, RestartState, SafetyState, TREE_BLOCKS_MAX, genesis_qc,
 };
-use cairn_ledger::block::{
-    BLOCK_BYTES_MAX, Block, BlockHeader, HEADER_BYTES_MAX, QuorumCert, Seal,
-};
+use cairn_ledger::block::{BLOCK_BYTES_MAX, Block, HEADER_BYTES_MAX, QuorumCert, Seal};
 use cairn_ledger::codec;
 use cairn_ledger::state::SigCheck;
 use cairn_ledger::store::{
     ApplyError, ConsensusWrites, Durability, KeyValue, PreparedBlock, Store, StoreError,
 };
 use cairn_ledger::tx::Transaction;
-use cairn_ledger::{Address, Amount, Hash, Height, Nonce, ProtocolVersion, Round, TimestampMs};
+use cairn_ledger::{Address, Amount, Hash, Height, Round, TimestampMs};
 
-use crate::mempool::{Identified, Mempool};
+use crate::host::payload::{self, BlockLimits};
+use crate::txpool::mempool::{Identified, Mempool};
 
 /// The engine's safety state (`Effect::Persist`).
 pub const SAFETY_KEY: &[u8] = b"hotstuff/safety";
@@ -44,8 +43,6 @@ pub const BLOCK_PREFIX: &[u8] = b"hotstuff/block/";
 pub const RESTART_HISTORY_BLOCKS: u64 = 128;
 /// How far ahead of this node's clock a proposal's timestamp may be and still get a vote.
 pub const FUTURE_TIMESTAMP_MS_MAX: u64 = 15_000;
-/// Room left in a block for its header and encoding overhead when filling it from the pool.
-const BLOCK_OVERHEAD_BYTES: usize = HEADER_BYTES_MAX;
 
 /// Why a block cannot be executed here.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,8 +102,7 @@ pub struct Chain {
     /// state that usually follows them, in one synced batch, and always before anything
     /// leaves the driver ([`Chain::sync`]).
     unsynced: Vec<KeyValue>,
-    block_txs_max: usize,
-    block_bytes_max: usize,
+    limits: BlockLimits,
 }
 
 /// A block this node committed, for the mempool and the metrics.
@@ -124,8 +120,7 @@ impl Chain {
             entries: HashMap::new(),
             stored: HashSet::new(),
             unsynced: Vec::new(),
-            block_txs_max: block_txs_max as usize,
-            block_bytes_max: (block_bytes_max as usize).min(BLOCK_BYTES_MAX),
+            limits: BlockLimits::new(block_txs_max, block_bytes_max),
         }
     }
 
@@ -397,27 +392,19 @@ impl Chain {
         self.execute(&parent)?;
         let path = self.path_to(&parent)?;
         let parent_time = self.timestamp_of(&parent)?;
-        let candidates = mempool.reap(
-            self.block_txs_max,
-            self.block_bytes_max.saturating_sub(BLOCK_OVERHEAD_BYTES),
-        );
+        let candidates = self.limits.reap(mempool);
         let transactions = {
             let ancestors: Vec<&PreparedBlock> = path.iter().map(|a| self.prepared(a)).collect();
             self.executable(&ancestors, candidates)?
         };
-        let template = Block {
-            header: BlockHeader {
-                height,
-                parent,
-                timestamp: TimestampMs(now.0.max(parent_time.0 + 1)),
-                tx_root: Hash::ZERO,
-                state_root: Hash::ZERO,
-                proposer,
-                protocol_version: ProtocolVersion(0),
-                seal: Seal::HotStuff { round, justify },
-            },
+        let template = payload::template(
+            height,
+            parent,
+            TimestampMs(now.0.max(parent_time.0 + 1)),
+            proposer,
+            Seal::HotStuff { round, justify },
             transactions,
-        };
+        );
         let prepared = {
             let ancestors: Vec<&PreparedBlock> = path.iter().map(|a| self.prepared(a)).collect();
             // Signatures were checked when the mempool admitted each transaction.
@@ -445,8 +432,8 @@ impl Chain {
         Ok(block)
     }
 
-    /// Keeps, in order, the candidates that are not already in an ancestor and whose nonce and
-    /// cost fit the sender's state on top of the ancestors.
+    /// Keeps, in order, the candidates that are not already in an ancestor and that execute
+    /// on top of the ancestors ([`payload::executable`]).
     fn executable(
         &self,
         ancestors: &[&PreparedBlock],
@@ -456,36 +443,21 @@ impl Chain {
             .iter()
             .flat_map(|p| p.tx_ids().iter().copied())
             .collect();
-        let mut senders: HashMap<Address, (Nonce, u128)> = HashMap::new();
-        let mut out = Vec::with_capacity(candidates.len());
-        for candidate in candidates {
-            if !included.is_empty() && included.contains(&candidate.id()) {
-                continue;
-            }
-            let tx = candidate.into_tx();
-            let sender = tx.sender_address();
-            let (next, left) = match senders.get(&sender) {
-                Some(s) => *s,
-                None => {
-                    let account = self
-                        .store
-                        .account_on(ancestors, &sender)
-                        .map_err(|e| Invalid {
-                            reason: format!("reading account {sender}: {e}"),
-                            halt: true,
-                        })?
-                        .unwrap_or_default();
-                    (account.nonce, account.balance.0 as u128)
-                }
-            };
-            let cost = tx.amount().0 as u128 + tx.fee.0 as u128;
-            if tx.nonce != next || cost > left {
-                continue;
-            }
-            senders.insert(sender, (Nonce(next.0 + 1), left - cost));
-            out.push(tx);
-        }
-        Ok(out)
+        let fresh = candidates
+            .into_iter()
+            .filter(|c| included.is_empty() || !included.contains(&c.id()))
+            .map(Identified::into_tx);
+        payload::executable(fresh, |sender| {
+            let account = self
+                .store
+                .account_on(ancestors, sender)
+                .map_err(|e| Invalid {
+                    reason: format!("reading account {sender}: {e}"),
+                    halt: true,
+                })?
+                .unwrap_or_default();
+            Ok((account.nonce, account.balance.0 as u128))
+        })
     }
 
     /// Commits the engine's final `blocks` (lowest first); `qc` certifies the last. Each
@@ -545,6 +517,13 @@ impl Chain {
                 writes.deletes.push(key);
             }
             let prepared = self.prepared(&id);
+            // Commits reach the ledger contiguous and lowest first: each on the tip.
+            let tip = self.store.tip();
+            assert_eq!(
+                (height, self.entries[&id].block.header.parent),
+                (tip.height.next(), tip.hash),
+                "block {id} committed out of order"
+            );
             self.store
                 .commit_with(prepared, &writes)
                 .map_err(Invalid::from_store)?;
@@ -610,6 +589,7 @@ mod signature_tests {
     use cairn_ledger::block::{BlockHeader, Seal};
     use cairn_ledger::crypto::Keypair;
     use cairn_ledger::tx::Payload;
+    use cairn_ledger::{Nonce, ProtocolVersion};
 
     use super::*;
 

@@ -1,6 +1,8 @@
-//! The JSON-RPC methods: what each takes and returns. Field names are the ones
-//! `cairn status`/`cairn query` and scripts rely on (see DESIGN.md, "Command line"); amounts
-//! are integers in the smallest unit, hashes, keys and addresses lowercase hex.
+//! The JSON-RPC methods: what each takes and returns. Field names are a contract with
+//! `cairn status`/`cairn query` and with scripts (README.md, the command-line section):
+//! `status` always has `height`, `hash`, `round`, `leader`, `peers`, `syncing` and
+//! `protocol_version`, whatever the engine; a field is added, never renamed. Amounts are
+//! integers in the smallest unit, hashes, keys and addresses lowercase hex.
 //!
 //! Reads the store and the mempool; the only write is mempool admission. Never writes the
 //! store, never holds the mempool lock while reading a block, and never waits for a commit
@@ -16,9 +18,11 @@ use cairn_ledger::{Address, Hash, Height, Nonce};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::envelope::{Params, RpcError, truncate};
-use super::{CommitWaiters, RpcState};
-use crate::mempool::{Identified, Rejection};
+use super::error::{RpcError, truncate};
+use super::params::Params;
+use crate::host::status::EngineStatus;
+use crate::http::state::{CommitWaiters, RpcState};
+use crate::txpool::mempool::{Identified, Rejection};
 
 /// Longest a `submit_tx` call in mode `commit` waits for its transaction to commit after
 /// admitting it; then it answers `COMMIT_TIMEOUT` (the transaction may still commit). A batch
@@ -151,7 +155,7 @@ impl Method {
 /// batch's signatures could be checked together: a batch check of fifty costs about a third of
 /// fifty single checks, and a load generator or a wallet sends them fifty at a time. The call
 /// takes it instead of decoding the same hex again.
-pub(super) struct Predecoded {
+pub(crate) struct Predecoded {
     tx: Identified,
     signature_checked: bool,
 }
@@ -161,7 +165,7 @@ pub(super) struct Predecoded {
 /// for malformed transactions, which the call itself decodes again to name what is wrong. If
 /// any signature fails, none counts as checked: each call then checks its own and names the
 /// bad one.
-pub(super) fn predecode_batch(batch: &[Value]) -> Vec<Option<Predecoded>> {
+pub(crate) fn predecode_batch(batch: &[Value]) -> Vec<Option<Predecoded>> {
     let txs: Vec<Option<Identified>> = batch
         .iter()
         .map(|request| {
@@ -563,11 +567,17 @@ fn committed_tx(state: &RpcState, hash: Hash, location: TxLocation) -> Result<Va
 fn status(state: &RpcState) -> Result<Value, RpcError> {
     let tip = state.store.tip();
     let node = state.node.status();
+    // Proof of work has no rounds or leaders (`round` stays 0 and `leader` null for scripts
+    // that read both modes); it has a best header instead.
+    let (round, leader) = match &node.engine {
+        EngineStatus::HotStuff { round, leader } => (round.0, *leader),
+        EngineStatus::Pow { .. } => (0, None),
+    };
     let mut out = json!({
         "height": tip.height.0,
         "hash": tip.hash,
-        "round": node.round.0,
-        "leader": node.leader,
+        "round": round,
+        "leader": leader,
         "peers": node.peers,
         "syncing": node.syncing,
         "protocol_version": state.store.schedule().version_at(tip.height).0,
@@ -575,14 +585,12 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
         "halted": node.halted,
         "chain_id": state.store.chain_id(),
         "genesis_hash": state.store.genesis_hash(),
-        "consensus": if node.best_header_height.is_some() { "pow" } else { "hotstuff" },
+        "consensus": node.engine.name(),
     });
-    // Proof of work has no rounds or leaders (`round` stays 0 and `leader` null for scripts
-    // that read both modes); it has a best header instead.
     // The driver posts its best header every 250 ms while the tip is read live here; the
     // tip's own header is known, so the best header is never below it.
-    if let Some(best) = node.best_header_height {
-        out["best_header_height"] = json!(best.0.max(tip.height.0));
+    if let EngineStatus::Pow { best_header_height } = node.engine {
+        out["best_header_height"] = json!(best_header_height.0.max(tip.height.0));
     }
     Ok(out)
 }
@@ -611,7 +619,7 @@ fn validators(state: &RpcState) -> Value {
 
 fn lock_mempool(
     state: &RpcState,
-) -> Result<std::sync::MutexGuard<'_, crate::mempool::Mempool>, RpcError> {
+) -> Result<std::sync::MutexGuard<'_, crate::txpool::mempool::Mempool>, RpcError> {
     // A poisoned lock means a panic mid-admission: the pool may be inconsistent, so refuse
     // rather than serve or extend it.
     state
@@ -658,10 +666,11 @@ mod tests {
 
     use super::*;
     use crate::config::{MempoolSection, RpcSection};
-    use crate::mempool::Mempool;
+    use crate::host::status::{NodeStatus, Readiness, StatusBoard};
+    use crate::http::rpc::envelope::handle_body;
+    use crate::http::rpc::error::codes;
     use crate::metrics::Metrics;
-    use crate::rpc::envelope::{codes, handle_body};
-    use crate::rpc::{NodeStatus, Readiness, StatusBoard};
+    use crate::txpool::mempool::Mempool;
 
     struct Fixture {
         state: RpcState,

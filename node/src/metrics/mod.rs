@@ -1,10 +1,25 @@
-//! The node's Prometheus metrics: one `Metrics` value owns the registry and every metric,
-//! all named `cairn_…`. Whoever observes an event (RPC, mempool admission, the driver) updates
-//! the matching field; `/metrics` renders them.
+//! The node's Prometheus metrics: one `Metrics` value owns the registry and every metric.
+//! Whoever observes an event (RPC, mempool admission, a driver) updates the matching field;
+//! `/metrics` renders them.
+//!
+//! One prefix scheme, so a dashboard knows from a name which nodes have it:
+//! - `cairn_<name>`: what every engine has (height, peers, messages_dropped, sync_progress,
+//!   mempool_*, txs_rejected, rpc_requests, block_interval_seconds, commit_latency_seconds),
+//!   fields of [`Metrics`] itself;
+//! - `cairn_bft_<name>`: what every BFT engine has (round, rounds_without_commit, timeouts,
+//!   leader_changes), in [`bft`];
+//! - `cairn_hotstuff_<name>`: HotStuff only (tcs), in [`hotstuff`];
+//! - `cairn_pow_<name>`: proof of work only, in [`pow`];
+//! - `cairn_oracle_<name>`: the oracle's feeds, in [`oracle`].
 //!
 //! Never creates a label value from unbounded input: every label comes from a fixed set
 //! (rejection reasons, RPC method names, drop reasons chosen in code), so a client cannot grow
 //! the registry without limit.
+
+pub mod bft;
+pub mod hotstuff;
+pub mod oracle;
+pub mod pow;
 
 use std::sync::atomic::AtomicU64;
 
@@ -35,7 +50,8 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
-/// A label naming an RPC method; unknown methods share one value (see `rpc`).
+/// A label naming an RPC method; unknown methods share one value (see
+/// `crate::http::rpc`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabel {
     pub method: &'static str,
@@ -46,14 +62,6 @@ pub struct Metrics {
     registry: Registry,
     /// Height of the committed tip.
     pub height: Gauge,
-    /// Current consensus round.
-    pub round: Gauge,
-    /// Rounds since the last commit; a growing value means the network is stuck.
-    pub rounds_without_commit: Gauge,
-    pub timeouts: Counter,
-    /// Timeout certificates formed.
-    pub tcs: Counter,
-    pub leader_changes: Counter,
     /// From proposal to commit of our own blocks.
     pub commit_latency_seconds: Histogram,
     /// Between consecutive committed blocks.
@@ -66,22 +74,10 @@ pub struct Metrics {
     pub mempool_bytes: Gauge,
     pub txs_rejected: Family<ReasonLabel, Counter>,
     pub rpc_requests: Family<MethodLabel, Counter>,
-    /// Proof of work: nonces tried per second by this node's miner threads, all together.
-    pub pow_hashrate: Gauge<f64, AtomicU64>,
-    /// Proof of work: blocks this node mined and connected.
-    pub pow_blocks_mined: Counter,
-    /// Proof of work: reorganisations followed (the tip moved to another branch).
-    pub pow_reorgs: Counter,
-    /// Proof of work: blocks undone by the deepest reorganisation followed so far.
-    pub pow_reorg_depth_max: Gauge,
-    /// Proof of work: reorganisations refused because they were deeper than
-    /// `[pow] reorg_depth_max`.
-    pub pow_reorgs_refused: Counter,
-    /// Proof of work: blocks or headers refused as invalid, by reason.
-    pub pow_invalid: Family<ReasonLabel, Counter>,
-    /// Proof of work: height of the best header known (bodies may still be on their way).
-    pub pow_best_header_height: Gauge,
-    pub oracle: crate::oracle_metrics::OracleMetrics,
+    pub bft: bft::BftMetrics,
+    pub hotstuff: hotstuff::HotStuffMetrics,
+    pub pow: pow::PowMetrics,
+    pub oracle: oracle::OracleMetrics,
 }
 
 impl Default for Metrics {
@@ -96,11 +92,6 @@ impl Metrics {
         let m = Metrics {
             registry: Registry::default(),
             height: Gauge::default(),
-            round: Gauge::default(),
-            rounds_without_commit: Gauge::default(),
-            timeouts: Counter::default(),
-            tcs: Counter::default(),
-            leader_changes: Counter::default(),
             commit_latency_seconds: Histogram::new(exponential_buckets(
                 LATENCY_BUCKET_START_SECONDS,
                 LATENCY_BUCKET_FACTOR,
@@ -118,31 +109,14 @@ impl Metrics {
             mempool_bytes: Gauge::default(),
             txs_rejected: Family::default(),
             rpc_requests: Family::default(),
-            pow_hashrate: Gauge::default(),
-            pow_blocks_mined: Counter::default(),
-            pow_reorgs: Counter::default(),
-            pow_reorg_depth_max: Gauge::default(),
-            pow_reorgs_refused: Counter::default(),
-            pow_invalid: Family::default(),
-            pow_best_header_height: Gauge::default(),
+            bft: Default::default(),
+            hotstuff: Default::default(),
+            pow: Default::default(),
             oracle: Default::default(),
         };
         // Metrics are handles onto shared atomics: registering clones keeps the fields live.
         // Counters are registered without `_total`; the encoder appends it.
         registry.register("height", "Height of the committed tip", m.height.clone());
-        registry.register("round", "Current consensus round", m.round.clone());
-        registry.register(
-            "rounds_without_commit",
-            "Rounds since the last committed block",
-            m.rounds_without_commit.clone(),
-        );
-        registry.register("timeouts", "Round timeouts", m.timeouts.clone());
-        registry.register("tcs", "Timeout certificates formed", m.tcs.clone());
-        registry.register(
-            "leader_changes",
-            "Changes of round leader",
-            m.leader_changes.clone(),
-        );
         registry.register(
             "commit_latency_seconds",
             "Seconds from proposing a block to committing it",
@@ -184,41 +158,9 @@ impl Metrics {
             "JSON-RPC calls, by method",
             m.rpc_requests.clone(),
         );
-        registry.register(
-            "pow_hashrate",
-            "Nonces tried per second by this node's miner threads",
-            m.pow_hashrate.clone(),
-        );
-        registry.register(
-            "pow_blocks_mined",
-            "Blocks this node mined and connected",
-            m.pow_blocks_mined.clone(),
-        );
-        registry.register(
-            "pow_reorgs",
-            "Reorganisations to another branch",
-            m.pow_reorgs.clone(),
-        );
-        registry.register(
-            "pow_reorg_depth_max",
-            "Blocks undone by the deepest reorganisation followed",
-            m.pow_reorg_depth_max.clone(),
-        );
-        registry.register(
-            "pow_reorgs_refused",
-            "Reorganisations refused as deeper than [pow] reorg_depth_max",
-            m.pow_reorgs_refused.clone(),
-        );
-        registry.register(
-            "pow_invalid",
-            "Blocks or headers refused as invalid, by reason",
-            m.pow_invalid.clone(),
-        );
-        registry.register(
-            "pow_best_header_height",
-            "Height of the best header known",
-            m.pow_best_header_height.clone(),
-        );
+        m.bft.register(&mut registry);
+        m.hotstuff.register(&mut registry);
+        m.pow.register(&mut registry);
         m.oracle.register(&mut registry);
         Metrics { registry, ..m }
     }
@@ -238,6 +180,11 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// A count as a gauge value, saturating.
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// Content type of [`Metrics::render`]'s output.
@@ -263,11 +210,11 @@ mod tests {
         let text = m.render();
         for name in [
             "cairn_height ",
-            "cairn_round ",
-            "cairn_rounds_without_commit ",
-            "cairn_timeouts_total ",
-            "cairn_tcs_total ",
-            "cairn_leader_changes_total ",
+            "cairn_bft_round ",
+            "cairn_bft_rounds_without_commit ",
+            "cairn_bft_timeouts_total ",
+            "cairn_hotstuff_tcs_total ",
+            "cairn_bft_leader_changes_total ",
             "cairn_commit_latency_seconds_bucket",
             "cairn_block_interval_seconds_bucket",
             "cairn_peers ",

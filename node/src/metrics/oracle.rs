@@ -1,4 +1,4 @@
-//! Oracle gauges, per feed: the price in force, its age, the open round, operators and
+//! Oracle gauges (`cairn_oracle_…`), per feed: the price in force, its age, the open round, operators and
 //! stake. Feed labels come from genesis (at most `cairn_oracle::FEEDS_MAX`), never from
 //! requests, so the registry stays bounded.
 
@@ -27,28 +27,26 @@ pub struct OracleMetrics {
 }
 
 impl OracleMetrics {
+    /// Registers every metric under `oracle_` in `registry`.
     pub fn register(&self, registry: &mut Registry) {
+        let registry = registry.sub_registry_with_prefix("oracle");
         registry.register(
-            "oracle_price",
+            "price",
             "Price in force per feed, in units of the quote (absent until a round has quorum)",
             self.price.clone(),
         );
         registry.register(
-            "oracle_price_age_blocks",
+            "price_age_blocks",
             "Blocks since the feed's price was set",
             self.price_age_blocks.clone(),
         );
-        registry.register("oracle_round", "The feed's open round", self.round.clone());
+        registry.register("round", "The feed's open round", self.round.clone());
         registry.register(
-            "oracle_operators",
+            "operators",
             "Operators with stake in the feed",
             self.operators.clone(),
         );
-        registry.register(
-            "oracle_stake",
-            "Bonded stake in the feed",
-            self.stake.clone(),
-        );
+        registry.register("stake", "Bonded stake in the feed", self.stake.clone());
     }
 
     /// Sets every gauge from the oracle after block `height`.

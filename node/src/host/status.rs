@@ -1,0 +1,158 @@
+//! What a driver knows and the store does not, as the HTTP server reads it: the status a
+//! driver posts on a [`StatusBoard`], whether the node is ready, and how far it is behind
+//! ([`SyncProgress`], one rule for every engine).
+//!
+//! Owns: the shapes of that status and the rules that derive `syncing` and readiness from
+//! it. Never: reads the store or the network (the driver passes what it saw) or serves it.
+
+use std::sync::RwLock;
+
+use cairn_ledger::{Address, Height, Round};
+
+/// A node whose best known block is more than this many heights above its tip reports
+/// itself as syncing (and a miner does not mine).
+pub const SYNC_LAG_BLOCKS: u64 = 4;
+
+/// What the driver knows and the store does not. The driver fills it; until it exists,
+/// callers pass a fixed one in a [`StatusBoard`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub peers: u32,
+    pub syncing: bool,
+    /// Whether this node takes part in making blocks: a validator in the genesis set, or a
+    /// node that mines.
+    pub validator: bool,
+    /// Why the chain stopped here (an upgrade this binary lacks), when it has.
+    pub halted: Option<String>,
+    /// What only the running engine has.
+    pub engine: EngineStatus,
+}
+
+/// The part of [`NodeStatus`] that depends on the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineStatus {
+    HotStuff {
+        round: Round,
+        /// The current round's leader, when known.
+        leader: Option<Address>,
+    },
+    Pow {
+        /// The height of the best header known (bodies may still be coming).
+        best_header_height: Height,
+    },
+}
+
+impl Default for EngineStatus {
+    fn default() -> EngineStatus {
+        EngineStatus::HotStuff {
+            round: Round(0),
+            leader: None,
+        }
+    }
+}
+
+impl EngineStatus {
+    /// The engine's name as `status` reports it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EngineStatus::HotStuff { .. } => "hotstuff",
+            EngineStatus::Pow { .. } => "pow",
+        }
+    }
+}
+
+/// How far the committed (or connected) tip is from the best height this node has seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncProgress {
+    pub tip: Height,
+    pub best: Height,
+}
+
+impl SyncProgress {
+    pub fn syncing(&self) -> bool {
+        self.best.0 > self.tip.0.saturating_add(SYNC_LAG_BLOCKS)
+    }
+
+    /// The tip's share of the best height, 0.0 to 1.0 (1.0 with nothing seen).
+    pub fn fraction(&self) -> f64 {
+        if self.best.0 == 0 {
+            1.0
+        } else {
+            (self.tip.0 as f64 / self.best.0 as f64).min(1.0)
+        }
+    }
+}
+
+impl NodeStatus {
+    /// Whether `/ready` answers 200 for this status: not halted, not syncing, peered.
+    pub fn readiness(&self, sync: SyncProgress) -> Readiness {
+        if let Some(why) = &self.halted {
+            Readiness::NotReady(why.clone())
+        } else if self.syncing {
+            let best = match self.engine {
+                EngineStatus::HotStuff { .. } => format!("the network is at {} or more", sync.best),
+                EngineStatus::Pow { .. } => format!("the best header is at {}", sync.best),
+            };
+            Readiness::NotReady(format!("syncing: at height {}, {best}", sync.tip))
+        } else if self.peers == 0 {
+            Readiness::NotReady("no peers connected".into())
+        } else {
+            Readiness::Ready
+        }
+    }
+}
+
+/// Whether `/ready` answers 200. The caller decides (synced and peered); the reason says why
+/// not, for whoever is looking at a load balancer's health checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    NotReady(String),
+}
+
+/// The driver's side of the server: read often (every `status` call and `/ready` probe), so
+/// implementations must be cheap and must not block on consensus work.
+pub trait NodeView: Send + Sync {
+    fn status(&self) -> NodeStatus;
+    fn readiness(&self) -> Readiness;
+}
+
+/// A [`NodeView`] that holds the last values it was given: the driver sets them as they
+/// change, tests set them directly.
+pub struct StatusBoard {
+    inner: RwLock<(NodeStatus, Readiness)>,
+}
+
+impl StatusBoard {
+    pub fn new(status: NodeStatus, readiness: Readiness) -> StatusBoard {
+        StatusBoard {
+            inner: RwLock::new((status, readiness)),
+        }
+    }
+
+    pub fn set_status(&self, status: NodeStatus) {
+        // A poisoned lock still holds a whole value (writers only assign), so keep going.
+        self.inner.write().unwrap_or_else(|e| e.into_inner()).0 = status;
+    }
+
+    pub fn set_readiness(&self, readiness: Readiness) {
+        self.inner.write().unwrap_or_else(|e| e.into_inner()).1 = readiness;
+    }
+}
+
+impl NodeView for StatusBoard {
+    fn status(&self) -> NodeStatus {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+    fn readiness(&self) -> Readiness {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
+    }
+}

@@ -1,0 +1,5 @@
+//! Pending transactions: the mempool and their gossip between nodes, with admission off the
+//! drivers' threads.
+
+pub mod gossip;
+pub mod mempool;
