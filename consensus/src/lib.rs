@@ -11,6 +11,7 @@
 //! start no threads; the simulator's batch runner spreads whole seeds over threads, each
 //! seed staying single-threaded and deterministic.
 
+pub mod bft;
 pub mod hotstuff;
 pub mod pow;
 pub mod sim;

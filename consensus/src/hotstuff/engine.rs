@@ -19,13 +19,13 @@ use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 use super::aggregator::VoteAggregator;
 use super::block_tree::BlockTree;
 use super::certs::{CertChecker, CertError};
-use super::crypto::{Signer, Verifier};
+use crate::bft::{Signer, Verifier};
 use super::effects::{DropReason, Effect, Evidence, Input};
-use super::leader::LeaderSchedule;
+use crate::bft::LeaderSchedule;
 use super::messages::{Message, ProposalMsg, SignedProposal, proposal_signing_bytes};
 use super::pacemaker::{Pacemaker, PacemakerError};
 use super::safety::{SafetyRules, SafetyState};
-use super::validators::ValidatorSet;
+use crate::bft::ValidatorSet;
 
 /// Rounds whose first proposal is remembered for equivocation checks.
 pub const PROPOSALS_SEEN_ROUNDS_MAX: usize = 64;

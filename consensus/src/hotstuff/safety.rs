@@ -22,7 +22,7 @@ use cairn_ledger::codec::{self, CodecError};
 use cairn_ledger::{Hash, Round, Signature};
 use serde::{Deserialize, Serialize};
 
-use super::crypto::Signer;
+use crate::bft::Signer;
 use super::messages::{
     TIMEOUT_BYTES_MAX, TimeoutCert, TimeoutMsg, VoteMsg, proposal_signing_bytes,
     timeout_signing_bytes, vote_signing_bytes,
@@ -275,7 +275,7 @@ impl SafetyRules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hotstuff::crypto::Ed25519Signer;
+    use crate::bft::Ed25519Signer;
     use cairn_ledger::crypto::Keypair;
 
     fn qc(round: u64) -> QuorumCert {
