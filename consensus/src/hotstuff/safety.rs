@@ -209,6 +209,8 @@ impl SafetyRules {
             voter: signer.public_key(),
             signature: signer.sign(&vote_signing_bytes(&self.chain, round, &block)),
         };
+        // The last voted round never decreases; with the rule on, every vote raises it.
+        assert!(self.skip_voted_round_check || round > self.state.last_voted_round);
         self.state.last_voted_round = self.state.last_voted_round.max(round);
         self.state.last_vote = Some(vote.clone());
         Ok((vote, true))
@@ -248,6 +250,9 @@ impl SafetyRules {
             sender: signer.public_key(),
             signature: signer.sign(&timeout_signing_bytes(&self.chain, round, qc_round)),
         };
+        // A timeout counts as a vote in its round: the last voted round never decreases.
+        assert!(round >= self.state.last_voted_round);
+        assert!(round >= self.state.highest_timeout_round);
         self.state.last_voted_round = round;
         self.state.highest_timeout_round = round;
         self.state.last_timeout = Some(timeout.clone());
@@ -267,6 +272,7 @@ impl SafetyRules {
                 last_proposed_round: self.state.last_proposed_round,
             });
         }
+        assert!(round > self.state.last_proposed_round);
         self.state.last_proposed_round = round;
         Ok(signer.sign(&proposal_signing_bytes(&self.chain, round, &block)))
     }
