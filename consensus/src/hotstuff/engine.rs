@@ -19,14 +19,12 @@ use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 use super::aggregator::VoteAggregator;
 use super::block_tree::{BlockTree, TREE_BLOCKS_MAX};
 use super::certs::{CertChecker, CertError};
-use crate::bft::{Signer, Verifier};
 use super::effects::{DropReason, Effect, Evidence, Input};
-use crate::bft::LeaderSchedule;
 use super::messages::{Message, ProposalMsg, SignedProposal, proposal_signing_bytes};
 use super::pacemaker::{Pacemaker, PacemakerError};
 use super::safety::{SafetyRules, SafetyState};
 use super::sync::PENDING_PROPOSALS_MAX;
-use crate::bft::ValidatorSet;
+use crate::bft::{LeaderSchedule, Signer, ValidatorSet, Verifier};
 
 /// Rounds whose first proposal is remembered for equivocation checks.
 pub const PROPOSALS_SEEN_ROUNDS_MAX: usize = 64;

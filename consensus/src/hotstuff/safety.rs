@@ -22,11 +22,11 @@ use cairn_ledger::codec::{self, CodecError};
 use cairn_ledger::{Hash, Round, Signature};
 use serde::{Deserialize, Serialize};
 
-use crate::bft::Signer;
 use super::messages::{
     TIMEOUT_BYTES_MAX, TimeoutCert, TimeoutMsg, VoteMsg, proposal_signing_bytes,
     timeout_signing_bytes, vote_signing_bytes,
 };
+use crate::bft::Signer;
 
 /// Largest encoded safety state: two timeouts' worth of certificates is a generous bound.
 pub const SAFETY_STATE_BYTES_MAX: usize = 3 * TIMEOUT_BYTES_MAX;
