@@ -64,18 +64,25 @@ pub fn synthetic_genesis(parent: cairn_ledger::Hash) -> cairn_ledger::block::Blo
 }
 
 /// The block a driver without transactions (unit tests, the simulator) answers
-/// `Effect::RequestPayload` with: empty, with the seal the engine asked for.
+/// `Effect::RequestPayload` with: empty, with the seal the engine asked for, proposed by
+/// `proposer` at `timestamp`. `None` for any other effect.
 pub fn empty_payload(
-    round: cairn_ledger::Round,
-    height: cairn_ledger::Height,
-    parent: cairn_ledger::Hash,
-    justify: cairn_ledger::block::QuorumCert,
+    request: Effect,
     proposer: cairn_ledger::Address,
     timestamp: cairn_ledger::TimestampMs,
-) -> cairn_ledger::block::Block {
+) -> Option<cairn_ledger::block::Block> {
     use cairn_ledger::block::{Block, BlockHeader, Seal};
     use cairn_ledger::{Hash, ProtocolVersion};
-    Block {
+    let Effect::RequestPayload {
+        round,
+        height,
+        parent,
+        justify,
+    } = request
+    else {
+        return None;
+    };
+    Some(Block {
         header: BlockHeader {
             height,
             parent,
@@ -87,5 +94,5 @@ pub fn empty_payload(
             seal: Seal::HotStuff { round, justify },
         },
         transactions: Vec::new(),
-    }
+    })
 }

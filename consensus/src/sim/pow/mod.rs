@@ -36,7 +36,10 @@ use std::collections::BTreeMap;
 
 use cairn_ledger::{Hash, Height};
 
-pub use checker::{HEAL_SETTLE_MS, REORG_SLACK_BLOCKS, VIOLATIONS_KEPT_MAX};
+use super::kernel;
+
+pub use super::kernel::VIOLATIONS_KEPT_MAX;
+pub use checker::{HEAL_SETTLE_MS, REORG_SLACK_BLOCKS};
 pub use mining::{MINING_DELAY_MS_MAX, NONCE_TRIES_MAX};
 pub use network::{EVENTS_QUEUED_MAX, LATENCY_MS_MAX, LATENCY_MS_MIN};
 pub use node::{HEADERS_PER_MESSAGE_MAX, HELD_BACK_MAX};
@@ -222,26 +225,24 @@ pub fn run_many(
     first: &PowSimConfig,
     count: u64,
     threads: usize,
-    mut on_report: impl FnMut(&PowSimReport),
+    on_report: impl FnMut(&PowSimReport),
 ) -> Result<PowBatchSummary, PowSimError> {
     first.validate()?;
-    let mut summary = PowBatchSummary::default();
-    super::in_seed_order(
+    let run = |seed| {
+        world::World::new(&PowSimConfig {
+            seed,
+            ..first.clone()
+        })
+        .run()
+    };
+    Ok(kernel::run_many(
+        first.seed,
         count,
         threads,
-        |i| {
-            let config = PowSimConfig {
-                seed: first.seed.wrapping_add(i),
-                ..first.clone()
-            };
-            world::World::new(&config).run()
-        },
-        |report| {
-            summary.add(&report);
-            on_report(&report);
-        },
-    );
-    Ok(summary)
+        run,
+        PowBatchSummary::add,
+        on_report,
+    ))
 }
 
 impl PowBatchSummary {
