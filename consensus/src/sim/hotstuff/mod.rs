@@ -2,9 +2,10 @@
 //! with faults (delay, loss, duplication, reordering, partitions, crashes, Byzantine
 //! validators) injected from one seed, and safety and liveness checked after every step.
 //!
-//! `run(&SimConfig)` runs one seed and returns a [`SimReport`] whose `repro` line re-runs
-//! exactly that seed from the command line. `run_many` spreads seeds over threads (each seed
-//! stays single-threaded and deterministic) and reports them in seed order.
+//! The kernel's `run(&SimConfig)` runs one seed and returns a [`SimReport`] whose `repro`
+//! line re-runs exactly that seed from the command line; its `run_many` spreads seeds over
+//! threads (each seed stays single-threaded and deterministic) and reports them in seed
+//! order. Both are re-exported here.
 //!
 //! Owns: the HotStuff fault plan, network model, attacks and checkers. Never: reads the wall
 //! clock, or any randomness except the seed's `ChaCha8Rng`; a seed's outcome does not
@@ -24,9 +25,9 @@ use std::collections::BTreeMap;
 
 use cairn_ledger::{Hash, Height, Round};
 
-use super::kernel;
+use super::kernel::Simulation;
 
-pub use super::kernel::VIOLATIONS_KEPT_MAX;
+pub use super::kernel::{VIOLATIONS_KEPT_MAX, run, run_many};
 pub use checker::LIVENESS_COMMITS;
 pub use crypto::SimCrypto;
 pub use faults::{ALL_FAULTS, BEHAVIOURS, Behaviour, Fault, FaultParseError, FaultSet};
@@ -89,13 +90,6 @@ impl SimConfig {
         }
         line
     }
-
-    fn validate(&self) -> Result<(), SimError> {
-        if self.validators == 0 || self.validators > SIM_VALIDATORS_MAX {
-            return Err(SimError::Validators(self.validators));
-        }
-        Ok(())
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,12 +130,6 @@ impl SimReport {
     }
 }
 
-/// Runs one seed.
-pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
-    config.validate()?;
-    Ok(world::World::new(config).run())
-}
-
 /// Totals over many seeds.
 #[derive(Clone, Debug, Default)]
 pub struct BatchSummary {
@@ -157,40 +145,40 @@ pub struct BatchSummary {
     pub recovery_ms: Vec<u64>,
 }
 
-/// Runs `count` seeds from `first.seed` on `threads` threads. `on_report` sees every
-/// report in seed order (failing ones carry their reproduction line).
-pub fn run_many(
-    first: &SimConfig,
-    count: u64,
-    threads: usize,
-    on_report: impl FnMut(&SimReport),
-) -> Result<BatchSummary, SimError> {
-    first.validate()?;
-    let run = |seed| {
-        world::World::new(&SimConfig {
-            seed,
-            ..first.clone()
-        })
-        .run()
-    };
-    Ok(kernel::run_many(
-        first.seed,
-        count,
-        threads,
-        run,
-        BatchSummary::add,
-        on_report,
-    ))
-}
+impl Simulation for SimConfig {
+    type Report = SimReport;
+    type Summary = BatchSummary;
+    type Error = SimError;
 
-impl BatchSummary {
-    fn add(&mut self, report: &SimReport) {
-        self.seeds += 1;
-        self.safety_violations += u64::from(report.violation_count > 0);
-        self.liveness_failures += u64::from(report.liveness_failure.is_some());
-        self.committed_blocks += report.committed_height.0;
-        self.events += report.events;
-        self.recovery_rounds.extend(report.recovery_rounds);
-        self.recovery_ms.extend(report.recovery_ms);
+    fn validate(&self) -> Result<(), SimError> {
+        if self.validators == 0 || self.validators > SIM_VALIDATORS_MAX {
+            return Err(SimError::Validators(self.validators));
+        }
+        Ok(())
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn with_seed(&self, seed: u64) -> SimConfig {
+        SimConfig {
+            seed,
+            ..self.clone()
+        }
+    }
+
+    fn run_seed(&self) -> SimReport {
+        world::World::new(self).run()
+    }
+
+    fn add(summary: &mut BatchSummary, report: &SimReport) {
+        summary.seeds += 1;
+        summary.safety_violations += u64::from(report.violation_count > 0);
+        summary.liveness_failures += u64::from(report.liveness_failure.is_some());
+        summary.committed_blocks += report.committed_height.0;
+        summary.events += report.events;
+        summary.recovery_rounds.extend(report.recovery_rounds);
+        summary.recovery_ms.extend(report.recovery_ms);
     }
 }

@@ -20,6 +20,6 @@ mod verdict;
 
 pub use links::Links;
 pub use queue::EventQueue;
-pub use runner::{in_seed_order, run_many, seed_rng};
+pub use runner::{Simulation, in_seed_order, run, run_many, seed_rng};
 pub use trace::Trace;
 pub use verdict::{Judge, VIOLATIONS_KEPT_MAX, Violations};

@@ -55,48 +55,99 @@ pub fn in_seed_order<R: Send>(
     });
 }
 
-/// Runs `count` seeds from `first_seed` (wrapping) on `threads` threads: `run` makes one
-/// seed's report, `add` folds it into the summary, and `on_report` sees it, both in seed
-/// order.
-pub fn run_many<R: Send, S: Default>(
-    first_seed: u64,
+/// A simulator as the seed runner sees it, implemented by its configuration: the
+/// configuration names a seed, and running it gives that seed's report.
+pub trait Simulation: Clone + Sync {
+    type Report: Send;
+    type Summary: Default;
+    type Error;
+
+    /// Refuses a configuration that no seed could run.
+    fn validate(&self) -> Result<(), Self::Error>;
+
+    fn seed(&self) -> u64;
+
+    /// The same configuration with another seed.
+    fn with_seed(&self, seed: u64) -> Self;
+
+    /// Runs this configuration's seed (single-threaded) to its report.
+    fn run_seed(&self) -> Self::Report;
+
+    /// Folds one seed's report into a batch's totals.
+    fn add(summary: &mut Self::Summary, report: &Self::Report);
+}
+
+/// Runs one seed.
+pub fn run<C: Simulation>(config: &C) -> Result<C::Report, C::Error> {
+    config.validate()?;
+    Ok(config.run_seed())
+}
+
+/// Runs `count` seeds from `first`'s seed (wrapping) on `threads` threads. `on_report` sees
+/// every report in seed order (failing ones carry their reproduction line).
+pub fn run_many<C: Simulation>(
+    first: &C,
     count: u64,
     threads: usize,
-    run: impl Fn(u64) -> R + Sync,
-    add: impl Fn(&mut S, &R),
-    mut on_report: impl FnMut(&R),
-) -> S {
-    let mut summary = S::default();
+    mut on_report: impl FnMut(&C::Report),
+) -> Result<C::Summary, C::Error> {
+    first.validate()?;
+    let mut summary = C::Summary::default();
     in_seed_order(
         count,
         threads,
-        |i| run(first_seed.wrapping_add(i)),
+        |i| first.with_seed(first.seed().wrapping_add(i)).run_seed(),
         |report| {
-            add(&mut summary, &report);
+            C::add(&mut summary, &report);
             on_report(&report);
         },
     );
-    summary
+    Ok(summary)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A simulation whose report is its seed, refusing odd seeds to start from.
+    #[derive(Clone)]
+    struct Echo(u64);
+
+    impl Simulation for Echo {
+        type Report = u64;
+        type Summary = u64;
+        type Error = u64;
+
+        fn validate(&self) -> Result<(), u64> {
+            if self.0 % 2 == 1 { Err(self.0) } else { Ok(()) }
+        }
+
+        fn seed(&self) -> u64 {
+            self.0
+        }
+
+        fn with_seed(&self, seed: u64) -> Echo {
+            Echo(seed)
+        }
+
+        fn run_seed(&self) -> u64 {
+            self.0
+        }
+
+        fn add(sum: &mut u64, seed: &u64) {
+            *sum = sum.wrapping_add(*seed);
+        }
+    }
+
     #[test]
     fn seeds_come_back_in_order_whatever_the_threads() {
         for threads in [1, 3, 8] {
             let mut seen = Vec::new();
-            let total: u64 = run_many(
-                u64::MAX - 1,
-                5,
-                threads,
-                |seed| seed,
-                |sum: &mut u64, seed| *sum = sum.wrapping_add(*seed),
-                |seed| seen.push(*seed),
-            );
+            let total = run_many(&Echo(u64::MAX - 1), 5, threads, |s| seen.push(*s));
             assert_eq!(seen, vec![u64::MAX - 1, u64::MAX, 0, 1, 2]);
-            assert_eq!(total, 0);
+            assert_eq!(total, Ok(0));
         }
+        assert_eq!(run(&Echo(4)), Ok(4));
+        assert_eq!(run_many(&Echo(3), 5, 1, |_| {}), Err(3));
     }
 }
