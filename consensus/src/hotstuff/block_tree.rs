@@ -213,6 +213,7 @@ impl BlockTree {
         }
         let round = *round;
         self.blocks.insert(id, Node { block, round });
+        debug_assert!(self.uncommitted_len() <= TREE_BLOCKS_MAX);
         Ok(id)
     }
 
@@ -263,6 +264,16 @@ impl BlockTree {
             .iter()
             .filter_map(|id| self.blocks.get(id).map(|n| n.block.clone()))
             .collect();
+        // Commits are contiguous and lowest first: each block extends the one before it,
+        // the first extends the old root, and heights rise by one.
+        assert_eq!(blocks.len(), path.len());
+        let (mut parent, mut height) = (self.root, self.root_height());
+        for (block, id) in blocks.iter().zip(&path) {
+            height = height.next();
+            assert_eq!(block.header.parent, parent);
+            assert_eq!(block.header.height, height);
+            parent = *id;
+        }
         for block in &blocks {
             if self.committed.len() >= COMMITTED_BLOCKS_KEPT {
                 self.committed.pop_front();
@@ -271,6 +282,7 @@ impl BlockTree {
         }
         self.root = target;
         self.prune();
+        assert!(self.committed.len() <= COMMITTED_BLOCKS_KEPT);
         Some(blocks)
     }
 

@@ -14,9 +14,8 @@ use cairn_ledger::block::QuorumCert;
 use cairn_ledger::codec;
 use cairn_ledger::{Hash, PublicKey, Round};
 
-use super::crypto::{SignedBytes, Verifier};
 use super::messages::{TimeoutCert, timeout_signing_bytes, vote_signing_bytes};
-use super::validators::ValidatorSet;
+use crate::bft::{SignedBytes, TallyError, ValidatorSet, Verifier, tally};
 
 /// Certificates remembered as verified; QCs travel in every proposal, timeout and TC, so
 /// the same one is seen many times. Cleared when full.
@@ -204,21 +203,11 @@ fn check_power(
     signers: &[&PublicKey],
     validators: &ValidatorSet,
 ) -> Result<(), CertError> {
-    if signers.is_empty() {
-        return Err(CertError::Unsigned { what, round });
-    }
-    let mut seen = HashSet::with_capacity(signers.len());
-    let mut power = 0u64;
-    for key in signers {
-        let p = validators
-            .power(key)
-            .ok_or(CertError::NotAValidator { what, key: **key })?;
-        if !seen.insert(*key) {
-            return Err(CertError::DuplicateSigner { what, key: **key });
-        }
-        // The set's total fits a u64, and each signer is counted once.
-        power += p;
-    }
+    let power = tally(signers, validators).map_err(|e| match e {
+        TallyError::Empty => CertError::Unsigned { what, round },
+        TallyError::NotAValidator(key) => CertError::NotAValidator { what, key },
+        TallyError::DuplicateSigner(key) => CertError::DuplicateSigner { what, key },
+    })?;
     if power < validators.quorum_power() {
         return Err(CertError::InsufficientPower {
             what,

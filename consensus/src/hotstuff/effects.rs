@@ -202,4 +202,96 @@ impl DropReason {
             DropReason::BadSync { .. } => "bad_sync",
         }
     }
+
+    /// Whether only a faulty or malicious peer sends what this refuses: bytes that do not
+    /// decode or break a bound, a signer outside the set, a signature or a certificate that
+    /// does not verify. Every other reason also happens between honest nodes (late or
+    /// early messages, duplicates from the network, races between proposals and sync).
+    pub fn is_fault(&self) -> bool {
+        // Spelled out, so a new reason has to be placed on one side.
+        match self {
+            DropReason::Malformed { .. }
+            | DropReason::OutOfBounds(_)
+            | DropReason::NotAValidator { .. }
+            | DropReason::BadSignature { .. }
+            | DropReason::InvalidCert(_) => true,
+            DropReason::NotHotStuff { .. }
+            | DropReason::WrongLeader { .. }
+            | DropReason::UnjustifiedRound { .. }
+            | DropReason::StaleRound { .. }
+            | DropReason::FutureRound { .. }
+            | DropReason::NotNextLeader { .. }
+            | DropReason::Duplicate { .. }
+            | DropReason::Equivocation { .. }
+            | DropReason::Tree(_)
+            | DropReason::ConflictsWithCommitted { .. }
+            | DropReason::Safety(_)
+            | DropReason::PendingFull { .. }
+            | DropReason::PayloadMismatch { .. }
+            | DropReason::StaleTimer { .. }
+            | DropReason::NothingToServe { .. }
+            | DropReason::BadSync { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_a_faulty_peer_sends_is_a_fault() {
+        let key = PublicKey([1; 32]);
+        let round = Round(3);
+        let faults = [
+            DropReason::Malformed {
+                reason: "truncated".to_string(),
+            },
+            DropReason::OutOfBounds(BoundsError::TooManyBlocks { count: 999 }),
+            DropReason::NotAValidator { what: "vote", key },
+            DropReason::BadSignature { what: "vote", key },
+            DropReason::InvalidCert(CertError::TcRoundZero),
+        ];
+        for reason in &faults {
+            assert!(reason.is_fault(), "{}", reason.label());
+        }
+        let honest = [
+            DropReason::StaleRound {
+                what: "vote",
+                round,
+                current: Round(4),
+            },
+            DropReason::FutureRound {
+                what: "vote",
+                round,
+                current: Round(1),
+            },
+            DropReason::Duplicate {
+                what: "vote",
+                key,
+                round,
+            },
+            DropReason::PendingFull { round },
+            DropReason::StaleTimer {
+                round,
+                current: Round(4),
+            },
+            DropReason::BadSync { reason: "empty" },
+        ];
+        for reason in &honest {
+            assert!(!reason.is_fault(), "{}", reason.label());
+        }
+        // The node counts faults per peer by label; the two views must agree.
+        let labels: Vec<&str> = faults.iter().map(DropReason::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "malformed",
+                "out_of_bounds",
+                "not_a_validator",
+                "bad_signature",
+                "invalid_cert"
+            ]
+        );
+    }
 }

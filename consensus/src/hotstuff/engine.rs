@@ -17,15 +17,14 @@ use cairn_ledger::genesis::HotStuffParams;
 use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 
 use super::aggregator::VoteAggregator;
-use super::block_tree::BlockTree;
+use super::block_tree::{BlockTree, TREE_BLOCKS_MAX};
 use super::certs::{CertChecker, CertError};
-use super::crypto::{Signer, Verifier};
 use super::effects::{DropReason, Effect, Evidence, Input};
-use super::leader::LeaderSchedule;
 use super::messages::{Message, ProposalMsg, SignedProposal, proposal_signing_bytes};
 use super::pacemaker::{Pacemaker, PacemakerError};
 use super::safety::{SafetyRules, SafetyState};
-use super::validators::ValidatorSet;
+use super::sync::PENDING_PROPOSALS_MAX;
+use crate::bft::{LeaderSchedule, Signer, ValidatorSet, Verifier};
 
 /// Rounds whose first proposal is remembered for equivocation checks.
 pub const PROPOSALS_SEEN_ROUNDS_MAX: usize = 64;
@@ -278,6 +277,9 @@ impl Engine {
     }
 
     fn finish(&mut self) -> Vec<Effect> {
+        debug_assert!(self.pending.len() <= PENDING_PROPOSALS_MAX);
+        debug_assert!(self.proposals_seen.len() <= PROPOSALS_SEEN_ROUNDS_MAX);
+        debug_assert!(self.tree.uncommitted_len() <= TREE_BLOCKS_MAX);
         if std::mem::take(&mut self.round_changed) {
             let round = self.current_round();
             let after_ms = self
@@ -606,6 +608,10 @@ impl Engine {
     // ---- commits -------------------------------------------------------------------------
 
     pub(super) fn on_commit(&mut self, committed: super::block_tree::Committed) {
+        // The tree moved its root to the last block committed, which the QC certifies.
+        let last = committed.blocks.last().map(|b| b.header.height);
+        assert_eq!(last, Some(self.tree.root_height()));
+        assert_eq!(committed.qc.block, self.tree.root_id());
         let root_round = self.tree.root_round();
         self.pending.retain(|(_, p)| {
             p.round_and_justify()

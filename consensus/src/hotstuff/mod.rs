@@ -2,47 +2,46 @@
 //! state machine: [`Engine::handle`] takes an [`Input`] and returns the [`Effect`]s the
 //! driver must execute, in order.
 //!
-//! One file per concern: `messages` (wire types, bounds, signing bytes), `crypto` (the
-//! signing seam), `validators` (power and quorums), `leader` (who proposes), `certs` (QC and
-//! TC checks), `aggregator` (votes into QCs, timeouts into TCs), `safety` (the rules that
-//! prevent equivocation, and the state persisted for them), `pacemaker` (rounds and
-//! timeouts), `block_tree` (blocks, certification, commits), `engine` (proposals and rounds),
-//! `voting` (votes and timeouts), `sync` (catch-up), `effects` (the driver's contract).
+//! The validator set, the signing seam and the leader schedule belong to every BFT engine
+//! and live in `crate::bft`; they are re-exported here. One file per concern: `messages`
+//! (wire types, bounds, signing bytes), `certs` (QC and TC checks), `aggregator` (votes into
+//! QCs, timeouts into TCs), `safety` (the rules that prevent equivocation, and the state
+//! persisted for them), `pacemaker` (rounds and timeouts), `block_tree` (blocks,
+//! certification, commits), `engine` (proposals and rounds), `voting` (votes and timeouts),
+//! `sync` (catch-up), `effects` (the driver's contract).
 //!
 //! Nothing here does I/O, reads a clock, draws randomness or starts a thread.
 
 mod aggregator;
 mod block_tree;
 mod certs;
-mod crypto;
 mod effects;
 mod engine;
-mod leader;
 mod messages;
 mod pacemaker;
 mod safety;
 mod sync;
-mod validators;
 mod voting;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::bft::{
+    Ed25519Signer, Ed25519Verifier, LeaderSchedule, Member, SignedBytes, Signer, ValidatorSet,
+    ValidatorSetError, Verifier,
+};
 pub use aggregator::VOTES_ROUNDS_MAX;
 pub use block_tree::{COMMITTED_BLOCKS_KEPT, TREE_BLOCKS_MAX, TreeError, block_round};
 pub use certs::{CertError, VERIFIED_CERTS_MAX, genesis_qc};
-pub use crypto::{Ed25519Signer, Ed25519Verifier, SignedBytes, Signer, Verifier};
 pub use effects::{DropReason, Effect, Evidence, Input};
 pub use engine::{
     Engine, EngineConfig, EngineError, PROPOSALS_SEEN_ROUNDS_MAX, RestartState,
     VOTE_ROUNDS_AHEAD_MAX,
 };
-pub use leader::LeaderSchedule;
 pub use messages::*;
 pub use pacemaker::{BACKOFF_EXPONENT_MAX, BACKOFF_FREE_ROUNDS, PacemakerError};
 pub use safety::{SAFETY_STATE_BYTES_MAX, SafetyError, SafetyState};
 pub use sync::PENDING_PROPOSALS_MAX;
-pub use validators::{Member, ValidatorSet, ValidatorSetError};
 
 /// A block 0 for runs without a genesis file (unit tests, the simulator): empty state, no
 /// transactions, and `parent` standing in for the genesis hash so runs can be told apart.
@@ -65,18 +64,25 @@ pub fn synthetic_genesis(parent: cairn_ledger::Hash) -> cairn_ledger::block::Blo
 }
 
 /// The block a driver without transactions (unit tests, the simulator) answers
-/// `Effect::RequestPayload` with: empty, with the seal the engine asked for.
+/// `Effect::RequestPayload` with: empty, with the seal the engine asked for, proposed by
+/// `proposer` at `timestamp`. `None` for any other effect.
 pub fn empty_payload(
-    round: cairn_ledger::Round,
-    height: cairn_ledger::Height,
-    parent: cairn_ledger::Hash,
-    justify: cairn_ledger::block::QuorumCert,
+    request: Effect,
     proposer: cairn_ledger::Address,
     timestamp: cairn_ledger::TimestampMs,
-) -> cairn_ledger::block::Block {
+) -> Option<cairn_ledger::block::Block> {
     use cairn_ledger::block::{Block, BlockHeader, Seal};
     use cairn_ledger::{Hash, ProtocolVersion};
-    Block {
+    let Effect::RequestPayload {
+        round,
+        height,
+        parent,
+        justify,
+    } = request
+    else {
+        return None;
+    };
+    Some(Block {
         header: BlockHeader {
             height,
             parent,
@@ -88,5 +94,5 @@ pub fn empty_payload(
             seal: Seal::HotStuff { round, justify },
         },
         transactions: Vec::new(),
-    }
+    })
 }

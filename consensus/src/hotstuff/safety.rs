@@ -22,11 +22,11 @@ use cairn_ledger::codec::{self, CodecError};
 use cairn_ledger::{Hash, Round, Signature};
 use serde::{Deserialize, Serialize};
 
-use super::crypto::Signer;
 use super::messages::{
     TIMEOUT_BYTES_MAX, TimeoutCert, TimeoutMsg, VoteMsg, proposal_signing_bytes,
     timeout_signing_bytes, vote_signing_bytes,
 };
+use crate::bft::Signer;
 
 /// Largest encoded safety state: two timeouts' worth of certificates is a generous bound.
 pub const SAFETY_STATE_BYTES_MAX: usize = 3 * TIMEOUT_BYTES_MAX;
@@ -209,6 +209,8 @@ impl SafetyRules {
             voter: signer.public_key(),
             signature: signer.sign(&vote_signing_bytes(&self.chain, round, &block)),
         };
+        // The last voted round never decreases; with the rule on, every vote raises it.
+        assert!(self.skip_voted_round_check || round > self.state.last_voted_round);
         self.state.last_voted_round = self.state.last_voted_round.max(round);
         self.state.last_vote = Some(vote.clone());
         Ok((vote, true))
@@ -248,6 +250,9 @@ impl SafetyRules {
             sender: signer.public_key(),
             signature: signer.sign(&timeout_signing_bytes(&self.chain, round, qc_round)),
         };
+        // A timeout counts as a vote in its round: the last voted round never decreases.
+        assert!(round >= self.state.last_voted_round);
+        assert!(round >= self.state.highest_timeout_round);
         self.state.last_voted_round = round;
         self.state.highest_timeout_round = round;
         self.state.last_timeout = Some(timeout.clone());
@@ -267,6 +272,7 @@ impl SafetyRules {
                 last_proposed_round: self.state.last_proposed_round,
             });
         }
+        assert!(round > self.state.last_proposed_round);
         self.state.last_proposed_round = round;
         Ok(signer.sign(&proposal_signing_bytes(&self.chain, round, &block)))
     }
@@ -275,7 +281,7 @@ impl SafetyRules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hotstuff::crypto::Ed25519Signer;
+    use crate::bft::Ed25519Signer;
     use cairn_ledger::crypto::Keypair;
 
     fn qc(round: u64) -> QuorumCert {

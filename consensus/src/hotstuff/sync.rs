@@ -139,6 +139,7 @@ impl Engine {
             evicted = old.round_and_justify().map(|(round, _)| round);
         }
         self.pending.push((from, p));
+        assert!(self.pending.len() <= PENDING_PROPOSALS_MAX);
         match evicted {
             Some(round) => Err(DropReason::PendingFull { round }),
             None => Ok(()),

@@ -82,21 +82,11 @@ impl Cluster {
                 Effect::ScheduleTimeout { round, after_ms } => {
                     self.timers[i] = Some((round, after_ms));
                 }
-                Effect::RequestPayload {
-                    round,
-                    height,
-                    parent,
-                    justify,
-                } => {
-                    let block = crate::hotstuff::empty_payload(
-                        round,
-                        height,
-                        parent,
-                        justify,
-                        self.kit.key(i).address(),
-                        TimestampMs(round.0),
-                    );
-                    self.deliver(i, Input::Payload(block));
+                request @ Effect::RequestPayload { round, .. } => {
+                    let address = self.kit.key(i).address();
+                    if let Some(block) = empty_payload(request, address, TimestampMs(round.0)) {
+                        self.deliver(i, Input::Payload(block));
+                    }
                 }
                 Effect::Commit { blocks, qc } => {
                     self.tips[i] = Some((blocks.last().unwrap().clone(), qc));

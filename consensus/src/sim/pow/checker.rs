@@ -34,9 +34,7 @@ use super::PartitionRecord;
 use super::node::{Ledger, SimNode};
 use crate::pow::target::U512;
 use crate::pow::{CompactTarget, PowRules, Target, Work};
-
-/// Violations kept per run; the first ones are the interesting ones.
-pub const VIOLATIONS_KEPT_MAX: usize = 8;
+use crate::sim::kernel::{Judge, Violations};
 
 /// Blocks mined while the network was whole that one reorg may undo: natural forks, when two
 /// miners find blocks within a message's latency (or a header's hold-back) of each other and
@@ -81,8 +79,17 @@ pub struct Checker {
     reorgs: u64,
     /// The hardest target any block carried, as a difficulty (1.0 at the genesis limit).
     difficulty_max: f64,
-    violations: Vec<String>,
-    violation_count: usize,
+    violations: Violations,
+}
+
+impl Judge for Checker {
+    fn record(&self) -> &Violations {
+        &self.violations
+    }
+
+    fn record_mut(&mut self) -> &mut Violations {
+        &mut self.violations
+    }
 }
 
 impl Checker {
@@ -116,24 +123,8 @@ impl Checker {
             reorg_whole_blocks_max: 0,
             reorgs: 0,
             difficulty_max: 1.0,
-            violations: Vec::new(),
-            violation_count: 0,
+            violations: Violations::default(),
         }
-    }
-
-    pub fn violation(&mut self, text: String) {
-        self.violation_count += 1;
-        if self.violations.len() < VIOLATIONS_KEPT_MAX {
-            self.violations.push(text);
-        }
-    }
-
-    pub fn violations(&self) -> &[String] {
-        &self.violations
-    }
-
-    pub fn violation_count(&self) -> usize {
-        self.violation_count
     }
 
     pub fn reorgs(&self) -> u64 {

@@ -16,9 +16,10 @@
 //! node's state equals a replay of its chain from genesis, and that after the last partition
 //! healed all nodes converged on the most-work tip.
 //!
-//! `run(&PowSimConfig)` runs one seed and returns a [`PowSimReport`] whose `repro` line re-runs
-//! exactly that seed from the command line. `run_many` spreads seeds over threads (each seed
-//! stays single-threaded and deterministic) and reports them in seed order.
+//! The kernel's `run(&PowSimConfig)` runs one seed and returns a [`PowSimReport`] whose
+//! `repro` line re-runs exactly that seed from the command line; its `run_many` spreads seeds
+//! over threads (each seed stays single-threaded and deterministic) and reports them in seed
+//! order. Both are re-exported here.
 //!
 //! Owns: simulation. Never: reads the wall clock, or any randomness except the seed's
 //! `ChaCha8Rng`; a seed's outcome does not depend on the thread that runs it.
@@ -36,7 +37,10 @@ use std::collections::BTreeMap;
 
 use cairn_ledger::{Hash, Height};
 
-pub use checker::{HEAL_SETTLE_MS, REORG_SLACK_BLOCKS, VIOLATIONS_KEPT_MAX};
+use super::kernel::Simulation;
+
+pub use super::kernel::{VIOLATIONS_KEPT_MAX, run, run_many};
+pub use checker::{HEAL_SETTLE_MS, REORG_SLACK_BLOCKS};
 pub use mining::{MINING_DELAY_MS_MAX, NONCE_TRIES_MAX};
 pub use network::{EVENTS_QUEUED_MAX, LATENCY_MS_MAX, LATENCY_MS_MIN};
 pub use node::{HEADERS_PER_MESSAGE_MAX, HELD_BACK_MAX};
@@ -86,27 +90,6 @@ impl PowSimConfig {
             line.push_str(" --unsafe-longest-chain-node");
         }
         line
-    }
-
-    fn validate(&self) -> Result<(), PowSimError> {
-        if self.miners == 0 || self.miners > POW_SIM_MINERS_MAX {
-            return Err(PowSimError::Miners(self.miners));
-        }
-        if let Some(shares) = &self.shares {
-            if shares.len() != self.miners {
-                return Err(PowSimError::SharesCount {
-                    shares: shares.len(),
-                    miners: self.miners,
-                });
-            }
-            if let Some(&weight) = shares.iter().find(|w| **w > SHARE_WEIGHT_MAX) {
-                return Err(PowSimError::ShareTooLarge(weight));
-            }
-            if shares.iter().all(|w| *w == 0) {
-                return Err(PowSimError::NoHashPower);
-            }
-        }
-        Ok(())
     }
 }
 
@@ -185,12 +168,6 @@ impl PowSimReport {
     }
 }
 
-/// Runs one seed.
-pub fn run(config: &PowSimConfig) -> Result<PowSimReport, PowSimError> {
-    config.validate()?;
-    Ok(world::World::new(config).run())
-}
-
 /// Totals over many seeds.
 #[derive(Clone, Debug, Default)]
 pub struct PowBatchSummary {
@@ -216,51 +193,63 @@ pub struct PowBatchSummary {
     pub converged_after_heal_ms_max: u64,
 }
 
-/// Runs `count` seeds from `first.seed` on `threads` threads. `on_report` sees every
-/// report in seed order (failing ones carry their reproduction line).
-pub fn run_many(
-    first: &PowSimConfig,
-    count: u64,
-    threads: usize,
-    mut on_report: impl FnMut(&PowSimReport),
-) -> Result<PowBatchSummary, PowSimError> {
-    first.validate()?;
-    let mut summary = PowBatchSummary::default();
-    super::in_seed_order(
-        count,
-        threads,
-        |i| {
-            let config = PowSimConfig {
-                seed: first.seed.wrapping_add(i),
-                ..first.clone()
-            };
-            world::World::new(&config).run()
-        },
-        |report| {
-            summary.add(&report);
-            on_report(&report);
-        },
-    );
-    Ok(summary)
-}
+impl Simulation for PowSimConfig {
+    type Report = PowSimReport;
+    type Summary = PowBatchSummary;
+    type Error = PowSimError;
 
-impl PowBatchSummary {
-    fn add(&mut self, r: &PowSimReport) {
-        self.seeds += 1;
-        self.safety_violations += u64::from(r.violation_count > 0);
-        self.liveness_failures += u64::from(r.liveness_failure.is_some());
-        self.blocks_mined += r.blocks_mined;
-        self.stale_blocks += r.stale_blocks;
-        self.reorgs += r.reorgs;
-        self.deepest_reorg = self.deepest_reorg.max(r.deepest_reorg);
-        self.longest_branch = self.longest_branch.max(r.longest_branch);
-        self.reorg_whole_blocks_max = self.reorg_whole_blocks_max.max(r.reorg_whole_blocks_max);
-        self.partitions += r.partitions.len() as u64;
-        self.held_back += r.held_back;
-        self.events += r.events;
-        self.difficulty_max = self.difficulty_max.max(r.difficulty_max);
+    fn validate(&self) -> Result<(), PowSimError> {
+        if self.miners == 0 || self.miners > POW_SIM_MINERS_MAX {
+            return Err(PowSimError::Miners(self.miners));
+        }
+        if let Some(shares) = &self.shares {
+            if shares.len() != self.miners {
+                return Err(PowSimError::SharesCount {
+                    shares: shares.len(),
+                    miners: self.miners,
+                });
+            }
+            if let Some(&weight) = shares.iter().find(|w| **w > SHARE_WEIGHT_MAX) {
+                return Err(PowSimError::ShareTooLarge(weight));
+            }
+            if shares.iter().all(|w| *w == 0) {
+                return Err(PowSimError::NoHashPower);
+            }
+        }
+        Ok(())
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn with_seed(&self, seed: u64) -> PowSimConfig {
+        PowSimConfig {
+            seed,
+            ..self.clone()
+        }
+    }
+
+    fn run_seed(&self) -> PowSimReport {
+        world::World::new(self).run()
+    }
+
+    fn add(s: &mut PowBatchSummary, r: &PowSimReport) {
+        s.seeds += 1;
+        s.safety_violations += u64::from(r.violation_count > 0);
+        s.liveness_failures += u64::from(r.liveness_failure.is_some());
+        s.blocks_mined += r.blocks_mined;
+        s.stale_blocks += r.stale_blocks;
+        s.reorgs += r.reorgs;
+        s.deepest_reorg = s.deepest_reorg.max(r.deepest_reorg);
+        s.longest_branch = s.longest_branch.max(r.longest_branch);
+        s.reorg_whole_blocks_max = s.reorg_whole_blocks_max.max(r.reorg_whole_blocks_max);
+        s.partitions += r.partitions.len() as u64;
+        s.held_back += r.held_back;
+        s.events += r.events;
+        s.difficulty_max = s.difficulty_max.max(r.difficulty_max);
         if let Some(ms) = r.converged_after_heal_ms {
-            self.converged_after_heal_ms_max = self.converged_after_heal_ms_max.max(ms);
+            s.converged_after_heal_ms_max = s.converged_after_heal_ms_max.max(ms);
         }
     }
 }

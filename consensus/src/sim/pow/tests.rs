@@ -11,6 +11,7 @@ use super::node::{Effect, ForkChoice, Input, Message, SimNode};
 use super::world::{Plan, World};
 use super::*;
 use crate::pow::{BlockStatus, PowRules};
+use crate::sim::kernel::Judge;
 
 fn describe(r: &PowSimReport) -> String {
     format!(

@@ -15,17 +15,17 @@ use std::collections::BTreeMap;
 use cairn_ledger::block::{BlockHeader, Seal};
 use cairn_ledger::genesis::PowParams;
 use cairn_ledger::{Address, Amount, Hash, Height, ProtocolVersion, TimestampMs};
+use rand::Rng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sha2::{Digest, Sha256};
 
 use super::checker::{Checker, longest_branch};
 use super::mining::{self, HashPower};
-use super::network::{EventQueue, Network};
+use super::network::{EVENTS_QUEUED_MAX, Network};
 use super::node::{Effect, ForkChoice, Input, Ledger, Message, SIM_EPOCH_MS, SimNode};
 use super::{PartitionRecord, PowSimConfig, PowSimReport};
 use crate::pow::{CompactTarget, PowRules};
+use crate::sim::kernel::{EventQueue, Judge, Trace, seed_rng};
 
 /// The genesis of every simulated network. The limit is regtest's (about two hashes per
 /// block), so sealing a block for real takes a few tries; a block a second against network
@@ -173,7 +173,7 @@ pub struct World {
     pub(super) checker: Checker,
     liveness_failure: Option<String>,
     converged_ms: Option<u64>,
-    trace: Sha256,
+    trace: Trace,
     events: u64,
     blocks_mined: u64,
     nonce_tries: u64,
@@ -183,7 +183,7 @@ pub struct World {
 
 impl World {
     pub fn new(cfg: &PowSimConfig) -> World {
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let mut rng = seed_rng(cfg.seed);
         let plan = Plan::draw(&mut rng, cfg);
         World::with_plan(cfg, plan, rng)
     }
@@ -247,14 +247,14 @@ impl World {
             rules,
             rng,
             now_ms: 0,
-            queue: EventQueue::default(),
+            queue: EventQueue::new(EVENTS_QUEUED_MAX),
             net: Network::new(n),
             nodes,
             power,
             epochs: vec![0; n],
             liveness_failure: None,
             converged_ms: None,
-            trace: Sha256::new(),
+            trace: Trace::default(),
             events: 0,
             blocks_mined: 0,
             nonce_tries: 0,
@@ -372,11 +372,7 @@ impl World {
     }
 
     fn trace(&mut self, tag: u8, node: usize, data: &[u8]) {
-        self.trace.update(self.now_ms.to_le_bytes());
-        self.trace.update([tag]);
-        self.trace.update((node as u64).to_le_bytes());
-        self.trace.update((data.len() as u64).to_le_bytes());
-        self.trace.update(data);
+        self.trace.record(self.now_ms, tag, node, data);
     }
 
     fn step(&mut self, event: Event) {
@@ -523,7 +519,7 @@ impl World {
             safety_violations: self.checker.violations().to_vec(),
             violation_count: self.checker.violation_count(),
             liveness_failure: self.liveness_failure.clone(),
-            trace_hash: Hash(self.trace.clone().finalize().into()),
+            trace_hash: self.trace.hash(),
             final_tip,
             height,
             blocks_mined: self.blocks_mined,

@@ -9,21 +9,22 @@ use std::collections::{BTreeMap, HashMap};
 use cairn_ledger::block::{Block, QuorumCert};
 use cairn_ledger::genesis::HotStuffParams;
 use cairn_ledger::{Hash, Height, PublicKey, Round, TimestampMs};
+use rand::Rng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sha2::{Digest, Sha256};
 
 use super::byzantine::Attacker;
 use super::checker::{LivenessTracker, SafetyChecker};
 use super::crypto;
 use super::faults::{BEHAVIOURS, Behaviour, Fault};
-use super::network::{Event, EventQueue, NetworkModel};
+use super::network::{EVENTS_QUEUED_MAX, Event, NetworkModel};
 use super::{Scenario, SimConfig, SimReport};
 use crate::hotstuff::{
     COMMITTED_BLOCKS_KEPT, Effect, Engine, EngineConfig, Input, LeaderSchedule, Message,
-    RestartState, SafetyState, Signer, TREE_BLOCKS_MAX, ValidatorSet, block_round, genesis_qc,
+    RestartState, SafetyState, Signer, TREE_BLOCKS_MAX, ValidatorSet, block_round, empty_payload,
+    genesis_qc,
 };
+use crate::sim::kernel::{EventQueue, Judge, Trace, seed_rng};
 
 /// Round timers of the simulated network: a happy round takes 10–120 ms of virtual time.
 pub const SIM_ROUND_TIMEOUT_MS_BASE: u64 = 200;
@@ -59,7 +60,7 @@ pub struct World {
     cfg: SimConfig,
     rng: ChaCha8Rng,
     now_ms: u64,
-    queue: EventQueue,
+    queue: EventQueue<Event>,
     net: NetworkModel,
     nodes: Vec<Node>,
     keys: Vec<PublicKey>,
@@ -71,7 +72,7 @@ pub struct World {
     stable_from_ms: u64,
     checker: SafetyChecker,
     liveness: LivenessTracker,
-    trace: Sha256,
+    trace: Trace,
     events: u64,
     evidence: u64,
     drops: BTreeMap<&'static str, u64>,
@@ -83,7 +84,7 @@ pub struct World {
 
 impl World {
     pub fn new(cfg: &SimConfig) -> World {
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let mut rng = seed_rng(cfg.seed);
         let n = cfg.validators;
         let keys: Vec<PublicKey> = (0..n)
             .map(|i| crypto::public_key(cfg.crypto, cfg.seed, i))
@@ -123,7 +124,7 @@ impl World {
         let mut world = World {
             rng,
             now_ms: 0,
-            queue: EventQueue::default(),
+            queue: EventQueue::new(EVENTS_QUEUED_MAX),
             net,
             nodes: Vec::new(),
             index: keys.iter().enumerate().map(|(i, k)| (*k, i)).collect(),
@@ -137,7 +138,7 @@ impl World {
             stable_from_ms,
             checker: SafetyChecker::new(n),
             liveness: LivenessTracker::new(rounds_max),
-            trace: Sha256::new(),
+            trace: Trace::default(),
             events: 0,
             evidence: 0,
             drops: BTreeMap::new(),
@@ -330,11 +331,7 @@ impl World {
     }
 
     fn trace(&mut self, tag: u8, node: usize, data: &[u8]) {
-        self.trace.update(self.now_ms.to_le_bytes());
-        self.trace.update([tag]);
-        self.trace.update((node as u64).to_le_bytes());
-        self.trace.update((data.len() as u64).to_le_bytes());
-        self.trace.update(data);
+        self.trace.record(self.now_ms, tag, node, data);
     }
 
     fn step(&mut self, event: Event) {
@@ -436,21 +433,11 @@ impl World {
                         },
                     );
                 }
-                Effect::RequestPayload {
-                    round,
-                    height,
-                    parent,
-                    justify,
-                } => {
-                    let block = crate::hotstuff::empty_payload(
-                        round,
-                        height,
-                        parent,
-                        justify,
-                        self.keys[i].address(),
-                        TimestampMs(self.now_ms),
-                    );
-                    self.handle(i, Input::Payload(block));
+                request @ Effect::RequestPayload { .. } => {
+                    let now = TimestampMs(self.now_ms);
+                    if let Some(block) = empty_payload(request, self.keys[i].address(), now) {
+                        self.handle(i, Input::Payload(block));
+                    }
                 }
                 Effect::Commit { blocks, qc } => self.on_commit(i, blocks, qc),
                 Effect::FetchBlocks { from, request } => {
@@ -583,7 +570,7 @@ impl World {
                 Scenario::Faults => recovery_rounds,
             },
             recovery_ms: self.recovery.map(|(_, ms)| ms),
-            trace_hash: Hash(self.trace.finalize().into()),
+            trace_hash: self.trace.hash(),
             committed_height: self.checker.best_height(),
             max_round,
             events: self.events,

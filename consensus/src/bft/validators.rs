@@ -2,7 +2,7 @@
 //! it. With total power N, f = ⌊(N−1)/3⌋ and a quorum is N − f (= 2f+1 when N = 3f+1).
 //!
 //! Owns: membership and power arithmetic. Never: checks signatures or changes after
-//! construction (reconfiguration is not part of this engine).
+//! construction (no engine here reconfigures).
 
 use std::collections::HashMap;
 

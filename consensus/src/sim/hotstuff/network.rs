@@ -1,21 +1,19 @@
-//! The virtual clock and the virtual network: a queue of timed events, and a model that
-//! decides when (if ever, and how many times) each message arrives.
+//! The HotStuff simulator's events and its network model, which decides when (if ever, and
+//! how many times) each message arrives.
 //!
 //! Before `stable_from_ms` the network misbehaves as the seed's fault plan says; from then
-//! on every message arrives after 5–15 ms, in order per link. Ties in time are broken by
-//! insertion order, so a run is a pure function of its seed.
+//! on every message arrives after 5–15 ms, in order per link. The kernel's queue breaks ties
+//! in time by insertion order, so a run is a pure function of its seed.
 //!
-//! Owns: event ordering and message fates. Never: holds randomness of its own (the caller
+//! Owns: the events and message fates. Never: holds randomness of its own (the caller
 //! passes the seed's generator) or looks inside messages.
-
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
 use cairn_ledger::Round;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::faults::{Fault, FaultSet};
+use crate::sim::kernel::Links;
 
 /// Upper bound on queued events; a run that needs more is cut short (and reported).
 pub const EVENTS_QUEUED_MAX: usize = 1_000_000;
@@ -46,66 +44,14 @@ pub enum Event {
     CrashLeader,
 }
 
-struct Entry {
-    at_ms: u64,
-    seq: u64,
-    event: Event,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at_ms, self.seq) == (other.at_ms, other.seq)
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    // Reversed: BinaryHeap is a max-heap and the earliest event must come out first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at_ms, other.seq).cmp(&(self.at_ms, self.seq))
-    }
-}
-
-#[derive(Default)]
-pub struct EventQueue {
-    heap: BinaryHeap<Entry>,
-    seq: u64,
-}
-
-impl EventQueue {
-    /// Queues `event` at `at_ms`; refuses (returns false) beyond [`EVENTS_QUEUED_MAX`].
-    pub fn push(&mut self, at_ms: u64, event: Event) -> bool {
-        if self.heap.len() >= EVENTS_QUEUED_MAX {
-            return false;
-        }
-        self.seq += 1;
-        self.heap.push(Entry {
-            at_ms,
-            seq: self.seq,
-            event,
-        });
-        true
-    }
-
-    pub fn pop(&mut self) -> Option<(u64, Event)> {
-        self.heap.pop().map(|e| (e.at_ms, e.event))
-    }
-}
-
 /// Per-seed network misbehaviour, drawn once at the start of a run.
 pub struct NetworkModel {
     faults: FaultSet,
     stable_from_ms: u64,
     drop_per_mille: u32,
     dup_per_mille: u32,
-    validators: usize,
-    /// Latest arrival per (from, to) link, to keep links FIFO when reordering is off.
-    link_last_ms: Vec<u64>,
-    groups: Option<Vec<u8>>,
+    /// Kept FIFO while reordering is off.
+    links: Links,
 }
 
 impl NetworkModel {
@@ -120,14 +66,12 @@ impl NetworkModel {
             stable_from_ms,
             drop_per_mille: rng.gen_range(20..=150),
             dup_per_mille: rng.gen_range(10..=80),
-            validators,
-            link_last_ms: vec![0; validators * validators],
-            groups: None,
+            links: Links::new(validators),
         }
     }
 
     pub fn set_partition(&mut self, groups: Option<Vec<u8>>) {
-        self.groups = groups;
+        self.links.set_partition(groups);
     }
 
     fn faulty(&self, fault: Fault, now_ms: u64) -> bool {
@@ -147,9 +91,7 @@ impl NetworkModel {
 
     /// Arrival times of a message sent at `now_ms` (empty: lost).
     pub fn fates(&mut self, rng: &mut ChaCha8Rng, now_ms: u64, from: usize, to: usize) -> Vec<u64> {
-        if let Some(groups) = &self.groups
-            && groups.get(from) != groups.get(to)
-        {
+        if self.links.cut(from, to) {
             return Vec::new();
         }
         if self.faulty(Fault::Drop, now_ms) && rng.gen_ratio(self.drop_per_mille, 1000) {
@@ -161,7 +103,6 @@ impl NetworkModel {
             1
         };
         let reorder = self.faulty(Fault::Reorder, now_ms);
-        let link = from * self.validators + to;
         (0..copies)
             .map(|_| {
                 let mut at = now_ms + self.latency_ms(rng, now_ms);
@@ -170,8 +111,7 @@ impl NetworkModel {
                         at += rng.gen_range(0..=150);
                     }
                 } else {
-                    at = at.max(self.link_last_ms[link]);
-                    self.link_last_ms[link] = at;
+                    at = self.links.in_order(from, to, at);
                 }
                 at
             })
@@ -183,21 +123,6 @@ impl NetworkModel {
 mod tests {
     use super::*;
     use rand::SeedableRng;
-
-    #[test]
-    fn events_come_out_in_time_then_insertion_order() {
-        let mut q = EventQueue::default();
-        q.push(10, Event::Crash { node: 1 });
-        q.push(5, Event::Crash { node: 2 });
-        q.push(10, Event::Crash { node: 3 });
-        let order: Vec<u64> = std::iter::from_fn(|| q.pop())
-            .map(|(at, e)| match e {
-                Event::Crash { node } => at * 10 + node as u64,
-                _ => 0,
-            })
-            .collect();
-        assert_eq!(order, vec![52, 101, 103]);
-    }
 
     #[test]
     fn a_stable_network_delivers_everything_in_order_and_a_partition_cuts_links() {

@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use cairn_ledger::block::Block;
 use cairn_ledger::{Hash, Height, Round};
 
-/// Violations kept per run; the first ones are the interesting ones.
-pub const VIOLATIONS_KEPT_MAX: usize = 8;
+use crate::sim::kernel::{Judge, Violations};
+
 /// New blocks every honest validator must commit after the network stabilises.
 pub const LIVENESS_COMMITS: u64 = 3;
 
@@ -27,8 +27,17 @@ pub struct SafetyChecker {
     /// Each node's last committed block (`None`: genesis).
     tips: Vec<Option<(Height, Hash)>>,
     votes: HashMap<(usize, Round), Hash>,
-    violations: Vec<String>,
-    violation_count: usize,
+    violations: Violations,
+}
+
+impl Judge for SafetyChecker {
+    fn record(&self) -> &Violations {
+        &self.violations
+    }
+
+    fn record_mut(&mut self) -> &mut Violations {
+        &mut self.violations
+    }
 }
 
 impl SafetyChecker {
@@ -37,21 +46,6 @@ impl SafetyChecker {
             tips: vec![None; validators],
             ..SafetyChecker::default()
         }
-    }
-
-    fn violation(&mut self, text: String) {
-        self.violation_count += 1;
-        if self.violations.len() < VIOLATIONS_KEPT_MAX {
-            self.violations.push(text);
-        }
-    }
-
-    pub fn violations(&self) -> &[String] {
-        &self.violations
-    }
-
-    pub fn violation_count(&self) -> usize {
-        self.violation_count
     }
 
     pub fn on_commit(&mut self, now_ms: u64, node: usize, blocks: &[Block]) {

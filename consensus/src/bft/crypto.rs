@@ -1,9 +1,9 @@
-//! The signing seam: the engine signs and verifies only through [`Signer`] and [`Verifier`],
+//! The signing seam: an engine signs and verifies only through [`Signer`] and [`Verifier`],
 //! so a node plugs in its ed25519 key, tests plug in real keys, and the simulator may plug in
 //! a cheaper scheme.
 //!
 //! Owns: the traits and the ed25519 implementation over `cairn_ledger::crypto`.
-//! Never: decides what is signed (that is `messages.rs`) or holds any other state.
+//! Never: decides what is signed (each engine's messages do) or holds any other state.
 
 use cairn_ledger::crypto::{self as ledger_crypto, Keypair, SignedMessage};
 use cairn_ledger::{PublicKey, Signature};
