@@ -93,15 +93,6 @@ struct HeldPayload {
     until: Instant,
 }
 
-/// Drop reasons that only a faulty or malicious peer produces (as opposed to a slow one).
-// TODO(lead): match on `DropReason::is_fault` once consensus has it, not on label strings.
-fn is_fault(label: &str) -> bool {
-    matches!(
-        label,
-        "malformed" | "out_of_bounds" | "not_a_validator" | "bad_signature" | "invalid_cert"
-    )
-}
-
 impl Driver {
     pub fn new(parts: DriverParts) -> Driver {
         let peer_of: HashMap<PublicKey, PeerId> = parts
@@ -347,7 +338,7 @@ impl Driver {
             Effect::Dropped {
                 from: Some(k),
                 reason,
-            } if *k == key && is_fault(reason.label()) => Some(reason.to_string()),
+            } if *k == key && reason.is_fault() => Some(reason.to_string()),
             _ => None,
         });
         self.execute(effects).await?;
