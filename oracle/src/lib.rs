@@ -157,7 +157,8 @@ pub use schedule::{Phase, RoundBounds, RoundPosition, RoundSchedule};
 pub use stake::{OperatorRecord, OperatorState, Unbonding, share};
 pub use twap::{Observation, TwapError, TwapHistory};
 pub use types::{
-    Amount, CommitHash, FeedId, FeedIdError, Height, OperatorId, Price, RoundNumber, Salt,
+    Amount, CommitHash, FEED_ID_RULE, FeedId, FeedIdError, FeedIdFault, Height, OperatorId, Price,
+    RoundNumber, Salt,
 };
 
 /// Most feeds the oracle holds.

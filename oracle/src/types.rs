@@ -198,25 +198,41 @@ byte_newtype!(
 #[serde(try_from = "String", into = "String")]
 pub struct FeedId(String);
 
+/// The feed-id rule in words, for messages. Spells out [`FEED_SYMBOL_CHARS_MAX`] (12).
+pub const FEED_ID_RULE: &str =
+    "a feed id is BASE/QUOTE, each 1 to 12 characters of A-Z 0-9, such as \"BTC/USD\"";
+const _: () = assert!(
+    FEED_SYMBOL_CHARS_MAX == 12,
+    "FEED_ID_RULE spells the limit out"
+);
+
+/// Which part of a would-be feed id breaks the rule, borrowed from it in full so that each
+/// caller quotes it its own way (a log line cuts it short, a genesis problem names the
+/// field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedIdFault<'a> {
+    /// There is no `/` between a base and a quote.
+    NoSlash,
+    /// The first symbol that is empty, too long or not all `A-Z 0-9`.
+    BadSymbol(&'a str),
+}
+
 /// Why a string is not a feed id. The offending id is quoted (cut to
 /// [`FEED_ID_BYTES_MAX`] × 2 characters so a huge input cannot flood a log line).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FeedIdError {
-    #[error(
-        "feed id {id:?} has no '/'; a feed id is BASE/QUOTE, each 1 to {FEED_SYMBOL_CHARS_MAX} characters of A-Z 0-9, such as \"BTC/USD\""
-    )]
+    #[error("feed id {id:?} has no '/'; {FEED_ID_RULE}")]
     NoSlash { id: String },
-    #[error(
-        "feed id {id:?} has the symbol {symbol:?}; a feed id is BASE/QUOTE, each 1 to {FEED_SYMBOL_CHARS_MAX} characters of A-Z 0-9, such as \"BTC/USD\""
-    )]
+    #[error("feed id {id:?} has the symbol {symbol:?}; {FEED_ID_RULE}")]
     BadSymbol { id: String, symbol: String },
 }
 
 impl FeedId {
-    pub fn new(id: &str) -> Result<FeedId, FeedIdError> {
-        let shown = || id.chars().take(FEED_ID_BYTES_MAX * 2).collect::<String>();
+    /// The feed-id rule, the one copy of it: `BASE/QUOTE`, each symbol 1 to
+    /// [`FEED_SYMBOL_CHARS_MAX`] characters of `A-Z 0-9`.
+    pub fn check(id: &str) -> Result<(), FeedIdFault<'_>> {
         let Some((base, quote)) = id.split_once('/') else {
-            return Err(FeedIdError::NoSlash { id: shown() });
+            return Err(FeedIdFault::NoSlash);
         };
         for symbol in [base, quote] {
             let valid = !symbol.is_empty()
@@ -225,13 +241,22 @@ impl FeedId {
                     .bytes()
                     .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
             if !valid {
-                return Err(FeedIdError::BadSymbol {
-                    id: shown(),
-                    symbol: symbol.chars().take(FEED_ID_BYTES_MAX * 2).collect(),
-                });
+                return Err(FeedIdFault::BadSymbol(symbol));
             }
         }
         debug_assert!(id.len() <= FEED_ID_BYTES_MAX);
+        Ok(())
+    }
+
+    pub fn new(id: &str) -> Result<FeedId, FeedIdError> {
+        let shorten = |s: &str| s.chars().take(FEED_ID_BYTES_MAX * 2).collect::<String>();
+        FeedId::check(id).map_err(|fault| match fault {
+            FeedIdFault::NoSlash => FeedIdError::NoSlash { id: shorten(id) },
+            FeedIdFault::BadSymbol(symbol) => FeedIdError::BadSymbol {
+                id: shorten(id),
+                symbol: shorten(symbol),
+            },
+        })?;
         Ok(FeedId(id.to_string()))
     }
 
@@ -296,6 +321,17 @@ mod tests {
         let long = "A".repeat(10_000);
         let err = FeedId::new(&long).unwrap_err().to_string();
         assert!(err.len() < 300, "{err}");
+    }
+
+    #[test]
+    fn check_names_the_part_that_breaks_the_rule_uncut() {
+        assert_eq!(FeedId::check("BTC/USD"), Ok(()));
+        assert_eq!(FeedId::check("BTCUSD"), Err(FeedIdFault::NoSlash));
+        let long = "A".repeat(100);
+        let id = format!("BTC/{long}");
+        assert_eq!(FeedId::check(&id), Err(FeedIdFault::BadSymbol(&long)));
+        let err = FeedId::new("btc/USD").unwrap_err().to_string();
+        assert!(err.ends_with(FEED_ID_RULE), "{err}");
     }
 
     #[test]

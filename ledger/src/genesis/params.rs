@@ -18,12 +18,8 @@ pub const GENESIS_BYTES_MAX: usize = 16 * 1024 * 1024;
 pub const BLOCK_BYTES_MIN: u32 = 1024;
 /// Longest validator or upgrade name.
 pub const NAME_CHARS_MAX: usize = 64;
-/// Longest base or quote symbol of an oracle feed id.
-pub const FEED_SYMBOL_CHARS_MAX: usize = 12;
-/// Most decimals a feed price may have (10^18 still fits a u64 with room).
-pub const FEED_DECIMALS_MAX: u32 = 18;
-/// 100% in basis points.
-pub const BPS_MAX: u32 = 10_000;
+// The feed limits are the oracle's own: genesis checks a feed by the rules it will run under.
+pub use cairn_oracle::{BPS_MAX, FEED_DECIMALS_MAX, FEED_SYMBOL_CHARS_MAX};
 
 /// A validated genesis. Build one with [`Genesis::load`], [`Genesis::from_toml_str`],
 /// [`GenesisFile::validate`] or [`Genesis::local`].

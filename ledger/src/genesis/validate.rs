@@ -16,15 +16,16 @@ use crate::block::{BLOCK_BYTES_MAX, BLOCK_TXS_MAX, QC_VOTES_MAX};
 use crate::keys;
 use crate::tx::CHAIN_ID_LEN_MAX;
 use crate::types::{Address, Amount, Height, ProtocolVersion, PublicKey, TimestampMs};
+use cairn_oracle::{FEED_ID_RULE, FeedId, FeedIdFault};
 
 use super::file::{
     AccountEntry, ConsensusSection, ENGINE_HOTSTUFF, ENGINE_POW, GenesisFile, HotStuffSection,
     OracleSection, PowSection, UpgradeEntry, ValidatorEntry,
 };
 use super::params::{
-    BLOCK_BYTES_MIN, BPS_MAX, ConsensusParams, EngineParams, FEED_DECIMALS_MAX,
-    FEED_SYMBOL_CHARS_MAX, GENESIS_BYTES_MAX, Genesis, GenesisAccount, GenesisFeed, HotStuffParams,
-    NAME_CHARS_MAX, OracleParams, PowParams, Upgrade, Validator,
+    BLOCK_BYTES_MIN, BPS_MAX, ConsensusParams, EngineParams, FEED_DECIMALS_MAX, GENESIS_BYTES_MAX,
+    Genesis, GenesisAccount, GenesisFeed, HotStuffParams, NAME_CHARS_MAX, OracleParams, PowParams,
+    Upgrade, Validator,
 };
 
 /// How much of an offending string a message quotes.
@@ -755,26 +756,16 @@ fn check_oracle(o: &OracleSection, p: &mut Problems) -> OracleParams {
     params
 }
 
+/// The oracle's feed-id rule ([`FeedId::check`]), in this file's words.
 fn check_feed_id(id: &str) -> Result<(), String> {
-    let rule = "a feed id is BASE/QUOTE, each 1 to 12 characters of A-Z 0-9, such as \"BTC/USD\"";
-    let Some((base, quote_symbol)) = id.split_once('/') else {
-        return Err(format!("{} has no '/'; {rule}", quote(id)));
-    };
-    for symbol in [base, quote_symbol] {
-        let valid = !symbol.is_empty()
-            && symbol.len() <= FEED_SYMBOL_CHARS_MAX
-            && symbol
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-        if !valid {
-            return Err(format!(
-                "{} has the symbol {}; {rule}",
-                quote(id),
-                quote(symbol)
-            ));
-        }
-    }
-    Ok(())
+    FeedId::check(id).map_err(|fault| match fault {
+        FeedIdFault::NoSlash => format!("{} has no '/'; {FEED_ID_RULE}", quote(id)),
+        FeedIdFault::BadSymbol(symbol) => format!(
+            "{} has the symbol {}; {FEED_ID_RULE}",
+            quote(id),
+            quote(symbol)
+        ),
+    })
 }
 
 #[cfg(test)]
