@@ -18,6 +18,7 @@ pub mod store;
 pub mod tx;
 pub mod types;
 pub mod upgrades;
+pub mod work;
 
 pub use types::{
     Address, Amount, Hash, Height, Nonce, ProtocolVersion, PublicKey, Round, Signature, TimestampMs,

@@ -16,6 +16,7 @@ use crate::block::{BLOCK_BYTES_MAX, BLOCK_TXS_MAX, QC_VOTES_MAX};
 use crate::keys;
 use crate::tx::CHAIN_ID_LEN_MAX;
 use crate::types::{Address, Amount, Height, ProtocolVersion, PublicKey, TimestampMs};
+use crate::work::{COMPACT_SIGN_BIT, CompactError, CompactTarget};
 use cairn_oracle::{FEED_ID_RULE, FeedId, FeedIdFault};
 
 use super::file::{
@@ -381,38 +382,28 @@ fn parse_bits(s: &str) -> Result<u32, String> {
     Ok(bits)
 }
 
-/// Bitcoin's compact encoding: exponent (the top byte) and a 23-bit mantissa with a sign bit,
-/// target = mantissa × 256^(exponent − 3). The rules are those under which Bitcoin Core's
-/// `SetCompact` yields a usable target: not negative, not zero, not over 256 bits.
+/// Whether `bits` is a usable compact target under [`CompactTarget::to_target`] (the one
+/// copy of the rule), in this file's words.
 fn check_bits(bits: u32) -> Result<(), String> {
-    let exponent = bits >> 24;
-    let mantissa = bits & 0x007f_ffff;
-    if bits & 0x0080_0000 != 0 {
-        return Err(format!(
+    let compact = CompactTarget(bits);
+    // A set sign bit is named whatever else is wrong with the bits: the fix is the same.
+    let signed = bits & COMPACT_SIGN_BIT != 0;
+    match (compact.to_target(), signed) {
+        (Ok(_), _) => Ok(()),
+        (Err(_), true) | (Err(CompactError::Negative { .. }), false) => Err(format!(
             "0x{bits:08x} has the sign bit (0x00800000) set, so the target is negative; \
              shift the mantissa right a byte and add 1 to the exponent"
-        ));
-    }
-    // An exponent below 3 shifts mantissa bytes out to the right.
-    let kept = if exponent <= 3 {
-        mantissa >> (8 * (3 - exponent))
-    } else {
-        mantissa
-    };
-    if kept == 0 {
-        return Err(format!(
+        )),
+        (Err(CompactError::Zero { .. }), false) => Err(format!(
             "0x{bits:08x} encodes a target of zero, which no block hash can meet"
-        ));
+        )),
+        (Err(CompactError::Overflow { .. }), false) => Err(format!(
+            "0x{bits:08x} encodes a target that does not fit in 256 bits (exponent {}, \
+             mantissa 0x{:06x})",
+            compact.exponent(),
+            compact.mantissa()
+        )),
     }
-    let overflows =
-        exponent > 34 || (mantissa > 0xff && exponent > 33) || (mantissa > 0xffff && exponent > 32);
-    if overflows {
-        return Err(format!(
-            "0x{bits:08x} encodes a target that does not fit in 256 bits (exponent {exponent}, \
-             mantissa 0x{mantissa:06x})"
-        ));
-    }
-    Ok(())
 }
 
 /// A public key that verifies signatures under the rules in `crypto`: a canonical encoding of
