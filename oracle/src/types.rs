@@ -9,24 +9,38 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{FEED_ID_BYTES_MAX, FEED_SYMBOL_CHARS_MAX};
 
+/// An integer newtype with a meaning: serde as the bare integer, `Display` and `FromStr` as
+/// the number. Exported so the ledger's newtypes (`Height`, `Amount`, …) are written the same
+/// way from this one copy.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! int_newtype {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $int:ty) => {
         $(#[$doc])*
         #[derive(
-            Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize,
-            Deserialize,
+            Clone,
+            Copy,
+            Debug,
+            Default,
+            PartialEq,
+            Eq,
+            PartialOrd,
+            Ord,
+            Hash,
+            ::serde::Serialize,
+            ::serde::Deserialize,
         )]
         #[serde(transparent)]
-        pub struct $name(pub u64);
+        pub struct $name(pub $int);
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                fmt::Display::fmt(&self.0, f)
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter) -> ::std::fmt::Result {
+                ::std::fmt::Display::fmt(&self.0, f)
             }
         }
 
-        impl FromStr for $name {
-            type Err = std::num::ParseIntError;
+        impl ::std::str::FromStr for $name {
+            type Err = ::std::num::ParseIntError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 s.parse().map($name)
             }
@@ -34,24 +48,28 @@ macro_rules! int_newtype {
     };
 }
 
-int_newtype!(
+crate::int_newtype!(
     /// Position of a block in the chain. The oracle's only clock: windows, unbonding and the
     /// TWAP are all counted in blocks.
-    Height
+    Height,
+    u64
 );
-int_newtype!(
+crate::int_newtype!(
     /// A feed's round number, counted from 0 at the feed's start height.
-    RoundNumber
+    RoundNumber,
+    u64
 );
-int_newtype!(
+crate::int_newtype!(
     /// A quantity of the native token in its smallest unit (stake, rewards, penalties).
-    Amount
+    Amount,
+    u64
 );
-int_newtype!(
+crate::int_newtype!(
     /// A price as an integer count of `10^-decimals` units of the quote (with 6 decimals,
     /// `1_500_000` is 1.5). The feed's `decimals` says where the point goes; the oracle
     /// itself never converts.
-    Price
+    Price,
+    u64
 );
 
 impl Height {
@@ -101,7 +119,34 @@ impl Price {
 // ---------------------------------------------------------------------------------------------
 // Fixed-size byte strings.
 
-macro_rules! byte_newtype {
+/// Parses hex of exactly `N` bytes, with or without a `0x` prefix: how every fixed-size byte
+/// string in Cairn is written, the ledger's hashes, keys and addresses included.
+pub fn parse_hex<const N: usize>(s: &str) -> Result<[u8; N], String> {
+    let digits = s.strip_prefix("0x").unwrap_or(s);
+    if digits.len() != N * 2 {
+        return Err(format!(
+            "expected {} hex digits ({N} bytes), got {}",
+            N * 2,
+            digits.len()
+        ));
+    }
+    let mut out = [0u8; N];
+    hex::decode_to_slice(digits, &mut out).map_err(|e| format!("not valid hex: {e}"))?;
+    Ok(out)
+}
+
+/// Lower-case hex, for [`byte_newtype_base!`] expanded in other crates.
+#[doc(hidden)]
+pub fn hex_encode(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
+/// A fixed-size byte-string newtype without its serde: `LEN`, `as_bytes`, and hex for
+/// `Display`, `Debug` and `FromStr`. Each crate adds the serde its encodings need (the
+/// ledger's codec writes the bytes as words); the text side is written once, here.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! byte_newtype_base {
     ($(#[$doc:meta])* $name:ident, $len:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -114,37 +159,31 @@ macro_rules! byte_newtype {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(&hex::encode(self.0))
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter) -> ::std::fmt::Result {
+                f.write_str(&$crate::hex_encode(&self.0))
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), hex::encode(self.0))
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter) -> ::std::fmt::Result {
+                write!(f, "{}({})", stringify!($name), $crate::hex_encode(&self.0))
             }
         }
 
-        impl FromStr for $name {
+        impl ::std::str::FromStr for $name {
             type Err = String;
             /// Exactly `2 × LEN` hex digits, with or without a `0x` prefix.
             fn from_str(s: &str) -> Result<Self, String> {
-                let digits = s.strip_prefix("0x").unwrap_or(s);
-                if digits.len() != $len * 2 {
-                    return Err(format!(
-                        "expected {} hex digits ({} bytes), got {}",
-                        $len * 2,
-                        $len,
-                        digits.len()
-                    ));
-                }
-                let mut out = [0u8; $len];
-                hex::decode_to_slice(digits, &mut out)
-                    .map_err(|e| format!("not valid hex: {e}"))?;
-                Ok($name(out))
+                $crate::parse_hex::<$len>(s).map($name)
             }
         }
+    };
+}
+
+macro_rules! byte_newtype {
+    ($(#[$doc:meta])* $name:ident, $len:expr) => {
+        $crate::byte_newtype_base!($(#[$doc])* $name, $len);
 
         /// Hex in human-readable formats (JSON, TOML); the raw bytes, with no length prefix,
         /// in binary ones.
