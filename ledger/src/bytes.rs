@@ -13,20 +13,7 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserializer, Serializer};
 
-/// Parses hex of exactly `N` bytes, with or without a `0x` prefix.
-pub fn parse_hex<const N: usize>(s: &str) -> Result<[u8; N], String> {
-    let digits = s.strip_prefix("0x").unwrap_or(s);
-    if digits.len() != N * 2 {
-        return Err(format!(
-            "expected {} hex digits ({N} bytes), got {}",
-            N * 2,
-            digits.len()
-        ));
-    }
-    let mut out = [0u8; N];
-    hex::decode_to_slice(digits, &mut out).map_err(|e| format!("not valid hex: {e}"))?;
-    Ok(out)
-}
+use cairn_oracle::parse_hex;
 
 pub fn serialize<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
     if s.is_human_readable() {

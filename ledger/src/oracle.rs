@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use cairn_oracle::{FeedId, FeedParams, FeedState, OracleConfig, ParamError};
 
-use crate::genesis::OracleParams;
+use crate::genesis::params::OracleParams;
 use crate::types::{Address, Amount, Hash, Height};
 
 pub use cairn_oracle as rules;

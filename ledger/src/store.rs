@@ -1008,6 +1008,19 @@ impl Store {
                 tip_hash: tip.hash,
             });
         }
+        // `prepare_on` checked the block against `parent_tip`, now known to be the tip: a
+        // commit only ever appends the tip's child.
+        let header = &prepared.block.header;
+        assert_eq!(
+            header.height,
+            tip.height.next(),
+            "committing a block that is not tip+1"
+        );
+        assert_eq!(
+            header.parent, tip.hash,
+            "committing a block not built on the tip"
+        );
+        debug_assert_eq!(prepared.hash, prepared.block.hash());
         let reserve = self
             .batch_bytes_hint
             .load(Ordering::Relaxed)
@@ -1020,6 +1033,8 @@ impl Store {
             batch.delete_cf(self.cf(CF_CONSENSUS), key);
         }
         let new_tip = self.write_block(batch, prepared, consensus.durability)?;
+        assert_eq!(new_tip.height, tip.height.next());
+        assert_eq!(new_tip.hash, prepared.hash);
         *self.tip.write().expect("tip lock") = new_tip;
         self.notify_tip();
         Ok(new_tip)
@@ -1153,6 +1168,21 @@ impl Store {
         let undo: UndoRecord = self
             .get(CF_UNDO, &be(tip.height))?
             .ok_or_else(|| corrupt(format!("no undo record for height {}", tip.height)))?;
+        // Block, undo record and tip were written in one batch by `write_block`: what is
+        // undone is exactly the tip, back to its parent.
+        assert_eq!(
+            block.header.height, tip.height,
+            "reverting a block that is not the tip"
+        );
+        assert_eq!(
+            undo.previous_tip.height.next(),
+            tip.height,
+            "the undo record is not the tip's"
+        );
+        assert_eq!(
+            block.header.parent, undo.previous_tip.hash,
+            "the undo record does not lead to the tip's parent"
+        );
         let restored: std::collections::BTreeMap<FeedId, Arc<FeedState>> = undo
             .feeds
             .iter()

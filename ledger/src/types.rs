@@ -1,43 +1,15 @@
 //! Newtypes for every value with a meaning: no bare integer or byte array crosses a module
 //! boundary without saying what it is.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// A fixed-size byte string: the text side (hex, `LEN`, `as_bytes`) is the oracle's
+/// [`cairn_oracle::byte_newtype_base!`], the binary side the codec's word-wise form from
+/// `bytes`.
 macro_rules! byte_newtype {
     ($(#[$doc:meta])* $name:ident, $len:expr) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(pub [u8; $len]);
-
-        impl $name {
-            pub const LEN: usize = $len;
-            pub fn as_bytes(&self) -> &[u8; $len] {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(&hex::encode(self.0))
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), hex::encode(self.0))
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                crate::bytes::parse_hex::<$len>(s).map($name)
-            }
-        }
+        cairn_oracle::byte_newtype_base!($(#[$doc])* $name, $len);
 
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -105,56 +77,32 @@ impl PublicKey {
     }
 }
 
-macro_rules! int_newtype {
-    ($(#[$doc:meta])* $name:ident, $int:ty) => {
-        $(#[$doc])*
-        #[derive(
-            Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-        )]
-        #[serde(transparent)]
-        pub struct $name(pub $int);
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                fmt::Display::fmt(&self.0, f)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = std::num::ParseIntError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                s.parse().map($name)
-            }
-        }
-    };
-}
-
-int_newtype!(
+cairn_oracle::int_newtype!(
     /// Position of a block in the chain; genesis is 0.
     Height,
     u64
 );
-int_newtype!(
+cairn_oracle::int_newtype!(
     /// A quantity of the native token in its smallest unit.
     Amount,
     u64
 );
-int_newtype!(
+cairn_oracle::int_newtype!(
     /// An account's count of executed transactions; the next transaction must carry exactly it.
     Nonce,
     u64
 );
-int_newtype!(
+cairn_oracle::int_newtype!(
     /// Milliseconds since the Unix epoch.
     TimestampMs,
     u64
 );
-int_newtype!(
+cairn_oracle::int_newtype!(
     /// The protocol rules a block follows; raised by scheduled upgrades.
     ProtocolVersion,
     u32
 );
-int_newtype!(
+cairn_oracle::int_newtype!(
     /// A HotStuff round.
     Round,
     u64

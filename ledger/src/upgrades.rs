@@ -5,7 +5,7 @@
 //! the one before the upgrade's height and refuses the rest with an error that names the
 //! upgrade, so the operator upgrades the binary instead of the node forking off.
 
-use crate::genesis::{Genesis, Upgrade};
+use crate::genesis::params::{Genesis, Upgrade};
 use crate::types::{Height, ProtocolVersion};
 
 /// Upgrades this binary implements, by name. Empty: this binary knows protocol version 1
@@ -18,6 +18,14 @@ pub fn version_at(base: ProtocolVersion, upgrades: &[Upgrade], height: Height) -
         .iter()
         .rfind(|u| u.height <= height)
         .map_or(base, |u| u.protocol_version)
+}
+
+impl Genesis {
+    /// The protocol version blocks at height `h` follow: that of the last upgrade activated
+    /// at or below `h`, else the genesis version.
+    pub fn protocol_version_at(&self, h: Height) -> ProtocolVersion {
+        version_at(self.protocol_version, &self.upgrades, h)
+    }
 }
 
 /// Where a chain's rules come from at each height, as far as this binary can follow them.

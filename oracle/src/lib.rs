@@ -156,8 +156,11 @@ pub use round::{
 pub use schedule::{Phase, RoundBounds, RoundPosition, RoundSchedule};
 pub use stake::{OperatorRecord, OperatorState, Unbonding, share};
 pub use twap::{Observation, TwapError, TwapHistory};
+#[doc(hidden)]
+pub use types::hex_encode;
 pub use types::{
-    Amount, CommitHash, FeedId, FeedIdError, Height, OperatorId, Price, RoundNumber, Salt,
+    Amount, CommitHash, FEED_ID_RULE, FeedId, FeedIdError, FeedIdFault, Height, OperatorId, Price,
+    RoundNumber, Salt, parse_hex,
 };
 
 /// Most feeds the oracle holds.

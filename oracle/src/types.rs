@@ -9,24 +9,38 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{FEED_ID_BYTES_MAX, FEED_SYMBOL_CHARS_MAX};
 
+/// An integer newtype with a meaning: serde as the bare integer, `Display` and `FromStr` as
+/// the number. Exported so the ledger's newtypes (`Height`, `Amount`, …) are written the same
+/// way from this one copy.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! int_newtype {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $int:ty) => {
         $(#[$doc])*
         #[derive(
-            Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize,
-            Deserialize,
+            Clone,
+            Copy,
+            Debug,
+            Default,
+            PartialEq,
+            Eq,
+            PartialOrd,
+            Ord,
+            Hash,
+            ::serde::Serialize,
+            ::serde::Deserialize,
         )]
         #[serde(transparent)]
-        pub struct $name(pub u64);
+        pub struct $name(pub $int);
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                fmt::Display::fmt(&self.0, f)
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter) -> ::std::fmt::Result {
+                ::std::fmt::Display::fmt(&self.0, f)
             }
         }
 
-        impl FromStr for $name {
-            type Err = std::num::ParseIntError;
+        impl ::std::str::FromStr for $name {
+            type Err = ::std::num::ParseIntError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 s.parse().map($name)
             }
@@ -34,24 +48,28 @@ macro_rules! int_newtype {
     };
 }
 
-int_newtype!(
+crate::int_newtype!(
     /// Position of a block in the chain. The oracle's only clock: windows, unbonding and the
     /// TWAP are all counted in blocks.
-    Height
+    Height,
+    u64
 );
-int_newtype!(
+crate::int_newtype!(
     /// A feed's round number, counted from 0 at the feed's start height.
-    RoundNumber
+    RoundNumber,
+    u64
 );
-int_newtype!(
+crate::int_newtype!(
     /// A quantity of the native token in its smallest unit (stake, rewards, penalties).
-    Amount
+    Amount,
+    u64
 );
-int_newtype!(
+crate::int_newtype!(
     /// A price as an integer count of `10^-decimals` units of the quote (with 6 decimals,
     /// `1_500_000` is 1.5). The feed's `decimals` says where the point goes; the oracle
     /// itself never converts.
-    Price
+    Price,
+    u64
 );
 
 impl Height {
@@ -101,7 +119,34 @@ impl Price {
 // ---------------------------------------------------------------------------------------------
 // Fixed-size byte strings.
 
-macro_rules! byte_newtype {
+/// Parses hex of exactly `N` bytes, with or without a `0x` prefix: how every fixed-size byte
+/// string in Cairn is written, the ledger's hashes, keys and addresses included.
+pub fn parse_hex<const N: usize>(s: &str) -> Result<[u8; N], String> {
+    let digits = s.strip_prefix("0x").unwrap_or(s);
+    if digits.len() != N * 2 {
+        return Err(format!(
+            "expected {} hex digits ({N} bytes), got {}",
+            N * 2,
+            digits.len()
+        ));
+    }
+    let mut out = [0u8; N];
+    hex::decode_to_slice(digits, &mut out).map_err(|e| format!("not valid hex: {e}"))?;
+    Ok(out)
+}
+
+/// Lower-case hex, for [`byte_newtype_base!`] expanded in other crates.
+#[doc(hidden)]
+pub fn hex_encode(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
+/// A fixed-size byte-string newtype without its serde: `LEN`, `as_bytes`, and hex for
+/// `Display`, `Debug` and `FromStr`. Each crate adds the serde its encodings need (the
+/// ledger's codec writes the bytes as words); the text side is written once, here.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! byte_newtype_base {
     ($(#[$doc:meta])* $name:ident, $len:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -114,37 +159,31 @@ macro_rules! byte_newtype {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(&hex::encode(self.0))
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter) -> ::std::fmt::Result {
+                f.write_str(&$crate::hex_encode(&self.0))
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), hex::encode(self.0))
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter) -> ::std::fmt::Result {
+                write!(f, "{}({})", stringify!($name), $crate::hex_encode(&self.0))
             }
         }
 
-        impl FromStr for $name {
+        impl ::std::str::FromStr for $name {
             type Err = String;
             /// Exactly `2 × LEN` hex digits, with or without a `0x` prefix.
             fn from_str(s: &str) -> Result<Self, String> {
-                let digits = s.strip_prefix("0x").unwrap_or(s);
-                if digits.len() != $len * 2 {
-                    return Err(format!(
-                        "expected {} hex digits ({} bytes), got {}",
-                        $len * 2,
-                        $len,
-                        digits.len()
-                    ));
-                }
-                let mut out = [0u8; $len];
-                hex::decode_to_slice(digits, &mut out)
-                    .map_err(|e| format!("not valid hex: {e}"))?;
-                Ok($name(out))
+                $crate::parse_hex::<$len>(s).map($name)
             }
         }
+    };
+}
+
+macro_rules! byte_newtype {
+    ($(#[$doc:meta])* $name:ident, $len:expr) => {
+        $crate::byte_newtype_base!($(#[$doc])* $name, $len);
 
         /// Hex in human-readable formats (JSON, TOML); the raw bytes, with no length prefix,
         /// in binary ones.
@@ -198,25 +237,41 @@ byte_newtype!(
 #[serde(try_from = "String", into = "String")]
 pub struct FeedId(String);
 
+/// The feed-id rule in words, for messages. Spells out [`FEED_SYMBOL_CHARS_MAX`] (12).
+pub const FEED_ID_RULE: &str =
+    "a feed id is BASE/QUOTE, each 1 to 12 characters of A-Z 0-9, such as \"BTC/USD\"";
+const _: () = assert!(
+    FEED_SYMBOL_CHARS_MAX == 12,
+    "FEED_ID_RULE spells the limit out"
+);
+
+/// Which part of a would-be feed id breaks the rule, borrowed from it in full so that each
+/// caller quotes it its own way (a log line cuts it short, a genesis problem names the
+/// field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedIdFault<'a> {
+    /// There is no `/` between a base and a quote.
+    NoSlash,
+    /// The first symbol that is empty, too long or not all `A-Z 0-9`.
+    BadSymbol(&'a str),
+}
+
 /// Why a string is not a feed id. The offending id is quoted (cut to
 /// [`FEED_ID_BYTES_MAX`] × 2 characters so a huge input cannot flood a log line).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FeedIdError {
-    #[error(
-        "feed id {id:?} has no '/'; a feed id is BASE/QUOTE, each 1 to {FEED_SYMBOL_CHARS_MAX} characters of A-Z 0-9, such as \"BTC/USD\""
-    )]
+    #[error("feed id {id:?} has no '/'; {FEED_ID_RULE}")]
     NoSlash { id: String },
-    #[error(
-        "feed id {id:?} has the symbol {symbol:?}; a feed id is BASE/QUOTE, each 1 to {FEED_SYMBOL_CHARS_MAX} characters of A-Z 0-9, such as \"BTC/USD\""
-    )]
+    #[error("feed id {id:?} has the symbol {symbol:?}; {FEED_ID_RULE}")]
     BadSymbol { id: String, symbol: String },
 }
 
 impl FeedId {
-    pub fn new(id: &str) -> Result<FeedId, FeedIdError> {
-        let shown = || id.chars().take(FEED_ID_BYTES_MAX * 2).collect::<String>();
+    /// The feed-id rule, the one copy of it: `BASE/QUOTE`, each symbol 1 to
+    /// [`FEED_SYMBOL_CHARS_MAX`] characters of `A-Z 0-9`.
+    pub fn check(id: &str) -> Result<(), FeedIdFault<'_>> {
         let Some((base, quote)) = id.split_once('/') else {
-            return Err(FeedIdError::NoSlash { id: shown() });
+            return Err(FeedIdFault::NoSlash);
         };
         for symbol in [base, quote] {
             let valid = !symbol.is_empty()
@@ -225,13 +280,22 @@ impl FeedId {
                     .bytes()
                     .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
             if !valid {
-                return Err(FeedIdError::BadSymbol {
-                    id: shown(),
-                    symbol: symbol.chars().take(FEED_ID_BYTES_MAX * 2).collect(),
-                });
+                return Err(FeedIdFault::BadSymbol(symbol));
             }
         }
         debug_assert!(id.len() <= FEED_ID_BYTES_MAX);
+        Ok(())
+    }
+
+    pub fn new(id: &str) -> Result<FeedId, FeedIdError> {
+        let shorten = |s: &str| s.chars().take(FEED_ID_BYTES_MAX * 2).collect::<String>();
+        FeedId::check(id).map_err(|fault| match fault {
+            FeedIdFault::NoSlash => FeedIdError::NoSlash { id: shorten(id) },
+            FeedIdFault::BadSymbol(symbol) => FeedIdError::BadSymbol {
+                id: shorten(id),
+                symbol: shorten(symbol),
+            },
+        })?;
         Ok(FeedId(id.to_string()))
     }
 
@@ -296,6 +360,17 @@ mod tests {
         let long = "A".repeat(10_000);
         let err = FeedId::new(&long).unwrap_err().to_string();
         assert!(err.len() < 300, "{err}");
+    }
+
+    #[test]
+    fn check_names_the_part_that_breaks_the_rule_uncut() {
+        assert_eq!(FeedId::check("BTC/USD"), Ok(()));
+        assert_eq!(FeedId::check("BTCUSD"), Err(FeedIdFault::NoSlash));
+        let long = "A".repeat(100);
+        let id = format!("BTC/{long}");
+        assert_eq!(FeedId::check(&id), Err(FeedIdFault::BadSymbol(&long)));
+        let err = FeedId::new("btc/USD").unwrap_err().to_string();
+        assert!(err.ends_with(FEED_ID_RULE), "{err}");
     }
 
     #[test]

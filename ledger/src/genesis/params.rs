@@ -1,0 +1,141 @@
+//! The typed genesis: the parameters a network is made of, once checked.
+//!
+//! Owns the types every layer reads (consensus, validators, accounts, upgrades, oracle
+//! feeds), the genesis hash and the limits of the format. Must never depend on the state
+//! machine, the oracle, the upgrade schedule or the store: they build on these types, so
+//! this module sits below all of them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::types::{Address, Amount, Hash, Height, ProtocolVersion, PublicKey, TimestampMs};
+
+/// Largest genesis file read. Room for about 150,000 accounts; the bound keeps a wrong path
+/// from being read into memory whole.
+pub const GENESIS_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Smallest `block_bytes_max`: a floor that stops a slip of units (KiB for bytes) from making
+/// a chain whose blocks cannot carry a transaction.
+pub const BLOCK_BYTES_MIN: u32 = 1024;
+/// Longest validator or upgrade name.
+pub const NAME_CHARS_MAX: usize = 64;
+// The feed limits are the oracle's own: genesis checks a feed by the rules it will run under.
+pub use cairn_oracle::{BPS_MAX, FEED_DECIMALS_MAX, FEED_SYMBOL_CHARS_MAX};
+
+/// A validated genesis. Build one with [`Genesis::load`], [`Genesis::from_toml_str`],
+/// [`GenesisFile::validate`] or [`Genesis::local`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    pub chain_id: String,
+    pub genesis_time: TimestampMs,
+    pub protocol_version: ProtocolVersion,
+    pub consensus: ConsensusParams,
+    pub validators: Vec<Validator>,
+    pub accounts: Vec<GenesisAccount>,
+    /// In increasing height (and protocol version) order.
+    pub upgrades: Vec<Upgrade>,
+    /// All zero with no feeds when the file has no `[oracle]` section.
+    pub oracle: OracleParams,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsensusParams {
+    pub block_txs_max: u32,
+    pub block_bytes_max: u32,
+    pub engine: EngineParams,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EngineParams {
+    HotStuff(HotStuffParams),
+    Pow(PowParams),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HotStuffParams {
+    pub round_timeout_ms_base: u64,
+    pub round_timeout_ms_max: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowParams {
+    /// Compact target of the first blocks, in Bitcoin's `bits` encoding.
+    pub initial_bits: u32,
+    pub target_block_time_ms: u64,
+    pub retarget_interval_blocks: u64,
+    pub block_reward: Amount,
+    pub halving_interval_blocks: u64,
+    pub coinbase_maturity_blocks: u64,
+    pub future_block_time_ms_max: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validator {
+    pub name: Option<String>,
+    pub public_key: PublicKey,
+    pub voting_power: u64,
+    /// Always filled: derived from the key when the file leaves it out.
+    pub peer_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisAccount {
+    pub address: Address,
+    pub balance: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upgrade {
+    pub name: String,
+    pub height: Height,
+    pub protocol_version: ProtocolVersion,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OracleParams {
+    pub unbonding_blocks: u64,
+    pub min_operator_stake: Amount,
+    pub round_reward: Amount,
+    pub feeds: Vec<GenesisFeed>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisFeed {
+    /// `BASE/QUOTE`, e.g. `BTC/USD`.
+    pub id: String,
+    pub decimals: u8,
+    pub commit_window_blocks: u64,
+    pub reveal_window_blocks: u64,
+    /// Share of the feed's stake that must reveal for a round to produce a price.
+    pub quorum_bps: u16,
+    /// Reveals within this distance of the median are rewarded.
+    pub reward_band_bps: u16,
+    pub reveal_miss_penalty_bps: u16,
+    pub out_of_band_penalty_bps: u16,
+}
+
+/// Which engine [`Genesis::local`] sets up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    HotStuff,
+    Pow,
+}
+
+impl Genesis {
+    /// The network's name: two nodes are on the same network exactly when their genesis
+    /// hashes are equal. Covers every field, through the canonical encoding.
+    pub fn hash(&self) -> Hash {
+        Hash::tagged(b"cairn/genesis/v1", &[&codec::encode(self)])
+    }
+
+    /// Validation guarantees the sum fits; saturating keeps a hand-built genesis from
+    /// panicking here.
+    pub fn total_voting_power(&self) -> u64 {
+        self.validators
+            .iter()
+            .fold(0u64, |sum, v| sum.saturating_add(v.voting_power))
+    }
+
+    pub fn is_pow(&self) -> bool {
+        matches!(self.consensus.engine, EngineParams::Pow(_))
+    }
+}
