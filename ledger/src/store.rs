@@ -1168,21 +1168,17 @@ impl Store {
         let undo: UndoRecord = self
             .get(CF_UNDO, &be(tip.height))?
             .ok_or_else(|| corrupt(format!("no undo record for height {}", tip.height)))?;
-        // Block, undo record and tip were written in one batch by `write_block`: what is
-        // undone is exactly the tip, back to its parent.
-        assert_eq!(
-            block.header.height, tip.height,
-            "reverting a block that is not the tip"
-        );
-        assert_eq!(
-            undo.previous_tip.height.next(),
-            tip.height,
-            "the undo record is not the tip's"
-        );
-        assert_eq!(
-            block.header.parent, undo.previous_tip.hash,
-            "the undo record does not lead to the tip's parent"
-        );
+        // Block, undo record and tip were written in one batch by `write_block`, so they can
+        // only disagree if the disk changed under us: refuse to undo anything but the tip.
+        if block.header.height != tip.height
+            || undo.previous_tip.height.next() != tip.height
+            || block.header.parent != undo.previous_tip.hash
+        {
+            return Err(corrupt(format!(
+                "the block and undo record stored for the tip (height {}) do not lead back to its parent",
+                tip.height
+            )));
+        }
         let restored: std::collections::BTreeMap<FeedId, Arc<FeedState>> = undo
             .feeds
             .iter()
