@@ -66,9 +66,10 @@ pub struct HotStuffArgs {
     #[arg(long, default_value_t = 4)]
     validators: usize,
     /// Faults to inject: a comma-separated list of delay, drop, dup, reorder, partition,
-    /// crash, byz; or all, or none.
-    #[arg(long, default_value = "all")]
-    faults: String,
+    /// crash, byz; or all, or none. Default: all; none with --scenario leader-crash, which
+    /// measures recovery on an otherwise quiet network.
+    #[arg(long)]
+    faults: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     scenario: ScenarioArg,
     /// Worker threads (default: one per core). Results do not depend on it.
@@ -199,7 +200,11 @@ fn run_batch<S, R: SeedReport, E: std::error::Error + Send + Sync + 'static>(
 }
 
 fn hotstuff(a: HotStuffArgs) -> Result<()> {
-    let faults = FaultSet::parse(&a.faults)?;
+    let faults = a.faults.as_deref().unwrap_or(match a.scenario {
+        ScenarioArg::Faults => "all",
+        ScenarioArg::LeaderCrash => "none",
+    });
+    let faults = FaultSet::parse(faults)?;
     let (seed_start, seeds) = a.batch.range()?;
     let config = SimConfig {
         seed: seed_start,
