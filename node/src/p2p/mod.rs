@@ -13,6 +13,7 @@
 //! message over its size bound, block on the driver (a full event queue drops the event and
 //! logs it), or panic on anything a peer sends.
 
+mod budget;
 mod codec;
 mod gate;
 mod handshake;
@@ -30,7 +31,11 @@ use cairn_ledger::types::Height;
 use cairn_ledger::upgrades::Schedule;
 
 use crate::config::P2pSection;
+use crate::metrics::ReasonLabel;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
+pub use budget::{Budget, Over};
 pub use codec::BytesCodec;
 pub use gate::Denied;
 pub use handshake::{ForkId, HANDSHAKE_BYTES_MAX, Handshake, Mismatch, UpgradeMark};
@@ -42,6 +47,21 @@ pub const COMMANDS_CAPACITY: usize = 1024;
 /// Events queued from the service to the driver. When full, new events are dropped and
 /// logged: the network task never waits on the driver.
 pub const EVENTS_CAPACITY: usize = 4096;
+/// Bytes of peer messages waiting in one queue to the node (the driver's events, or the
+/// transaction worker's queue), in total. The count bounds alone let 4,096 messages of
+/// `message_bytes_max` (4 MiB by default) wait: 16 GiB. 64 MiB is sixteen of the largest
+/// messages: a driver busy on one block for a second still finds every proposal and vote
+/// of a small committee waiting, and the two queues together hold at most 128 MiB. Beyond
+/// it a message is dropped and counted (`cairn_messages_dropped_total{reason=...}`), like one
+/// that finds the queue full.
+pub const QUEUE_BYTES_MAX: usize = 64 << 20;
+/// Bytes one peer may have waiting in one queue: a quarter of [`QUEUE_BYTES_MAX`], so one
+/// peer flooding leaves room for at least three others. An honest peer sends one proposal
+/// per round and relays the rest once each, so four of the largest messages waiting from
+/// one peer mean it sends faster than we take; over it the message is dropped, counted, and
+/// the peer struck like one that sent an invalid message. Never below `message_bytes_max`,
+/// so that a message the network accepts can be delivered.
+pub const QUEUE_PEER_BYTES_MAX: usize = 16 << 20;
 /// Messages held from a peer that is still in the handshake, released once it passes. The
 /// two handshake messages travel on their own streams, so a peer that finished first may
 /// already be sending.
@@ -313,6 +333,9 @@ pub struct P2pConfig {
     pub handshake: Handshake,
     /// Without one, transaction gossip arrives as [`Event::Gossip`] like any other.
     pub transactions: Option<TxRoute>,
+    /// Where messages dropped over a queue's byte budget are counted, by reason (the node's
+    /// `messages_dropped`; a detached family unless the caller gives its own).
+    pub dropped: Family<ReasonLabel, Counter>,
 }
 
 impl std::fmt::Debug for P2pConfig {
@@ -425,6 +448,7 @@ impl P2pConfig {
                 fork: ForkId::at(genesis, schedule, height),
             },
             transactions: None,
+            dropped: Family::default(),
         })
     }
 }
