@@ -20,6 +20,7 @@ mod handshake;
 mod service;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
@@ -460,6 +461,8 @@ pub struct P2pHandle {
     /// The address the service listens on (the OS's port when the config said port 0).
     pub listen_addr: Multiaddr,
     commands: mpsc::Sender<Command>,
+    /// The genesis validators' peer ids, as in [`P2pConfig::validators`].
+    validators: Arc<HashSet<PeerId>>,
 }
 
 impl P2pHandle {
@@ -505,17 +508,31 @@ impl P2pHandle {
     pub async fn shutdown(&self) -> Result<(), P2pError> {
         self.send(Command::Shutdown).await
     }
+
+    /// Whether `peer` is a genesis validator's node (its peer id is authenticated by the
+    /// connection's noise handshake).
+    pub fn is_validator(&self, peer: &PeerId) -> bool {
+        self.validators.contains(peer)
+    }
 }
 
 #[cfg(test)]
 impl P2pHandle {
     /// A handle whose commands land in the returned receiver, for tests of the drivers.
     pub(crate) fn for_test() -> (P2pHandle, mpsc::Receiver<Command>) {
+        P2pHandle::for_test_with_validators(HashSet::new())
+    }
+
+    /// As [`P2pHandle::for_test`], with `validators` as the genesis validators' peers.
+    pub(crate) fn for_test_with_validators(
+        validators: HashSet<PeerId>,
+    ) -> (P2pHandle, mpsc::Receiver<Command>) {
         let (commands, received) = mpsc::channel(COMMANDS_CAPACITY);
         let handle = P2pHandle {
             local_peer_id: PeerId::random(),
             listen_addr: "/ip4/127.0.0.1/tcp/1".parse().expect("a multiaddr"),
             commands,
+            validators: Arc::new(validators),
         };
         (handle, received)
     }
@@ -536,6 +553,7 @@ pub async fn spawn(
 > {
     let (command_tx, command_rx) = mpsc::channel(COMMANDS_CAPACITY);
     let (event_tx, event_rx) = mpsc::channel(EVENTS_CAPACITY);
+    let validators = Arc::new(config.validators.clone());
     let (service, listen_addr) = service::Service::start(config, command_rx, event_tx).await?;
     let local_peer_id = service.local_peer_id();
     let task = tokio::spawn(service.run());
@@ -544,6 +562,7 @@ pub async fn spawn(
             local_peer_id,
             listen_addr,
             commands: command_tx,
+            validators,
         },
         event_rx,
         task,
