@@ -86,6 +86,12 @@ pub const OUTBOUND_REQUESTS_MAX: usize = 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent request-response streams per connection and protocol.
 pub const STREAMS_PER_CONNECTION_MAX: usize = 128;
+/// Bytes of direct messages, requests and responses being read at once, over all streams
+/// and peers. Each stream reads a whole frame of up to `message_bytes_max` before it is a
+/// message, so without it [`STREAMS_PER_CONNECTION_MAX`] streams on each of a peer's
+/// connections could hold a gigabyte; a frame waits for its share before it is allocated,
+/// and the sender's stream stalls meanwhile. Eight of the largest messages by default.
+pub const READING_BYTES_MAX: usize = 32 << 20;
 /// Connections to one peer: two, so that peers dialling each other at the same moment do
 /// not each refuse the other's connection and end up with none.
 pub const CONNECTIONS_PER_PEER_MAX: u32 = 2;

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -142,10 +143,10 @@ fn protocol(name: String) -> Result<StreamProtocol, P2pError> {
 
 fn request_response_behaviour(
     name: String,
-    bytes_max: usize,
+    codec: BytesCodec,
 ) -> Result<request_response::Behaviour<BytesCodec>, P2pError> {
     Ok(request_response::Behaviour::with_codec(
-        BytesCodec::new(bytes_max),
+        codec,
         [(protocol(name)?, ProtocolSupport::Full)],
         request_response::Config::default()
             .with_request_timeout(REQUEST_TIMEOUT)
@@ -194,6 +195,7 @@ impl Service {
                 (config.peers_max as u32).saturating_mul(CONNECTIONS_PER_PEER_MAX),
             ))
             .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX));
+        let reading = BytesCodec::read_budget(READING_BYTES_MAX, message_bytes_max);
         let behaviour = Behaviour {
             gate: Gate::new(config.allowed_peers.clone(), config.peers_max),
             limits: connection_limits::Behaviour::new(limits),
@@ -208,14 +210,17 @@ impl Service {
                 gossip_config,
             )
             .map_err(|e| P2pError::Setup(e.to_string()))?,
-            handshake: request_response_behaviour(HANDSHAKE_PROTOCOL.into(), HANDSHAKE_BYTES_MAX)?,
+            handshake: request_response_behaviour(
+                HANDSHAKE_PROTOCOL.into(),
+                BytesCodec::new(HANDSHAKE_BYTES_MAX),
+            )?,
             direct: request_response_behaviour(
                 format!("/cairn/{chain_id}/direct/1"),
-                message_bytes_max,
+                BytesCodec::with_read_budget(message_bytes_max, Arc::clone(&reading)),
             )?,
             request: request_response_behaviour(
                 format!("/cairn/{chain_id}/request/1"),
-                message_bytes_max,
+                BytesCodec::with_read_budget(message_bytes_max, reading),
             )?,
         };
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.identity)
