@@ -121,6 +121,7 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
                 })
                 .clone(),
         }),
+        dropped: metrics.messages_dropped.clone(),
         ..p2p_config
     };
     let (p2p_handle, events, p2p_task) = p2p::spawn(p2p_config)

@@ -770,6 +770,14 @@ fn commit_mode_reports_a_transaction_whose_nonce_another_one_used() {
     // Another transaction with the same nonce commits (say, from another node's mempool).
     let other = node.transfer(0, 2);
     node.commit_block(vec![other]);
+    // The nonce alone may come from a block half written (its accounts visible before its
+    // index), so the verdict waits for the tip to move past the one it was seen at.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!waiter.is_finished(), "superseded before the tip moved on");
+    while !waiter.is_finished() {
+        node.commit_block(Vec::new());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let response = waiter.join().unwrap();
     let (code, message) = error_of(&response);
     assert_eq!(code, codes::TX_SUPERSEDED, "{message}");

@@ -4,13 +4,15 @@
 //! An answer reads, decodes and re-encodes up to [`SYNC_BLOCKS_MAX`] blocks (several
 //! megabytes under load); on the driver's thread that held up every round while a peer
 //! caught up. Here it runs on tokio's blocking pool, bounded: one request in flight per
-//! peer and [`SYNC_SERVES_MAX`] in all. Requests beyond that are dropped and counted
-//! (`cairn_messages_dropped_total{reason="sync_busy"}`); the requester asks again next round.
+//! peer and [`SYNC_SERVES_MAX`] in all, of which nodes outside the committee hold at most
+//! [`FULL_NODE_SERVES_MAX`], so a lagging validator never waits behind full nodes. Requests
+//! beyond that are dropped and counted (`cairn_messages_dropped_total{reason="sync_busy"}`);
+//! the requester asks again next round.
 //!
 //! Owns: which requests the store answers, and the answers. Never: writes to the store,
 //! or answers what the engine answers (certified blocks not yet committed here).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cairn_consensus::hotstuff::{
@@ -27,7 +29,10 @@ use crate::p2p::P2pHandle;
 
 /// Sync answers being prepared at once, across all peers.
 pub const SYNC_SERVES_MAX: usize = 2;
-
+/// Of those, answers to peers that are not genesis validators at once: the rest are kept
+/// for validators, whose catching up the committee's liveness needs.
+pub const FULL_NODE_SERVES_MAX: usize = 1;
+const _: () = assert!(FULL_NODE_SERVES_MAX < SYNC_SERVES_MAX);
 /// Whether the store, rather than the engine, answers `request` at committed tip `tip`.
 ///
 /// For a validator, only requests the engine can no longer serve: the whole answer and the
@@ -100,8 +105,9 @@ pub fn committed_blocks(
 pub struct SyncServer {
     store: Arc<Store>,
     p2p: P2pHandle,
-    /// Peers with an answer being prepared; at most [`SYNC_SERVES_MAX`].
-    serving: Arc<Mutex<HashSet<PeerId>>>,
+    /// Peers with an answer being prepared, and whether each is a validator; at most
+    /// [`SYNC_SERVES_MAX`], at most [`FULL_NODE_SERVES_MAX`] of them not validators.
+    serving: Arc<Mutex<HashMap<PeerId, bool>>>,
 }
 
 /// Why a request was not taken on.
@@ -111,6 +117,8 @@ pub enum Busy {
     Peer,
     /// [`SYNC_SERVES_MAX`] answers are being prepared.
     Full,
+    /// A peer outside the committee, and [`FULL_NODE_SERVES_MAX`] such are being served.
+    FullNodes,
 }
 
 impl SyncServer {
@@ -118,7 +126,7 @@ impl SyncServer {
         SyncServer {
             store,
             p2p,
-            serving: Arc::new(Mutex::new(HashSet::new())),
+            serving: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -132,15 +140,21 @@ impl SyncServer {
         bytes_max: usize,
     ) -> Result<(), Busy> {
         {
+            let validator = self.p2p.is_validator(&peer);
             let mut serving = self.serving.lock().unwrap_or_else(|e| e.into_inner());
-            if serving.contains(&peer) {
+            if serving.contains_key(&peer) {
                 return Err(Busy::Peer);
             }
             if serving.len() >= SYNC_SERVES_MAX {
                 return Err(Busy::Full);
             }
-            serving.insert(peer);
+            let full_nodes = serving.values().filter(|v| !**v).count();
+            if !validator && full_nodes >= FULL_NODE_SERVES_MAX {
+                return Err(Busy::FullNodes);
+            }
+            serving.insert(peer, validator);
             assert!(serving.len() <= SYNC_SERVES_MAX);
+            assert!(serving.values().filter(|v| !**v).count() <= FULL_NODE_SERVES_MAX);
         }
         let slot = Slot {
             serving: Arc::clone(&self.serving),
@@ -173,7 +187,7 @@ impl SyncServer {
 
 /// A peer's place among those being served, given back when dropped (also on a panic).
 struct Slot {
-    serving: Arc<Mutex<HashSet<PeerId>>>,
+    serving: Arc<Mutex<HashMap<PeerId, bool>>>,
     peer: PeerId,
 }
 
@@ -337,10 +351,11 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn one_answer_in_flight_per_peer_and_at_most_sync_serves_max_in_all() {
         let (_dir, store) = store_with(5);
-        let (p2p, mut commands) = P2pHandle::for_test();
+        let peers: Vec<PeerId> = (0..=SYNC_SERVES_MAX).map(|_| PeerId::random()).collect();
+        let (p2p, mut commands) =
+            P2pHandle::for_test_with_validators(peers.iter().copied().collect());
         let server = SyncServer::new(store, p2p);
         let key = Keypair::from_secret(&[2; 32]).public();
-        let peers: Vec<PeerId> = (0..=SYNC_SERVES_MAX).map(|_| PeerId::random()).collect();
         // Nothing spawned runs before this test awaits, so every answer is still in flight.
         for peer in &peers[..SYNC_SERVES_MAX] {
             assert_eq!(server.start(*peer, key, request(1, 2), usize::MAX), Ok(()));
@@ -371,5 +386,39 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(next_answer(&mut commands).await, (last, vec![4, 5]));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn full_nodes_hold_at_most_their_share_and_validators_find_the_rest() {
+        let (_dir, store) = store_with(5);
+        let validators: Vec<PeerId> = (0..SYNC_SERVES_MAX).map(|_| PeerId::random()).collect();
+        let full_nodes: Vec<PeerId> = (0..SYNC_SERVES_MAX).map(|_| PeerId::random()).collect();
+        let (p2p, mut commands) =
+            P2pHandle::for_test_with_validators(validators.iter().copied().collect());
+        let server = SyncServer::new(store, p2p);
+        let key = Keypair::from_secret(&[2; 32]).public();
+        // Full nodes ask first and take only their share.
+        for peer in &full_nodes[..FULL_NODE_SERVES_MAX] {
+            assert_eq!(server.start(*peer, key, request(1, 2), usize::MAX), Ok(()));
+        }
+        for peer in &full_nodes[FULL_NODE_SERVES_MAX..] {
+            assert_eq!(
+                server.start(*peer, key, request(1, 2), usize::MAX),
+                Err(Busy::FullNodes)
+            );
+        }
+        // Every place left is a validator's.
+        let left = SYNC_SERVES_MAX - FULL_NODE_SERVES_MAX;
+        for peer in &validators[..left] {
+            assert_eq!(server.start(*peer, key, request(1, 2), usize::MAX), Ok(()));
+        }
+        let mut answered = Vec::new();
+        for _ in 0..SYNC_SERVES_MAX {
+            answered.push(next_answer(&mut commands).await.0);
+        }
+        answered.sort();
+        let mut expected = [&full_nodes[..FULL_NODE_SERVES_MAX], &validators[..left]].concat();
+        expected.sort();
+        assert_eq!(answered, expected);
     }
 }

@@ -1,23 +1,50 @@
 //! The request-response wire format: a 4-byte big-endian length, then that many bytes.
 //!
 //! This module owns framing only; the bytes inside are opaque to it. It must never allocate
-//! for a length it has not checked against its bound: a peer's length prefix is a claim,
-//! not a fact.
+//! for a length it has not checked against its bound (a peer's length prefix is a claim,
+//! not a fact), nor, given a read budget, for more bytes at once than the budget holds.
 
 use std::io;
+use std::sync::Arc;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
+use tokio::sync::Semaphore;
+
+/// The unit of a read budget's permits.
+const READ_BUDGET_UNIT: usize = 1024;
 
 /// Length-prefixed opaque bytes, with one size bound for requests and responses alike.
 #[derive(Clone, Debug)]
 pub struct BytesCodec {
     bytes_max: usize,
+    /// Shared by every stream that reads with a clone of this codec: KiB of frames being
+    /// read at once. A frame waits for its share before its buffer is allocated, so many
+    /// streams each announcing a large frame cannot each hold one.
+    reading: Option<Arc<Semaphore>>,
 }
 
 impl BytesCodec {
     pub fn new(bytes_max: usize) -> BytesCodec {
-        BytesCodec { bytes_max }
+        BytesCodec {
+            bytes_max,
+            reading: None,
+        }
+    }
+
+    /// A read budget of `bytes` (at least one frame of `bytes_max`), to share between
+    /// codecs with [`BytesCodec::with_read_budget`].
+    pub fn read_budget(bytes: usize, bytes_max: usize) -> Arc<Semaphore> {
+        let units = bytes.max(bytes_max).div_ceil(READ_BUDGET_UNIT);
+        Arc::new(Semaphore::new(units.min(Semaphore::MAX_PERMITS)))
+    }
+
+    /// Frames read by this codec and its clones wait for their bytes in `budget`.
+    pub fn with_read_budget(bytes_max: usize, budget: Arc<Semaphore>) -> BytesCodec {
+        BytesCodec {
+            bytes_max,
+            reading: Some(budget),
+        }
     }
 
     async fn read<T: AsyncRead + Unpin + Send>(&self, io: &mut T) -> io::Result<Vec<u8>> {
@@ -27,6 +54,20 @@ impl BytesCodec {
         if len > self.bytes_max {
             return Err(too_large(len, self.bytes_max));
         }
+        // Held until the frame is read whole; the queue budgets take over from there.
+        let _share = match &self.reading {
+            Some(budget) => {
+                let units = u32::try_from(len.div_ceil(READ_BUDGET_UNIT))
+                    .map_err(|_| too_large(len, self.bytes_max))?;
+                Some(
+                    Arc::clone(budget)
+                        .acquire_many_owned(units)
+                        .await
+                        .map_err(|_| io::Error::other("the read budget is closed"))?,
+                )
+            }
+            None => None,
+        };
         let mut bytes = vec![0u8; len];
         io.read_exact(&mut bytes).await?;
         Ok(bytes)
@@ -104,6 +145,8 @@ impl libp2p::request_response::Codec for BytesCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
+
     use futures::executor::block_on;
     use futures::io::Cursor;
 
@@ -126,5 +169,27 @@ mod tests {
         // Truncated body: an I/O error, not a panic.
         let mut wire = Cursor::new(vec![0, 0, 0, 5, 1, 2]);
         assert!(block_on(codec.read(&mut wire)).is_err());
+    }
+
+    #[test]
+    fn a_frame_waits_for_its_share_of_the_read_budget_and_gives_it_back() {
+        let budget = BytesCodec::read_budget(4 * 1024, 4 * 1024);
+        let codec = BytesCodec::with_read_budget(4 * 1024, Arc::clone(&budget));
+        let mut wire = Cursor::new(Vec::new());
+        block_on(codec.write(&mut wire, vec![1; 3000])).unwrap();
+        let frame = wire.into_inner();
+        // Another stream holds all but one KiB: the 3,000-byte frame must wait.
+        let held = block_on(Arc::clone(&budget).acquire_many_owned(3)).unwrap();
+        let mut wire = Cursor::new(frame);
+        let mut reading = Box::pin(codec.read(&mut wire));
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(reading.as_mut().poll(&mut cx).is_pending());
+        drop(held);
+        let std::task::Poll::Ready(read) = reading.as_mut().poll(&mut cx) else {
+            panic!("still waiting with the budget free");
+        };
+        assert_eq!(read.unwrap(), vec![1; 3000]);
+        assert_eq!(budget.available_permits(), 4);
     }
 }

@@ -13,12 +13,14 @@
 //! message over its size bound, block on the driver (a full event queue drops the event and
 //! logs it), or panic on anything a peer sends.
 
+mod budget;
 mod codec;
 mod gate;
 mod handshake;
 mod service;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
@@ -30,7 +32,11 @@ use cairn_ledger::types::Height;
 use cairn_ledger::upgrades::Schedule;
 
 use crate::config::P2pSection;
+use crate::metrics::ReasonLabel;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
+pub use budget::{Budget, Over};
 pub use codec::BytesCodec;
 pub use gate::Denied;
 pub use handshake::{ForkId, HANDSHAKE_BYTES_MAX, Handshake, Mismatch, UpgradeMark};
@@ -42,6 +48,21 @@ pub const COMMANDS_CAPACITY: usize = 1024;
 /// Events queued from the service to the driver. When full, new events are dropped and
 /// logged: the network task never waits on the driver.
 pub const EVENTS_CAPACITY: usize = 4096;
+/// Bytes of peer messages waiting in one queue to the node (the driver's events, or the
+/// transaction worker's queue), in total. The count bounds alone let 4,096 messages of
+/// `message_bytes_max` (4 MiB by default) wait: 16 GiB. 64 MiB is sixteen of the largest
+/// messages: a driver busy on one block for a second still finds every proposal and vote
+/// of a small committee waiting, and the two queues together hold at most 128 MiB. Beyond
+/// it a message is dropped and counted (`cairn_messages_dropped_total{reason=...}`), like one
+/// that finds the queue full.
+pub const QUEUE_BYTES_MAX: usize = 64 << 20;
+/// Bytes one peer may have waiting in one queue: a quarter of [`QUEUE_BYTES_MAX`], so one
+/// peer flooding leaves room for at least three others. An honest peer sends one proposal
+/// per round and relays the rest once each, so four of the largest messages waiting from
+/// one peer mean it sends faster than we take; over it the message is dropped, counted, and
+/// the peer struck like one that sent an invalid message. Never below `message_bytes_max`,
+/// so that a message the network accepts can be delivered.
+pub const QUEUE_PEER_BYTES_MAX: usize = 16 << 20;
 /// Messages held from a peer that is still in the handshake, released once it passes. The
 /// two handshake messages travel on their own streams, so a peer that finished first may
 /// already be sending.
@@ -65,6 +86,12 @@ pub const OUTBOUND_REQUESTS_MAX: usize = 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent request-response streams per connection and protocol.
 pub const STREAMS_PER_CONNECTION_MAX: usize = 128;
+/// Bytes of direct messages, requests and responses being read at once, over all streams
+/// and peers. Each stream reads a whole frame of up to `message_bytes_max` before it is a
+/// message, so without it [`STREAMS_PER_CONNECTION_MAX`] streams on each of a peer's
+/// connections could hold a gigabyte; a frame waits for its share before it is allocated,
+/// and the sender's stream stalls meanwhile. Eight of the largest messages by default.
+pub const READING_BYTES_MAX: usize = 32 << 20;
 /// Connections to one peer: two, so that peers dialling each other at the same moment do
 /// not each refuse the other's connection and end up with none.
 pub const CONNECTIONS_PER_PEER_MAX: u32 = 2;
@@ -313,6 +340,9 @@ pub struct P2pConfig {
     pub handshake: Handshake,
     /// Without one, transaction gossip arrives as [`Event::Gossip`] like any other.
     pub transactions: Option<TxRoute>,
+    /// Where messages dropped over a queue's byte budget are counted, by reason (the node's
+    /// `messages_dropped`; a detached family unless the caller gives its own).
+    pub dropped: Family<ReasonLabel, Counter>,
 }
 
 impl std::fmt::Debug for P2pConfig {
@@ -425,6 +455,7 @@ impl P2pConfig {
                 fork: ForkId::at(genesis, schedule, height),
             },
             transactions: None,
+            dropped: Family::default(),
         })
     }
 }
@@ -436,6 +467,8 @@ pub struct P2pHandle {
     /// The address the service listens on (the OS's port when the config said port 0).
     pub listen_addr: Multiaddr,
     commands: mpsc::Sender<Command>,
+    /// The genesis validators' peer ids, as in [`P2pConfig::validators`].
+    validators: Arc<HashSet<PeerId>>,
 }
 
 impl P2pHandle {
@@ -481,17 +514,31 @@ impl P2pHandle {
     pub async fn shutdown(&self) -> Result<(), P2pError> {
         self.send(Command::Shutdown).await
     }
+
+    /// Whether `peer` is a genesis validator's node (its peer id is authenticated by the
+    /// connection's noise handshake).
+    pub fn is_validator(&self, peer: &PeerId) -> bool {
+        self.validators.contains(peer)
+    }
 }
 
 #[cfg(test)]
 impl P2pHandle {
     /// A handle whose commands land in the returned receiver, for tests of the drivers.
     pub(crate) fn for_test() -> (P2pHandle, mpsc::Receiver<Command>) {
+        P2pHandle::for_test_with_validators(HashSet::new())
+    }
+
+    /// As [`P2pHandle::for_test`], with `validators` as the genesis validators' peers.
+    pub(crate) fn for_test_with_validators(
+        validators: HashSet<PeerId>,
+    ) -> (P2pHandle, mpsc::Receiver<Command>) {
         let (commands, received) = mpsc::channel(COMMANDS_CAPACITY);
         let handle = P2pHandle {
             local_peer_id: PeerId::random(),
             listen_addr: "/ip4/127.0.0.1/tcp/1".parse().expect("a multiaddr"),
             commands,
+            validators: Arc::new(validators),
         };
         (handle, received)
     }
@@ -512,6 +559,7 @@ pub async fn spawn(
 > {
     let (command_tx, command_rx) = mpsc::channel(COMMANDS_CAPACITY);
     let (event_tx, event_rx) = mpsc::channel(EVENTS_CAPACITY);
+    let validators = Arc::new(config.validators.clone());
     let (service, listen_addr) = service::Service::start(config, command_rx, event_tx).await?;
     let local_peer_id = service.local_peer_id();
     let task = tokio::spawn(service.run());
@@ -520,6 +568,7 @@ pub async fn spawn(
             local_peer_id,
             listen_addr,
             commands: command_tx,
+            validators,
         },
         event_rx,
         task,

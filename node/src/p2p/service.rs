@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -22,6 +23,10 @@ use libp2p::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use super::budget::{Budget, Over};
 use super::gate::{Denied, Gate};
 use super::handshake::{HANDSHAKE_BYTES_MAX, Handshake};
 use super::*;
@@ -102,6 +107,34 @@ pub(super) struct Service {
     outbound: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, RequestError>>>,
     /// Events dropped because the driver's queue was full; logged as it grows.
     events_dropped: u64,
+    /// Bytes waiting in the driver's event queue, and in the transaction worker's.
+    events_budget: Budget,
+    tx_budget: Budget,
+    dropped: Family<ReasonLabel, Counter>,
+}
+
+/// The byte budget of one queue to the node: a peer may always have one message of the
+/// largest size the network accepts waiting.
+fn queue_budget(message_bytes_max: usize) -> Budget {
+    let peer = QUEUE_PEER_BYTES_MAX.max(message_bytes_max);
+    Budget::new(QUEUE_BYTES_MAX.max(peer), peer)
+}
+
+/// Messages in a channel of which the service is the only sender.
+fn still_queued<T>(queue: &mpsc::Sender<T>) -> usize {
+    queue.max_capacity() - queue.capacity()
+}
+
+/// Who sent a message to the node, and its bytes; the network's own events have no sender.
+fn sender_and_bytes(event: &Event) -> (Option<PeerId>, usize) {
+    match event {
+        Event::Gossip { from, bytes, .. }
+        | Event::Direct { from, bytes }
+        | Event::InboundRequest { from, bytes, .. } => (Some(*from), bytes.len()),
+        Event::PeerConnected { .. }
+        | Event::PeerDisconnected { .. }
+        | Event::PeerRefused { .. } => (None, 0),
+    }
 }
 
 fn protocol(name: String) -> Result<StreamProtocol, P2pError> {
@@ -110,10 +143,10 @@ fn protocol(name: String) -> Result<StreamProtocol, P2pError> {
 
 fn request_response_behaviour(
     name: String,
-    bytes_max: usize,
+    codec: BytesCodec,
 ) -> Result<request_response::Behaviour<BytesCodec>, P2pError> {
     Ok(request_response::Behaviour::with_codec(
-        BytesCodec::new(bytes_max),
+        codec,
         [(protocol(name)?, ProtocolSupport::Full)],
         request_response::Config::default()
             .with_request_timeout(REQUEST_TIMEOUT)
@@ -162,6 +195,7 @@ impl Service {
                 (config.peers_max as u32).saturating_mul(CONNECTIONS_PER_PEER_MAX),
             ))
             .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX));
+        let reading = BytesCodec::read_budget(READING_BYTES_MAX, message_bytes_max);
         let behaviour = Behaviour {
             gate: Gate::new(config.allowed_peers.clone(), config.peers_max),
             limits: connection_limits::Behaviour::new(limits),
@@ -176,14 +210,17 @@ impl Service {
                 gossip_config,
             )
             .map_err(|e| P2pError::Setup(e.to_string()))?,
-            handshake: request_response_behaviour(HANDSHAKE_PROTOCOL.into(), HANDSHAKE_BYTES_MAX)?,
+            handshake: request_response_behaviour(
+                HANDSHAKE_PROTOCOL.into(),
+                BytesCodec::new(HANDSHAKE_BYTES_MAX),
+            )?,
             direct: request_response_behaviour(
                 format!("/cairn/{chain_id}/direct/1"),
-                message_bytes_max,
+                BytesCodec::with_read_budget(message_bytes_max, Arc::clone(&reading)),
             )?,
             request: request_response_behaviour(
                 format!("/cairn/{chain_id}/request/1"),
-                message_bytes_max,
+                BytesCodec::with_read_budget(message_bytes_max, reading),
             )?,
         };
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.identity)
@@ -265,6 +302,9 @@ impl Service {
                 inbound: HashMap::new(),
                 outbound: HashMap::new(),
                 events_dropped: 0,
+                events_budget: queue_budget(message_bytes_max),
+                tx_budget: queue_budget(message_bytes_max),
+                dropped: config.dropped,
             },
             listen_addr,
         ))
@@ -294,15 +334,38 @@ impl Service {
     // Towards the driver.
 
     fn emit(&mut self, event: Event) {
+        let (peer, len) = sender_and_bytes(&event);
         let event = match &self.transactions {
             Some(route) => match event.into_gossiped_tx() {
                 Ok(message) => {
-                    let refused = route.queue.try_send(message).err().map(|e| {
-                        if matches!(e, mpsc::error::TrySendError::Full(_)) {
-                            route.full.inc();
+                    self.tx_budget.taken(still_queued(&route.queue));
+                    if let Err(over) = self.tx_budget.check(Some(&message.from), len) {
+                        self.over_budget(
+                            message.from,
+                            over,
+                            "tx",
+                            Event::Gossip {
+                                from: message.from,
+                                topic: Topic::Transactions,
+                                id: message.id,
+                                bytes: message.bytes,
+                                relay: message.relay,
+                            },
+                        );
+                        return;
+                    }
+                    let refused = match route.queue.try_send(message) {
+                        Ok(()) => {
+                            self.tx_budget.sent(peer, len);
+                            None
                         }
-                        e.into_inner().id
-                    });
+                        Err(e) => {
+                            if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                                route.full.inc();
+                            }
+                            Some(e.into_inner().id)
+                        }
+                    };
                     if let Some(id) = refused {
                         self.discard_gossip(id, Verdict::Ignore);
                     }
@@ -312,22 +375,49 @@ impl Service {
             },
             None => event,
         };
-        if let Err(e) = self.events.try_send(event) {
-            let event = match e {
-                mpsc::error::TrySendError::Full(event) => event,
-                // The driver is gone; nothing to tell.
-                mpsc::error::TrySendError::Closed(_) => return,
-            };
-            self.events_dropped += 1;
-            tracing::warn!(
-                dropped_total = self.events_dropped,
-                capacity = EVENTS_CAPACITY,
-                "p2p: event queue full, dropping {}",
-                event_kind(&event)
-            );
-            if let Event::InboundRequest { id, .. } = event {
-                self.inbound.remove(&id);
+        self.events_budget.taken(still_queued(&self.events));
+        if let (Some(from), Err(over)) = (peer, self.events_budget.check(peer.as_ref(), len)) {
+            self.over_budget(from, over, "event", event);
+            return;
+        }
+        match self.events.try_send(event) {
+            Ok(()) => self.events_budget.sent(peer, len),
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                self.events_dropped += 1;
+                self.dropped
+                    .get_or_create(&ReasonLabel {
+                        reason: "event_queue_full",
+                    })
+                    .inc();
+                tracing::warn!(
+                    dropped_total = self.events_dropped,
+                    capacity = EVENTS_CAPACITY,
+                    "p2p: event queue full, dropping {}",
+                    event_kind(&event)
+                );
+                if let Event::InboundRequest { id, .. } = event {
+                    self.inbound.remove(&id);
+                }
             }
+            // The driver is gone; nothing to tell.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// A message from `peer` that does not fit a queue's byte budget: dropped and counted;
+    /// a peer over its own share is also struck.
+    fn over_budget(&mut self, peer: PeerId, over: Over, queue: &'static str, event: Event) {
+        let reason = match (queue, over) {
+            ("tx", Over::Peer) => "tx_queue_peer_bytes",
+            ("tx", Over::Total) => "tx_queue_bytes",
+            (_, Over::Peer) => "event_queue_peer_bytes",
+            (_, Over::Total) => "event_queue_bytes",
+        };
+        self.dropped.get_or_create(&ReasonLabel { reason }).inc();
+        tracing::debug!(%peer, reason, "p2p: dropping {} over the queue's byte budget", event_kind(&event));
+        self.discard(event);
+        if over == Over::Peer {
+            self.strike(peer, &format!("over its byte budget in the {queue} queue"));
         }
     }
 

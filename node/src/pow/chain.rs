@@ -474,50 +474,108 @@ impl PowChain {
     fn follow_best_from(&mut self) -> Result<Followed, DriverError> {
         let mut out = Followed::default();
         for _ in 0..FOLLOW_PASSES_MAX {
-            let target = self.index.best_tip();
+            let best = self.index.best_tip();
             let tip = self.store.tip().hash;
-            if target == tip {
+            if best == tip {
                 self.refused_tip = None;
                 break;
             }
-            let path = self.index.reorg_path(&tip, &target).map_err(|e| {
-                DriverError::Halt(format!("no path from the tip to the best block: {e}"))
-            })?;
-            let mut available = 0;
-            for hash in &path.connect {
-                if !self.bodies.contains_key(hash) {
-                    break;
-                }
-                available += 1;
-            }
-            if available < path.connect.len() {
-                out.missing = path.connect[available..]
+            let no_path =
+                |e| DriverError::Halt(format!("no path from the tip to the best block: {e}"));
+            let best_path = self.index.reorg_path(&tip, &best).map_err(no_path)?;
+            let available = best_path
+                .connect
+                .iter()
+                .take_while(|h| self.bodies.contains_key(*h))
+                .count();
+            if available < best_path.connect.len()
+                && best_path.depth() as u64 <= self.reorg_depth_max
+            {
+                out.missing = best_path.connect[available..]
                     .iter()
                     .take(MISSING_BODIES_MAX)
                     .copied()
                     .collect();
             }
-            // Switch branches only with the whole new branch at hand: its prefix alone may
-            // have less work than what would be undone.
-            if available == 0 || (!path.disconnect.is_empty() && available < path.connect.len()) {
-                break;
-            }
+            // Only a tip whose bodies are all here is followed (a branch's prefix alone may
+            // have less work than what would be undone), so a peer announcing more work and
+            // withholding a body cannot keep the node off a branch it can connect.
+            let (target, path) = if available == best_path.connect.len() {
+                (best, best_path)
+            } else {
+                let target = self.best_with_bodies(tip);
+                if target == tip {
+                    break;
+                }
+                let path = self.index.reorg_path(&tip, &target).map_err(no_path)?;
+                (target, path)
+            };
             if path.depth() as u64 > self.reorg_depth_max {
                 if self.refused_tip != Some(target) {
                     self.refused_tip = Some(target);
                     out.refused_depth = Some(path.depth());
                 }
-                out.missing.clear();
                 break;
             }
             for hash in &path.disconnect {
                 self.disconnect_tip(hash, &mut out)?;
             }
-            if self.connect(&path.connect[..available], &mut out)? {
+            if self.connect(&path.connect, &mut out)? {
                 break;
             }
         }
         Ok(out)
+    }
+
+    /// The viable block with the most chain work, the first seen among equals, whose bodies
+    /// from the connected chain up are all here; `tip` unless one has more work than it.
+    fn best_with_bodies(&self, tip: Hash) -> Hash {
+        let Some(mut chosen) = self.index.get(&tip) else {
+            return tip;
+        };
+        // Whether each block's bodies down to the connected chain are here, shared across
+        // the walks so that each side block is looked at once.
+        let mut complete: HashMap<Hash, bool> = HashMap::new();
+        for hash in self.bodies.keys() {
+            let Some(block) = self.index.get(hash) else {
+                continue;
+            };
+            let better = block.chain_work > chosen.chain_work
+                || (block.chain_work == chosen.chain_work
+                    && block.seen < chosen.seen
+                    && chosen.summary.hash != tip);
+            if block.status == BlockStatus::Viable
+                && better
+                && self.all_bodies(*hash, &mut complete)
+            {
+                chosen = block;
+            }
+        }
+        chosen.summary.hash
+    }
+
+    /// Whether `hash` and its ancestors off the connected chain all have their bodies here.
+    fn all_bodies(&self, hash: Hash, complete: &mut HashMap<Hash, bool>) -> bool {
+        let mut walked = Vec::new();
+        let mut cur = hash;
+        let answer = loop {
+            if let Some(&known) = complete.get(&cur) {
+                break known;
+            }
+            if !self.headers.contains_key(&cur) {
+                // Indexed and not put aside: on the connected chain.
+                break self.index.contains(&cur);
+            }
+            walked.push(cur);
+            match self.index.get(&cur) {
+                Some(b) if self.bodies.contains_key(&cur) => cur = b.parent,
+                _ => break false,
+            }
+        };
+        for h in walked {
+            complete.insert(h, answer);
+        }
+        answer
     }
 
     fn disconnect_tip(&mut self, hash: &Hash, out: &mut Followed) -> Result<(), DriverError> {
@@ -1238,5 +1296,57 @@ pub(crate) mod tests {
         assert_eq!(a.store().tip().hash, b_blocks[2].hash());
         assert_eq!(a.side_len(), 2, "the old branch is kept aside");
         assert_eq!(a.store().state_root(), b.store().state_root());
+    }
+
+    #[test]
+    fn a_branch_whose_bodies_are_here_is_followed_past_a_heavier_one_withheld() {
+        let net = net(100);
+        let (dir_a, dir_w, dir_h) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let (mut a, _) = open(&net, dir_a.path(), 100);
+        let (mut w, _) = open(&net, dir_w.path(), 100);
+        let (mut h, _) = open(&net, dir_h.path(), 100);
+        // A peer announces three blocks of work and never sends their bodies.
+        let withheld: Vec<Block> = (1..=3)
+            .map(|i| mine(&net, &mut w, Vec::new(), i * 1000))
+            .collect();
+        for blk in &withheld {
+            a.accept_header(&blk.header, now(5000)).unwrap();
+        }
+        let honest = mine(&net, &mut h, Vec::new(), 1500);
+        a.accept_header(&honest.header, now(5000)).unwrap();
+        a.add_body(&honest).unwrap();
+        assert_eq!(a.index().best_tip(), withheld[2].hash());
+
+        let f = a.follow_best().unwrap();
+        assert_eq!(
+            a.store().tip().hash,
+            honest.hash(),
+            "stalled on a withheld body"
+        );
+        assert_eq!(f.connected.len(), 1);
+        // The heavier branch's bodies are still asked for.
+        assert_eq!(
+            f.missing,
+            withheld.iter().map(Block::hash).collect::<Vec<_>>()
+        );
+
+        // The honest branch goes on growing while the other stays without bodies.
+        let next = mine(&net, &mut h, Vec::new(), 2500);
+        a.accept_header(&next.header, now(5000)).unwrap();
+        a.add_body(&next).unwrap();
+        a.follow_best().unwrap();
+        assert_eq!(a.store().tip().hash, next.hash());
+
+        // Once its bodies arrive, the heavier branch is taken as before.
+        for blk in &withheld {
+            a.add_body(blk).unwrap();
+        }
+        let f = a.follow_best().unwrap();
+        assert_eq!(f.disconnected.len(), 2);
+        assert_eq!(a.store().tip().hash, withheld[2].hash());
     }
 }

@@ -299,6 +299,8 @@ fn wait_for_commit(
     wait_max: Duration,
 ) -> Result<Value, RpcError> {
     let deadline = Instant::now() + wait_max;
+    // The tip just after the nonce was first seen used, while the index lacked `hash`.
+    let mut used_at: Option<Tip> = None;
     loop {
         // Read before the look below: a commit after it wakes the wait at the end at once.
         let seen = state.store.tip();
@@ -306,18 +308,21 @@ fn wait_for_commit(
             return committed_tx(state, hash, location);
         }
         let used = state.store.account(&sender)?.unwrap_or_default().nonce;
-        if used > nonce {
-            // A block writes its accounts and its index in one batch, and the account was
-            // read first: an index still without `hash` means another transaction took the
-            // nonce.
-            return match state.store.tx_location(&hash)? {
-                Some(location) => committed_tx(state, hash, location),
-                None => Err(RpcError::Superseded {
-                    hash,
-                    sender,
-                    nonce,
-                }),
-            };
+        if used <= nonce {
+            // A proof-of-work reorganisation can give the nonce back.
+            used_at = None;
+        } else if superseded(used_at.as_ref(), &seen) {
+            return Err(RpcError::Superseded {
+                hash,
+                sender,
+                nonce,
+            });
+        } else if used_at.is_none() {
+            // The account may come from a block still being written (with in-place memtable
+            // updates its accounts show before its index does); that block is at most the
+            // tip's child, so its index is visible once the tip moves on.
+            used_at = Some(state.store.tip());
+            continue;
         }
         if waiters.stopping() {
             return Err(RpcError::CommitWaitStopped { hash });
@@ -329,6 +334,13 @@ fn wait_for_commit(
             });
         }
     }
+}
+
+/// Whether a transaction whose nonce was seen used at tip `used_at` can never commit, given
+/// that its index was looked up after reading tip `seen` and lacked it: only once the tip has
+/// moved past `used_at`, so the block that used the nonce has been written whole.
+fn superseded(used_at: Option<&Tip>, seen: &Tip) -> bool {
+    used_at.is_some_and(|used_at| used_at != seen)
 }
 
 /// The tip once it moves past `seen`, or after [`COMMIT_WAIT_SLICE`] (so a waiter notices the
