@@ -61,6 +61,13 @@ impl Budget {
         Ok(())
     }
 
+    /// Whether the queue as a whole is at least half full. A peer over its own share while
+    /// the queue is not crowded is hogging it; while it is crowded, the consumer is slow and
+    /// every peer's messages pile up, honest ones included.
+    pub fn crowded(&self) -> bool {
+        self.total >= self.total_max / 2
+    }
+
     /// Records a message that went into the queue (after [`Budget::check`], or one of the
     /// network's own events, which are small and always sent).
     pub fn sent(&mut self, peer: Option<PeerId>, len: usize) {
@@ -139,6 +146,22 @@ mod tests {
         assert_eq!(budget.check(Some(&peers[2]), 20), Ok(()));
         // The network's own events count in the total too.
         assert_eq!(budget.check(None, 21), Err(Over::Total));
+    }
+
+    #[test]
+    fn a_queue_is_crowded_from_half_its_total_so_a_lone_hog_is_told_from_a_slow_consumer() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut budget = Budget::new(100, 40);
+        budget.sent(Some(a), 40);
+        assert_eq!(budget.check(Some(&a), 1), Err(Over::Peer));
+        assert!(!budget.crowded(), "one peer alone at its share is hogging");
+        budget.sent(Some(b), 10);
+        assert!(
+            budget.crowded(),
+            "half the total waiting: the consumer lags"
+        );
+        budget.taken(1);
+        assert!(!budget.crowded());
     }
 
     #[test]

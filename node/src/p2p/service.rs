@@ -404,8 +404,10 @@ impl Service {
         }
     }
 
-    /// A message from `peer` that does not fit a queue's byte budget: dropped and counted;
-    /// a peer over its own share is also struck.
+    /// A message from `peer` that does not fit a queue's byte budget: dropped and counted.
+    /// A peer over its own share is also struck, unless the queue is crowded: then it is our
+    /// consumer that lags (a slow disk, a busy core), and striking would ban honest
+    /// validators for our own slowness.
     fn over_budget(&mut self, peer: PeerId, over: Over, queue: &'static str, event: Event) {
         let reason = match (queue, over) {
             ("tx", Over::Peer) => "tx_queue_peer_bytes",
@@ -416,7 +418,11 @@ impl Service {
         self.dropped.get_or_create(&ReasonLabel { reason }).inc();
         tracing::debug!(%peer, reason, "p2p: dropping {} over the queue's byte budget", event_kind(&event));
         self.discard(event);
-        if over == Over::Peer {
+        let crowded = match queue {
+            "tx" => self.tx_budget.crowded(),
+            _ => self.events_budget.crowded(),
+        };
+        if over == Over::Peer && !crowded {
             self.strike(peer, &format!("over its byte budget in the {queue} queue"));
         }
     }
