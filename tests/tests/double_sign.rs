@@ -4,13 +4,12 @@
 //! twice; the other three keep committing.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use cairn_ledger::store::Store;
 use cairn_node::home::Home;
 use cairn_node::hotstuff::chain::SAFETY_KEY;
-use cairn_tests::cairn_bin;
-use cairn_tests::testnet::{Testnet, serial};
+use cairn_tests::testnet::{Testnet, serial, spawn_node_with};
 
 /// Empty blocks every 50 ms instead of 500: the same protocol, a faster test.
 fn fast(config: &str) -> String {
@@ -32,26 +31,6 @@ fn drop_safety_state(home: &Path) {
     store
         .delete_consensus(&[SAFETY_KEY.to_vec()])
         .expect("delete the safety state");
-}
-
-fn spawn_with(home: &Path, log: &Path, args: &[&str]) -> Child {
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("open node log");
-    let err = out.try_clone().expect("clone log handle");
-    Command::new(cairn_bin())
-        .args(["node", "run", "--home"])
-        .arg(home)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .expect("start cairn node run")
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -92,7 +71,7 @@ fn a_validator_without_its_safety_state_refuses_to_start_unless_told_it_is_safe(
     // Told it is safe (this key signed nothing above the store: it has been stopped since),
     // it starts, observes, and follows the chain again.
     let log_path = net.nodes[3].log.clone();
-    let mut child = spawn_with(&home, &log_path, &["--unsafe-start-without-safety-state"]);
+    let mut child = spawn_node_with(&home, &log_path, &["--unsafe-start-without-safety-state"]);
     let target = net.height(0).unwrap() + 5;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         net.wait_for("node 3 to follow the chain again", |n| {
