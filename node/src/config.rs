@@ -283,41 +283,34 @@ impl NodeConfig {
                 return Err(invalid(field, "must be greater than 0".into()));
             }
         }
-        if self.consensus.empty_block_interval_ms > EMPTY_BLOCK_INTERVAL_MS_MAX {
-            return Err(invalid(
+        for (field, value, max) in [
+            (
                 "consensus.empty_block_interval_ms",
-                format!(
-                    "{} is over the limit of {EMPTY_BLOCK_INTERVAL_MS_MAX}",
-                    self.consensus.empty_block_interval_ms
-                ),
-            ));
-        }
-        if self.consensus.double_sign_check_rounds > DOUBLE_SIGN_CHECK_ROUNDS_MAX {
-            return Err(invalid(
+                self.consensus.empty_block_interval_ms,
+                EMPTY_BLOCK_INTERVAL_MS_MAX,
+            ),
+            (
                 "consensus.double_sign_check_rounds",
-                format!(
-                    "{} is over the limit of {DOUBLE_SIGN_CHECK_ROUNDS_MAX}",
-                    self.consensus.double_sign_check_rounds
-                ),
-            ));
-        }
-        if self.rpc.io_timeout_ms > RPC_IO_TIMEOUT_MS_MAX {
-            return Err(invalid(
+                self.consensus.double_sign_check_rounds,
+                DOUBLE_SIGN_CHECK_ROUNDS_MAX,
+            ),
+            (
                 "rpc.io_timeout_ms",
-                format!(
-                    "{} is over the limit of {RPC_IO_TIMEOUT_MS_MAX}",
-                    self.rpc.io_timeout_ms
-                ),
-            ));
-        }
-        if self.mining.threads > MINING_THREADS_MAX {
-            return Err(invalid(
+                self.rpc.io_timeout_ms,
+                RPC_IO_TIMEOUT_MS_MAX,
+            ),
+            (
                 "mining.threads",
-                format!(
-                    "{} is over the limit of {MINING_THREADS_MAX}",
-                    self.mining.threads
-                ),
-            ));
+                u64::from(self.mining.threads),
+                u64::from(MINING_THREADS_MAX),
+            ),
+        ] {
+            if value > max {
+                return Err(invalid(
+                    field,
+                    format!("{value} is over the limit of {max}"),
+                ));
+            }
         }
         if let Err(e) = self
             .mining
