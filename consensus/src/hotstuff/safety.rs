@@ -17,8 +17,8 @@
 //! A persisted state can still be behind what the key signed: the key was moved, or the data
 //! dir restored from a backup. So a restarted validator first raises its rounds to what its
 //! store shows ([`SafetyState::raise_to`]), then may be held to observing for a few rounds
-//! ([`SafetyRules::observe_for`]), and stops signing for good once it sees a valid
-//! signature of its own key above the rounds it remembers ([`SafetyRules::signed_elsewhere`]).
+//! ([`SafetyRules::observe_for`]), and stops signing for good if it sees a valid signature
+//! of its own key above the rounds it remembers meanwhile ([`SafetyRules::signed_elsewhere`]).
 //!
 //! Owns: `SafetyState` and every signature the engine makes. Never: talks to the network or
 //! trusts a certificate it was handed without the engine having verified it.
