@@ -19,6 +19,13 @@ pub struct RunArgs {
     /// The node home (config.toml, genesis.toml, node.key, data/).
     #[arg(long)]
     home: PathBuf,
+    /// Start a validator whose store has blocks but no consensus safety state (the record
+    /// of the last rounds its key signed), from a fresh one raised to the highest round in
+    /// the store. Only when you are sure this key never signed above that round: a
+    /// brand-new key, or its old machine stopped for good before this store's last block.
+    /// Otherwise the node could sign a round twice. See README "Moving a validator safely".
+    #[arg(long)]
+    unsafe_start_without_safety_state: bool,
 }
 
 pub fn run(c: NodeCommand) -> Result<()> {
@@ -59,7 +66,10 @@ fn run_node(a: RunArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        cairn_node::run::run(&home, stop_signal()).await?;
+        let options = cairn_node::run::RunOptions {
+            unsafe_start_without_safety_state: a.unsafe_start_without_safety_state,
+        };
+        cairn_node::run::run_with(&home, options, stop_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })

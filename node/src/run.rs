@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::home::Home;
 use crate::host::status::{EngineStatus, NodeStatus, Readiness, StatusBoard};
 use crate::host::{DriverError, NodeIo};
-use crate::hotstuff::chain::Chain;
+use crate::hotstuff::chain::{Chain, MissingSafetyState};
 use crate::hotstuff::{Driver, DriverParts};
 use crate::http::{self, RpcState};
 use crate::metrics::{Metrics, ReasonLabel};
@@ -76,8 +76,25 @@ pub enum RunError {
     Halted(String),
 }
 
+/// How `cairn node run` was asked to start, beyond what config.toml says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// `--unsafe-start-without-safety-state`: a validator whose store has blocks but no
+    /// consensus safety state starts anyway (see `MissingSafetyState::Allow`).
+    pub unsafe_start_without_safety_state: bool,
+}
+
 /// Runs the node in `home` until `shutdown` completes (`Ok`) or the node halts (`Err`).
 pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    run_with(home, RunOptions::default(), shutdown).await
+}
+
+/// [`run`] with the options of `cairn node run`.
+pub async fn run_with(
+    home: &Home,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
     let config = home.load_config()?;
     let genesis = home.load_genesis()?;
     let key_path = home.key_path();
@@ -141,11 +158,17 @@ pub async fn run(home: &Home, shutdown: impl Future<Output = ()>) -> Result<(), 
                     .validators
                     .iter()
                     .any(|v| v.public_key == key.public());
+                let missing_safety = if validator && !options.unsafe_start_without_safety_state {
+                    MissingSafetyState::Refuse
+                } else {
+                    MissingSafetyState::Allow
+                };
                 let parts = HotStuffSetup {
                     store: Arc::clone(&store),
                     key,
                     params: params.clone(),
                     data: data.clone(),
+                    missing_safety,
                 };
                 EnginePlan {
                     name: "hotstuff",
@@ -350,6 +373,7 @@ struct HotStuffSetup {
     key: cairn_ledger::crypto::Keypair,
     params: cairn_ledger::genesis::HotStuffParams,
     data: std::path::PathBuf,
+    missing_safety: MissingSafetyState,
 }
 
 fn hotstuff_driver(
@@ -362,6 +386,7 @@ fn hotstuff_driver(
         key,
         params,
         data,
+        missing_safety,
     } = setup;
     let genesis = &shared.genesis;
     let validators = ValidatorSet::from_genesis(&genesis.validators)
@@ -379,14 +404,14 @@ fn hotstuff_driver(
         genesis.consensus.block_bytes_max,
     );
     let restart = chain
-        .restart_state(&block_zero)
+        .restart_state(&block_zero, missing_safety)
         .map_err(RunError::Consensus)?;
     if restart.is_some() {
         tracing::info!("resuming consensus from the store");
     }
     let round_timeout_base = std::time::Duration::from_millis(params.round_timeout_ms_base);
     let validator_keys: Vec<_> = genesis.validators.iter().map(|v| v.public_key).collect();
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         EngineConfig {
             validators,
             params,
@@ -398,6 +423,15 @@ fn hotstuff_driver(
         restart,
     )
     .map_err(|e| RunError::Consensus(e.to_string()))?;
+    let check_rounds = config.consensus.double_sign_check_rounds;
+    engine.set_double_sign_check_rounds(check_rounds);
+    if engine.observing() {
+        tracing::info!(
+            rounds = check_rounds,
+            "signing nothing for the first rounds, in case this key is signing elsewhere \
+             ([consensus] double_sign_check_rounds)"
+        );
+    }
 
     Ok(Driver::new(DriverParts {
         engine,

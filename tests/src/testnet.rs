@@ -403,6 +403,11 @@ impl Drop for Testnet {
 
 /// Starts `cairn node run --home HOME`, appending its output to `log`.
 pub fn spawn_node(home: &Path, log: &Path) -> Child {
+    spawn_node_with(home, log, &[])
+}
+
+/// [`spawn_node`] with more flags for `cairn node run`.
+pub fn spawn_node_with(home: &Path, log: &Path, args: &[&str]) -> Child {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -412,6 +417,7 @@ pub fn spawn_node(home: &Path, log: &Path) -> Child {
     Command::new(cairn_bin())
         .args(["node", "run", "--home"])
         .arg(home)
+        .args(args)
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

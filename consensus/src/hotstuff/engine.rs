@@ -17,12 +17,15 @@ use cairn_ledger::genesis::HotStuffParams;
 use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 
 use super::aggregator::VoteAggregator;
-use super::block_tree::{BlockTree, TREE_BLOCKS_MAX};
+use super::block_tree::{BlockTree, TREE_BLOCKS_MAX, block_round};
 use super::certs::{CertChecker, CertError};
 use super::effects::{DropReason, Effect, Evidence, Input};
-use super::messages::{Message, ProposalMsg, SignedProposal, proposal_signing_bytes};
+use super::messages::{
+    Message, ProposalMsg, SignedProposal, proposal_signing_bytes, timeout_signing_bytes,
+    vote_signing_bytes,
+};
 use super::pacemaker::{Pacemaker, PacemakerError};
-use super::safety::{SafetyRules, SafetyState};
+use super::safety::{SafetyError, SafetyRules, SafetyState};
 use super::sync::PENDING_PROPOSALS_MAX;
 use crate::bft::{LeaderSchedule, Signer, ValidatorSet, Verifier};
 
@@ -45,7 +48,8 @@ pub struct EngineConfig {
     pub unsafe_skip_voted_round_check: bool,
 }
 
-/// What survives a crash: the last persisted safety state, the ledger's committed tip with
+/// What survives a crash: the last persisted safety state (raised at start to the highest
+/// round anywhere in this restart state, see `stored_round_max`), the ledger's committed tip with
 /// the QC that certifies it (`None`: the ledger holds only genesis), the committed blocks
 /// just below the tip (lowest first; up to `COMMITTED_BLOCKS_KEPT` are used to serve lagging
 /// peers, so a restarted node is as useful a sync source as one that never stopped), and the
@@ -100,7 +104,36 @@ pub struct Engine {
     /// at the end, for the round the node ends up in.
     pub(super) round_changed: bool,
     pub(super) effects: Vec<Effect>,
+    /// The safety state was raised from the store in `new`: `start` persists it first.
+    persist_at_start: bool,
+    /// `set_double_sign_check_rounds`, applied at the end of `start`.
+    double_sign_check_rounds: u64,
     unsafe_skip_voted_round_check: bool,
+}
+
+/// The highest round a restarted validator's own records show: its stored blocks (their
+/// rounds and their QCs'), the committed tip and its QC, and the safety state's highest QC
+/// and TC. The key may have signed up to it, whatever the safety state says.
+fn stored_round_max(restart: &RestartState) -> Round {
+    let blocks = restart
+        .blocks
+        .iter()
+        .chain(&restart.history)
+        .chain(restart.committed.iter().map(|(block, _)| block));
+    let block_rounds = blocks.flat_map(|b| {
+        let justify = match &b.header.seal {
+            Seal::HotStuff { justify, .. } => Some(justify.round),
+            Seal::Genesis | Seal::Pow { .. } => None,
+        };
+        block_round(b).into_iter().chain(justify)
+    });
+    let safety = &restart.safety;
+    block_rounds
+        .chain(restart.committed.iter().map(|(_, qc)| qc.round))
+        .chain([safety.highest_qc.round])
+        .chain(safety.highest_tc.iter().map(|tc| tc.round))
+        .max()
+        .unwrap_or(Round(0))
 }
 
 impl Engine {
@@ -124,6 +157,7 @@ impl Engine {
             history: Vec::new(),
             blocks: Vec::new(),
         });
+        let stored_round = stored_round_max(&restart);
         let (root, root_qc) = match restart.committed {
             None => (config.genesis.clone(), genesis_qc),
             Some((root, qc)) => {
@@ -139,7 +173,8 @@ impl Engine {
                 (root, qc)
             }
         };
-        let (state, history, restored) = (restart.safety, restart.history, restart.blocks);
+        let (mut state, history, restored) = (restart.safety, restart.history, restart.blocks);
+        let persist_at_start = state.raise_to(stored_round);
         let me = signer.public_key();
         let mut tree = BlockTree::with_history(history, root, root_qc);
         tree.certify(&state.highest_qc);
@@ -165,13 +200,38 @@ impl Engine {
             restored,
             round_changed: false,
             effects: Vec::new(),
+            persist_at_start,
+            double_sign_check_rounds: 0,
             unsafe_skip_voted_round_check: config.unsafe_skip_voted_round_check,
         })
+    }
+
+    /// Before `start`: sign nothing for the first `rounds` rounds after it, only watch for
+    /// this key's signatures made elsewhere (`[consensus] double_sign_check_rounds`). A round
+    /// goes by when the node moves to a later round or its timer for the round fires, so a
+    /// network that waits for this node still gets it after `rounds` timeouts.
+    pub fn set_double_sign_check_rounds(&mut self, rounds: u64) {
+        self.double_sign_check_rounds = rounds;
+    }
+
+    /// Why this node will never sign again, once a signature of its key that it did not
+    /// make has been seen (also yielded once as `Effect::Dropped` with
+    /// `DropReason::Safety(SafetyError::SignedElsewhere { .. })`: the driver stops on it).
+    pub fn signing_halted(&self) -> Option<&SafetyError> {
+        self.safety.halted()
+    }
+
+    /// Whether the node is still in its observation window after start.
+    pub fn observing(&self) -> bool {
+        self.safety.observing()
     }
 
     /// Enters the round the (persisted) certificates justify: schedules its timer and, if
     /// this node leads it, asks for a payload.
     pub fn start(&mut self) -> Vec<Effect> {
+        if std::mem::take(&mut self.persist_at_start) {
+            self.persist();
+        }
         let mut restored = std::mem::take(&mut self.restored);
         restored.sort_by_key(|b| b.header.height);
         for block in restored {
@@ -179,6 +239,10 @@ impl Engine {
             self.record(None, result);
         }
         self.advance_round();
+        // Armed after the rounds the store alone justifies: only rounds seen live count.
+        if self.is_validator {
+            self.safety.observe_for(self.double_sign_check_rounds);
+        }
         self.finish()
     }
 
@@ -210,6 +274,9 @@ impl Engine {
     }
 
     pub fn handle(&mut self, input: Input) -> Vec<Effect> {
+        if matches!(input, Input::Timeout(r) if r == self.current_round()) {
+            self.safety.round_passed();
+        }
         match input {
             Input::Bytes(from, bytes) => match Message::decode(&bytes) {
                 Ok(msg) => self.on_message(from, msg),
@@ -307,6 +374,9 @@ impl Engine {
         if let Err(e) = msg.check_bounds(self.validators.len()) {
             return self.record(Some(from), Err(DropReason::OutOfBounds(e)));
         }
+        if let Err(e) = self.check_own_signature(&msg) {
+            return self.record(Some(from), Err(e));
+        }
         let result = match msg {
             Message::Proposal(p) => self.on_proposal(from, *p),
             Message::Vote(v) => self.on_vote(v),
@@ -315,6 +385,56 @@ impl Engine {
             Message::SyncResponse(r) => self.on_sync_response(from, *r),
         };
         self.record(Some(from), result);
+    }
+
+    /// During the observation window, a vote, timeout or proposal signed with this node's
+    /// key that this node did not sign (its round is above what the safety state remembers)
+    /// stops all signing. The signature is verified first: a forgery must not be able to
+    /// stop a validator.
+    fn check_own_signature(&mut self, msg: &Message) -> Result<(), DropReason> {
+        if !self.safety.observing() {
+            return Ok(());
+        }
+        let is_proposal = matches!(msg, Message::Proposal(_));
+        let (what, round, bytes, signature) = match msg {
+            Message::Vote(v) if v.voter == self.me => (
+                "vote",
+                v.round,
+                vote_signing_bytes(&self.chain, v.round, &v.block),
+                &v.signature,
+            ),
+            Message::Timeout(t) if t.sender == self.me => (
+                "timeout",
+                t.round,
+                timeout_signing_bytes(&self.chain, t.round, t.high_qc.round),
+                &t.signature,
+            ),
+            Message::Proposal(p) if p.block.header.proposer == self.my_address => {
+                let Some((round, _)) = p.round_and_justify() else {
+                    return Ok(());
+                };
+                let bytes = proposal_signing_bytes(&self.chain, round, &p.block.hash());
+                ("proposal", round, bytes, &p.signature)
+            }
+            _ => return Ok(()),
+        };
+        if !self.verifier.verify(&bytes, &self.me, signature) {
+            return Ok(());
+        }
+        self.own_signature_seen(what, round, is_proposal)
+    }
+
+    /// Some verified signature of this node's key on a `what` for `round` was seen.
+    fn own_signature_seen(
+        &mut self,
+        what: &'static str,
+        round: Round,
+        is_proposal: bool,
+    ) -> Result<(), DropReason> {
+        match self.safety.signed_elsewhere(what, round, is_proposal) {
+            Some(e) => Err(DropReason::Safety(e)),
+            None => Ok(()),
+        }
     }
 
     // ---- certificates and rounds -------------------------------------------------------
@@ -328,6 +448,9 @@ impl Engine {
         self.certs
             .verify_qc(qc, &self.validators, self.verifier.as_ref())
             .map_err(DropReason::InvalidCert)?;
+        if self.safety.observing() && qc.votes.iter().any(|(key, _)| *key == self.me) {
+            self.own_signature_seen("vote (in a QC)", qc.round, false)?;
+        }
         self.safety.observe_qc(qc);
         if self.tree.contains(&qc.block) {
             if let Some(committed) = self.tree.certify(qc) {
@@ -348,6 +471,9 @@ impl Engine {
         self.certs
             .verify_tc(tc, &self.validators, self.verifier.as_ref())
             .map_err(DropReason::InvalidCert)?;
+        if self.safety.observing() && tc.signatures.iter().any(|s| s.signer == self.me) {
+            self.own_signature_seen("timeout (in a TC)", tc.round, false)?;
+        }
         self.safety.observe_tc(tc);
         self.process_qc(&tc.high_qc, from)
     }
@@ -355,6 +481,7 @@ impl Engine {
     fn advance_round(&mut self) {
         let round = self.safety.state().justified_round();
         if self.pacemaker.advance_to(round) {
+            self.safety.round_passed();
             self.votes.prune_below(Round(round.0.saturating_sub(1)));
             self.payload_request = None;
             self.round_changed = true;
@@ -367,6 +494,7 @@ impl Engine {
     fn maybe_propose(&mut self) {
         let round = self.current_round();
         if !self.is_validator
+            || !self.safety.may_sign()
             || self.leader_of(round) != self.me
             || self.safety.state().last_proposed_round >= round
             || self
@@ -525,7 +653,7 @@ impl Engine {
         justify_round: Round,
         tc: Option<&super::messages::TimeoutCert>,
     ) -> Result<(), DropReason> {
-        if !self.is_validator || round != self.current_round() {
+        if !self.is_validator || !self.safety.may_sign() || round != self.current_round() {
             return Ok(());
         }
         let (vote, fresh) = self
@@ -621,5 +749,239 @@ impl Engine {
             blocks: committed.blocks,
             qc: committed.qc,
         });
+    }
+}
+
+#[cfg(test)]
+mod double_sign_tests {
+    use cairn_ledger::crypto::Keypair;
+
+    use super::super::tests::{Kit, drops, votes_sent};
+    use super::*;
+    use crate::bft::{Ed25519Signer, Ed25519Verifier};
+
+    /// Validator `i` restarted from `restart`, observing for `rounds` rounds, started.
+    fn started(
+        kit: &Kit,
+        i: usize,
+        restart: Option<RestartState>,
+        rounds: u64,
+    ) -> (Engine, Vec<Effect>) {
+        let signer = Ed25519Signer::new(Keypair::from_secret(&kit.keys[i].secret_bytes()));
+        let mut e = Engine::new(
+            kit.config(),
+            Box::new(signer),
+            Box::new(Ed25519Verifier),
+            restart,
+        )
+        .unwrap();
+        e.set_double_sign_check_rounds(rounds);
+        let effects = e.start();
+        (e, effects)
+    }
+
+    fn signed_elsewhere(effects: &[Effect]) -> bool {
+        drops(effects)
+            .iter()
+            .any(|r| matches!(r, DropReason::Safety(SafetyError::SignedElsewhere { .. })))
+    }
+
+    fn round_one_proposal(kit: &Kit) -> (PublicKey, Message) {
+        let b1 = kit.chain_of(1)[1].clone();
+        (kit.key(kit.leader(1)), kit.msg(kit.proposal(b1, None)))
+    }
+
+    #[test]
+    fn a_restart_raises_the_signed_rounds_to_the_store_and_persists_that_first() {
+        let kit = Kit::new(4);
+        let me = kit.bystander(3);
+        let chain = kit.chain_of(3);
+        let restart = RestartState {
+            safety: SafetyState::initial(kit.genesis_qc()),
+            committed: None,
+            history: Vec::new(),
+            blocks: chain[1..].to_vec(),
+        };
+        let (e, effects) = started(&kit, me, Some(restart), 0);
+        let state = e.safety_state();
+        assert_eq!(
+            (state.last_voted_round, state.last_proposed_round),
+            (Round(3), Round(3))
+        );
+        assert!(
+            matches!(&effects[0], Effect::Persist(s) if s.last_voted_round == Round(3)),
+            "{effects:?}"
+        );
+        // A second proposal for round 3 gets no vote: the store says one may have been signed.
+        let other = kit.block(3, &chain[2], &kit.qc_for(&chain[2]), 9);
+        let mut e = e;
+        let effects = e.handle(Input::Message(
+            kit.key(kit.leader(3)),
+            kit.msg(kit.proposal(other, None)),
+        ));
+        assert!(votes_sent(&effects).is_empty());
+    }
+
+    #[test]
+    fn a_current_safety_state_is_not_raised_and_not_persisted_again() {
+        let kit = Kit::new(4);
+        let (_, effects) = started(&kit, 0, None, 0);
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Persist(_))));
+    }
+
+    #[test]
+    fn an_observing_validator_signs_nothing_until_its_rounds_have_passed() {
+        let kit = Kit::new(4);
+        let me = kit.bystander(1);
+        let (mut e, effects) = started(&kit, me, None, 2);
+        assert!(e.observing());
+        assert!(
+            !effects
+                .iter()
+                .any(|e| matches!(e, Effect::RequestPayload { .. }))
+        );
+        let (from, proposal) = round_one_proposal(&kit);
+        let effects = e.handle(Input::Message(from, proposal));
+        assert!(votes_sent(&effects).is_empty());
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Persist(_))));
+        // Its timer fires: one round has gone by, one to go, so no timeout is signed.
+        let effects = e.handle(Input::Timeout(Round(1)));
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Broadcast(_))));
+        assert!(e.observing());
+        // The second round goes by: the window is over and it times out with the others.
+        let effects = e.handle(Input::Timeout(Round(1)));
+        assert!(!e.observing());
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::Broadcast(Message::Timeout(_)))),
+            "{effects:?}"
+        );
+    }
+
+    #[test]
+    fn the_window_ends_with_rounds_that_move_on_and_then_it_votes() {
+        let kit = Kit::new(4);
+        let me = (0..4)
+            .find(|&i| (1..=3).all(|r| kit.leader(r) != i))
+            .unwrap();
+        let others: Vec<usize> = (0..4).filter(|&i| i != me).collect();
+        // Rounds 1..=3, each certified by the other three validators.
+        let mut blocks = vec![kit.genesis.clone()];
+        let mut justify = kit.genesis_qc();
+        for round in 1..=3 {
+            let b = kit.block(round, blocks.last().unwrap(), &justify, 0);
+            justify = kit.qc(round, b.hash(), &others);
+            blocks.push(b);
+        }
+        let (mut e, _) = started(&kit, me, None, 2);
+        // Round 1 is where it starts; round 2 is the first to go by.
+        for round in 1..=2u64 {
+            let block = blocks[round as usize].clone();
+            let from = kit.key(kit.leader(round));
+            let effects = e.handle(Input::Message(from, kit.msg(kit.proposal(block, None))));
+            assert!(votes_sent(&effects).is_empty(), "round {round}");
+            assert!(e.observing(), "round {round}: {effects:?}");
+        }
+        // Entering round 3 is the second: it votes there.
+        let effects = e.handle(Input::Message(
+            kit.key(kit.leader(3)),
+            kit.msg(kit.proposal(blocks[3].clone(), None)),
+        ));
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::Persist(s) if s.last_voted_round == Round(3))),
+            "{effects:?}"
+        );
+    }
+
+    #[test]
+    fn its_own_vote_in_a_qc_above_its_last_voted_round_halts_it_for_good() {
+        let kit = Kit::new(4);
+        let me = kit.bystander(2);
+        let (mut e, _) = started(&kit, me, None, 3);
+        let chain = kit.chain_of(2);
+        // Block 2 carries a QC for round 1 that this key signed, but this node never did.
+        let qc1 = kit.qc(1, chain[1].hash(), &[0, 1, 2, 3]);
+        let b2 = kit.block(2, &chain[1], &qc1, 0);
+        let effects = e.handle(Input::Message(
+            kit.key(kit.leader(2)),
+            kit.msg(kit.proposal(b2, None)),
+        ));
+        assert!(signed_elsewhere(&effects), "{effects:?}");
+        assert!(matches!(
+            e.signing_halted(),
+            Some(SafetyError::SignedElsewhere {
+                round: Round(1),
+                last_round: Round(0),
+                ..
+            })
+        ));
+        assert!(!e.observing());
+        // Rounds pass, the window would be over, and still nothing is signed.
+        for _ in 0..5 {
+            let round = e.current_round();
+            let effects = e.handle(Input::Timeout(round));
+            assert!(!effects.iter().any(|e| matches!(e, Effect::Broadcast(_))));
+        }
+    }
+
+    #[test]
+    fn its_own_signatures_at_or_below_its_last_voted_round_are_its_own() {
+        let kit = Kit::new(4);
+        let me = kit.bystander(2);
+        let mut safety = SafetyState::initial(kit.genesis_qc());
+        safety.last_voted_round = Round(1);
+        let restart = RestartState {
+            safety,
+            committed: None,
+            history: Vec::new(),
+            blocks: Vec::new(),
+        };
+        let (mut e, _) = started(&kit, me, Some(restart), 3);
+        let chain = kit.chain_of(2);
+        let qc1 = kit.qc(1, chain[1].hash(), &[0, 1, 2, 3]);
+        let tc1 = kit.tc(1, &kit.genesis_qc(), &[0, 1, 2, 3]);
+        let b2 = kit.block(2, &chain[1], &qc1, 0);
+        let effects = e.handle(Input::Message(
+            kit.key(kit.leader(2)),
+            kit.msg(kit.proposal(b2, Some(tc1))),
+        ));
+        assert!(!signed_elsewhere(&effects), "{effects:?}");
+        assert!(e.signing_halted().is_none());
+    }
+
+    #[test]
+    fn its_own_vote_or_timeout_from_a_peer_halts_it_but_a_forgery_does_not() {
+        let kit = Kit::new(4);
+        let me = 1;
+        let peer = kit.key(0);
+        let b1 = kit.chain_of(1)[1].hash();
+        // A forged vote in this key's name: ignored by the check (the vote path drops it).
+        let (mut e, _) = started(&kit, me, None, 3);
+        let mut forged = kit.vote(me, 5, b1);
+        forged.signature = kit.vote(0, 5, b1).signature;
+        let effects = e.handle(Input::Message(peer, Message::Vote(forged)));
+        assert!(!signed_elsewhere(&effects));
+        assert!(e.signing_halted().is_none());
+        // A real one for a round it never voted in.
+        let effects = e.handle(Input::Message(peer, Message::Vote(kit.vote(me, 5, b1))));
+        assert!(signed_elsewhere(&effects), "{effects:?}");
+        // A timeout of its own for a round above its last voted round.
+        let (mut e, _) = started(&kit, me, None, 3);
+        let t = kit.timeout(me, 4, &kit.genesis_qc());
+        let effects = e.handle(Input::Message(peer, Message::Timeout(Box::new(t))));
+        assert!(signed_elsewhere(&effects), "{effects:?}");
+    }
+
+    #[test]
+    fn its_own_proposal_above_its_last_proposed_round_halts_it() {
+        let kit = Kit::new(4);
+        let me = kit.leader(1);
+        let (mut e, _) = started(&kit, me, None, 3);
+        let (_, proposal) = round_one_proposal(&kit);
+        let effects = e.handle(Input::Message(kit.key((me + 1) % 4), proposal));
+        assert!(signed_elsewhere(&effects), "{effects:?}");
     }
 }

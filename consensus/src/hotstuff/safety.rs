@@ -14,6 +14,12 @@
 //! `Effect::Persist` *before* the message carrying the signature, and a restarted validator
 //! resumes from the last persisted state only.
 //!
+//! A persisted state can still be behind what the key signed: the key was moved, or the data
+//! dir restored from a backup. So a restarted validator first raises its rounds to what its
+//! store shows ([`SafetyState::raise_to`]), then may be held to observing for a few rounds
+//! ([`SafetyRules::observe_for`]), and stops signing for good if it sees a valid signature
+//! of its own key above the rounds it remembers meanwhile ([`SafetyRules::signed_elsewhere`]).
+//!
 //! Owns: `SafetyState` and every signature the engine makes. Never: talks to the network or
 //! trusts a certificate it was handed without the engine having verified it.
 
@@ -73,6 +79,16 @@ impl SafetyState {
         codec::decode(bytes, SAFETY_STATE_BYTES_MAX, "safety state")
     }
 
+    /// Raises the last voted and proposed rounds to at least `round`: a restarted validator
+    /// may have signed anything up to the highest round its store holds. Returns whether
+    /// anything changed (the state must then be persisted before anything is sent).
+    pub fn raise_to(&mut self, round: Round) -> bool {
+        let before = (self.last_voted_round, self.last_proposed_round);
+        self.last_voted_round = self.last_voted_round.max(round);
+        self.last_proposed_round = self.last_proposed_round.max(round);
+        before != (self.last_voted_round, self.last_proposed_round)
+    }
+
     fn tc_round(&self) -> Round {
         self.highest_tc.as_ref().map_or(Round(0), |tc| tc.round)
     }
@@ -124,6 +140,34 @@ pub enum SafetyError {
         round: Round,
         last_proposed_round: Round,
     },
+    #[error(
+        "observing for {rounds_left} more round(s) after start before signing anything, in case \
+         this key is signing elsewhere"
+    )]
+    Observing { rounds_left: u64 },
+    #[error(
+        "this validator's key signed a {what} for round {round}, above the last round this node \
+         remembers signing ({last_round}): the key is signing elsewhere (another machine runs \
+         it) or this data dir is an old backup. Stopped signing so as never to sign twice for \
+         one round; see README 'Moving a validator safely'"
+    )]
+    SignedElsewhere {
+        what: &'static str,
+        round: Round,
+        last_round: Round,
+    },
+}
+
+/// Whether the rules may sign at all right now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Signing {
+    Allowed,
+    /// Right after start, for this many more rounds: see [`SafetyRules::observe_for`].
+    Observing {
+        rounds_left: u64,
+    },
+    /// A signature of this key was seen that this node did not make; never signs again.
+    Halted(SafetyError),
 }
 
 fn next(round: Round) -> Round {
@@ -133,6 +177,7 @@ fn next(round: Round) -> Round {
 pub struct SafetyRules {
     state: SafetyState,
     chain: Hash,
+    signing: Signing,
     /// Test-only: lets the simulator prove its checkers catch a double vote.
     skip_voted_round_check: bool,
 }
@@ -142,12 +187,92 @@ impl SafetyRules {
         SafetyRules {
             state,
             chain,
+            signing: Signing::Allowed,
             skip_voted_round_check,
         }
     }
 
     pub fn state(&self) -> &SafetyState {
         &self.state
+    }
+
+    /// Signs nothing for the next `rounds` rounds (0: sign at once). A persisted state behind
+    /// what the key really signed cannot be told from a current one; watching the network
+    /// first gives the key's other signatures a chance to show up before this node adds any.
+    pub fn observe_for(&mut self, rounds: u64) {
+        if self.signing == Signing::Allowed && rounds > 0 {
+            self.signing = Signing::Observing {
+                rounds_left: rounds,
+            };
+        }
+    }
+
+    /// One round of the observation window went by.
+    pub fn round_passed(&mut self) {
+        if let Signing::Observing { rounds_left } = &mut self.signing {
+            *rounds_left = rounds_left.saturating_sub(1);
+            if *rounds_left == 0 {
+                self.signing = Signing::Allowed;
+            }
+        }
+    }
+
+    /// Whether a vote, timeout or proposal may be signed now (the other rules still apply).
+    pub fn may_sign(&self) -> bool {
+        self.signing == Signing::Allowed
+    }
+
+    /// Why nothing will ever be signed again, once [`Self::signed_elsewhere`] found out.
+    pub fn halted(&self) -> Option<&SafetyError> {
+        match &self.signing {
+            Signing::Halted(e) => Some(e),
+            Signing::Allowed | Signing::Observing { .. } => None,
+        }
+    }
+
+    /// Whether signing waits for the observation window, during which this key's own
+    /// signatures are looked for ([`Self::signed_elsewhere`]).
+    pub fn observing(&self) -> bool {
+        matches!(self.signing, Signing::Observing { .. })
+    }
+
+    /// During the observation window, this node's key made a verified signature on a
+    /// `what` for `round`. Every signature this node makes is remembered first, so one
+    /// above the remembered rounds was made by another holder of the key: from then on
+    /// nothing is signed, and the error says why. A proposal (`is_proposal`) is compared
+    /// with the last proposed round, anything else with the last voted round. Outside the
+    /// window nothing is checked.
+    pub fn signed_elsewhere(
+        &mut self,
+        what: &'static str,
+        round: Round,
+        is_proposal: bool,
+    ) -> Option<SafetyError> {
+        let last_round = if is_proposal {
+            self.state.last_proposed_round
+        } else {
+            self.state.last_voted_round
+        };
+        if round <= last_round || !self.observing() {
+            return None;
+        }
+        let error = SafetyError::SignedElsewhere {
+            what,
+            round,
+            last_round,
+        };
+        self.signing = Signing::Halted(error.clone());
+        Some(error)
+    }
+
+    fn check_signing(&self) -> Result<(), SafetyError> {
+        match &self.signing {
+            Signing::Allowed => Ok(()),
+            Signing::Observing { rounds_left } => Err(SafetyError::Observing {
+                rounds_left: *rounds_left,
+            }),
+            Signing::Halted(e) => Err(e.clone()),
+        }
     }
 
     /// Remembers a verified QC if it is the highest yet.
@@ -180,6 +305,7 @@ impl SafetyRules {
         justify_round: Round,
         tc: Option<&TimeoutCert>,
     ) -> Result<(VoteMsg, bool), SafetyError> {
+        self.check_signing()?;
         if let Some(last) = &self.state.last_vote
             && last.round == round
             && last.block == block
@@ -223,6 +349,7 @@ impl SafetyRules {
         signer: &dyn Signer,
         round: Round,
     ) -> Result<(TimeoutMsg, bool), SafetyError> {
+        self.check_signing()?;
         if let Some(last) = &self.state.last_timeout
             && last.round == round
         {
@@ -266,6 +393,7 @@ impl SafetyRules {
         round: Round,
         block: Hash,
     ) -> Result<Signature, SafetyError> {
+        self.check_signing()?;
         if round <= self.state.last_proposed_round {
             return Err(SafetyError::AlreadyProposed {
                 round,

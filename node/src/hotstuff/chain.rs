@@ -105,6 +105,18 @@ pub struct Chain {
     limits: BlockLimits,
 }
 
+/// What to do with a store that has blocks but no safety state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissingSafetyState {
+    /// A validator refuses to start: its key may have signed above anything the store
+    /// shows, and a fresh state would let it sign those rounds again.
+    Refuse,
+    /// A full node (it signs nothing), or a validator started with
+    /// `--unsafe-start-without-safety-state`: start from a fresh state, which the engine
+    /// raises to the highest round in the store.
+    Allow,
+}
+
 /// A block this node committed, for the mempool and the metrics.
 pub struct Committed {
     pub block: Block,
@@ -129,8 +141,13 @@ impl Chain {
     }
 
     /// What the engine needs to resume from this store, or `None` for a node that has never
-    /// run. Stored blocks the store has since committed past are deleted here.
-    pub fn restart_state(&mut self, genesis: &Block) -> Result<Option<RestartState>, String> {
+    /// run. Stored blocks the store has since committed past are deleted here. A store with
+    /// blocks but no safety state is an error unless `missing_safety` allows it.
+    pub fn restart_state(
+        &mut self,
+        genesis: &Block,
+        missing_safety: MissingSafetyState,
+    ) -> Result<Option<RestartState>, String> {
         let store = Arc::clone(&self.store);
         let tip = store.tip();
         let safety = match store.get_consensus(SAFETY_KEY).map_err(|e| e.to_string())? {
@@ -161,6 +178,21 @@ impl Chain {
             .map_err(|e| e.to_string())?;
         if safety.is_none() && tip.height == Height(0) && blocks.is_empty() {
             return Ok(None);
+        }
+        if safety.is_none() && missing_safety == MissingSafetyState::Refuse {
+            return Err(format!(
+                "this validator's store holds blocks (committed up to height {}, {} more \
+                 uncommitted) but no consensus safety state, the record of the last rounds \
+                 this key signed: the key may have signed above them on another machine or \
+                 before a restore, and starting from scratch could sign those rounds twice. \
+                 Move a validator by stopping the old node for good and copying its whole \
+                 home, data/ included. Only if you are sure this key never signed above the \
+                 highest block in this store (a brand-new key, or its old machine stopped for \
+                 good before this store's last block), start once with `cairn node run \
+                 --unsafe-start-without-safety-state`; see README 'Moving a validator safely'",
+                tip.height,
+                blocks.len()
+            ));
         }
         let committed = if tip.height == Height(0) {
             None

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_consensus::hotstuff::{Effect, Engine, Input, Message};
+use cairn_consensus::hotstuff::{DropReason, Effect, Engine, Input, Message, SafetyError};
 use cairn_ledger::block::Block;
 use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 use libp2p::PeerId;
@@ -436,6 +436,14 @@ impl Driver {
                 }
                 Effect::Evidence(e) => {
                     tracing::warn!(offender = %e.offender(), evidence = ?e, "validator equivocated");
+                }
+                Effect::Dropped {
+                    reason: DropReason::Safety(e @ SafetyError::SignedElsewhere { .. }),
+                    ..
+                } => {
+                    // The engine signs nothing more; stopping makes an operator look.
+                    tracing::error!(%e, "stopping: this validator's key signs elsewhere");
+                    return Err(DriverError::Halt(e.to_string()));
                 }
                 Effect::Dropped { from, reason } => {
                     self.io.drop_reason(reason.label());
