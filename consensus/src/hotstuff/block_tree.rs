@@ -10,13 +10,15 @@
 //! Owns: blocks, their QCs, the root. Never: verifies signatures (callers pass verified
 //! QCs) or looks inside transactions.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use cairn_ledger::block::{Block, QuorumCert, Seal};
 use cairn_ledger::codec;
 use cairn_ledger::{Hash, Height, Round};
 
-/// Most uncommitted blocks held; beyond it new blocks are refused until a commit prunes.
+/// Most uncommitted blocks held. When full, an uncertified block off the highest certified
+/// chain (the oldest round first, with its descendants) makes room; only a tree of nothing
+/// but certified blocks and the new block's ancestors refuses a block until a commit prunes.
 pub const TREE_BLOCKS_MAX: usize = 4096;
 /// Committed blocks kept in memory (the root included) to answer sync requests.
 pub const COMMITTED_BLOCKS_KEPT: usize = 1024;
@@ -73,6 +75,8 @@ pub struct BlockTree {
     certified: HashMap<Hash, QuorumCert>,
     highest_certified: QuorumCert,
     committed: VecDeque<Block>,
+    /// Test-only: refuse blocks when full instead of evicting (the old behaviour).
+    no_eviction: bool,
 }
 
 /// The round of a block: 0 for genesis, the seal's round for HotStuff.
@@ -129,6 +133,7 @@ impl BlockTree {
             certified,
             highest_certified: root_qc,
             committed: VecDeque::from([root]),
+            no_eviction: false,
         }
     }
 
@@ -208,13 +213,67 @@ impl BlockTree {
                 parent_round: parent_node.round,
             });
         }
-        if self.blocks.len() > TREE_BLOCKS_MAX {
+        if self.blocks.len() > TREE_BLOCKS_MAX && (self.no_eviction || !self.evict_for(parent)) {
             return Err(TreeError::Full { block: id });
         }
         let round = *round;
         self.blocks.insert(id, Node { block, round });
         debug_assert!(self.uncommitted_len() <= TREE_BLOCKS_MAX);
         Ok(id)
+    }
+
+    /// Test-only: a full tree refuses new blocks instead of evicting uncertified ones.
+    pub fn set_unsafe_no_eviction(&mut self) {
+        self.no_eviction = true;
+    }
+
+    /// The blocks from `id` down to the root, both included.
+    fn ancestors(&self, mut id: Hash) -> HashSet<Hash> {
+        let mut out = HashSet::from([self.root]);
+        while let Some(node) = self.blocks.get(&id) {
+            if !out.insert(id) {
+                break;
+            }
+            id = node.block.header.parent;
+        }
+        out
+    }
+
+    /// Makes room for a child of `parent`: drops the uncertified block of the lowest round
+    /// that is neither on the highest certified chain nor an ancestor of `parent`, with
+    /// every block that descends from it. A block no quorum voted for is what a faulty
+    /// leader or peer can make in bulk; the certified chain is what commits next. Returns
+    /// whether anything was dropped.
+    fn evict_for(&mut self, parent: Hash) -> bool {
+        let mut keep = self.ancestors(self.highest_certified.block);
+        keep.extend(self.ancestors(parent));
+        let victim = self
+            .blocks
+            .iter()
+            .filter(|(id, _)| !keep.contains(*id) && !self.certified.contains_key(*id))
+            .map(|(id, n)| (n.round, *id))
+            .min();
+        let Some((_, victim)) = victim else {
+            return false;
+        };
+        let mut order: Vec<(Height, Hash)> = self
+            .blocks
+            .iter()
+            .map(|(id, n)| (n.block.header.height, *id))
+            .collect();
+        order.sort();
+        let mut dropped = HashSet::from([victim]);
+        for (_, id) in order {
+            if dropped.contains(&self.blocks[&id].block.header.parent) {
+                dropped.insert(id);
+            }
+        }
+        // Nothing certified descends from an uncertified block: a certified child's
+        // justify certified its parent before the child went in.
+        debug_assert!(dropped.iter().all(|id| !keep.contains(id)));
+        self.blocks.retain(|id, _| !dropped.contains(id));
+        self.certified.retain(|id, _| !dropped.contains(id));
+        true
     }
 
     /// Records a verified QC for a block in the tree and applies the 2-chain rule. Returns
@@ -295,7 +354,7 @@ impl BlockTree {
             .map(|(id, n)| (n.block.header.height, *id))
             .collect();
         order.sort();
-        let mut keep = std::collections::HashSet::from([self.root]);
+        let mut keep = HashSet::from([self.root]);
         for (height, id) in order {
             if height > root_height && keep.contains(&self.blocks[&id].block.header.parent) {
                 keep.insert(id);
