@@ -539,6 +539,46 @@ mod tests {
     }
 
     #[test]
+    fn a_full_tree_evicts_uncertified_blocks_off_the_certified_chain_first() {
+        let (mut tree, chain) = tree_with_chain(&[1, 2]);
+        tree.certify(&qc(&chain[2]));
+        // Uncertified children of the certified tip fill the tree, one with a child.
+        let mut junk = Vec::new();
+        for salt in 1.. {
+            if tree.uncommitted_len() + 1 >= TREE_BLOCKS_MAX {
+                break;
+            }
+            let b = child(&chain[2], 3, salt);
+            tree.insert(b.clone()).unwrap();
+            junk.push(b);
+        }
+        let grandchild = child(&junk[0], 4, 0);
+        tree.insert(grandchild.clone()).unwrap();
+        assert_eq!(tree.uncommitted_len(), TREE_BLOCKS_MAX);
+        // An honest block on the certified chain still goes in: the oldest-round junk
+        // block (the lowest id among round 3), with any child, makes room.
+        let honest = child(&chain[2], 5, 0);
+        tree.insert(honest.clone()).unwrap();
+        assert!(tree.contains(&honest.hash()));
+        assert!(tree.uncommitted_len() <= TREE_BLOCKS_MAX);
+        assert!(tree.contains(&chain[1].hash()) && tree.contains(&chain[2].hash()));
+        // Without eviction (the old behaviour) the same block is refused.
+        let (mut old, chain) = tree_with_chain(&[1, 2]);
+        old.set_unsafe_no_eviction();
+        old.certify(&qc(&chain[2]));
+        for salt in 1.. {
+            if old.uncommitted_len() >= TREE_BLOCKS_MAX {
+                break;
+            }
+            old.insert(child(&chain[2], 3, salt)).unwrap();
+        }
+        assert!(matches!(
+            old.insert(child(&chain[2], 5, 0)),
+            Err(TreeError::Full { .. })
+        ));
+    }
+
+    #[test]
     fn the_served_chain_is_bounded_and_ends_with_its_certificate() {
         let rounds: Vec<u64> = (1..=20).collect();
         let (mut tree, chain) = tree_with_chain(&rounds);
