@@ -256,18 +256,7 @@ impl BlockTree {
         let Some((_, victim)) = victim else {
             return false;
         };
-        let mut order: Vec<(Height, Hash)> = self
-            .blocks
-            .iter()
-            .map(|(id, n)| (n.block.header.height, *id))
-            .collect();
-        order.sort();
-        let mut dropped = HashSet::from([victim]);
-        for (_, id) in order {
-            if dropped.contains(&self.blocks[&id].block.header.parent) {
-                dropped.insert(id);
-            }
-        }
+        let dropped = self.subtree(victim);
         // Nothing certified descends from an uncertified block: a certified child's
         // justify certified its parent before the child went in.
         debug_assert!(dropped.iter().all(|id| !keep.contains(id)));
@@ -345,21 +334,26 @@ impl BlockTree {
         Some(blocks)
     }
 
-    /// Drops every block that does not descend from the root.
-    fn prune(&mut self) {
-        let root_height = self.root_height();
+    /// `top` and every block in the tree that descends from it.
+    fn subtree(&self, top: Hash) -> HashSet<Hash> {
         let mut order: Vec<(Height, Hash)> = self
             .blocks
             .iter()
             .map(|(id, n)| (n.block.header.height, *id))
             .collect();
         order.sort();
-        let mut keep = HashSet::from([self.root]);
-        for (height, id) in order {
-            if height > root_height && keep.contains(&self.blocks[&id].block.header.parent) {
-                keep.insert(id);
+        let mut out = HashSet::from([top]);
+        for (_, id) in order {
+            if out.contains(&self.blocks[&id].block.header.parent) {
+                out.insert(id);
             }
         }
+        out
+    }
+
+    /// Drops every block that does not descend from the root.
+    fn prune(&mut self) {
+        let keep = self.subtree(self.root);
         self.blocks.retain(|id, _| keep.contains(id));
         self.certified.retain(|id, _| keep.contains(id));
         if !self.blocks.contains_key(&self.highest_certified.block)
