@@ -29,6 +29,8 @@ const SPAM_COPIES: usize = 16;
 const SPAM_EQUIVOCATIONS: usize = 8;
 /// Junk messages are up to this long: over every consensus bound but the largest.
 const JUNK_BYTES_MAX: usize = 64 * 1024;
+/// One in this many of a junk sender's messages gets junk added.
+const JUNK_ONE_IN: u32 = 4;
 
 /// What a Byzantine validator knows and holds while mangling one outgoing message.
 pub struct Attacker<'a> {
@@ -83,7 +85,7 @@ impl Attacker<'_> {
                     }
                 }
             }
-            Behaviour::Junk => {
+            Behaviour::Junk if rng.gen_ratio(1, JUNK_ONE_IN) => {
                 for &r in recipients {
                     let len = rng.gen_range(1..=JUNK_BYTES_MAX);
                     let mut bytes = vec![0u8; len];

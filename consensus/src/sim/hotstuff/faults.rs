@@ -142,7 +142,7 @@ pub enum Behaviour {
     SyncFlood,
     /// Sends each of its votes many times, with votes for made-up blocks of the same round.
     VoteSpam,
-    /// Adds random bytes, up to 64 KiB, to everything it sends.
+    /// Adds random bytes, up to 64 KiB, to a quarter of what it sends.
     Junk,
 }
 

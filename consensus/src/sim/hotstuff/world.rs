@@ -40,8 +40,9 @@ const ROUND_BLOCKS_KEPT: usize = 64;
 const LEADER_CRASH_AT_MS: u64 = 1500;
 /// Proposed blocks remembered (a sync flooder needs the certified block its QC names).
 const RECENT_BLOCKS_KEPT: usize = 64;
-/// Floods per sync flooder and run, and the rounds between two of them.
-const FLOODS_MAX: u32 = 3;
+/// Floods per sync flooder and run, and the rounds between two of them (each flood is
+/// thousands of blocks to encode and decode: the simulator's costliest behaviour).
+const FLOODS_MAX: u32 = 2;
 const FLOOD_ROUNDS_APART: u64 = 8;
 
 struct Node {
