@@ -81,6 +81,9 @@ pub struct HotStuffArgs {
     /// Test-only: disable the one-vote-per-round rule, to watch the checkers catch it.
     #[arg(long, hide = true)]
     unsafe_skip_voted_round_check: bool,
+    /// Test-only: accept any sync answer, as before issue 17, to watch the checkers catch it.
+    #[arg(long, hide = true)]
+    unsafe_accept_any_sync: bool,
 }
 
 #[derive(Args)]
@@ -220,6 +223,7 @@ fn hotstuff(a: HotStuffArgs) -> Result<()> {
             SimCrypto::Fast
         },
         unsafe_skip_voted_round_check: a.unsafe_skip_voted_round_check,
+        unsafe_accept_any_sync: a.unsafe_accept_any_sync,
     };
     let (summary, last, wall_s) = run_batch(a.threads, |threads, on_report| {
         sim::run_many(&config, seeds, threads, on_report)

@@ -27,6 +27,17 @@ pub enum VoteOutcome {
     Formed(QuorumCert),
 }
 
+/// What is already known of a voter in a round, before its new vote is verified.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Earlier {
+    /// Its vote for this same block was counted.
+    Same,
+    /// Its vote for another block was counted, and its equivocation was already reported.
+    Reported,
+    /// Its vote for another block was counted; the new one, if it verifies, is evidence.
+    Other,
+}
+
 #[derive(Default)]
 struct RoundVotes {
     by_voter: HashMap<PublicKey, VoteMsg>,
@@ -69,6 +80,20 @@ impl VoteAggregator {
             round: vote.round,
             block: vote.block,
             votes,
+        })
+    }
+
+    /// What was counted from `vote`'s voter in its round, so a repeat is refused without
+    /// verifying its signature: a flood of copies costs a lookup each.
+    pub fn earlier(&self, vote: &VoteMsg) -> Option<Earlier> {
+        let round = self.rounds.get(&vote.round)?;
+        let first = round.by_voter.get(&vote.voter)?;
+        Some(if first.block == vote.block {
+            Earlier::Same
+        } else if round.reported.contains(&vote.voter) {
+            Earlier::Reported
+        } else {
+            Earlier::Other
         })
     }
 
@@ -195,6 +220,18 @@ mod tests {
         );
         // Reported once: a third block from the same voter is not new evidence.
         assert_eq!(a.add(vote(2, 3, 9), 1, 3), VoteOutcome::Duplicate);
+    }
+
+    #[test]
+    fn earlier_votes_are_known_before_verification() {
+        let mut a = VoteAggregator::default();
+        assert_eq!(a.earlier(&vote(2, 1, 9)), None);
+        a.add(vote(2, 1, 9), 1, 3);
+        assert_eq!(a.earlier(&vote(2, 1, 9)), Some(Earlier::Same));
+        assert_eq!(a.earlier(&vote(2, 2, 9)), Some(Earlier::Other));
+        assert_eq!(a.earlier(&vote(3, 1, 9)), None);
+        a.add(vote(2, 2, 9), 1, 3);
+        assert_eq!(a.earlier(&vote(2, 3, 9)), Some(Earlier::Reported));
     }
 
     #[test]

@@ -10,13 +10,15 @@
 //! Owns: blocks, their QCs, the root. Never: verifies signatures (callers pass verified
 //! QCs) or looks inside transactions.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use cairn_ledger::block::{Block, QuorumCert, Seal};
 use cairn_ledger::codec;
 use cairn_ledger::{Hash, Height, Round};
 
-/// Most uncommitted blocks held; beyond it new blocks are refused until a commit prunes.
+/// Most uncommitted blocks held. When full, an uncertified block off the highest certified
+/// chain (the oldest round first, with its descendants) makes room; only a tree of nothing
+/// but certified blocks and the new block's ancestors refuses a block until a commit prunes.
 pub const TREE_BLOCKS_MAX: usize = 4096;
 /// Committed blocks kept in memory (the root included) to answer sync requests.
 pub const COMMITTED_BLOCKS_KEPT: usize = 1024;
@@ -73,6 +75,8 @@ pub struct BlockTree {
     certified: HashMap<Hash, QuorumCert>,
     highest_certified: QuorumCert,
     committed: VecDeque<Block>,
+    /// Test-only: refuse blocks when full instead of evicting (the old behaviour).
+    no_eviction: bool,
 }
 
 /// The round of a block: 0 for genesis, the seal's round for HotStuff.
@@ -129,6 +133,7 @@ impl BlockTree {
             certified,
             highest_certified: root_qc,
             committed: VecDeque::from([root]),
+            no_eviction: false,
         }
     }
 
@@ -208,13 +213,56 @@ impl BlockTree {
                 parent_round: parent_node.round,
             });
         }
-        if self.blocks.len() > TREE_BLOCKS_MAX {
+        if self.blocks.len() > TREE_BLOCKS_MAX && (self.no_eviction || !self.evict_for(parent)) {
             return Err(TreeError::Full { block: id });
         }
         let round = *round;
         self.blocks.insert(id, Node { block, round });
         debug_assert!(self.uncommitted_len() <= TREE_BLOCKS_MAX);
         Ok(id)
+    }
+
+    /// Test-only: a full tree refuses new blocks instead of evicting uncertified ones.
+    pub fn set_unsafe_no_eviction(&mut self) {
+        self.no_eviction = true;
+    }
+
+    /// The blocks from `id` down to the root, both included.
+    fn ancestors(&self, mut id: Hash) -> HashSet<Hash> {
+        let mut out = HashSet::from([self.root]);
+        while let Some(node) = self.blocks.get(&id) {
+            if !out.insert(id) {
+                break;
+            }
+            id = node.block.header.parent;
+        }
+        out
+    }
+
+    /// Makes room for a child of `parent`: drops the uncertified block of the lowest round
+    /// that is neither on the highest certified chain nor an ancestor of `parent`, with
+    /// every block that descends from it. A block no quorum voted for is what a faulty
+    /// leader or peer can make in bulk; the certified chain is what commits next. Returns
+    /// whether anything was dropped.
+    fn evict_for(&mut self, parent: Hash) -> bool {
+        let mut keep = self.ancestors(self.highest_certified.block);
+        keep.extend(self.ancestors(parent));
+        let victim = self
+            .blocks
+            .iter()
+            .filter(|(id, _)| !keep.contains(*id) && !self.certified.contains_key(*id))
+            .map(|(id, n)| (n.round, *id))
+            .min();
+        let Some((_, victim)) = victim else {
+            return false;
+        };
+        let dropped = self.subtree(victim);
+        // Nothing certified descends from an uncertified block: a certified child's
+        // justify certified its parent before the child went in.
+        debug_assert!(dropped.iter().all(|id| !keep.contains(id)));
+        self.blocks.retain(|id, _| !dropped.contains(id));
+        self.certified.retain(|id, _| !dropped.contains(id));
+        true
     }
 
     /// Records a verified QC for a block in the tree and applies the 2-chain rule. Returns
@@ -286,21 +334,26 @@ impl BlockTree {
         Some(blocks)
     }
 
-    /// Drops every block that does not descend from the root.
-    fn prune(&mut self) {
-        let root_height = self.root_height();
+    /// `top` and every block in the tree that descends from it.
+    fn subtree(&self, top: Hash) -> HashSet<Hash> {
         let mut order: Vec<(Height, Hash)> = self
             .blocks
             .iter()
             .map(|(id, n)| (n.block.header.height, *id))
             .collect();
         order.sort();
-        let mut keep = std::collections::HashSet::from([self.root]);
-        for (height, id) in order {
-            if height > root_height && keep.contains(&self.blocks[&id].block.header.parent) {
-                keep.insert(id);
+        let mut out = HashSet::from([top]);
+        for (_, id) in order {
+            if out.contains(&self.blocks[&id].block.header.parent) {
+                out.insert(id);
             }
         }
+        out
+    }
+
+    /// Drops every block that does not descend from the root.
+    fn prune(&mut self) {
+        let keep = self.subtree(self.root);
         self.blocks.retain(|id, _| keep.contains(id));
         self.certified.retain(|id, _| keep.contains(id));
         if !self.blocks.contains_key(&self.highest_certified.block)
@@ -476,6 +529,46 @@ mod tests {
         assert!(matches!(
             tree.insert(wrong_qc),
             Err(TreeError::JustifyMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn a_full_tree_evicts_uncertified_blocks_off_the_certified_chain_first() {
+        let (mut tree, chain) = tree_with_chain(&[1, 2]);
+        tree.certify(&qc(&chain[2]));
+        // Uncertified children of the certified tip fill the tree, one with a child.
+        let mut junk = Vec::new();
+        for salt in 1.. {
+            if tree.uncommitted_len() + 1 >= TREE_BLOCKS_MAX {
+                break;
+            }
+            let b = child(&chain[2], 3, salt);
+            tree.insert(b.clone()).unwrap();
+            junk.push(b);
+        }
+        let grandchild = child(&junk[0], 4, 0);
+        tree.insert(grandchild.clone()).unwrap();
+        assert_eq!(tree.uncommitted_len(), TREE_BLOCKS_MAX);
+        // An honest block on the certified chain still goes in: the oldest-round junk
+        // block (the lowest id among round 3), with any child, makes room.
+        let honest = child(&chain[2], 5, 0);
+        tree.insert(honest.clone()).unwrap();
+        assert!(tree.contains(&honest.hash()));
+        assert!(tree.uncommitted_len() <= TREE_BLOCKS_MAX);
+        assert!(tree.contains(&chain[1].hash()) && tree.contains(&chain[2].hash()));
+        // Without eviction (the old behaviour) the same block is refused.
+        let (mut old, chain) = tree_with_chain(&[1, 2]);
+        old.set_unsafe_no_eviction();
+        old.certify(&qc(&chain[2]));
+        for salt in 1.. {
+            if old.uncommitted_len() >= TREE_BLOCKS_MAX {
+                break;
+            }
+            old.insert(child(&chain[2], 3, salt)).unwrap();
+        }
+        assert!(matches!(
+            old.insert(child(&chain[2], 5, 0)),
+            Err(TreeError::Full { .. })
         ));
     }
 

@@ -173,6 +173,14 @@ pub enum DropReason {
     NothingToServe { from_height: Height },
     #[error("sync response refused: {reason}")]
     BadSync { reason: &'static str },
+    #[error("sync response from {from}, who was not asked")]
+    UnsolicitedSync { from: PublicKey },
+    #[error("sync response is not a certified chain from the height asked: {reason}")]
+    ForgedSync { reason: &'static str },
+    #[error("second vote from {key} for round {round}")]
+    RepeatedVote { key: PublicKey, round: Round },
+    #[error("equivocating vote from {key} in round {round}")]
+    EquivocatingVote { key: PublicKey, round: Round },
 }
 
 impl DropReason {
@@ -200,13 +208,20 @@ impl DropReason {
             DropReason::StaleTimer { .. } => "stale_timer",
             DropReason::NothingToServe { .. } => "nothing_to_serve",
             DropReason::BadSync { .. } => "bad_sync",
+            DropReason::UnsolicitedSync { .. } => "unsolicited_sync",
+            DropReason::ForgedSync { .. } => "forged_sync",
+            DropReason::RepeatedVote { .. } => "repeated_vote",
+            DropReason::EquivocatingVote { .. } => "equivocating_vote",
         }
     }
 
     /// Whether only a faulty or malicious peer sends what this refuses: bytes that do not
     /// decode or break a bound, a signer outside the set, a signature or a certificate that
-    /// does not verify. Every other reason also happens between honest nodes (late or
-    /// early messages, duplicates from the network, races between proposals and sync).
+    /// does not verify, a sync answer nobody asked it for or that is not the certified
+    /// chain asked for, a validator's second vote in one round (an honest validator sends
+    /// one vote per round, once, to one leader). Every other reason also happens between
+    /// honest nodes (late or early messages, relayed duplicates, races between proposals
+    /// and sync).
     pub fn is_fault(&self) -> bool {
         // Spelled out, so a new reason has to be placed on one side.
         match self {
@@ -214,7 +229,11 @@ impl DropReason {
             | DropReason::OutOfBounds(_)
             | DropReason::NotAValidator { .. }
             | DropReason::BadSignature { .. }
-            | DropReason::InvalidCert(_) => true,
+            | DropReason::InvalidCert(_)
+            | DropReason::UnsolicitedSync { .. }
+            | DropReason::ForgedSync { .. }
+            | DropReason::RepeatedVote { .. }
+            | DropReason::EquivocatingVote { .. } => true,
             DropReason::NotHotStuff { .. }
             | DropReason::WrongLeader { .. }
             | DropReason::UnjustifiedRound { .. }
@@ -251,6 +270,10 @@ mod tests {
             DropReason::NotAValidator { what: "vote", key },
             DropReason::BadSignature { what: "vote", key },
             DropReason::InvalidCert(CertError::TcRoundZero),
+            DropReason::UnsolicitedSync { from: key },
+            DropReason::ForgedSync { reason: "gap" },
+            DropReason::RepeatedVote { key, round },
+            DropReason::EquivocatingVote { key, round },
         ];
         for reason in &faults {
             assert!(reason.is_fault(), "{}", reason.label());
@@ -290,7 +313,11 @@ mod tests {
                 "out_of_bounds",
                 "not_a_validator",
                 "bad_signature",
-                "invalid_cert"
+                "invalid_cert",
+                "unsolicited_sync",
+                "forged_sync",
+                "repeated_vote",
+                "equivocating_vote"
             ]
         );
     }

@@ -98,6 +98,11 @@ pub struct Engine {
     pub(super) sync_requested_round: Option<Round>,
     /// Sync requests since the last useful answer; each retry asks the next validator.
     pub(super) sync_attempts: usize,
+    /// Sync requests in flight: (peer asked, from_height), oldest first; only these peers'
+    /// answers are read (`sync.rs`).
+    pub(super) sync_asked: std::collections::VecDeque<(PublicKey, Height)>,
+    /// Test-only: reads any sync answer the old way (see `Engine::unsafe_accept_any_sync`).
+    pub(super) unsafe_accept_any_sync: bool,
     /// Blocks from `RestartState`, re-inserted by `start`.
     pub(super) restored: Vec<Block>,
     /// Set when the round changed during this `handle`; the new timer is scheduled once,
@@ -197,6 +202,8 @@ impl Engine {
             payload_request: None,
             sync_requested_round: None,
             sync_attempts: 0,
+            sync_asked: std::collections::VecDeque::new(),
+            unsafe_accept_any_sync: false,
             restored,
             round_changed: false,
             effects: Vec::new(),

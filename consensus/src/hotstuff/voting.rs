@@ -6,7 +6,7 @@
 
 use cairn_ledger::{PublicKey, Round};
 
-use super::aggregator::{TimeoutOutcome, VoteOutcome};
+use super::aggregator::{Earlier, TimeoutOutcome, VoteOutcome};
 use super::effects::{DropReason, Effect, Evidence};
 use super::engine::{Engine, VOTE_ROUNDS_AHEAD_MAX};
 use super::messages::{Message, TimeoutMsg, VoteMsg, timeout_signing_bytes, vote_signing_bytes};
@@ -45,6 +45,14 @@ impl Engine {
                 current,
             });
         }
+        // Repeats are refused before the signature check; only a vote that could be new
+        // evidence is verified.
+        let (key, round) = (vote.voter, vote.round);
+        match self.votes.earlier(&vote) {
+            Some(Earlier::Same) => return Err(DropReason::RepeatedVote { key, round }),
+            Some(Earlier::Reported) => return Err(DropReason::EquivocatingVote { key, round }),
+            Some(Earlier::Other) | None => {}
+        }
         let bytes = vote_signing_bytes(&self.chain, vote.round, &vote.block);
         if !self.verifier.verify(&bytes, &vote.voter, &vote.signature) {
             return Err(DropReason::BadSignature {
@@ -52,7 +60,12 @@ impl Engine {
                 key: vote.voter,
             });
         }
-        self.add_vote(vote, power)
+        // A peer's second vote in a round is its fault; our own re-sent vote is not.
+        self.add_vote(vote, power).map_err(|e| match e {
+            DropReason::Duplicate { .. } => DropReason::RepeatedVote { key, round },
+            DropReason::Equivocation { .. } => DropReason::EquivocatingVote { key, round },
+            other => other,
+        })
     }
 
     pub(super) fn add_vote(&mut self, vote: VoteMsg, power: u64) -> Result<(), DropReason> {

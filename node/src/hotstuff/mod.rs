@@ -258,11 +258,11 @@ impl Driver {
         match self.io.hear(&mut self.peers, event).await? {
             Heard::Done | Heard::Connected(_) | Heard::Disconnected(_) => {}
             Heard::Consensus { from, id, bytes } => {
-                let verdict = self.on_consensus_bytes(from, bytes).await?;
+                let verdict = self.on_consensus_bytes(from, bytes, false).await?;
                 self.io.verdict(id, verdict).await?;
             }
             Heard::Direct { from, bytes } => {
-                self.on_consensus_bytes(from, bytes).await?;
+                self.on_consensus_bytes(from, bytes, true).await?;
             }
             Heard::Request { id, .. } => {
                 // Consensus needs no request-response exchange; answer empty so the peer's
@@ -273,12 +273,15 @@ impl Driver {
         Ok(())
     }
 
-    /// A consensus message that `from` sent or relayed. The engine checks each message's own
-    /// signature; `from` is only whom to ask for missing blocks and whom to blame.
+    /// A consensus message that `from` sent (`direct`) or relayed by gossip. The engine
+    /// checks each message's own signature; `from` is only whom to ask for missing blocks
+    /// and whom to blame. A sync answer is read only as a direct message: it answers a
+    /// request this node sent to that peer, so one arriving by gossip is forged.
     async fn on_consensus_bytes(
         &mut self,
         from: PeerId,
         bytes: Vec<u8>,
+        direct: bool,
     ) -> Result<Verdict, DriverError> {
         let Some(key) = self.validator_key(&from) else {
             self.io
@@ -301,6 +304,13 @@ impl Driver {
         };
         match &msg {
             Message::Proposal(p) => self.saw_height(p.block.header.height),
+            Message::SyncResponse(_) if !direct => {
+                self.io.drop_reason("unsolicited_sync");
+                self.io
+                    .report(from, "sync answer relayed by gossip".to_string())
+                    .await?;
+                return Ok(Verdict::Reject);
+            }
             Message::SyncResponse(r) => {
                 if let Some(last) = r.blocks.last() {
                     self.saw_height(last.header.height);

@@ -1,6 +1,7 @@
 //! Engine tests with real ed25519 keys: a kit that signs votes, QCs, timeouts, TCs and
 //! proposals as any validator would, and a tiny in-order cluster for multi-node runs.
 
+mod byzantine_tests;
 mod cluster;
 mod commit_tests;
 mod fuzz;

@@ -84,12 +84,12 @@ fn bad_votes_are_dropped_with_their_reason() {
     assert!(drops(&e.handle(vote(kit.vote(voter, 1, block)))).is_empty());
     assert!(matches!(
         only_drop(&e.handle(vote(kit.vote(voter, 1, block)))),
-        DropReason::Duplicate { what: "vote", .. }
+        DropReason::RepeatedVote { .. }
     ));
     let effects = e.handle(vote(kit.vote(voter, 1, Hash([8; 32]))));
     assert!(matches!(
         only_drop(&effects),
-        DropReason::Equivocation { what: "vote", .. }
+        DropReason::EquivocatingVote { .. }
     ));
     let evidence: Vec<&Evidence> = effects
         .iter()
@@ -378,15 +378,18 @@ fn bad_sync_exchanges_are_dropped() {
         )
     };
     let wrong_tip = resp(chain[1..3].to_vec(), kit.qc_for(&chain[1]));
+    e.expect_sync_answer(kit.key(1), Height(1));
     assert!(matches!(
         only_drop(&e.handle(wrong_tip)),
-        DropReason::BadSync { .. }
+        DropReason::ForgedSync { .. }
     ));
     let gap = resp(vec![chain[2].clone()], kit.qc_for(&chain[2]));
+    e.expect_sync_answer(kit.key(1), Height(1));
     assert!(matches!(
         only_drop(&e.handle(gap)),
-        DropReason::BadSync { .. }
+        DropReason::ForgedSync { .. }
     ));
+    e.expect_sync_answer(kit.key(1), Height(1));
     assert!(matches!(
         only_drop(&e.handle(resp(vec![], kit.genesis_qc()))),
         DropReason::BadSync { .. }

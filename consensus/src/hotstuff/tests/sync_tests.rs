@@ -51,9 +51,9 @@ fn a_proposal_with_a_missing_parent_waits_for_it_then_gets_its_vote() {
     assert_eq!((from, request.from_height), (l3, Height(1)));
     assert!(votes_sent(&effects).is_empty());
     assert_eq!(e.buffered().1, 1);
-    // Any peer may answer.
+    // The peer asked answers (with the same certified chain `s` serves).
     let served = s.handle(Input::Message(kit.key(me), Message::SyncRequest(request)));
-    let effects = e.handle(Input::Message(s.public_key(), response_to(&served)));
+    let effects = e.handle(Input::Message(l3, response_to(&served)));
     assert!(drops(&effects).is_empty(), "{effects:?}");
     let votes = votes_sent(&effects);
     assert_eq!(votes.len(), 1);
@@ -69,6 +69,7 @@ fn a_fresh_node_catches_up_through_certified_blocks_and_commits_the_same_chain()
     assert_eq!(s.committed_height(), Height(6));
     let newcomer = kit.bystander(9);
     let (mut e, _) = kit.engine(newcomer);
+    e.expect_sync_answer(s.public_key(), Height(1));
     let served = s.handle(Input::Message(
         kit.key(newcomer),
         Message::SyncRequest(SyncRequest {
@@ -163,6 +164,7 @@ fn a_restarted_node_rebuilds_its_tree_from_its_disk_and_still_serves_history() {
     assert_eq!(r.current_round(), e.current_round());
     // A node starting from nothing can sync everything from the restarted one.
     let (mut fresh, _) = kit.engine(kit.leader(6));
+    fresh.expect_sync_answer(r.public_key(), Height(1));
     let served = r.handle(Input::Message(
         fresh.public_key(),
         Message::SyncRequest(SyncRequest {

@@ -19,6 +19,10 @@ use crate::sim::kernel::{Judge, Violations};
 
 /// New blocks every honest validator must commit after the network stabilises.
 pub const LIVENESS_COMMITS: u64 = 3;
+/// Once the network is stable (every honest validator up and connected), the longest the
+/// honest validators may go without any of them committing: 30 rounds at the longest
+/// round timeout, which covers a run of silent Byzantine leaders with room to spare.
+pub const STALL_MS_MAX: u64 = 30 * super::world::SIM_ROUND_TIMEOUT_MS_MAX;
 
 #[derive(Default)]
 pub struct SafetyChecker {
@@ -154,6 +158,45 @@ impl LivenessTracker {
     }
 }
 
+/// Fails a run as soon as, after stabilisation, honest commits stop for longer than
+/// [`STALL_MS_MAX`], rather than only judging progress once at the end.
+pub struct StallChecker {
+    stable_from_ms: u64,
+    /// The highest honest height and when it was first reached (or stabilisation).
+    progress: Option<(Height, u64)>,
+}
+
+impl StallChecker {
+    pub fn new(stable_from_ms: u64) -> StallChecker {
+        StallChecker {
+            stable_from_ms,
+            progress: None,
+        }
+    }
+
+    /// `Some(why)` once honest commits have stalled for too long.
+    pub fn observe(&mut self, now_ms: u64, heights: &[Height]) -> Option<String> {
+        if now_ms < self.stable_from_ms {
+            return None;
+        }
+        let best = heights.iter().copied().max().unwrap_or(Height(0));
+        let since = match self.progress {
+            Some((h, since)) if h >= best => since,
+            _ => {
+                self.progress = Some((best, now_ms));
+                now_ms
+            }
+        };
+        (now_ms - since > STALL_MS_MAX).then(|| {
+            format!(
+                "t={now_ms}ms: no honest validator committed for {}ms after the network was \
+                 stable (honest heights {heights:?}, bound {STALL_MS_MAX}ms)",
+                now_ms - since
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +236,16 @@ mod tests {
         c.on_vote(0, 1, Round(3), Hash([1; 32]));
         c.on_vote(0, 1, Round(3), Hash([2; 32]));
         assert_eq!(c.violation_count(), 3);
+    }
+
+    #[test]
+    fn a_stall_after_stabilisation_fails_during_the_run() {
+        let mut c = StallChecker::new(1000);
+        assert_eq!(c.observe(0, &[Height(1)]), None);
+        assert_eq!(c.observe(1000, &[Height(1)]), None);
+        assert_eq!(c.observe(1000 + STALL_MS_MAX, &[Height(2)]), None);
+        assert_eq!(c.observe(1000 + 2 * STALL_MS_MAX, &[Height(2)]), None);
+        assert!(c.observe(1001 + 2 * STALL_MS_MAX, &[Height(2)]).is_some());
     }
 
     #[test]

@@ -136,13 +136,24 @@ pub enum Behaviour {
     BadSignatures,
     /// Adds votes for blocks that do not exist, for this and later rounds.
     UnknownVotes,
+    /// Every few rounds sends every node, unasked, enough forged sync answers to fill its
+    /// block tree with uncertified siblings of the highest certified block; answers real
+    /// requests with such siblings too.
+    SyncFlood,
+    /// Sends each of its votes many times, with votes for made-up blocks of the same round.
+    VoteSpam,
+    /// Adds random bytes, up to 64 KiB, to a quarter of what it sends.
+    Junk,
 }
 
-pub const BEHAVIOURS: [Behaviour; 4] = [
+pub const BEHAVIOURS: [Behaviour; 7] = [
     Behaviour::Silent,
     Behaviour::Equivocate,
     Behaviour::BadSignatures,
     Behaviour::UnknownVotes,
+    Behaviour::SyncFlood,
+    Behaviour::VoteSpam,
+    Behaviour::Junk,
 ];
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use cairn_ledger::{Hash, Height, Round};
 use super::kernel::Simulation;
 
 pub use super::kernel::{VIOLATIONS_KEPT_MAX, run, run_many};
-pub use checker::LIVENESS_COMMITS;
+pub use checker::{LIVENESS_COMMITS, STALL_MS_MAX};
 pub use crypto::SimCrypto;
 pub use faults::{ALL_FAULTS, BEHAVIOURS, Behaviour, Fault, FaultParseError, FaultSet};
 pub use network::EVENTS_QUEUED_MAX;
@@ -59,6 +59,10 @@ pub struct SimConfig {
     /// Test-only: runs the engines with the one-vote-per-round rule disabled.
     #[doc(hidden)]
     pub unsafe_skip_voted_round_check: bool,
+    /// Test-only: runs the engines with the old sync answer check (any answer, any blocks
+    /// whose justify verifies) and no eviction from a full block tree.
+    #[doc(hidden)]
+    pub unsafe_accept_any_sync: bool,
 }
 
 impl SimConfig {
@@ -70,6 +74,7 @@ impl SimConfig {
             scenario: Scenario::Faults,
             crypto: SimCrypto::Fast,
             unsafe_skip_voted_round_check: false,
+            unsafe_accept_any_sync: false,
         }
     }
 
@@ -87,6 +92,9 @@ impl SimConfig {
         }
         if self.unsafe_skip_voted_round_check {
             line.push_str(" --unsafe-skip-voted-round-check");
+        }
+        if self.unsafe_accept_any_sync {
+            line.push_str(" --unsafe-accept-any-sync");
         }
         line
     }

@@ -159,3 +159,61 @@ fn out_of_range_validator_counts_are_refused() {
     );
     assert!(run_many(&config(1, SIM_VALIDATORS_MAX + 1, "none"), 1, 1, |_| {}).is_err());
 }
+
+#[test]
+fn accepting_any_sync_answer_is_caught_and_reproducible() {
+    let mut found = None;
+    for seed in 0..400 {
+        let mut c = config(seed, 4, "byz");
+        c.unsafe_accept_any_sync = true;
+        let r = run(&c).unwrap();
+        if r.liveness_failure.is_some() {
+            found = Some((c, r));
+            break;
+        }
+    }
+    let (c, r) = found.expect("400 seeds with the old sync check and no halt found");
+    println!("reproduce with: {}", r.repro);
+    assert_eq!(
+        r.repro,
+        format!(
+            "cairn sim hotstuff --seed {} --validators 4 --faults byz --unsafe-accept-any-sync",
+            c.seed
+        )
+    );
+    assert!(
+        r.byzantine.iter().any(|(_, b)| *b == Behaviour::SyncFlood),
+        "{}",
+        describe(&r)
+    );
+    let again = run(&c).unwrap();
+    assert_eq!(again.liveness_failure, r.liveness_failure);
+    assert_eq!(again.trace_hash, r.trace_hash);
+    // The same seed with today's checks keeps committing.
+    let fixed = run(&SimConfig {
+        unsafe_accept_any_sync: false,
+        ..c
+    })
+    .unwrap();
+    assert!(fixed.passed(), "{}", describe(&fixed));
+    assert!(
+        fixed.drops.contains_key("unsolicited_sync"),
+        "{}",
+        describe(&fixed)
+    );
+}
+
+#[test]
+fn each_new_byzantine_behaviour_is_survived() {
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 3000..3120 {
+        let r = run(&config(seed, 4, "byz")).unwrap();
+        assert!(r.passed(), "{}", describe(&r));
+        for (_, b) in &r.byzantine {
+            seen.insert(format!("{b:?}"));
+        }
+    }
+    for b in ["SyncFlood", "VoteSpam", "Junk"] {
+        assert!(seen.contains(b), "no seed drew {b}: {seen:?}");
+    }
+}

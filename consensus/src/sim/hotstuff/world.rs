@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use cairn_ledger::block::{Block, QuorumCert};
+use cairn_ledger::block::{Block, QuorumCert, Seal};
 use cairn_ledger::genesis::HotStuffParams;
 use cairn_ledger::{Hash, Height, PublicKey, Round, TimestampMs};
 use rand::Rng;
@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::byzantine::Attacker;
-use super::checker::{LivenessTracker, SafetyChecker};
+use super::checker::{LivenessTracker, SafetyChecker, StallChecker};
 use super::crypto;
 use super::faults::{BEHAVIOURS, Behaviour, Fault};
 use super::network::{EVENTS_QUEUED_MAX, Event, NetworkModel};
@@ -38,6 +38,12 @@ pub const EVENTS_PER_RUN_MAX: u64 = 2_000_000;
 const ROUND_BLOCKS_KEPT: usize = 64;
 /// When the scripted leader crash of the recovery scenario happens.
 const LEADER_CRASH_AT_MS: u64 = 1500;
+/// Proposed blocks remembered (a sync flooder needs the certified block its QC names).
+const RECENT_BLOCKS_KEPT: usize = 64;
+/// Floods per sync flooder and run, and the rounds between two of them (each flood is
+/// thousands of blocks to encode and decode: the simulator's costliest behaviour).
+const FLOODS_MAX: u32 = 2;
+const FLOOD_ROUNDS_APART: u64 = 8;
 
 struct Node {
     engine: Option<Engine>,
@@ -54,6 +60,8 @@ struct Node {
     byzantine: Option<Behaviour>,
     /// Crashed for good (the recovery scenario): not expected to make progress.
     dead: bool,
+    /// Sync flooders: floods sent, and the lowest QC round of the next one.
+    floods: (u32, u64),
 }
 
 pub struct World {
@@ -77,6 +85,8 @@ pub struct World {
     evidence: u64,
     drops: BTreeMap<&'static str, u64>,
     round_blocks: BTreeMap<Round, Vec<Hash>>,
+    recent_blocks: std::collections::VecDeque<Block>,
+    stall: StallChecker,
     /// Recovery scenario: (round, time) of the leader crash.
     crashed_leader_at: Option<(Round, u64)>,
     recovery: Option<(u64, u64)>,
@@ -143,6 +153,8 @@ impl World {
             evidence: 0,
             drops: BTreeMap::new(),
             round_blocks: BTreeMap::new(),
+            recent_blocks: std::collections::VecDeque::new(),
+            stall: StallChecker::new(stable_from_ms),
             crashed_leader_at: None,
             recovery: None,
             cfg: cfg.clone(),
@@ -159,6 +171,7 @@ impl World {
                 height: Height(0),
                 byzantine: byzantine.get(&i).copied(),
                 dead: false,
+                floods: (0, 1),
             });
         }
         world.plan_crashes_and_partitions();
@@ -264,6 +277,9 @@ impl World {
             restart,
         ) {
             Ok(mut engine) => {
+                if self.cfg.unsafe_accept_any_sync {
+                    engine.unsafe_accept_any_sync();
+                }
                 let effects = engine.start();
                 self.nodes[i].engine = Some(engine);
                 self.apply(i, effects);
@@ -294,6 +310,9 @@ impl World {
             }
             let (round, heights) = self.honest_progress();
             self.liveness.observe(self.now_ms, round, &heights);
+            if let Some(why) = self.stall.observe(self.now_ms, &heights) {
+                self.liveness.give_up(self.now_ms, &why);
+            }
             let done = match self.liveness.verdict() {
                 // The recovery scenario also waits for a block proposed after the crash.
                 Some(Ok(_)) => {
@@ -500,10 +519,22 @@ impl World {
             while self.round_blocks.len() > ROUND_BLOCKS_KEPT {
                 self.round_blocks.pop_first();
             }
+            if !self
+                .recent_blocks
+                .iter()
+                .any(|b| b.hash() == p.block.hash())
+            {
+                if self.recent_blocks.len() >= RECENT_BLOCKS_KEPT {
+                    self.recent_blocks.pop_front();
+                }
+                self.recent_blocks.push_back(p.block.clone());
+            }
         }
         let outgoing = match self.nodes[i].byzantine {
-            None => vec![(recipients.to_vec(), msg)],
+            None => vec![(recipients.to_vec(), msg.encode())],
             Some(behaviour) => {
+                let flood = self.flood_target(i, behaviour);
+                let everyone: Vec<usize> = (0..self.nodes.len()).filter(|&j| j != i).collect();
                 let round = match &msg {
                     Message::Vote(v) => v.round,
                     _ => Round(0),
@@ -517,6 +548,8 @@ impl World {
                     chain: self.chain,
                     round_blocks: &blocks,
                     leader_of: &leader_of,
+                    flood: flood.as_ref().map(|(b, qc)| (b, qc)),
+                    everyone: &everyone,
                 };
                 attacker
                     .mangle(&mut self.rng, recipients, msg)
@@ -525,8 +558,7 @@ impl World {
                     .collect()
             }
         };
-        for (to, msg) in outgoing {
-            let bytes = msg.encode();
+        for (to, bytes) in outgoing {
             for j in to {
                 if j == i {
                     continue;
@@ -543,6 +575,31 @@ impl World {
                 }
             }
         }
+    }
+
+    /// For a sync flooder, when it is time for its next flood: the newest certified block
+    /// seen on the wire (the parent of the newest proposal) and the QC for it, which the
+    /// proposal carries.
+    fn flood_target(&mut self, i: usize, behaviour: Behaviour) -> Option<(Block, QuorumCert)> {
+        let (done, next_round) = self.nodes[i].floods;
+        if behaviour != Behaviour::SyncFlood || done >= FLOODS_MAX {
+            return None;
+        }
+        let newest = self.recent_blocks.back()?;
+        let Seal::HotStuff { justify, .. } = &newest.header.seal else {
+            return None;
+        };
+        if justify.round.0 < next_round {
+            return None;
+        }
+        let qc = justify.clone();
+        let block = self
+            .recent_blocks
+            .iter()
+            .find(|b| b.hash() == qc.block)?
+            .clone();
+        self.nodes[i].floods = (done + 1, qc.round.0 + FLOOD_ROUNDS_APART);
+        Some((block, qc))
     }
 
     fn report(self) -> SimReport {
