@@ -230,7 +230,6 @@ impl DropReason {
             | DropReason::NotAValidator { .. }
             | DropReason::BadSignature { .. }
             | DropReason::InvalidCert(_)
-            | DropReason::UnsolicitedSync { .. }
             | DropReason::ForgedSync { .. }
             | DropReason::RepeatedVote { .. }
             | DropReason::EquivocatingVote { .. } => true,
@@ -249,7 +248,11 @@ impl DropReason {
             | DropReason::PayloadMismatch { .. }
             | DropReason::StaleTimer { .. }
             | DropReason::NothingToServe { .. }
-            | DropReason::BadSync { .. } => false,
+            | DropReason::BadSync { .. }
+            // An honest peer's answer that arrives after newer requests replaced the one it
+            // answers looks the same; it is dropped before anything is verified, so it costs
+            // a decode, not a strike.
+            | DropReason::UnsolicitedSync { .. } => false,
         }
     }
 }
@@ -270,7 +273,6 @@ mod tests {
             DropReason::NotAValidator { what: "vote", key },
             DropReason::BadSignature { what: "vote", key },
             DropReason::InvalidCert(CertError::TcRoundZero),
-            DropReason::UnsolicitedSync { from: key },
             DropReason::ForgedSync { reason: "gap" },
             DropReason::RepeatedVote { key, round },
             DropReason::EquivocatingVote { key, round },
@@ -295,6 +297,7 @@ mod tests {
                 round,
             },
             DropReason::PendingFull { round },
+            DropReason::UnsolicitedSync { from: key },
             DropReason::StaleTimer {
                 round,
                 current: Round(4),
