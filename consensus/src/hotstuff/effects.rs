@@ -317,7 +317,6 @@ mod tests {
                 "not_a_validator",
                 "bad_signature",
                 "invalid_cert",
-                "unsolicited_sync",
                 "forged_sync",
                 "repeated_vote",
                 "equivocating_vote"
