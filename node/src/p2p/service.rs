@@ -120,6 +120,15 @@ fn queue_budget(message_bytes_max: usize) -> Budget {
     Budget::new(QUEUE_BYTES_MAX.max(peer), peer)
 }
 
+/// The two queues from the network task to the node that have byte budgets.
+#[derive(Clone, Copy, Debug)]
+enum Queue {
+    /// The driver's event queue.
+    Events,
+    /// The transaction admission worker's queue.
+    Tx,
+}
+
 /// Messages in a channel of which the service is the only sender.
 fn still_queued<T>(queue: &mpsc::Sender<T>) -> usize {
     queue.max_capacity() - queue.capacity()
@@ -340,18 +349,8 @@ impl Service {
                 Ok(message) => {
                     self.tx_budget.taken(still_queued(&route.queue));
                     if let Err(over) = self.tx_budget.check(Some(&message.from), len) {
-                        self.over_budget(
-                            message.from,
-                            over,
-                            "tx",
-                            Event::Gossip {
-                                from: message.from,
-                                topic: Topic::Transactions,
-                                id: message.id,
-                                bytes: message.bytes,
-                                relay: message.relay,
-                            },
-                        );
+                        self.over_budget(message.from, over, Queue::Tx);
+                        self.discard_gossip(message.id, Verdict::Ignore);
                         return;
                     }
                     let refused = match route.queue.try_send(message) {
@@ -377,7 +376,8 @@ impl Service {
         };
         self.events_budget.taken(still_queued(&self.events));
         if let (Some(from), Err(over)) = (peer, self.events_budget.check(peer.as_ref(), len)) {
-            self.over_budget(from, over, "event", event);
+            self.over_budget(from, over, Queue::Events);
+            self.discard(event);
             return;
         }
         match self.events.try_send(event) {
@@ -404,26 +404,22 @@ impl Service {
         }
     }
 
-    /// A message from `peer` that does not fit a queue's byte budget: dropped and counted.
-    /// A peer over its own share is also struck, unless the queue is crowded: then it is our
-    /// consumer that lags (a slow disk, a busy core), and striking would ban honest
+    /// A message from `peer` that does not fit a queue's byte budget: counted (the caller
+    /// drops it). A peer over its own share is also struck, unless the queue is crowded: then
+    /// it is our consumer that lags (a slow disk, a busy core), and striking would ban honest
     /// validators for our own slowness.
-    fn over_budget(&mut self, peer: PeerId, over: Over, queue: &'static str, event: Event) {
-        let reason = match (queue, over) {
-            ("tx", Over::Peer) => "tx_queue_peer_bytes",
-            ("tx", Over::Total) => "tx_queue_bytes",
-            (_, Over::Peer) => "event_queue_peer_bytes",
-            (_, Over::Total) => "event_queue_bytes",
+    fn over_budget(&mut self, peer: PeerId, over: Over, queue: Queue) {
+        let (reason, budget) = match (queue, over) {
+            (Queue::Tx, Over::Peer) => ("tx_queue_peer_bytes", &self.tx_budget),
+            (Queue::Tx, Over::Total) => ("tx_queue_bytes", &self.tx_budget),
+            (Queue::Events, Over::Peer) => ("event_queue_peer_bytes", &self.events_budget),
+            (Queue::Events, Over::Total) => ("event_queue_bytes", &self.events_budget),
         };
+        let crowded = budget.crowded();
         self.dropped.get_or_create(&ReasonLabel { reason }).inc();
-        tracing::debug!(%peer, reason, "p2p: dropping {} over the queue's byte budget", event_kind(&event));
-        self.discard(event);
-        let crowded = match queue {
-            "tx" => self.tx_budget.crowded(),
-            _ => self.events_budget.crowded(),
-        };
+        tracing::debug!(%peer, reason, "p2p: dropping a message over the queue's byte budget");
         if over == Over::Peer && !crowded {
-            self.strike(peer, &format!("over its byte budget in the {queue} queue"));
+            self.strike(peer, &format!("over its byte budget ({reason})"));
         }
     }
 
@@ -447,12 +443,7 @@ impl Service {
             Event::InboundRequest { id, .. } => {
                 self.inbound.remove(&id);
             }
-            Event::Gossip { id, .. } => {
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&id.message, &id.from, Verdict::Ignore);
-            }
+            Event::Gossip { id, .. } => self.discard_gossip(id, Verdict::Ignore),
             _ => {}
         }
     }
