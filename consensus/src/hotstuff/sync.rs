@@ -113,19 +113,26 @@ impl Engine {
         };
         let (_, from_height) = self.sync_asked.remove(asked).unwrap_or((from, Height(0)));
         let SyncResponse { blocks, tip_qc } = response;
-        let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
+        let Some(first) = blocks.first() else {
             return Err(DropReason::BadSync {
                 reason: "no blocks",
             });
         };
         let forged = |reason| Err(DropReason::ForgedSync { reason });
-        if tip_qc.block != last.hash() {
-            return forged("the tip QC does not certify the last block");
-        }
         if first.header.height != from_height {
             return forged("the first block is not at the height asked");
         }
-        if blocks.windows(2).any(|w| w[1].header.parent != w[0].hash()) {
+        // Each block hashed once for the chain, tip and tree checks below.
+        let ids: Vec<Hash> = blocks.iter().map(Block::hash).collect();
+        if ids.last() != Some(&tip_qc.block) {
+            return forged("the tip QC does not certify the last block");
+        }
+        if blocks
+            .iter()
+            .skip(1)
+            .zip(&ids)
+            .any(|(b, parent)| b.header.parent != *parent)
+        {
             return forged("the blocks do not form one chain");
         }
         self.certs
@@ -135,7 +142,9 @@ impl Engine {
         let root_height = self.tree.root_height();
         let fresh: Vec<Block> = blocks
             .into_iter()
-            .filter(|b| b.header.height > root_height && !self.tree.contains(&b.hash()))
+            .zip(&ids)
+            .filter(|(b, id)| b.header.height > root_height && !self.tree.contains(id))
+            .map(|(b, _)| b)
             .collect();
         if let Some(b) = fresh.first()
             && !self.tree.contains(&b.header.parent)
