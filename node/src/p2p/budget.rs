@@ -1,9 +1,10 @@
-//! Byte budgets of the queues from the network task to the node (the driver's event queue,
-//! the transaction admission worker's queue): per peer and in total.
+//! Byte budgets of what the network task holds for the node: the queues to the node (the
+//! driver's event queue, the transaction admission worker's queue) and the messages held
+//! while a peer is still in the handshake; per peer and in total.
 //!
-//! This module owns the accounting only: how many bytes each peer has waiting in one queue,
-//! and in what order they went in. It must never let a count go negative or hold a byte for
-//! a message the consumer has taken, and never decide what to do with a message over budget
+//! This module owns the accounting only: how many bytes each peer has held, and for a queue,
+//! in what order they went in. It must never let a count go negative or hold a byte for a
+//! message the consumer has taken, and never decide what to do with a message over budget
 //! (the service drops, counts and strikes).
 //!
 //! The queues are tokio channels whose consumers live elsewhere and only `recv`. The service
@@ -18,36 +19,34 @@ use libp2p::PeerId;
 /// Which limit a message would break.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Over {
-    /// The peer's own bytes waiting in the queue.
+    /// The peer's own bytes held.
     Peer,
-    /// All bytes waiting in the queue.
+    /// All bytes held.
     Total,
 }
 
+/// Bytes held per peer and in total, against their limits; released by whoever knows what
+/// left (a queue in order, [`Budget`]; the handshake hold a peer at a time).
 #[derive(Debug)]
-pub struct Budget {
+pub struct Held {
     total_max: usize,
     peer_max: usize,
     total: usize,
     per_peer: HashMap<PeerId, usize>,
-    /// Every message in the queue, oldest first: who sent it (`None` for the network's own
-    /// events) and its bytes.
-    queued: VecDeque<(Option<PeerId>, usize)>,
 }
 
-impl Budget {
-    pub fn new(total_max: usize, peer_max: usize) -> Budget {
+impl Held {
+    pub fn new(total_max: usize, peer_max: usize) -> Held {
         assert!(peer_max <= total_max, "a peer's budget fits in the total");
-        Budget {
+        Held {
             total_max,
             peer_max,
             total: 0,
             per_peer: HashMap::new(),
-            queued: VecDeque::new(),
         }
     }
 
-    /// Whether `len` more bytes from `peer` fit. Says nothing of the queue's count bound.
+    /// Whether `len` more bytes from `peer` fit. Says nothing of a count bound.
     pub fn check(&self, peer: Option<&PeerId>, len: usize) -> Result<(), Over> {
         if let Some(peer) = peer {
             let held = self.per_peer.get(peer).copied().unwrap_or(0);
@@ -61,20 +60,96 @@ impl Budget {
         Ok(())
     }
 
-    /// Whether the queue as a whole is at least half full. A peer over its own share while
-    /// the queue is not crowded is hogging it; while it is crowded, the consumer is slow and
-    /// every peer's messages pile up, honest ones included.
+    /// Whether at least half the total is held. A peer over its own share while the budget
+    /// is not crowded is hogging it; while it is crowded, the consumer is slow and every
+    /// peer's messages pile up, honest ones included.
     pub fn crowded(&self) -> bool {
         self.total >= self.total_max / 2
+    }
+
+    /// Records `len` bytes now held for `peer` (after [`Held::check`]), or for the network's
+    /// own events (`None`: small, always sent, counted in the total only).
+    pub fn add(&mut self, peer: Option<PeerId>, len: usize) {
+        self.total += len;
+        if let Some(peer) = peer {
+            *self.per_peer.entry(peer).or_default() += len;
+        }
+    }
+
+    /// Releases `len` bytes recorded with [`Held::add`] for `peer`.
+    pub fn release(&mut self, peer: Option<&PeerId>, len: usize) {
+        self.total = self
+            .total
+            .checked_sub(len)
+            .expect("released bytes were counted in the total");
+        if let Some(peer) = peer {
+            let held = self
+                .per_peer
+                .get_mut(peer)
+                .expect("a peer with bytes held has an entry");
+            *held = held
+                .checked_sub(len)
+                .expect("released bytes were counted for their peer");
+            if *held == 0 {
+                self.per_peer.remove(peer);
+            }
+        }
+    }
+
+    /// Releases everything held for `peer`.
+    pub fn release_peer(&mut self, peer: &PeerId) {
+        let len = self.per_peer.remove(peer).unwrap_or(0);
+        self.total = self
+            .total
+            .checked_sub(len)
+            .expect("a peer's bytes were counted in the total");
+    }
+
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    pub fn peer(&self, peer: &PeerId) -> usize {
+        self.per_peer.get(peer).copied().unwrap_or(0)
+    }
+}
+
+/// The byte budget of one queue to the node, whose messages leave in the order they went in.
+#[derive(Debug)]
+pub struct Budget {
+    held: Held,
+    /// Every message in the queue, oldest first: who sent it (`None` for the network's own
+    /// events) and its bytes.
+    queued: VecDeque<(Option<PeerId>, usize)>,
+}
+
+impl Budget {
+    pub fn new(total_max: usize, peer_max: usize) -> Budget {
+        Budget {
+            held: Held::new(total_max, peer_max),
+            queued: VecDeque::new(),
+        }
+    }
+
+    /// The bytes waiting, per peer and in total.
+    pub fn held(&self) -> &Held {
+        &self.held
+    }
+
+    /// Whether `len` more bytes from `peer` fit. Says nothing of the queue's count bound.
+    pub fn check(&self, peer: Option<&PeerId>, len: usize) -> Result<(), Over> {
+        self.held.check(peer, len)
+    }
+
+    /// Whether the queue is at least half full by bytes ([`Held::crowded`]).
+    pub fn crowded(&self) -> bool {
+        self.held.crowded()
     }
 
     /// Records a message that went into the queue (after [`Budget::check`], or one of the
     /// network's own events, which are small and always sent).
     pub fn sent(&mut self, peer: Option<PeerId>, len: usize) {
-        self.total += len;
-        if let Some(peer) = peer {
-            *self.per_peer.entry(peer).or_default() += len;
-        }
+        self.held.add(peer, len);
         self.queued.push_back((peer, len));
     }
 
@@ -84,25 +159,10 @@ impl Budget {
             let Some((peer, len)) = self.queued.pop_front() else {
                 break;
             };
-            self.total = self
-                .total
-                .checked_sub(len)
-                .expect("released bytes were counted in the total");
-            if let Some(peer) = peer {
-                let held = self
-                    .per_peer
-                    .get_mut(&peer)
-                    .expect("a peer with bytes queued has an entry");
-                *held = held
-                    .checked_sub(len)
-                    .expect("released bytes were counted for their peer");
-                if *held == 0 {
-                    self.per_peer.remove(&peer);
-                }
-            }
+            self.held.release(peer.as_ref(), len);
         }
         debug_assert_eq!(
-            self.total,
+            self.held.total(),
             self.queued.iter().map(|(_, l)| l).sum::<usize>()
         );
     }
@@ -113,11 +173,11 @@ impl Budget {
     }
 
     pub fn total(&self) -> usize {
-        self.total
+        self.held.total()
     }
 
     pub fn peer(&self, peer: &PeerId) -> usize {
-        self.per_peer.get(peer).copied().unwrap_or(0)
+        self.held.peer(peer)
     }
 }
 
@@ -183,10 +243,28 @@ mod tests {
             (budget.total(), budget.peer(&a), budget.peer(&b)),
             (0, 0, 0)
         );
-        assert!(budget.per_peer.is_empty());
+        assert!(budget.held.per_peer.is_empty());
         // Taking more than was ever sent releases nothing twice.
         budget.taken(0);
         assert_eq!(budget.total(), 0);
         assert_eq!(budget.check(Some(&a), 50), Ok(()));
+    }
+
+    #[test]
+    fn a_peer_let_go_releases_all_it_held_and_nothing_of_the_others() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut held = Held::new(100, 40);
+        held.add(Some(a), 30);
+        held.add(Some(b), 25);
+        held.add(Some(a), 10);
+        assert_eq!(held.check(Some(&a), 1), Err(Over::Peer));
+        held.release_peer(&a);
+        assert_eq!((held.total(), held.peer(&a), held.peer(&b)), (25, 0, 25));
+        assert_eq!(held.check(Some(&a), 40), Ok(()));
+        // A peer that held nothing releases nothing.
+        held.release_peer(&a);
+        held.release(Some(&b), 25);
+        assert_eq!(held.total(), 0);
+        assert!(held.per_peer.is_empty());
     }
 }
