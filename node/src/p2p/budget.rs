@@ -13,8 +13,56 @@
 //! the ones taken. [`Budget::taken`] releases them.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use libp2p::PeerId;
+
+/// Hashes the peer ids of the budgets' maps, which are looked up for every message: a word
+/// at a time with one multiplication each, where SipHash takes hundreds of instructions per
+/// peer id. It resists no chosen keys, and need not: only allow-listed peers that passed the
+/// connection gate ever hold bytes.
+#[derive(Clone, Copy, Debug, Default)]
+struct PeerHasher(u64);
+
+impl PeerHasher {
+    /// 2^64 divided by the golden ratio: odd, with its bits spread, so a product mixes well.
+    const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(26) ^ word).wrapping_mul(Self::SPREAD);
+    }
+}
+
+impl Hasher for PeerHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let word: [u8; 8] = word.try_into().expect("chunks of 8 bytes");
+            self.mix(u64::from_le_bytes(word));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // The product's high bits are its best mixed; the table indexes by the low ones.
+        self.0 ^ (self.0 >> 32)
+    }
+}
+
+type PeerBytes = HashMap<PeerId, usize, BuildHasherDefault<PeerHasher>>;
 
 /// Which limit a message would break.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +80,10 @@ pub struct Held {
     total_max: usize,
     peer_max: usize,
     total: usize,
-    per_peer: HashMap<PeerId, usize>,
+    /// A peer's entry stays when it falls to zero (until [`Held::release_peer`]): only
+    /// allow-listed peers past the gate hold bytes, so the map stays small, and a message
+    /// costs one lookup to add and one to release instead of an insert and a remove too.
+    per_peer: PeerBytes,
 }
 
 impl Held {
@@ -42,21 +93,47 @@ impl Held {
             total_max,
             peer_max,
             total: 0,
-            per_peer: HashMap::new(),
+            per_peer: PeerBytes::default(),
         }
     }
 
     /// Whether `len` more bytes from `peer` fit. Says nothing of a count bound.
     pub fn check(&self, peer: Option<&PeerId>, len: usize) -> Result<(), Over> {
-        if let Some(peer) = peer {
-            let held = self.per_peer.get(peer).copied().unwrap_or(0);
-            if held.saturating_add(len) > self.peer_max {
-                return Err(Over::Peer);
-            }
+        let held = peer.map(|p| self.per_peer.get(p).copied().unwrap_or(0));
+        self.fits(held, len)
+    }
+
+    /// Whether `len` more bytes fit beside the `held` bytes of a peer (`None`: no peer).
+    fn fits(&self, held: Option<usize>, len: usize) -> Result<(), Over> {
+        if held.is_some_and(|held| held.saturating_add(len) > self.peer_max) {
+            return Err(Over::Peer);
         }
         if self.total.saturating_add(len) > self.total_max {
             return Err(Over::Total);
         }
+        Ok(())
+    }
+
+    /// Records `len` bytes now held for `peer` if they fit ([`Held::check`] and
+    /// [`Held::add`] with one lookup).
+    pub fn try_add(&mut self, peer: PeerId, len: usize) -> Result<(), Over> {
+        let total = self.total;
+        match self.per_peer.get_mut(&peer) {
+            Some(held) => {
+                if held.saturating_add(len) > self.peer_max {
+                    return Err(Over::Peer);
+                }
+                if total.saturating_add(len) > self.total_max {
+                    return Err(Over::Total);
+                }
+                *held += len;
+            }
+            None => {
+                self.fits(Some(0), len)?;
+                self.per_peer.insert(peer, len);
+            }
+        }
+        self.total = total + len;
         Ok(())
     }
 
@@ -90,9 +167,6 @@ impl Held {
             *held = held
                 .checked_sub(len)
                 .expect("released bytes were counted for their peer");
-            if *held == 0 {
-                self.per_peer.remove(peer);
-            }
         }
     }
 
@@ -151,6 +225,27 @@ impl Budget {
     pub fn sent(&mut self, peer: Option<PeerId>, len: usize) {
         self.held.add(peer, len);
         self.queued.push_back((peer, len));
+    }
+
+    /// Records a message about to go into the queue, if its bytes fit ([`Budget::check`]
+    /// and [`Budget::sent`] in one); the network's own events (`None`) always do. Undo with
+    /// [`Budget::cancel_last`] if it does not go in.
+    pub fn admit(&mut self, peer: Option<PeerId>, len: usize) -> Result<(), Over> {
+        match peer {
+            Some(peer) => self.held.try_add(peer, len)?,
+            None => self.held.add(None, len),
+        }
+        self.queued.push_back((peer, len));
+        Ok(())
+    }
+
+    /// The message last admitted did not go into the queue after all.
+    pub fn cancel_last(&mut self) {
+        let (peer, len) = self
+            .queued
+            .pop_back()
+            .expect("a message was admitted before it is cancelled");
+        self.held.release(peer.as_ref(), len);
     }
 
     /// Releases the messages the consumer has taken, given how many are still in the queue.
@@ -243,7 +338,7 @@ mod tests {
             (budget.total(), budget.peer(&a), budget.peer(&b)),
             (0, 0, 0)
         );
-        assert!(budget.held.per_peer.is_empty());
+        assert!(budget.held.per_peer.values().all(|&held| held == 0));
         // Taking more than was ever sent releases nothing twice.
         budget.taken(0);
         assert_eq!(budget.total(), 0);
@@ -265,6 +360,52 @@ mod tests {
         held.release_peer(&a);
         held.release(Some(&b), 25);
         assert_eq!(held.total(), 0);
+        held.release_peer(&b);
         assert!(held.per_peer.is_empty());
+    }
+
+    #[test]
+    fn admitting_checks_and_records_in_one_and_a_cancelled_message_is_released() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut budget = Budget::new(100, 40);
+        assert_eq!(budget.admit(Some(a), 41), Err(Over::Peer));
+        assert_eq!(budget.admit(Some(a), 30), Ok(()));
+        assert_eq!(budget.admit(Some(a), 11), Err(Over::Peer));
+        assert_eq!(budget.admit(Some(b), 40), Ok(()));
+        // The network's own events are let in past the total.
+        assert_eq!(budget.admit(None, 31), Ok(()));
+        assert_eq!((budget.total(), budget.queued()), (101, 3));
+        budget.cancel_last();
+        budget.cancel_last();
+        assert_eq!(
+            (budget.total(), budget.peer(&a), budget.peer(&b)),
+            (30, 30, 0)
+        );
+        // Refused messages left nothing behind: a refusal is the same with either form.
+        let mut same = Budget::new(100, 40);
+        same.sent(Some(a), 30);
+        for len in [10, 11, 70, 71] {
+            assert_eq!(budget.check(Some(&b), len), same.check(Some(&b), len));
+            assert_eq!(budget.check(Some(&a), len), same.check(Some(&a), len));
+        }
+    }
+
+    #[test]
+    fn peer_ids_spread_over_the_table() {
+        use std::hash::BuildHasher;
+        let hashes: Vec<u64> = (0..1_000)
+            .map(|_| BuildHasherDefault::<PeerHasher>::default().hash_one(PeerId::random()))
+            .collect();
+        let distinct: std::collections::HashSet<u64> = hashes.iter().copied().collect();
+        assert_eq!(distinct.len(), hashes.len());
+        // hashbrown takes the bucket from the low bits and a tag from the top seven.
+        let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 63).collect();
+        let top: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+        assert!(
+            low.len() >= 56 && top.len() >= 112,
+            "{} {}",
+            low.len(),
+            top.len()
+        );
     }
 }

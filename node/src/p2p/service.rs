@@ -363,25 +363,17 @@ impl Service {
             Some(route) => match event.into_gossiped_tx() {
                 Ok(message) => {
                     self.tx_budget.taken(still_queued(&route.queue));
-                    if let Err(over) = self.tx_budget.check(Some(&message.from), len) {
+                    if let Err(over) = self.tx_budget.admit(Some(message.from), len) {
                         self.over_budget(message.from, over, Queue::Tx);
                         self.discard_gossip(message.id, Verdict::Ignore);
                         return;
                     }
-                    let refused = match route.queue.try_send(message) {
-                        Ok(()) => {
-                            self.tx_budget.sent(peer, len);
-                            None
+                    if let Err(e) = route.queue.try_send(message) {
+                        self.tx_budget.cancel_last();
+                        if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                            route.full.inc();
                         }
-                        Err(e) => {
-                            if matches!(e, mpsc::error::TrySendError::Full(_)) {
-                                route.full.inc();
-                            }
-                            Some(e.into_inner().id)
-                        }
-                    };
-                    if let Some(id) = refused {
-                        self.discard_gossip(id, Verdict::Ignore);
+                        self.discard_gossip(e.into_inner().id, Verdict::Ignore);
                     }
                     return;
                 }
@@ -390,13 +382,18 @@ impl Service {
             None => event,
         };
         self.events_budget.taken(still_queued(&self.events));
-        if let (Some(from), Err(over)) = (peer, self.events_budget.check(peer.as_ref(), len)) {
+        if let Err(over) = self.events_budget.admit(peer, len) {
+            let from = peer.expect("the network's own events are always admitted");
             self.over_budget(from, over, Queue::Events);
             self.discard(event);
             return;
         }
-        match self.events.try_send(event) {
-            Ok(()) => self.events_budget.sent(peer, len),
+        let refused = self.events.try_send(event);
+        if refused.is_err() {
+            self.events_budget.cancel_last();
+        }
+        match refused {
+            Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(event)) => {
                 self.events_dropped += 1;
                 self.dropped
@@ -460,12 +457,11 @@ impl Service {
             return self.discard(event);
         }
         let (_, len) = sender_and_bytes(&event);
-        if let Err(over) = self.early_budget.check(Some(&peer), len) {
+        if let Err(over) = self.early_budget.try_add(peer, len) {
             self.over_budget(peer, over, Queue::Early);
             return self.discard(event);
         }
         early.push(event);
-        self.early_budget.add(Some(peer), len);
     }
 
     /// Sets (or with `None`, forgets) `peer`'s state and returns the one it replaces; a peer
