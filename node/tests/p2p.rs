@@ -11,6 +11,7 @@ use cairn_ledger::upgrades::Schedule;
 use cairn_node::config::P2pSection;
 use cairn_node::p2p::{self, Denied, Event, Mismatch, P2pConfig, P2pHandle, Refusal, Topic};
 use libp2p::PeerId;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
@@ -319,13 +320,18 @@ async fn publish_new_txs(node: &Node, n: &mut u32) {
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transaction_gossip_goes_to_its_own_queue_and_a_full_one_drops_and_counts() {
+/// `a` listening and `b` dialling it, with `b`'s transaction gossip routed to a queue of
+/// `capacity`; returns once `a` has seen `b` connect, with that queue and the counter of
+/// messages that found it full.
+async fn pair_with_tx_route(
+    bytes_max: u32,
+    capacity: usize,
+) -> (Node, Node, mpsc::Receiver<p2p::GossipedTx>, Counter<u64>) {
     let (ka, kb) = (key(), key());
     let g = genesis(&[&ka, &kb], 0);
-    let mut a = start(&ka, &g, section(&[], 64 * 1024)).await;
-    let (queue, mut routed) = mpsc::channel(1);
-    let full = prometheus_client::metrics::counter::Counter::<u64>::default();
+    let mut a = start(&ka, &g, section(&[], bytes_max)).await;
+    let (queue, routed) = mpsc::channel(capacity);
+    let full = Counter::<u64>::default();
     let schedule = Schedule::for_this_binary(&g);
     let config = P2pConfig {
         transactions: Some(p2p::TxRoute {
@@ -333,7 +339,7 @@ async fn transaction_gossip_goes_to_its_own_queue_and_a_full_one_drops_and_count
             full: full.clone(),
         }),
         ..P2pConfig::new(
-            &section(&[a.dial_addr()], 64 * 1024),
+            &section(&[a.dial_addr()], bytes_max),
             &g,
             &schedule,
             Height(0),
@@ -342,13 +348,19 @@ async fn transaction_gossip_goes_to_its_own_queue_and_a_full_one_drops_and_count
         .unwrap()
     };
     let (handle, events, _task) = p2p::spawn(config).await.unwrap();
-    let mut b = Node { handle, events };
+    let b = Node { handle, events };
     let b_id = b.id();
     a.wait_for(
         "a: b connected",
         |e| matches!(e, Event::PeerConnected { peer } if *peer == b_id),
     )
     .await;
+    (a, b, routed, full)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_gossip_goes_to_its_own_queue_and_a_full_one_drops_and_counts() {
+    let (a, mut b, mut routed, full) = pair_with_tx_route(64 * 1024, 1).await;
 
     // Until subscriptions are exchanged a publish can reach nobody: publish new bytes until
     // one arrives on the queue.
@@ -391,4 +403,61 @@ async fn transaction_gossip_goes_to_its_own_queue_and_a_full_one_drops_and_count
         )),
         "{events:?}"
     );
+}
+
+/// Not a check but a fixed amount of work on the message path, for instruction counts under
+/// callgrind (benches/RESULTS.md): `CAIRN_P2P_WORK` (default 1,000) direct messages of 300
+/// bytes and as many transaction gossip messages of 16 KiB from one node to another, whose
+/// events and transaction queue are drained as the driver and the worker would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a workload for instruction counts, run by hand"]
+async fn message_path_workload() {
+    const PATIENCE: Duration = Duration::from_secs(120);
+    const WINDOW: usize = 32;
+    let n: usize = std::env::var("CAIRN_P2P_WORK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    let (a, mut b, mut routed, _) = pair_with_tx_route(4 << 20, 2_048).await;
+    let b_id = b.id();
+    let mut m = 0u32;
+    loop {
+        publish_new_txs(&a, &mut m).await;
+        if let Ok(Some(_)) = timeout(Duration::from_millis(200), routed.recv()).await {
+            break;
+        }
+    }
+    let mut sent = 0;
+    while sent < n {
+        let k = WINDOW.min(n - sent);
+        for i in 0..k {
+            let tag = ((sent + i) as u32).to_be_bytes();
+            let mut tx = vec![7u8; 16 * 1024];
+            tx[..4].copy_from_slice(&tag);
+            a.handle.publish(Topic::Transactions, tx).await.unwrap();
+            a.handle.send_direct(b_id, vec![tag[3]; 300]).await.unwrap();
+        }
+        let (mut directs, mut txs) = (0, 0);
+        while directs < k {
+            match timeout(PATIENCE, b.events.recv()).await {
+                Ok(Some(Event::Direct { .. })) => directs += 1,
+                Ok(Some(_)) => {}
+                other => panic!("no direct message: {other:?}"),
+            }
+        }
+        while txs < k {
+            let Ok(Some(message)) = timeout(PATIENCE, routed.recv()).await else {
+                panic!("no transaction gossip");
+            };
+            b.handle
+                .send(p2p::Command::GossipVerdict {
+                    id: message.id,
+                    verdict: p2p::Verdict::Ignore,
+                })
+                .await
+                .unwrap();
+            txs += 1;
+        }
+        sent += k;
+    }
 }

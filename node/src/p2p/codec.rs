@@ -54,9 +54,10 @@ impl BytesCodec {
         if len > self.bytes_max {
             return Err(too_large(len, self.bytes_max));
         }
-        // Held until the frame is read whole; the queue budgets take over from there.
+        // Held until the frame is read whole; the queue budgets take over from there. An
+        // empty frame (the acknowledgement of every direct message) holds nothing.
         let _share = match &self.reading {
-            Some(budget) => {
+            Some(budget) if len > 0 => {
                 let units = u32::try_from(len.div_ceil(READ_BUDGET_UNIT))
                     .map_err(|_| too_large(len, self.bytes_max))?;
                 Some(
@@ -66,7 +67,7 @@ impl BytesCodec {
                         .map_err(|_| io::Error::other("the read budget is closed"))?,
                 )
             }
-            None => None,
+            _ => None,
         };
         let mut bytes = vec![0u8; len];
         io.read_exact(&mut bytes).await?;

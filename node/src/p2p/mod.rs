@@ -36,7 +36,7 @@ use crate::metrics::ReasonLabel;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
-pub use budget::{Budget, Over};
+pub use budget::{Budget, Held, Over};
 pub use codec::BytesCodec;
 pub use gate::Denied;
 pub use handshake::{ForkId, HANDSHAKE_BYTES_MAX, Handshake, Mismatch, UpgradeMark};
@@ -67,6 +67,17 @@ pub const QUEUE_PEER_BYTES_MAX: usize = 16 << 20;
 /// two handshake messages travel on their own streams, so a peer that finished first may
 /// already be sending.
 pub const EARLY_MESSAGES_MAX: usize = 16;
+/// Bytes held from one peer still in the handshake. By count alone a peer could park
+/// [`EARLY_MESSAGES_MAX`] messages of `message_bytes_max` (64 MiB by default), and every
+/// connected peer at once. The handshake takes a round trip, in which an honest peer that
+/// finished first sends a proposal and a few votes: two of the largest messages by default.
+/// Over it the message is dropped, counted (`early_peer_bytes`) and the peer struck, as over
+/// a queue's share. Never below `message_bytes_max`, so that any message can be held.
+pub const EARLY_PEER_BYTES_MAX: usize = 8 << 20;
+/// Bytes held from all peers still in the handshake: four peers at their share, as when a
+/// small committee restarts together. Over it the message is dropped and counted
+/// (`early_bytes`); nobody is struck while it is at least half full, as for the queues.
+pub const EARLY_BYTES_MAX: usize = 32 << 20;
 /// A peer that has not completed the handshake by then is disconnected.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Invalid messages reported by the driver before the peer is disconnected and banned.

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
-use super::budget::{Budget, Over};
+use super::budget::{Budget, Held, Over};
 use super::gate::{Denied, Gate};
 use super::handshake::{HANDSHAKE_BYTES_MAX, Handshake};
 use super::*;
@@ -110,23 +110,37 @@ pub(super) struct Service {
     /// Bytes waiting in the driver's event queue, and in the transaction worker's.
     events_budget: Budget,
     tx_budget: Budget,
+    /// Bytes of the messages held from peers still in the handshake.
+    early_budget: Held,
     dropped: Family<ReasonLabel, Counter>,
 }
 
-/// The byte budget of one queue to the node: a peer may always have one message of the
-/// largest size the network accepts waiting.
-fn queue_budget(message_bytes_max: usize) -> Budget {
-    let peer = QUEUE_PEER_BYTES_MAX.max(message_bytes_max);
-    Budget::new(QUEUE_BYTES_MAX.max(peer), peer)
+/// The limits `(total, peer)` of a byte budget: a peer may always have one message of the
+/// largest size the network accepts held.
+fn budget_limits(total_max: usize, peer_max: usize, message_bytes_max: usize) -> (usize, usize) {
+    let peer = peer_max.max(message_bytes_max);
+    (total_max.max(peer), peer)
 }
 
-/// The two queues from the network task to the node that have byte budgets.
+fn queue_budget(message_bytes_max: usize) -> Budget {
+    let (total, peer) = budget_limits(QUEUE_BYTES_MAX, QUEUE_PEER_BYTES_MAX, message_bytes_max);
+    Budget::new(total, peer)
+}
+
+fn early_budget(message_bytes_max: usize) -> Held {
+    let (total, peer) = budget_limits(EARLY_BYTES_MAX, EARLY_PEER_BYTES_MAX, message_bytes_max);
+    Held::new(total, peer)
+}
+
+/// What the network task holds for the node under a byte budget.
 #[derive(Clone, Copy, Debug)]
 enum Queue {
     /// The driver's event queue.
     Events,
     /// The transaction admission worker's queue.
     Tx,
+    /// Messages held from peers still in the handshake.
+    Early,
 }
 
 /// Messages in a channel of which the service is the only sender.
@@ -313,6 +327,7 @@ impl Service {
                 events_dropped: 0,
                 events_budget: queue_budget(message_bytes_max),
                 tx_budget: queue_budget(message_bytes_max),
+                early_budget: early_budget(message_bytes_max),
                 dropped: config.dropped,
             },
             listen_addr,
@@ -348,25 +363,17 @@ impl Service {
             Some(route) => match event.into_gossiped_tx() {
                 Ok(message) => {
                     self.tx_budget.taken(still_queued(&route.queue));
-                    if let Err(over) = self.tx_budget.check(Some(&message.from), len) {
+                    if let Err(over) = self.tx_budget.admit(Some(message.from), len) {
                         self.over_budget(message.from, over, Queue::Tx);
                         self.discard_gossip(message.id, Verdict::Ignore);
                         return;
                     }
-                    let refused = match route.queue.try_send(message) {
-                        Ok(()) => {
-                            self.tx_budget.sent(peer, len);
-                            None
+                    if let Err(e) = route.queue.try_send(message) {
+                        self.tx_budget.cancel_last();
+                        if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                            route.full.inc();
                         }
-                        Err(e) => {
-                            if matches!(e, mpsc::error::TrySendError::Full(_)) {
-                                route.full.inc();
-                            }
-                            Some(e.into_inner().id)
-                        }
-                    };
-                    if let Some(id) = refused {
-                        self.discard_gossip(id, Verdict::Ignore);
+                        self.discard_gossip(e.into_inner().id, Verdict::Ignore);
                     }
                     return;
                 }
@@ -375,13 +382,18 @@ impl Service {
             None => event,
         };
         self.events_budget.taken(still_queued(&self.events));
-        if let (Some(from), Err(over)) = (peer, self.events_budget.check(peer.as_ref(), len)) {
+        if let Err(over) = self.events_budget.admit(peer, len) {
+            let from = peer.expect("the network's own events are always admitted");
             self.over_budget(from, over, Queue::Events);
             self.discard(event);
             return;
         }
-        match self.events.try_send(event) {
-            Ok(()) => self.events_budget.sent(peer, len),
+        let refused = self.events.try_send(event);
+        if refused.is_err() {
+            self.events_budget.cancel_last();
+        }
+        match refused {
+            Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(event)) => {
                 self.events_dropped += 1;
                 self.dropped
@@ -409,13 +421,15 @@ impl Service {
     /// it is our consumer that lags (a slow disk, a busy core), and striking would ban honest
     /// validators for our own slowness.
     fn over_budget(&mut self, peer: PeerId, over: Over, queue: Queue) {
-        let (reason, budget) = match (queue, over) {
-            (Queue::Tx, Over::Peer) => ("tx_queue_peer_bytes", &self.tx_budget),
-            (Queue::Tx, Over::Total) => ("tx_queue_bytes", &self.tx_budget),
-            (Queue::Events, Over::Peer) => ("event_queue_peer_bytes", &self.events_budget),
-            (Queue::Events, Over::Total) => ("event_queue_bytes", &self.events_budget),
+        let (reason, held) = match (queue, over) {
+            (Queue::Tx, Over::Peer) => ("tx_queue_peer_bytes", self.tx_budget.held()),
+            (Queue::Tx, Over::Total) => ("tx_queue_bytes", self.tx_budget.held()),
+            (Queue::Events, Over::Peer) => ("event_queue_peer_bytes", self.events_budget.held()),
+            (Queue::Events, Over::Total) => ("event_queue_bytes", self.events_budget.held()),
+            (Queue::Early, Over::Peer) => ("early_peer_bytes", &self.early_budget),
+            (Queue::Early, Over::Total) => ("early_bytes", &self.early_budget),
         };
-        let crowded = budget.crowded();
+        let crowded = held.crowded();
         self.dropped.get_or_create(&ReasonLabel { reason }).inc();
         tracing::debug!(%peer, reason, "p2p: dropping a message over the queue's byte budget");
         if over == Over::Peer && !crowded {
@@ -425,16 +439,42 @@ impl Service {
 
     /// Deliver a message from `peer`, hold it while the handshake runs, or drop it.
     fn deliver(&mut self, peer: PeerId, event: Event) {
-        match self.peers.get_mut(&peer) {
-            Some(PeerState::Ready) => self.emit(event),
-            Some(PeerState::Handshaking { early, .. }) if early.len() < EARLY_MESSAGES_MAX => {
-                early.push(event)
-            }
+        let early = match self.peers.get_mut(&peer) {
+            Some(PeerState::Ready) => return self.emit(event),
+            Some(PeerState::Handshaking { early, .. }) => early,
             _ => {
                 tracing::debug!(%peer, "p2p: dropping {} from a peer not ready", event_kind(&event));
-                self.discard(event);
+                return self.discard(event);
             }
+        };
+        if early.len() >= EARLY_MESSAGES_MAX {
+            tracing::debug!(%peer, limit = EARLY_MESSAGES_MAX, "p2p: dropping {} from a peer in the handshake", event_kind(&event));
+            self.dropped
+                .get_or_create(&ReasonLabel {
+                    reason: "early_messages",
+                })
+                .inc();
+            return self.discard(event);
         }
+        let (_, len) = sender_and_bytes(&event);
+        if let Err(over) = self.early_budget.try_add(peer, len) {
+            self.over_budget(peer, over, Queue::Early);
+            return self.discard(event);
+        }
+        early.push(event);
+    }
+
+    /// Sets (or with `None`, forgets) `peer`'s state and returns the one it replaces; a peer
+    /// leaving the handshake takes its held messages' bytes out of the early budget.
+    fn replace_state(&mut self, peer: PeerId, next: Option<PeerState>) -> Option<PeerState> {
+        let previous = match next {
+            Some(state) => self.peers.insert(peer, state),
+            None => self.peers.remove(&peer),
+        };
+        if matches!(previous, Some(PeerState::Handshaking { .. })) {
+            self.early_budget.release_peer(&peer);
+        }
+        previous
     }
 
     /// Let go of an undelivered message without leaving anything pending for it.
@@ -639,12 +679,12 @@ impl Service {
         let mut io = HandshakeIo::default();
         if let Some(PeerState::Handshaking {
             early, io: so_far, ..
-        }) = self.peers.insert(
+        }) = self.replace_state(
             peer,
-            PeerState::Refused {
+            Some(PeerState::Refused {
                 deadline: Instant::now() + HANDSHAKE_TIMEOUT,
                 io,
-            },
+            }),
         ) {
             io = so_far;
             for event in early {
@@ -685,7 +725,8 @@ impl Service {
             self.refuse(peer, Refusal::Handshake(mismatch));
             return;
         }
-        let Some(PeerState::Handshaking { early, .. }) = self.peers.insert(peer, PeerState::Ready)
+        let Some(PeerState::Handshaking { early, .. }) =
+            self.replace_state(peer, Some(PeerState::Ready))
         else {
             return;
         };
@@ -726,7 +767,7 @@ impl Service {
                 ..
             } => {
                 self.strikes.remove(&peer_id);
-                match self.peers.remove(&peer_id) {
+                match self.replace_state(peer_id, None) {
                     Some(PeerState::Ready) => {
                         tracing::info!(peer = %peer_id, "p2p: peer disconnected");
                         self.emit(Event::PeerDisconnected { peer: peer_id });
@@ -1007,5 +1048,114 @@ fn event_kind(event: &Event) -> &'static str {
         Event::Gossip { .. } => "gossip",
         Event::Direct { .. } => "direct",
         Event::InboundRequest { .. } => "request",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_ledger::genesis::EngineKind;
+    use cairn_ledger::types::TimestampMs;
+
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    /// A service listening on a port of the OS's, never run: the tests drive its handlers.
+    async fn service(message_bytes_max: usize) -> (Service, mpsc::Receiver<Event>) {
+        let key = Keypair::generate(&mut rand::rngs::OsRng);
+        let genesis = Genesis::local(EngineKind::HotStuff, &[key.public()], &[], TimestampMs(0));
+        let schedule = Schedule::for_this_binary(&genesis);
+        let section = P2pSection {
+            listen: "/ip4/127.0.0.1/tcp/0".into(),
+            persistent_peers: Vec::new(),
+            allowed_peers: Vec::new(),
+            peers_max: 8,
+            message_bytes_max: message_bytes_max as u32,
+        };
+        let config = P2pConfig::new(&section, &genesis, &schedule, Height(0), &key).unwrap();
+        let (_, commands) = mpsc::channel(1);
+        let (events_tx, events) = mpsc::channel(EVENTS_CAPACITY);
+        let (service, _) = Service::start(config, commands, events_tx).await.unwrap();
+        (service, events)
+    }
+
+    /// A peer connected and still in the handshake.
+    fn handshaking(service: &mut Service) -> PeerId {
+        let peer = PeerId::random();
+        service.peers.insert(
+            peer,
+            PeerState::Handshaking {
+                deadline: Instant::now() + HANDSHAKE_TIMEOUT,
+                early: Vec::new(),
+                io: HandshakeIo::default(),
+            },
+        );
+        peer
+    }
+
+    fn direct(from: PeerId, len: usize) -> Event {
+        Event::Direct {
+            from,
+            bytes: vec![0; len],
+        }
+    }
+
+    fn dropped(service: &Service, reason: &'static str) -> u64 {
+        service.dropped.get_or_create(&ReasonLabel { reason }).get()
+    }
+
+    #[tokio::test]
+    async fn a_handshaking_peer_over_its_early_byte_budget_has_the_excess_dropped_and_is_struck() {
+        let (mut service, mut events) = service(4 * MIB).await;
+        let peer = handshaking(&mut service);
+        // Far under the count bound: two of the largest messages are held, the rest dropped.
+        for len in [4 * MIB, 4 * MIB, 4 * MIB, 1] {
+            service.deliver(peer, direct(peer, len));
+        }
+        assert_eq!(service.early_budget.peer(&peer), EARLY_PEER_BYTES_MAX);
+        assert_eq!(dropped(&service, "early_peer_bytes"), 2);
+        assert_eq!(service.strikes.get(&peer), Some(&2));
+
+        // Once it passes, what was held goes on, and leaves the early budget.
+        let ours = service.handshake.encode();
+        service.on_remote_handshake(peer, &ours);
+        assert_eq!(service.early_budget.total(), 0);
+        assert!(matches!(events.try_recv(), Ok(Event::PeerConnected { .. })));
+        for _ in 0..2 {
+            let Ok(Event::Direct { bytes, .. }) = events.try_recv() else {
+                panic!("a held message was not delivered");
+            };
+            assert_eq!(bytes.len(), 4 * MIB);
+        }
+        assert!(events.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn peers_in_the_handshake_share_one_early_byte_budget_and_a_count_bound_each() {
+        let (mut service, _events) = service(4 * MIB).await;
+        let peers: Vec<PeerId> = (0..5).map(|_| handshaking(&mut service)).collect();
+        for &peer in &peers {
+            service.deliver(peer, direct(peer, 4 * MIB));
+            service.deliver(peer, direct(peer, 4 * MIB));
+        }
+        // Four peers at their share fill the total; the fifth's messages are dropped, and
+        // nobody is struck for a crowd.
+        assert_eq!(service.early_budget.total(), EARLY_BYTES_MAX);
+        assert_eq!(service.early_budget.peer(&peers[4]), 0);
+        assert_eq!(dropped(&service, "early_bytes"), 2);
+        assert!(service.strikes.is_empty());
+
+        // A peer refused or gone takes its held bytes with it.
+        service.refuse(peers[0], Refusal::HandshakeTimeout);
+        service.replace_state(peers[1], None);
+        assert_eq!(service.early_budget.total(), 2 * EARLY_PEER_BYTES_MAX);
+
+        // Small messages still meet the count bound.
+        let chatty = peers[4];
+        for _ in 0..EARLY_MESSAGES_MAX + 3 {
+            service.deliver(chatty, direct(chatty, 10));
+        }
+        assert_eq!(dropped(&service, "early_messages"), 3);
+        assert_eq!(service.early_budget.peer(&chatty), 10 * EARLY_MESSAGES_MAX);
     }
 }

@@ -27,8 +27,8 @@ use crate::p2p::{Command, GossipId, P2pHandle, Topic, Verdict};
 use crate::txpool::mempool::{Identified, Mempool, Rejection};
 
 /// Gossip messages waiting for admission; beyond it they are dropped and counted. Each is at
-/// most [`TX_BATCH_BYTES_MAX`], so the queue holds at most 2,048 MiB in the worst case and
-/// 2,048 transactions at the least.
+/// most `message_bytes_max`; the network's byte budgets hold the queue to
+/// [`crate::p2p::QUEUE_BYTES_MAX`] in total, and it holds 2,048 transactions at the least.
 pub const TX_GOSSIP_QUEUE_MAX: usize = 2_048;
 /// Transactions in one gossip message at most.
 pub const TX_BATCH_MAX: usize = 256;
@@ -37,6 +37,13 @@ pub const TX_BATCH_MAX: usize = 256;
 pub const TX_BATCH_BYTES_MAX: usize = TX_BATCH_MAX * TX_BYTES_MAX + 8;
 /// Gossip messages admitted per trip to the blocking pool.
 const ADMIT_MESSAGES_MAX: usize = 64;
+/// Bytes of gossip messages admitted per trip (one larger message goes alone). Once taken
+/// from the queue a message is outside the network's byte budgets, so by count alone the
+/// worker held [`ADMIT_MESSAGES_MAX`] messages of `message_bytes_max` (256 MiB by default).
+/// Now it holds at most this plus the one message that did not fit, which waits for the
+/// next trip: 12 MiB by default. A loaded node's messages are batches of a few tens of KiB,
+/// so the count still binds first for them.
+pub const ADMIT_BYTES_MAX: usize = 8 << 20;
 
 /// Encodes `txs` as gossip messages: in order, at most [`TX_BATCH_MAX`] transactions and
 /// `bytes_max` bytes each (a transaction is never split; one larger than `bytes_max` goes
@@ -181,13 +188,11 @@ pub struct TxGossipWorker {
 impl TxGossipWorker {
     /// Runs until every sender of `queue` is gone or the network stops.
     pub async fn run(self, mut queue: mpsc::Receiver<GossipedTx>) {
-        let mut batch = Vec::with_capacity(ADMIT_MESSAGES_MAX);
+        let mut intake = Intake::default();
         loop {
-            batch.clear();
-            if queue.recv_many(&mut batch, ADMIT_MESSAGES_MAX).await == 0 {
+            let Some(work) = intake.next_trip(&mut queue).await else {
                 return;
-            }
-            let work = std::mem::take(&mut batch);
+            };
             let bytes: usize = work.iter().map(|g| g.bytes.len()).sum();
             let (outcomes, any) = if bytes <= INLINE_ADMIT_BYTES_MAX {
                 admit(&self.store, &self.mempool, &self.metrics, work)
@@ -230,6 +235,44 @@ impl TxGossipWorker {
                 }
             }
         }
+    }
+}
+
+/// What the worker has taken from its queue and not yet admitted, beyond the trip under way.
+#[derive(Default)]
+struct Intake {
+    /// The message that did not fit in the last trip: the first of the next.
+    carried: Option<GossipedTx>,
+}
+
+impl Intake {
+    /// The next trip's messages, in the order they arrived: at most [`ADMIT_MESSAGES_MAX`]
+    /// of them and [`ADMIT_BYTES_MAX`] bytes, or one larger message alone. Waits for the
+    /// first; `None` once the queue is closed and empty.
+    async fn next_trip(
+        &mut self,
+        queue: &mut mpsc::Receiver<GossipedTx>,
+    ) -> Option<Vec<GossipedTx>> {
+        let first = match self.carried.take() {
+            Some(message) => message,
+            None => queue.recv().await?,
+        };
+        let mut bytes = first.bytes.len();
+        let mut trip = Vec::with_capacity(ADMIT_MESSAGES_MAX);
+        trip.push(first);
+        while trip.len() < ADMIT_MESSAGES_MAX {
+            let Ok(next) = queue.try_recv() else {
+                break;
+            };
+            if bytes + next.bytes.len() > ADMIT_BYTES_MAX {
+                self.carried = Some(next);
+                break;
+            }
+            bytes += next.bytes.len();
+            trip.push(next);
+        }
+        debug_assert!(trip.len() == 1 || bytes <= ADMIT_BYTES_MAX);
+        Some(trip)
     }
 }
 
@@ -529,6 +572,50 @@ mod tests {
         assert!(messages.iter().all(|m| m.len() <= 8 + 3 * one));
         assert_eq!(encode_batches(&txs[..1], 1).len(), 1);
         assert!(encode_batches(&[], 1_000).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_worker_holds_at_most_its_byte_budget_and_one_message_and_keeps_the_order() {
+        let mib = 1 << 20;
+        let (tx, mut queue) = mpsc::channel(TX_GOSSIP_QUEUE_MAX);
+        let message = |n: usize, len: usize, from: PeerId| GossipedTx {
+            from,
+            id: GossipId::for_test(n as u64),
+            bytes: vec![0; len],
+            relay: true,
+        };
+        // Twenty of 1 MiB, one larger than a trip's bytes, then small ones over the count.
+        let mut sizes = vec![mib; 20];
+        sizes.push(ADMIT_BYTES_MAX + 1);
+        sizes.extend(vec![100; ADMIT_MESSAGES_MAX + 5]);
+        let senders: Vec<PeerId> = sizes.iter().map(|_| PeerId::random()).collect();
+        for (n, &len) in sizes.iter().enumerate() {
+            tx.try_send(message(n, len, senders[n])).unwrap();
+        }
+        drop(tx);
+        let mut intake = Intake::default();
+        let mut trips = Vec::new();
+        let mut seen = 0;
+        while let Some(trip) = intake.next_trip(&mut queue).await {
+            let bytes: usize = trip.iter().map(|m| m.bytes.len()).sum();
+            let carried = intake.carried.as_ref().map_or(0, |m| m.bytes.len());
+            assert!(trip.len() <= ADMIT_MESSAGES_MAX);
+            assert!(
+                trip.len() == 1 || bytes <= ADMIT_BYTES_MAX,
+                "{bytes} in a trip"
+            );
+            assert!(
+                bytes + carried <= 2 * (ADMIT_BYTES_MAX + 1),
+                "{bytes} + {carried} held"
+            );
+            for m in &trip {
+                assert_eq!(m.from, senders[seen], "out of order");
+                seen += 1;
+            }
+            trips.push(trip.len());
+        }
+        assert_eq!(seen, sizes.len());
+        assert_eq!(trips, vec![8, 8, 4, 1, ADMIT_MESSAGES_MAX, 5]);
     }
 
     #[test]
