@@ -13,56 +13,13 @@
 //! the ones taken. [`Budget::taken`] releases them.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 
 use libp2p::PeerId;
 
-/// Hashes the peer ids of the budgets' maps, which are looked up for every message: a word
-/// at a time with one multiplication each, where SipHash takes hundreds of instructions per
-/// peer id. It resists no chosen keys, and need not: only allow-listed peers that passed the
-/// connection gate ever hold bytes.
-#[derive(Clone, Copy, Debug, Default)]
-struct PeerHasher(u64);
-
-impl PeerHasher {
-    /// 2^64 divided by the golden ratio: odd, with its bits spread, so a product mixes well.
-    const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
-
-    fn mix(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(26) ^ word).wrapping_mul(Self::SPREAD);
-    }
-}
-
-impl Hasher for PeerHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            let word: [u8; 8] = word.try_into().expect("chunks of 8 bytes");
-            self.mix(u64::from_le_bytes(word));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.mix(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.mix(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.mix(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        // The product's high bits are its best mixed; the table indexes by the low ones.
-        self.0 ^ (self.0 >> 32)
-    }
-}
-
-type PeerBytes = HashMap<PeerId, usize, BuildHasherDefault<PeerHasher>>;
+/// The budgets' maps are looked up for every message, where SipHash costs hundreds of
+/// instructions per peer id. Fx resists no chosen keys, and need not: only allow-listed peers
+/// that passed the connection gate ever hold bytes.
+type PeerBytes = HashMap<PeerId, usize, rustc_hash::FxBuildHasher>;
 
 /// Which limit a message would break.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -388,24 +345,5 @@ mod tests {
             assert_eq!(budget.check(Some(&b), len), same.check(Some(&b), len));
             assert_eq!(budget.check(Some(&a), len), same.check(Some(&a), len));
         }
-    }
-
-    #[test]
-    fn peer_ids_spread_over_the_table() {
-        use std::hash::BuildHasher;
-        let hashes: Vec<u64> = (0..1_000)
-            .map(|_| BuildHasherDefault::<PeerHasher>::default().hash_one(PeerId::random()))
-            .collect();
-        let distinct: std::collections::HashSet<u64> = hashes.iter().copied().collect();
-        assert_eq!(distinct.len(), hashes.len());
-        // hashbrown takes the bucket from the low bits and a tag from the top seven.
-        let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 63).collect();
-        let top: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
-        assert!(
-            low.len() >= 56 && top.len() >= 112,
-            "{} {}",
-            low.len(),
-            top.len()
-        );
     }
 }
