@@ -256,13 +256,31 @@ impl BlockTree {
         let Some((_, victim)) = victim else {
             return false;
         };
-        let dropped = self.subtree(victim);
+        let dropped = self.drop_subtree(victim);
+        debug_assert!(dropped.iter().all(|id| !keep.contains(id)));
+        true
+    }
+
+    /// Drops `id` and its descendants unless a QC certifies it (a quorum then judged it
+    /// valid, and the chain may commit it): the engine's driver refused it. Returns whether
+    /// anything was dropped.
+    pub fn discard_uncertified(&mut self, id: &Hash) -> bool {
+        if *id == self.root || self.certified.contains_key(id) || !self.blocks.contains_key(id) {
+            return false;
+        }
+        self.drop_subtree(*id);
+        true
+    }
+
+    /// Drops the uncertified block `top` with every block that descends from it.
+    fn drop_subtree(&mut self, top: Hash) -> HashSet<Hash> {
+        let dropped = self.subtree(top);
         // Nothing certified descends from an uncertified block: a certified child's
         // justify certified its parent before the child went in.
-        debug_assert!(dropped.iter().all(|id| !keep.contains(id)));
+        debug_assert!(dropped.iter().all(|id| !self.certified.contains_key(id)));
         self.blocks.retain(|id, _| !dropped.contains(id));
         self.certified.retain(|id, _| !dropped.contains(id));
-        true
+        dropped
     }
 
     /// Records a verified QC for a block in the tree and applies the 2-chain rule. Returns
