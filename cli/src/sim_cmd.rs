@@ -84,6 +84,10 @@ pub struct HotStuffArgs {
     /// Test-only: accept any sync answer, as before issue 17, to watch the checkers catch it.
     #[arg(long, hide = true)]
     unsafe_accept_any_sync: bool,
+    /// Test-only: run the stale-restart validator without the double-sign guard, to watch
+    /// the checkers catch its double sign.
+    #[arg(long, hide = true)]
+    unsafe_no_double_sign_guard: bool,
 }
 
 #[derive(Args)]
@@ -224,6 +228,7 @@ fn hotstuff(a: HotStuffArgs) -> Result<()> {
         },
         unsafe_skip_voted_round_check: a.unsafe_skip_voted_round_check,
         unsafe_accept_any_sync: a.unsafe_accept_any_sync,
+        unsafe_no_double_sign_guard: a.unsafe_no_double_sign_guard,
     };
     let (summary, last, wall_s) = run_batch(a.threads, |threads, on_report| {
         sim::run_many(&config, seeds, threads, on_report)

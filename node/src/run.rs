@@ -411,11 +411,13 @@ fn hotstuff_driver(
     }
     let round_timeout_base = std::time::Duration::from_millis(params.round_timeout_ms_base);
     let validator_keys: Vec<_> = genesis.validators.iter().map(|v| v.public_key).collect();
-    let mut engine = Engine::new(
+    let engine = Engine::new(
         EngineConfig {
             validators,
             params,
             genesis: block_zero,
+            double_sign_check_rounds: config.consensus.double_sign_check_rounds,
+            unsafe_no_double_sign_guard: false,
             unsafe_skip_voted_round_check: false,
         },
         Box::new(Ed25519Signer::new(key)),
@@ -423,11 +425,9 @@ fn hotstuff_driver(
         restart,
     )
     .map_err(|e| RunError::Consensus(e.to_string()))?;
-    let check_rounds = config.consensus.double_sign_check_rounds;
-    engine.set_double_sign_check_rounds(check_rounds);
-    if engine.observing() {
+    if config.consensus.double_sign_check_rounds > 0 && engine.is_validator() {
         tracing::info!(
-            rounds = check_rounds,
+            rounds = config.consensus.double_sign_check_rounds,
             "signing nothing for the first rounds, in case this key is signing elsewhere \
              ([consensus] double_sign_check_rounds)"
         );

@@ -260,9 +260,28 @@ impl BlockTree {
         // Nothing certified descends from an uncertified block: a certified child's
         // justify certified its parent before the child went in.
         debug_assert!(dropped.iter().all(|id| !keep.contains(id)));
+        self.remove(&dropped);
+        true
+    }
+
+    /// Drops `id` and its descendants, which the engine's driver refused, unless a QC
+    /// certifies any of them (a quorum then judged them valid, and the chain may commit
+    /// them). Returns whether anything was dropped.
+    pub fn discard_uncertified(&mut self, id: &Hash) -> bool {
+        if *id == self.root || !self.blocks.contains_key(id) {
+            return false;
+        }
+        let dropped = self.subtree(*id);
+        if dropped.iter().any(|id| self.certified.contains_key(id)) {
+            return false;
+        }
+        self.remove(&dropped);
+        true
+    }
+
+    fn remove(&mut self, dropped: &HashSet<Hash>) {
         self.blocks.retain(|id, _| !dropped.contains(id));
         self.certified.retain(|id, _| !dropped.contains(id));
-        true
     }
 
     /// Records a verified QC for a block in the tree and applies the 2-chain rule. Returns
@@ -570,6 +589,27 @@ mod tests {
             old.insert(child(&chain[2], 5, 0)),
             Err(TreeError::Full { .. })
         ));
+    }
+
+    #[test]
+    fn a_refused_block_leaves_with_its_descendants_unless_a_quorum_certified_one() {
+        let (mut tree, chain) = tree_with_chain(&[1, 2]);
+        tree.certify(&qc(&chain[1]));
+        let refused = child(&chain[2], 3, 0);
+        let grandchild = child(&refused, 4, 0);
+        tree.insert(refused.clone()).unwrap();
+        tree.insert(grandchild.clone()).unwrap();
+        assert!(tree.discard_uncertified(&refused.hash()));
+        assert!(!tree.contains(&refused.hash()) && !tree.contains(&grandchild.hash()));
+        assert!(tree.contains(&chain[2].hash()));
+        // Block 1 is certified: a quorum judged it valid, so it stays.
+        assert!(!tree.discard_uncertified(&chain[1].hash()));
+        // So does block 2 once a certified block descends from it.
+        let certified_child = child(&chain[2], 5, 0);
+        tree.insert(certified_child.clone()).unwrap();
+        tree.certify(&qc(&certified_child));
+        assert!(!tree.discard_uncertified(&chain[2].hash()));
+        assert!(tree.contains(&certified_child.hash()));
     }
 
     #[test]

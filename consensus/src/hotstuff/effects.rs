@@ -26,6 +26,18 @@ pub enum Input {
     Timeout(Round),
     /// The block the driver built in answer to `Effect::RequestPayload`.
     Payload(Block),
+    /// The driver's judgement of `block`, asked for by `Effect::Validate`. Answers for
+    /// blocks the engine is not waiting on (unknown, already answered, or from a round it
+    /// has left) are ignored.
+    Validity { block: Hash, validity: Validity },
+}
+
+/// Whether a proposed block may get this node's vote: its transactions execute on its
+/// ancestors' state and its header (state root, timestamp) holds, by the driver's ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Validity {
+    Valid,
+    Invalid { reason: String },
 }
 
 /// What the driver must do, in the order given. Within one `Vec`, a `Persist` must be
@@ -42,6 +54,15 @@ pub enum Effect {
     /// blocks back in `RestartState::blocks`; blocks at or below a committed height may be
     /// deleted once `Commit` has been applied.
     StoreBlock(Block),
+    /// Judge the proposed block `block` (handed over by an earlier `StoreBlock`) and answer
+    /// with `Input::Validity`; the engine votes for it only on `Validity::Valid`, and only
+    /// while it is still in the block's round. Answer at once: a late answer costs the
+    /// vote. Blocks that arrive certified (by sync) and this node's own proposals are not
+    /// asked about.
+    Validate { block: Hash },
+    /// These blocks, stored through `StoreBlock` before a restart, will never be needed:
+    /// delete them from the store. Yielded once, by `Engine::start`.
+    DiscardBlocks(Vec<Hash>),
     /// Send `msg` to validator `to` (best effort; the protocol tolerates loss).
     Send { to: PublicKey, msg: Message },
     /// Send `msg` to every other validator; the engine has already handled its own copy.
@@ -181,6 +202,13 @@ pub enum DropReason {
     RepeatedVote { key: PublicKey, round: Round },
     #[error("equivocating vote from {key} in round {round}")]
     EquivocatingVote { key: PublicKey, round: Round },
+    #[error("block {block} proposed by {proposer} for round {round} is invalid: {reason}")]
+    InvalidBlock {
+        block: Hash,
+        round: Round,
+        proposer: PublicKey,
+        reason: String,
+    },
 }
 
 impl DropReason {
@@ -212,6 +240,7 @@ impl DropReason {
             DropReason::ForgedSync { .. } => "forged_sync",
             DropReason::RepeatedVote { .. } => "repeated_vote",
             DropReason::EquivocatingVote { .. } => "equivocating_vote",
+            DropReason::InvalidBlock { .. } => "invalid_block",
         }
     }
 
@@ -219,7 +248,8 @@ impl DropReason {
     /// decode or break a bound, a signer outside the set, a signature or a certificate that
     /// does not verify, a sync answer nobody asked it for or that is not the certified
     /// chain asked for, a validator's second vote in one round (an honest validator sends
-    /// one vote per round, once, to one leader). Every other reason also happens between
+    /// one vote per round, once, to one leader), a proposal its driver judged invalid (the
+    /// proposer signed a block that does not execute). Every other reason also happens between
     /// honest nodes (late or early messages, relayed duplicates, races between proposals
     /// and sync).
     pub fn is_fault(&self) -> bool {
@@ -232,7 +262,8 @@ impl DropReason {
             | DropReason::InvalidCert(_)
             | DropReason::ForgedSync { .. }
             | DropReason::RepeatedVote { .. }
-            | DropReason::EquivocatingVote { .. } => true,
+            | DropReason::EquivocatingVote { .. }
+            | DropReason::InvalidBlock { .. } => true,
             DropReason::NotHotStuff { .. }
             | DropReason::WrongLeader { .. }
             | DropReason::UnjustifiedRound { .. }
@@ -276,6 +307,12 @@ mod tests {
             DropReason::ForgedSync { reason: "gap" },
             DropReason::RepeatedVote { key, round },
             DropReason::EquivocatingVote { key, round },
+            DropReason::InvalidBlock {
+                block: Hash::ZERO,
+                round,
+                proposer: key,
+                reason: "bad state root".to_string(),
+            },
         ];
         for reason in &faults {
             assert!(reason.is_fault(), "{}", reason.label());
@@ -319,7 +356,8 @@ mod tests {
                 "invalid_cert",
                 "forged_sync",
                 "repeated_vote",
-                "equivocating_vote"
+                "equivocating_vote",
+                "invalid_block"
             ]
         );
     }

@@ -33,10 +33,10 @@ pub use crate::bft::{
 pub use aggregator::VOTES_ROUNDS_MAX;
 pub use block_tree::{COMMITTED_BLOCKS_KEPT, TREE_BLOCKS_MAX, TreeError, block_round};
 pub use certs::{CertError, VERIFIED_CERTS_MAX, genesis_qc};
-pub use effects::{DropReason, Effect, Evidence, Input};
+pub use effects::{DropReason, Effect, Evidence, Input, Validity};
 pub use engine::{
     Engine, EngineConfig, EngineError, PROPOSALS_SEEN_ROUNDS_MAX, RestartState,
-    VOTE_ROUNDS_AHEAD_MAX,
+    VALIDATIONS_PENDING_MAX, VOTE_ROUNDS_AHEAD_MAX,
 };
 pub use messages::*;
 pub use pacemaker::{BACKOFF_EXPONENT_MAX, BACKOFF_FREE_ROUNDS, PacemakerError};

@@ -1,7 +1,7 @@
 //! The ledger side of the HotStuff driver: what the engine cannot do because it does no I/O.
 //!
-//! - Every block the engine accepts is kept durably (`Effect::StoreBlock`) and executed on
-//!   its uncommitted ancestors before this node's vote for it may leave: a leader that
+//! - Every block the engine accepts is kept durably (`Effect::StoreBlock`); one it may vote
+//!   for is executed on its uncommitted ancestors first (`Effect::Validate`): a leader that
 //!   proposes a bad state root, an unaffordable transfer or a timestamp from the future gets
 //!   no vote from here.
 //! - A leader's proposal is built on its (possibly uncommitted) parent from the mempool,
@@ -12,7 +12,7 @@
 //!   store, so a node can catch up from any height.
 //!
 //! Owns: the consensus column's keys (below) and the executed-but-uncommitted blocks. Never:
-//! decides anything about consensus; it only refuses votes and reports.
+//! decides anything about consensus; it only judges blocks and reports.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -88,7 +88,7 @@ impl Invalid {
 struct Entry {
     block: Block,
     exec: Option<Result<PreparedBlock, Invalid>>,
-    /// Failed `validate` (execution or timestamp): no vote of this node may name it.
+    /// Failed its last `validate` (execution or timestamp): no vote of this node may name it.
     refused: bool,
 }
 
@@ -287,12 +287,32 @@ impl Chain {
         verified: Verified,
     ) -> Result<(), Invalid> {
         let verdict = self.check(id, now, verified);
-        if verdict.is_err()
-            && let Some(e) = self.entries.get_mut(id)
-        {
-            e.refused = true;
+        if let Some(e) = self.entries.get_mut(id) {
+            e.refused = verdict.is_err();
         }
         verdict
+    }
+
+    /// Deletes stored blocks the engine will never need (`Effect::DiscardBlocks`).
+    pub fn discard(&mut self, ids: &[Hash]) -> Result<(), StoreError> {
+        let keys: Vec<Vec<u8>> = ids
+            .iter()
+            .filter(|id| self.stored.contains(*id))
+            .map(|id| {
+                let mut key = BLOCK_PREFIX.to_vec();
+                key.extend_from_slice(&id.0);
+                key
+            })
+            .collect();
+        // A block still waiting in `unsynced` is written by the next sync; the engine
+        // discards only at start, before anything new is stored.
+        debug_assert!(self.unsynced.is_empty());
+        self.store.delete_consensus(&keys)?;
+        for id in ids {
+            self.stored.remove(id);
+            self.entries.remove(id);
+        }
+        Ok(())
     }
 
     /// Whether `id` failed [`Chain::validate`] here.

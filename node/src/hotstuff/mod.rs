@@ -3,9 +3,10 @@
 //!
 //! Effects run one at a time, in the order the engine gave them, on this loop's thread:
 //! `Persist` and `StoreBlock` are synced to RocksDB before the next effect starts, so no vote
-//! or proposal they guard can leave first. A vote for a block that does not execute on this
-//! node's ledger (see [`chain`]) is not sent at all. Commits go to the ledger in one write
-//! batch per block, with the certificate that proves them.
+//! or proposal they guard can leave first. The engine asks before it votes whether a
+//! proposed block executes on this node's ledger (`Effect::Validate`, see [`chain`]); the
+//! answer goes straight back into the engine in the same loop. Commits go to the ledger in
+//! one write batch per block, with the certificate that proves them.
 //!
 //! Owns: the engine, the timers, the peer ↔ validator mapping and what `status` reports.
 //! Never: decides consensus (the engine does) or blocks on anything but the store.
@@ -17,7 +18,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_consensus::hotstuff::{DropReason, Effect, Engine, Input, Message, SafetyError};
+use cairn_consensus::hotstuff::{
+    DropReason, Effect, Engine, Input, Message, SafetyError, Validity,
+};
 use cairn_ledger::block::Block;
 use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 use libp2p::PeerId;
@@ -385,20 +388,30 @@ impl Driver {
                     })?;
                 }
                 Effect::StoreBlock(block) => self.store_block(&block)?,
+                Effect::Validate { block } => {
+                    // Answered in this loop: the vote it may release follows this batch's
+                    // effects, keeping each batch's persist-before-send order.
+                    let validity = self.judge(&block)?;
+                    queue.extend(self.engine.handle(Input::Validity { block, validity }));
+                }
+                Effect::DiscardBlocks(ids) => self
+                    .chain
+                    .discard(&ids)
+                    .map_err(|e| DriverError::Halt(format!("cannot delete stored blocks: {e}")))?,
                 Effect::Send { to, msg } => {
                     self.sync_blocks()?;
-                    if self.may_send(&msg) {
-                        self.send_to(to, msg.encode()).await?;
+                    if let Message::Vote(v) = &msg {
+                        // The engine votes only for blocks this driver judged valid.
+                        debug_assert!(!self.chain.refused(&v.block), "vote for a refused block");
                     }
+                    self.send_to(to, msg.encode()).await?;
                 }
                 Effect::Broadcast(msg) => {
                     self.sync_blocks()?;
-                    if self.may_send(&msg) {
-                        if let Message::Proposal(p) = &msg {
-                            self.note_proposed(p.block.hash());
-                        }
-                        self.io.publish(Topic::Consensus, msg.encode()).await?;
+                    if let Message::Proposal(p) = &msg {
+                        self.note_proposed(p.block.hash());
                     }
+                    self.io.publish(Topic::Consensus, msg.encode()).await?;
                 }
                 Effect::ScheduleTimeout { round, after_ms } => {
                     self.schedule(round, after_ms);
@@ -498,30 +511,29 @@ impl Driver {
     }
 
     fn store_block(&mut self, block: &Block) -> Result<(), DriverError> {
-        let id = match self.chain.store_block(block) {
-            Ok(id) => id,
-            Err(e) => return Err(DriverError::Halt(e.reason)),
-        };
+        if let Err(e) = self.chain.store_block(block) {
+            return Err(DriverError::Halt(e.reason));
+        }
         self.saw_height(block.header.height);
+        Ok(())
+    }
+
+    /// The engine's question before it votes: does the stored block `id` execute here
+    /// ([`Chain::validate`])? A failure of this node (disk, a missing upgrade) stops it.
+    fn judge(&mut self, id: &Hash) -> Result<Validity, DriverError> {
         // One short look under the lock per block: RPC and gossip admission wait on it.
         let mempool = Arc::clone(&self.io.mempool);
         let in_mempool = move |ids: &[Hash]| {
             let pool = mempool.lock().unwrap_or_else(|e| e.into_inner());
             ids.iter().map(|h| pool.contains(h)).collect()
         };
-        if let Err(e) = self.chain.validate(&id, now_ms(), &in_mempool) {
-            self.invalid(e, "block refused: no vote for it")?;
-        }
-        Ok(())
-    }
-
-    fn may_send(&self, msg: &Message) -> bool {
-        match msg {
-            Message::Vote(v) if self.chain.refused(&v.block) => {
-                tracing::warn!(round = %v.round, block = %v.block, "vote withheld: the block does not execute here");
-                false
+        match self.chain.validate(id, now_ms(), &in_mempool) {
+            Ok(()) => Ok(Validity::Valid),
+            Err(e) => {
+                let reason = e.reason.clone();
+                self.invalid(e, "block refused: no vote for it")?;
+                Ok(Validity::Invalid { reason })
             }
-            _ => true,
         }
     }
 

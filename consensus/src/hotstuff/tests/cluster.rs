@@ -26,6 +26,10 @@ pub struct Cluster {
     pub timers: Vec<Option<(Round, u64)>>,
     /// Every vote each node signed: (node, round) -> blocks.
     pub votes: HashMap<(usize, Round), Vec<Hash>>,
+    /// Blocks every node's driver judges invalid.
+    pub invalid: Vec<Hash>,
+    /// Blocks each node was asked to judge.
+    pub judged: Vec<Vec<Hash>>,
     index: HashMap<PublicKey, usize>,
 }
 
@@ -46,6 +50,8 @@ impl Cluster {
             drop_kinds: Vec::new(),
             timers: vec![None; n],
             votes: HashMap::new(),
+            invalid: Vec::new(),
+            judged: vec![Vec::new(); n],
             index,
             kit,
         };
@@ -62,10 +68,24 @@ impl Cluster {
     }
 
     fn apply(&mut self, i: usize, effects: Vec<Effect>) {
+        // Answered after the batch, as a node's driver does.
+        let mut verdicts = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Persist(s) => self.persisted[i] = Some(*s),
                 Effect::StoreBlock(b) => self.stored[i].push(b),
+                Effect::DiscardBlocks(ids) => self.stored[i].retain(|b| !ids.contains(&b.hash())),
+                Effect::Validate { block } => {
+                    self.judged[i].push(block);
+                    let validity = if self.invalid.contains(&block) {
+                        Validity::Invalid {
+                            reason: "refused by the test".to_string(),
+                        }
+                    } else {
+                        Validity::Valid
+                    };
+                    verdicts.push(Input::Validity { block, validity });
+                }
                 Effect::Send { to, msg } => {
                     if let Message::Vote(v) = &msg {
                         self.votes.entry((i, v.round)).or_default().push(v.block);
@@ -99,6 +119,9 @@ impl Cluster {
                 Effect::Evidence(e) => self.evidence.push(e),
                 Effect::Dropped { reason, .. } => self.drops.push((i, reason)),
             }
+        }
+        for verdict in verdicts {
+            self.deliver(i, verdict);
         }
     }
 

@@ -29,7 +29,7 @@ fn a_vote_is_persisted_before_it_is_sent_to_the_next_leader() {
     let me = kit.bystander(1);
     let (mut e, _) = kit.engine(me);
     let b1 = &kit.chain_of(1)[1];
-    let effects = e.handle(Input::Message(
+    let effects = e.handle_valid(Input::Message(
         kit.key(kit.leader(1)),
         kit.msg(kit.proposal(b1.clone(), None)),
     ));
@@ -54,18 +54,18 @@ fn quorum_power_of_votes_forms_a_qc_that_the_next_leader_extends() {
     let next = kit.leader(2);
     let (mut e, _) = kit.engine(next);
     let b1 = kit.chain_of(1)[1].clone();
-    e.handle(Input::Message(
+    e.handle_valid(Input::Message(
         kit.key(kit.leader(1)),
         kit.msg(kit.proposal(b1.clone(), None)),
     ));
     let others: Vec<usize> = (0..4).filter(|&i| i != next).collect();
     // Own vote plus one other: 2 of the 3 needed.
-    let effects = e.handle(Input::Message(
+    let effects = e.handle_valid(Input::Message(
         kit.key(others[0]),
         Message::Vote(kit.vote(others[0], 1, b1.hash())),
     ));
     assert!(scheduled(&effects).is_empty(), "no QC yet: {effects:?}");
-    let effects = e.handle(Input::Message(
+    let effects = e.handle_valid(Input::Message(
         kit.key(others[1]),
         Message::Vote(kit.vote(others[1], 1, b1.hash())),
     ));
@@ -246,7 +246,7 @@ fn a_restarted_validator_resends_its_vote_and_never_signs_another_in_that_round(
     let (mut e, _) = kit.engine(me);
     let b1 = kit.chain_of(1)[1].clone();
     let from = kit.key(kit.leader(1));
-    let effects = e.handle(Input::Message(
+    let effects = e.handle_valid(Input::Message(
         from,
         kit.msg(kit.proposal(b1.clone(), None)),
     ));
@@ -273,7 +273,7 @@ fn a_restarted_validator_resends_its_vote_and_never_signs_another_in_that_round(
     // A different block for round 1 (the leader equivocating across the restart).
     let mut e = restart();
     let other = kit.block(1, &kit.genesis, &kit.genesis_qc(), 7);
-    let effects = e.handle(Input::Message(from, kit.msg(kit.proposal(other, None))));
+    let effects = e.handle_valid(Input::Message(from, kit.msg(kit.proposal(other, None))));
     assert!(votes_sent(&effects).is_empty());
     assert!(matches!(
         drops(&effects)[..],
@@ -281,7 +281,7 @@ fn a_restarted_validator_resends_its_vote_and_never_signs_another_in_that_round(
     ));
     // The same block again: the very same vote, nothing new to persist.
     let mut e = restart();
-    let again = e.handle(Input::Message(from, kit.msg(kit.proposal(b1, None))));
+    let again = e.handle_valid(Input::Message(from, kit.msg(kit.proposal(b1, None))));
     assert_eq!(votes_sent(&again)[0].1, first_vote);
     assert!(!again.iter().any(|e| matches!(e, Effect::Persist(_))));
 }

@@ -6,7 +6,9 @@ mod cluster;
 mod commit_tests;
 mod fuzz;
 mod rejections;
+mod restart_tests;
 mod sync_tests;
+mod validity_tests;
 
 use cairn_ledger::block::{Block, BlockHeader, QuorumCert, Seal};
 use cairn_ledger::crypto::Keypair;
@@ -56,6 +58,8 @@ impl Kit {
                 round_timeout_ms_max: MAX_MS,
             },
             genesis: self.genesis.clone(),
+            double_sign_check_rounds: 0,
+            unsafe_no_double_sign_guard: false,
             unsafe_skip_voted_round_check: false,
         }
     }
@@ -208,6 +212,47 @@ impl Kit {
     pub fn msg(&self, p: ProposalMsg) -> Message {
         Message::Proposal(Box::new(p))
     }
+}
+
+/// Answers every `Effect::Validate` among `effects` with `validity`, as a driver does at
+/// once: the engine's answers follow the whole batch.
+pub fn judged(e: &mut Engine, effects: Vec<Effect>, validity: &Validity) -> Vec<Effect> {
+    let asked: Vec<Hash> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Validate { block } => Some(*block),
+            _ => None,
+        })
+        .collect();
+    let mut out = effects;
+    for block in asked {
+        let more = e.handle(Input::Validity {
+            block,
+            validity: validity.clone(),
+        });
+        out.extend(judged(e, more, validity));
+    }
+    out
+}
+
+/// A driver that finds every block valid.
+pub trait HandleValid {
+    /// `handle`, then every block the engine asks about judged valid.
+    fn handle_valid(&mut self, input: Input) -> Vec<Effect>;
+}
+
+impl HandleValid for Engine {
+    fn handle_valid(&mut self, input: Input) -> Vec<Effect> {
+        let effects = self.handle(input);
+        judged(self, effects, &Validity::Valid)
+    }
+}
+
+/// Whether `effects` broadcast a timeout.
+pub fn times_out(effects: &[Effect]) -> bool {
+    effects
+        .iter()
+        .any(|e| matches!(e, Effect::Broadcast(Message::Timeout(_))))
 }
 
 /// The drop reasons among `effects`.

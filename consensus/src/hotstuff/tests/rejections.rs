@@ -304,14 +304,14 @@ fn the_two_chain_vote_rule_refuses_a_block_below_the_tcs_highest_qc() {
     let kit = Kit::new(4);
     let (mut e, _) = kit.engine(kit.bystander(3));
     let b1 = kit.block(1, &kit.genesis, &kit.genesis_qc(), 0);
-    e.handle(Input::Message(
+    e.handle_valid(Input::Message(
         kit.key(kit.leader(1)),
         kit.msg(kit.proposal(b1.clone(), None)),
     ));
     // TC for round 2 proves someone holds QC(1); a round-3 block on genesis would abandon it.
     let tc2 = kit.tc(2, &kit.qc_for(&b1), &[0, 1, 2]);
     let b3 = kit.block(3, &kit.genesis, &kit.genesis_qc(), 0);
-    let effects = e.handle(Input::Message(
+    let effects = e.handle_valid(Input::Message(
         kit.key(kit.leader(3)),
         kit.msg(kit.proposal(b3, Some(tc2))),
     ));

@@ -46,14 +46,14 @@ fn a_proposal_with_a_missing_parent_waits_for_it_then_gets_its_vote() {
     let (mut s, chain) = server(&kit, 3);
     let l3 = kit.key(kit.leader(3));
     let b3 = chain[3].clone();
-    let effects = e.handle(Input::Message(l3, kit.msg(kit.proposal(b3.clone(), None))));
+    let effects = e.handle_valid(Input::Message(l3, kit.msg(kit.proposal(b3.clone(), None))));
     let (from, request) = fetch_request(&effects).expect("asks for the missing blocks");
     assert_eq!((from, request.from_height), (l3, Height(1)));
     assert!(votes_sent(&effects).is_empty());
     assert_eq!(e.buffered().1, 1);
     // The peer asked answers (with the same certified chain `s` serves).
-    let served = s.handle(Input::Message(kit.key(me), Message::SyncRequest(request)));
-    let effects = e.handle(Input::Message(l3, response_to(&served)));
+    let served = s.handle_valid(Input::Message(kit.key(me), Message::SyncRequest(request)));
+    let effects = e.handle_valid(Input::Message(l3, response_to(&served)));
     assert!(drops(&effects).is_empty(), "{effects:?}");
     let votes = votes_sent(&effects);
     assert_eq!(votes.len(), 1);
@@ -98,7 +98,7 @@ fn a_block_is_stored_before_the_vote_for_it_leaves() {
     let kit = Kit::new(4);
     let (mut e, _) = kit.engine(kit.bystander(1));
     let b1 = kit.chain_of(1)[1].clone();
-    let effects = e.handle(Input::Message(
+    let effects = e.handle_valid(Input::Message(
         kit.key(kit.leader(1)),
         kit.msg(kit.proposal(b1.clone(), None)),
     ));
@@ -119,7 +119,7 @@ fn a_restarted_node_rebuilds_its_tree_from_its_disk_and_still_serves_history() {
     let (mut e, _) = kit.engine(me);
     let mut effects = Vec::new();
     for (r, block) in chain.iter().enumerate().skip(1) {
-        effects.extend(e.handle(Input::Message(
+        effects.extend(e.handle_valid(Input::Message(
             kit.key(kit.leader(r as u64)),
             kit.msg(kit.proposal(block.clone(), None)),
         )));
@@ -165,13 +165,13 @@ fn a_restarted_node_rebuilds_its_tree_from_its_disk_and_still_serves_history() {
     // A node starting from nothing can sync everything from the restarted one.
     let (mut fresh, _) = kit.engine(kit.leader(6));
     fresh.expect_sync_answer(r.public_key(), Height(1));
-    let served = r.handle(Input::Message(
+    let served = r.handle_valid(Input::Message(
         fresh.public_key(),
         Message::SyncRequest(SyncRequest {
             from_height: Height(1),
             blocks_max: 64,
         }),
     ));
-    fresh.handle(Input::Message(r.public_key(), response_to(&served)));
+    fresh.handle_valid(Input::Message(r.public_key(), response_to(&served)));
     assert_eq!(fresh.committed_id(), e.committed_id());
 }

@@ -4,13 +4,14 @@
 //! validator's committed chain links up (so it is a prefix of the longest); no honest
 //! validator signs votes for two blocks in one round, counting across crash-restarts
 //! (votes are taken from the persisted safety state, which survives a crash); no honest
-//! validator is accused by evidence. Liveness: once the network is stable, every honest
+//! validator is accused by evidence; no honest validator votes for or commits a block the
+//! validity policy refuses. Liveness: once the network is stable, every honest
 //! validator commits [`LIVENESS_COMMITS`] blocks beyond the best height at that moment
 //! before any honest validator gets more than `rounds_max` rounds further.
 //!
 //! Owns: the verdicts. Never: influences the run it judges.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use cairn_ledger::block::Block;
 use cairn_ledger::{Hash, Height, Round};
@@ -31,6 +32,8 @@ pub struct SafetyChecker {
     /// Each node's last committed block (`None`: genesis).
     tips: Vec<Option<(Height, Hash)>>,
     votes: HashMap<(usize, Round), Hash>,
+    /// Blocks built to be refused by the validity policy.
+    invalid: HashSet<Hash>,
     violations: Violations,
 }
 
@@ -52,9 +55,19 @@ impl SafetyChecker {
         }
     }
 
+    /// `block` was built to be refused by every honest validator's validity policy.
+    pub fn on_invalid_proposed(&mut self, block: Hash) {
+        self.invalid.insert(block);
+    }
+
     pub fn on_commit(&mut self, now_ms: u64, node: usize, blocks: &[Block]) {
         for block in blocks {
             let (height, id) = (block.header.height, block.hash());
+            if self.invalid.contains(&id) {
+                self.violation(format!(
+                    "t={now_ms}ms: node {node} committed the invalid block {id} at height {height}"
+                ));
+            }
             let expected = self.tips[node].map_or(Height(1), |(h, _)| h.next());
             let links = self.tips[node].is_none_or(|(_, tip)| block.header.parent == tip);
             if height != expected || !links {
@@ -78,6 +91,12 @@ impl SafetyChecker {
     }
 
     pub fn on_vote(&mut self, now_ms: u64, node: usize, round: Round, block: Hash) {
+        if self.invalid.contains(&block) {
+            self.violation(format!(
+                "t={now_ms}ms: honest node {node} voted for the invalid block {block} in round \
+                 {round}"
+            ));
+        }
         match self.votes.get(&(node, round)) {
             Some(&first) if first != block => self.violation(format!(
                 "t={now_ms}ms: honest node {node} signed votes for two blocks in round {round}: \
@@ -236,6 +255,13 @@ mod tests {
         c.on_vote(0, 1, Round(3), Hash([1; 32]));
         c.on_vote(0, 1, Round(3), Hash([2; 32]));
         assert_eq!(c.violation_count(), 3);
+        // A vote for, or a commit of, a block the validity policy refuses.
+        let bad = block(3, block(2, b1.hash(), 9).hash(), 7);
+        c.on_invalid_proposed(bad.hash());
+        c.on_vote(0, 0, Round(4), bad.hash());
+        assert_eq!(c.violation_count(), 4);
+        c.on_commit(0, 1, &[bad]);
+        assert_eq!(c.violation_count(), 5);
     }
 
     #[test]

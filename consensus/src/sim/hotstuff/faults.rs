@@ -144,9 +144,25 @@ pub enum Behaviour {
     VoteSpam,
     /// Adds random bytes, up to 64 KiB, to a quarter of what it sends.
     Junk,
+    /// As leader, proposes blocks every other validator's driver judges invalid (a marker
+    /// the simulator's validity policy refuses, standing in for a bad state root).
+    InvalidBlocks,
+    /// Otherwise honest, with its double-sign window on: now and then, right after it
+    /// proposes, it crashes and restarts at once with an older safety state than its last
+    /// (as from a restored backup) or none at all. Checked like an honest validator for
+    /// double signs: the guard must stop it.
+    StaleRestart,
 }
 
-pub const BEHAVIOURS: [Behaviour; 7] = [
+impl Behaviour {
+    /// Whether the safety checker holds this validator to what it holds an honest one:
+    /// never two votes in a round, no evidence against it.
+    pub fn checked_as_honest(self) -> bool {
+        self == Behaviour::StaleRestart
+    }
+}
+
+pub const BEHAVIOURS: [Behaviour; 9] = [
     Behaviour::Silent,
     Behaviour::Equivocate,
     Behaviour::BadSignatures,
@@ -154,6 +170,8 @@ pub const BEHAVIOURS: [Behaviour; 7] = [
     Behaviour::SyncFlood,
     Behaviour::VoteSpam,
     Behaviour::Junk,
+    Behaviour::InvalidBlocks,
+    Behaviour::StaleRestart,
 ];
 
 #[cfg(test)]

@@ -63,6 +63,10 @@ pub struct SimConfig {
     /// whose justify verifies) and no eviction from a full block tree.
     #[doc(hidden)]
     pub unsafe_accept_any_sync: bool,
+    /// Test-only: runs the stale-restart validator without the double-sign guard (no raise
+    /// of its signed rounds from the store, no observation window).
+    #[doc(hidden)]
+    pub unsafe_no_double_sign_guard: bool,
 }
 
 impl SimConfig {
@@ -75,6 +79,7 @@ impl SimConfig {
             crypto: SimCrypto::Fast,
             unsafe_skip_voted_round_check: false,
             unsafe_accept_any_sync: false,
+            unsafe_no_double_sign_guard: false,
         }
     }
 
@@ -95,6 +100,9 @@ impl SimConfig {
         }
         if self.unsafe_accept_any_sync {
             line.push_str(" --unsafe-accept-any-sync");
+        }
+        if self.unsafe_no_double_sign_guard {
+            line.push_str(" --unsafe-no-double-sign-guard");
         }
         line
     }

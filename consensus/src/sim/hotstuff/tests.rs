@@ -20,6 +20,27 @@ fn describe(r: &SimReport) -> String {
     )
 }
 
+/// `r`, the failing run of `c`, reproduces from its line (which ends in `flag`), and `fixed`,
+/// the same seed with the rule back, passes; returns the fixed run.
+fn assert_reproduces(c: &SimConfig, r: &SimReport, flag: &str, fixed: SimConfig) -> SimReport {
+    // What `cairn sim hotstuff` prints for a failing seed.
+    println!("reproduce with: {}", r.repro);
+    assert_eq!(
+        r.repro,
+        format!(
+            "cairn sim hotstuff --seed {} --validators {} --faults {} {flag}",
+            c.seed, c.validators, c.faults
+        )
+    );
+    let again = run(c).unwrap();
+    assert_eq!(again.safety_violations, r.safety_violations);
+    assert_eq!(again.liveness_failure, r.liveness_failure);
+    assert_eq!(again.trace_hash, r.trace_hash);
+    let fixed = run(&fixed).unwrap();
+    assert!(fixed.passed(), "{}", describe(&fixed));
+    fixed
+}
+
 fn assert_passes(seeds: std::ops::Range<u64>, validators: usize, faults: &str) {
     for seed in seeds {
         let r = run(&config(seed, validators, faults)).unwrap();
@@ -74,32 +95,19 @@ fn disabling_the_one_vote_per_round_rule_is_caught_and_reproducible() {
         }
     }
     let (c, r) = found.expect("200 seeds without the rule and no violation found");
-    // What `cairn sim hotstuff` prints for a failing seed.
-    println!("reproduce with: {}", r.repro);
-    assert_eq!(
-        r.repro,
-        format!(
-            "cairn sim hotstuff --seed {} --validators 4 --faults all --unsafe-skip-voted-round-check",
-            c.seed
-        )
-    );
+    assert_eq!(c.faults.to_string(), "all");
     assert!(
         r.safety_violations[0].contains("signed votes for two blocks")
             || r.safety_violations[0].contains("committed different blocks"),
         "{}",
         describe(&r)
     );
-    // The reproduction reproduces: same violation, same trace.
-    let again = run(&c).unwrap();
-    assert_eq!(again.safety_violations, r.safety_violations);
-    assert_eq!(again.trace_hash, r.trace_hash);
-    // And with the rule in place the same seed is clean.
-    let safe = run(&SimConfig {
+    // The reproduction reproduces, and with the rule in place the same seed is clean.
+    let fixed = SimConfig {
         unsafe_skip_voted_round_check: false,
-        ..c
-    })
-    .unwrap();
-    assert!(safe.passed(), "{}", describe(&safe));
+        ..c.clone()
+    };
+    assert_reproduces(&c, &r, "--unsafe-skip-voted-round-check", fixed);
 }
 
 #[test]
@@ -173,33 +181,80 @@ fn accepting_any_sync_answer_is_caught_and_reproducible() {
         }
     }
     let (c, r) = found.expect("400 seeds with the old sync check and no halt found");
-    println!("reproduce with: {}", r.repro);
-    assert_eq!(
-        r.repro,
-        format!(
-            "cairn sim hotstuff --seed {} --validators 4 --faults byz --unsafe-accept-any-sync",
-            c.seed
-        )
-    );
+    assert_eq!(c.faults.to_string(), "byz");
     assert!(
         r.byzantine.iter().any(|(_, b)| *b == Behaviour::SyncFlood),
         "{}",
         describe(&r)
     );
-    let again = run(&c).unwrap();
-    assert_eq!(again.liveness_failure, r.liveness_failure);
-    assert_eq!(again.trace_hash, r.trace_hash);
     // The same seed with today's checks keeps committing.
-    let fixed = run(&SimConfig {
+    let fixed = SimConfig {
         unsafe_accept_any_sync: false,
-        ..c
-    })
-    .unwrap();
-    assert!(fixed.passed(), "{}", describe(&fixed));
+        ..c.clone()
+    };
+    let fixed = assert_reproduces(&c, &r, "--unsafe-accept-any-sync", fixed);
     assert!(
         fixed.drops.contains_key("unsolicited_sync"),
         "{}",
         describe(&fixed)
+    );
+}
+
+#[test]
+fn invalid_proposals_get_no_honest_vote_and_never_commit() {
+    let mut seen = 0;
+    for seed in 4000..4200 {
+        let r = run(&config(seed, 4, "byz")).unwrap();
+        if !r
+            .byzantine
+            .iter()
+            .any(|(_, b)| *b == Behaviour::InvalidBlocks)
+        {
+            continue;
+        }
+        // The checker fails a run in which an honest node votes for or commits one.
+        assert!(r.passed(), "{}", describe(&r));
+        seen += u64::from(r.drops.contains_key("invalid_block"));
+    }
+    assert!(seen >= 3, "only {seen} runs refused an invalid block");
+}
+
+#[test]
+fn a_stale_restart_without_the_guard_double_signs_and_the_checker_catches_it() {
+    // cairn sim hotstuff --seed 4 --validators 4 --faults byz --unsafe-no-double-sign-guard
+    let mut c = config(4, 4, "byz");
+    c.unsafe_no_double_sign_guard = true;
+    let r = run(&c).unwrap();
+    assert_eq!(r.byzantine, vec![(1, Behaviour::StaleRestart)]);
+    assert!(
+        r.safety_violations[0].contains("honest node 1 signed votes for two blocks in round 1"),
+        "{}",
+        describe(&r)
+    );
+    // With the guard the same seed is clean.
+    let guarded = SimConfig {
+        unsafe_no_double_sign_guard: false,
+        ..c.clone()
+    };
+    assert_reproduces(&c, &r, "--unsafe-no-double-sign-guard", guarded);
+}
+
+#[test]
+fn stale_restarts_with_the_guard_never_double_sign() {
+    let mut restarted = 0;
+    for seed in 5000..5300 {
+        let r = run(&config(seed, 4, "byz")).unwrap();
+        if r.byzantine
+            .iter()
+            .any(|(_, b)| *b == Behaviour::StaleRestart)
+        {
+            assert!(r.passed(), "{}", describe(&r));
+            restarted += 1;
+        }
+    }
+    assert!(
+        restarted >= 10,
+        "only {restarted} runs drew a stale restart"
     );
 }
 
@@ -213,7 +268,13 @@ fn each_new_byzantine_behaviour_is_survived() {
             seen.insert(format!("{b:?}"));
         }
     }
-    for b in ["SyncFlood", "VoteSpam", "Junk"] {
+    for b in [
+        "SyncFlood",
+        "VoteSpam",
+        "Junk",
+        "InvalidBlocks",
+        "StaleRestart",
+    ] {
         assert!(seen.contains(b), "no seed drew {b}: {seen:?}");
     }
 }

@@ -1,10 +1,12 @@
 //! One simulation run: validators, the virtual network and clock, the fault plan drawn from
 //! the seed, and the event loop that feeds engines and executes their effects the way a
-//! node's driver would (a `Persist` is durable at once, before any later send leaves).
+//! node's driver would (a `Persist` is durable at once, before any later send leaves; a
+//! block is judged at once by the validity policy, [`validity_of`]; a validator that finds its
+//! key signing elsewhere stops for good).
 //!
 //! Owns: the run. Never: reads the wall clock or any randomness but the seed's generator.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use cairn_ledger::block::{Block, QuorumCert, Seal};
 use cairn_ledger::genesis::HotStuffParams;
@@ -20,9 +22,9 @@ use super::faults::{BEHAVIOURS, Behaviour, Fault};
 use super::network::{EVENTS_QUEUED_MAX, Event, NetworkModel};
 use super::{Scenario, SimConfig, SimReport};
 use crate::hotstuff::{
-    COMMITTED_BLOCKS_KEPT, Effect, Engine, EngineConfig, Input, LeaderSchedule, Message,
-    RestartState, SafetyState, Signer, TREE_BLOCKS_MAX, ValidatorSet, block_round, empty_payload,
-    genesis_qc,
+    COMMITTED_BLOCKS_KEPT, DropReason, Effect, Engine, EngineConfig, Input, LeaderSchedule,
+    Message, RestartState, SafetyError, SafetyState, Signer, TREE_BLOCKS_MAX, ValidatorSet,
+    Validity, block_round, empty_payload, genesis_qc,
 };
 use crate::sim::kernel::{EventQueue, Judge, Trace, seed_rng};
 
@@ -44,6 +46,32 @@ const RECENT_BLOCKS_KEPT: usize = 64;
 /// thousands of blocks to encode and decode: the simulator's costliest behaviour).
 const FLOODS_MAX: u32 = 2;
 const FLOOD_ROUNDS_APART: u64 = 8;
+/// Stale restarts per stale-restart validator and run, and the persisted safety states it
+/// keeps as "backups" to restart from.
+const STALE_RESTARTS_MAX: u32 = 3;
+const BACKUPS_KEPT: usize = 8;
+/// The stale-restart validator's double-sign window (the node's default).
+const STALE_WINDOW_ROUNDS: u64 = 5;
+/// How long a stale restart takes, at most.
+const STALE_RESTART_MS_MAX: u64 = 40;
+
+/// What a Byzantine invalid-block leader puts in its blocks' state root, and what the
+/// validity policy refuses.
+fn invalid_marker() -> Hash {
+    Hash::tagged(b"cairn/sim/invalid-block", &[])
+}
+
+/// The simulated drivers' validity policy: every block is valid but one carrying the
+/// invalid-block marker, which only a Byzantine leader builds.
+pub fn validity_of(block: &Block) -> Validity {
+    if block.header.state_root == invalid_marker() {
+        Validity::Invalid {
+            reason: "the state root is the invalid-block marker".to_string(),
+        }
+    } else {
+        Validity::Valid
+    }
+}
 
 struct Node {
     engine: Option<Engine>,
@@ -62,6 +90,12 @@ struct Node {
     dead: bool,
     /// Sync flooders: floods sent, and the lowest QC round of the next one.
     floods: (u32, u64),
+    /// Stale-restart validators: earlier persisted safety states, oldest first, the stale
+    /// restarts done, and the state the next boot uses instead of the last persisted one
+    /// (`Some(None)`: none at all).
+    backups: VecDeque<SafetyState>,
+    stale_restarts: u32,
+    stale_boot: Option<Option<SafetyState>>,
 }
 
 pub struct World {
@@ -128,6 +162,9 @@ impl World {
                 round_timeout_ms_max: SIM_ROUND_TIMEOUT_MS_MAX,
             },
             genesis,
+            // Only the stale-restart validator observes after start (see `boot`).
+            double_sign_check_rounds: 0,
+            unsafe_no_double_sign_guard: false,
             unsafe_skip_voted_round_check: cfg.unsafe_skip_voted_round_check,
         };
         let net = NetworkModel::new(&mut rng, cfg.faults, n, stable_from_ms);
@@ -172,6 +209,9 @@ impl World {
                 byzantine: byzantine.get(&i).copied(),
                 dead: false,
                 floods: (0, 1),
+                backups: VecDeque::new(),
+                stale_restarts: 0,
+                stale_boot: None,
             });
         }
         world.plan_crashes_and_partitions();
@@ -253,29 +293,44 @@ impl World {
         self.nodes[i].byzantine.is_none()
     }
 
-    /// Starts (or restarts) node `i` from what its disk holds.
+    /// Whether the safety checker holds `i` to the rules for honest signers.
+    fn signs_honestly(&self, i: usize) -> bool {
+        self.nodes[i]
+            .byzantine
+            .is_none_or(Behaviour::checked_as_honest)
+    }
+
+    /// Starts (or restarts) node `i` from what its disk holds (a stale-restart validator
+    /// restarting stale: with an older safety state, or none).
     fn boot(&mut self, i: usize) {
         if self.nodes[i].byzantine == Some(Behaviour::Silent) || self.nodes[i].dead {
             return;
         }
-        let node = &self.nodes[i];
+        let stale = self.nodes[i].byzantine == Some(Behaviour::StaleRestart);
+        let node = &mut self.nodes[i];
+        let persisted = match node.stale_boot.take() {
+            Some(state) => state,
+            None => node.persisted.clone(),
+        };
         let tip = node.ledger.last().cloned().zip(node.tip_qc.clone());
-        let restart = (node.persisted.is_some() || tip.is_some()).then(|| RestartState {
-            safety: node
-                .persisted
-                .clone()
-                .unwrap_or_else(|| SafetyState::initial(genesis_qc(self.chain))),
+        // As a node does: a store with anything in it is a restart.
+        let resumes = persisted.is_some() || tip.is_some() || !node.stored.is_empty();
+        let restart = resumes.then(|| RestartState {
+            safety: persisted.unwrap_or_else(|| SafetyState::initial(genesis_qc(self.chain))),
             committed: tip,
             history: node.ledger[..node.ledger.len().saturating_sub(1)].to_vec(),
             blocks: node.stored.clone(),
         });
+        let mut config = self.engine_config.clone();
+        if stale {
+            if self.cfg.unsafe_no_double_sign_guard {
+                config.unsafe_no_double_sign_guard = true;
+            } else {
+                config.double_sign_check_rounds = STALE_WINDOW_ROUNDS;
+            }
+        }
         let signer = crypto::signer(self.cfg.crypto, self.cfg.seed, i);
-        match Engine::new(
-            self.engine_config.clone(),
-            signer,
-            crypto::verifier(self.cfg.crypto),
-            restart,
-        ) {
+        match Engine::new(config, signer, crypto::verifier(self.cfg.crypto), restart) {
             Ok(mut engine) => {
                 if self.cfg.unsafe_accept_any_sync {
                     engine.unsafe_accept_any_sync();
@@ -416,12 +471,16 @@ impl World {
     }
 
     fn apply(&mut self, i: usize, effects: Vec<Effect>) {
+        // Verdicts go back in after the whole batch, as a node's driver queues them: what
+        // they release must not overtake the batch's own effects (commits above all).
+        let mut verdicts = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Persist(state) => {
-                    if let (true, Some(v)) = (self.honest(i), &state.last_vote) {
+                    if let (true, Some(v)) = (self.signs_honestly(i), &state.last_vote) {
                         self.checker.on_vote(self.now_ms, i, v.round, v.block);
                     }
+                    self.maybe_crash_stale(i, &state);
                     self.nodes[i].persisted = Some(*state);
                 }
                 Effect::StoreBlock(block) => {
@@ -430,6 +489,15 @@ impl World {
                         stored.remove(0);
                     }
                     stored.push(block);
+                }
+                Effect::DiscardBlocks(ids) => {
+                    self.nodes[i].stored.retain(|b| !ids.contains(&b.hash()));
+                }
+                Effect::Validate { block } => {
+                    let engine = self.nodes[i].engine.as_ref();
+                    if let Some(validity) = engine.and_then(|e| e.block(&block)).map(validity_of) {
+                        verdicts.push(Input::Validity { block, validity });
+                    }
                 }
                 Effect::Send { to, msg } => {
                     if let Some(&j) = self.index.get(&to) {
@@ -454,7 +522,11 @@ impl World {
                 }
                 request @ Effect::RequestPayload { .. } => {
                     let now = TimestampMs(self.now_ms);
-                    if let Some(block) = empty_payload(request, self.keys[i].address(), now) {
+                    if let Some(mut block) = empty_payload(request, self.keys[i].address(), now) {
+                        if self.nodes[i].byzantine == Some(Behaviour::InvalidBlocks) {
+                            block.header.state_root = invalid_marker();
+                            self.checker.on_invalid_proposed(block.hash());
+                        }
                         self.handle(i, Input::Payload(block));
                     }
                 }
@@ -467,17 +539,68 @@ impl World {
                 Effect::Evidence(e) => {
                     self.evidence += 1;
                     if let Some(&accused) = self.index.get(&e.offender())
-                        && self.honest(accused)
+                        && self.signs_honestly(accused)
                     {
                         self.checker
                             .on_evidence_against_honest(self.now_ms, accused);
                     }
+                }
+                Effect::Dropped {
+                    reason: DropReason::Safety(SafetyError::SignedElsewhere { .. }),
+                    ..
+                } => {
+                    // As a node's driver does: stop, so an operator looks.
+                    *self.drops.entry("signed_elsewhere").or_default() += 1;
+                    self.crash(i);
+                    self.nodes[i].dead = true;
+                    return;
                 }
                 Effect::Dropped { reason, .. } => {
                     *self.drops.entry(reason.label()).or_default() += 1;
                 }
             }
         }
+        for verdict in verdicts {
+            self.handle(i, verdict);
+        }
+    }
+
+    /// A stale-restart validator that just signed a proposal (`state` raises its last
+    /// proposed round) crashes now, before the network stabilises and a few times a run,
+    /// and comes back within `STALE_RESTART_MS_MAX` with an older safety state, or none.
+    /// Otherwise its persisted states are kept as the backups to restore.
+    fn maybe_crash_stale(&mut self, i: usize, state: &SafetyState) {
+        let node = &self.nodes[i];
+        if node.byzantine != Some(Behaviour::StaleRestart) {
+            return;
+        }
+        let proposed = node
+            .persisted
+            .as_ref()
+            .is_none_or(|p| state.last_proposed_round > p.last_proposed_round);
+        let crash = proposed
+            && node.stale_restarts < STALE_RESTARTS_MAX
+            && self.now_ms < self.stable_from_ms
+            && node.engine.is_some();
+        if !crash {
+            let backups = &mut self.nodes[i].backups;
+            if backups.len() >= BACKUPS_KEPT {
+                backups.pop_front();
+            }
+            backups.push_back(state.clone());
+            return;
+        }
+        let backups = &self.nodes[i].backups;
+        let restore = match self.rng.gen_range(0..=backups.len()) {
+            0 => None,
+            k => backups.get(k - 1).cloned(),
+        };
+        let back = self.now_ms + self.rng.gen_range(1..=STALE_RESTART_MS_MAX);
+        let node = &mut self.nodes[i];
+        node.stale_restarts += 1;
+        node.stale_boot = Some(restore);
+        self.queue.push(self.now_ms, Event::Crash { node: i });
+        self.queue.push(back, Event::Restart { node: i });
     }
 
     fn on_commit(&mut self, i: usize, blocks: Vec<Block>, qc: QuorumCert) {
@@ -485,7 +608,7 @@ impl World {
             return;
         };
         self.trace(5, i, &last.hash().0);
-        if self.honest(i) {
+        if self.signs_honestly(i) {
             self.checker.on_commit(self.now_ms, i, &blocks);
             if let Some((crash_round, crash_ms)) = self.crashed_leader_at
                 && self.recovery.is_none()
