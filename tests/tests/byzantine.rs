@@ -6,11 +6,13 @@
 //!   answer to every request and by gossip, for the whole test: the honest validators keep
 //!   committing the same blocks, count the answers as dropped, keep none of it in their
 //!   stores, and one restarted in the middle of it comes back and commits.
+//! - The same validator restarted from a store some blocks behind, so that it asks for
+//!   blocks and the Byzantine peer answers first with forged ones, must catch up in time
+//!   (ignored: it does not yet, see the test).
 //! - Messages of the largest size the network accepts, as fast as they go, to one validator:
 //!   its resident memory stays under [`FLOOD_RSS_MAX`] and the chain keeps committing.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cairn_consensus::hotstuff::TREE_BLOCKS_MAX;
@@ -20,8 +22,9 @@ use cairn_ledger::crypto::Keypair;
 use cairn_ledger::store::Store;
 use cairn_node::home::Home;
 use cairn_node::hotstuff::chain::{BLOCK_PREFIX, SAFETY_KEY};
+use cairn_node::p2p::QUEUE_PEER_BYTES_MAX;
 use cairn_tests::byzantine::{ByzantinePeer, Mode};
-use cairn_tests::testnet::{Testnet, WAIT_MAX, memory, serial};
+use cairn_tests::testnet::{Testnet, WAIT_MAX, copy_dir, fast, memory, serial};
 
 const HONEST: [usize; 3] = [0, 1, 2];
 const BYZANTINE: usize = 3;
@@ -29,27 +32,18 @@ const BYZANTINE: usize = 3;
 const COMMITS_PER_PHASE: u64 = 8;
 /// How far behind the others a restarted validator's store is put back.
 const LAG_BLOCKS: u64 = 12;
+/// The flood's messages: `p2p.message_bytes_max`'s default, which the testnet keeps.
+const FLOOD_MESSAGE_BYTES: u64 = 4 << 20;
 /// How long the flood lasts at least (and longer until the commits of the phase are in).
 const FLOOD_TIME: Duration = Duration::from_secs(20);
 /// The flooded validator's resident memory may not pass this, at any point and as its
-/// high-water mark. Measured (benches/RESULTS.md): 42-45 MiB before the flood, peaks of
-/// 105-140 MiB under it. The budget says where the rest may go: the driver's event queue
-/// holds at most 16 MiB from one peer (`QUEUE_PEER_BYTES_MAX`, 64 MiB from all,
-/// `QUEUE_BYTES_MAX`), frames being read at most 32 MiB (`READING_BYTES_MAX`), the message
-/// being decoded twice its size, and the allocator keeps some of what was freed; 256 MiB is
-/// the node's own footprint, both budgets in full and as much again of slack, and a small
-/// fraction of what the count bounds alone allowed (16 GiB in the event queue).
+/// high-water mark. It is the sum of what the node may hold: its own footprint (44 MiB
+/// measured before the flood, allow 64), the event queue's byte budget (`QUEUE_BYTES_MAX`,
+/// 64 MiB, of which one peer may fill `QUEUE_PEER_BYTES_MAX`, 16), the transaction queue's
+/// (64 MiB), frames being read (`READING_BYTES_MAX`, 32 MiB), and 32 MiB for the message
+/// being decoded and what the allocator keeps of freed ones. Measured peaks: 151-185 MiB
+/// (benches/RESULTS.md); the count bounds alone allowed 16 GiB in the event queue.
 const FLOOD_RSS_MAX: u64 = 256 << 20;
-
-/// Empty blocks every 50 ms instead of 500: the same protocol, a faster test.
-fn fast(config: &str) -> String {
-    let out = config.replace(
-        "empty_block_interval_ms = 500",
-        "empty_block_interval_ms = 50",
-    );
-    assert_ne!(out, config, "config.toml has no empty_block_interval_ms");
-    out
-}
 
 /// Messages node `i` dropped for `reason` (`cairn_messages_dropped_total`).
 fn dropped(net: &Testnet, i: usize, reason: &str) -> u64 {
@@ -89,21 +83,6 @@ fn drop_counts(net: &Testnet) -> Vec<[u64; 2]> {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("cp");
-    assert!(
-        status.success(),
-        "cp -a {} {}",
-        from.display(),
-        to.display()
-    );
 }
 
 /// Puts stopped node `i`'s data dir back to `backup`, an older copy, but keeps the safety
@@ -360,14 +339,18 @@ fn a_max_size_flood_from_one_peer_keeps_a_committing_validators_memory_bounded()
         mib(FLOOD_RSS_MAX),
         tally.flood_messages,
         flood_time.as_secs_f64(),
-        mib(tally.flood_messages * (4 << 20)) / flood_time.as_secs_f64(),
+        mib(tally.flood_messages * FLOOD_MESSAGE_BYTES) / flood_time.as_secs_f64(),
         taken,
         over_budget,
         tally.refused,
     );
+    // At least one peer's share of the event queue arrived: the flood got as far as the
+    // budget, whether the driver kept up or the flooder was cut off.
+    let arrived = (taken + over_budget) * FLOOD_MESSAGE_BYTES;
     assert!(
-        taken + over_budget >= 10,
-        "fewer than 10 max-size messages reached node 0: {tally:?}"
+        arrived >= QUEUE_PEER_BYTES_MAX as u64,
+        "{:.0} MiB of the flood reached node 0: {tally:?}",
+        mib(arrived)
     );
     assert!(
         peak <= FLOOD_RSS_MAX && hwm <= FLOOD_RSS_MAX,
