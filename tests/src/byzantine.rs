@@ -75,6 +75,9 @@ const RESPAWN_PAUSE: Duration = Duration::from_millis(200);
 pub enum Mode {
     /// Attack 1: forged sync answers of uncertified sibling blocks, to every honest validator.
     ForgedSync,
+    /// As [`Mode::ForgedSync`], with the forged blocks claiming heights `ahead` blocks above
+    /// the one they would have: what a node believes of a height before checking anything.
+    ForgedHeight { ahead: u64 },
     /// Messages of the largest size accepted, as fast as they go, to the validator `target`.
     Flood { target: PublicKey },
 }
@@ -245,6 +248,8 @@ struct Seen {
     proposal: Option<(Round, Vec<u8>)>,
     /// Distinguishes every forged block from all others.
     salt: u64,
+    /// Added to the height of every forged block.
+    ahead: u64,
 }
 
 impl Seen {
@@ -306,7 +311,7 @@ impl Seen {
                 let salt = self.salt * SYNC_BLOCKS_MAX as u64 + i;
                 Block {
                     header: BlockHeader {
-                        height: height.next(),
+                        height: Height(height.0.saturating_add(1).saturating_add(self.ahead)),
                         parent: qc.block,
                         timestamp: TimestampMs(salt),
                         tx_root: Hash::tagged(b"cairn/test-byzantine", &[&salt.to_le_bytes()]),
@@ -383,7 +388,13 @@ async fn run(
     counters: Arc<Counters>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut seen = Seen::default();
+    let mut seen = Seen {
+        ahead: match mode {
+            Mode::ForgedHeight { ahead } => ahead,
+            Mode::ForgedSync | Mode::Flood { .. } => 0,
+        },
+        ..Seen::default()
+    };
     while !*stop.borrow() {
         let (handle, events, task) = match p2p::spawn(ctx.p2p_config()).await {
             Ok(spawned) => spawned,
@@ -402,7 +413,9 @@ async fn run(
             strikes: HashMap::new(),
         };
         match mode {
-            Mode::ForgedSync => conn.forged_sync(events, &mut stop).await,
+            Mode::ForgedSync | Mode::ForgedHeight { .. } => {
+                conn.forged_sync(events, &mut stop).await
+            }
             Mode::Flood { target } => {
                 let peer = cairn_ledger::keys::peer_id(&target)
                     .parse()

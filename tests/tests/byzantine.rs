@@ -9,6 +9,8 @@
 //! - The same validator restarted from a store some blocks behind, so that it asks for
 //!   blocks and the Byzantine peer answers first with forged ones, must catch up in time
 //!   (ignored: it does not yet, see the test).
+//! - Forged answers claiming far heights must not make validators report themselves
+//!   syncing (ignored: they do, see the test).
 //! - Messages of the largest size the network accepts, as fast as they go, to one validator:
 //!   its resident memory stays under [`FLOOD_RSS_MAX`] and the chain keeps committing.
 
@@ -282,6 +284,46 @@ fn a_validator_behind_catches_up_although_its_sync_requests_get_forged_answers()
     );
     wait_commits(&mut net, &HONEST, COMMITS_PER_PHASE);
     check_after_attack(net, byzantine);
+}
+
+#[test]
+#[ignore = "fails on 8fbdeca: the driver records the height of a proposal or sync answer \
+            before anything in it is verified (`saw_height`), and never lowers it, so one \
+            forged answer marks every validator as syncing and not ready until it restarts"]
+fn forged_heights_in_sync_answers_do_not_make_validators_report_syncing() {
+    let _serial = serial();
+    let mut net = Testnet::create(4, fast);
+    for i in HONEST {
+        net.start(i);
+    }
+    let (home, key) = (
+        net.nodes[BYZANTINE].home.clone(),
+        net.nodes[BYZANTINE].key.clone(),
+    );
+    let _byzantine = ByzantinePeer::start(
+        &home,
+        &key,
+        Mode::ForgedHeight {
+            ahead: 1_000_000_000,
+        },
+    );
+    net.wait_height(&HONEST, 2);
+    net.wait_for(
+        "forged sync answers to reach every honest validator",
+        |net| {
+            HONEST
+                .iter()
+                .all(|&i| dropped(net, i, "unsolicited_sync") >= 3)
+        },
+    );
+    wait_commits(&mut net, &HONEST, 2);
+    for i in HONEST {
+        let status = net.status(i).expect("status answers");
+        assert_eq!(
+            status["syncing"], false,
+            "node {i} believes a forged height: {status}"
+        );
+    }
 }
 
 #[test]
