@@ -11,12 +11,14 @@
 //! that the honest nodes strike; before the third strike (the ban) it drops its connections
 //! and dials again, which the network forgives, so the attack lasts as long as the peer runs.
 //!
+//! [`Mode::ForgedHeight`] does the same with blocks claiming far greater heights.
 //! [`Mode::Flood`] sends one validator messages of exactly `p2p.message_bytes_max` bytes (a
-//! well-formed sync answer nobody asked for) as fast as the network takes them.
+//! well-formed sync answer nobody asked for) as fast as the network takes them, holding at
+//! most about [`FLOODER_RSS_MAX`] of them unsent in this process.
 //!
-//! It runs on its own tokio runtime, so a blocking test drives it; dropping it stops it. It
-//! signs nothing an honest validator would mind: no vote, no proposal, and only timeouts for
-//! rounds far ahead, which are dropped unread.
+//! It runs on its own tokio runtime, so a blocking test drives it; dropping it stops it.
+//! Never: signs anything an honest validator would mind (no vote, no proposal, only timeouts
+//! for rounds far ahead, which are dropped unread), or panics on what the network delivers.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
