@@ -132,8 +132,8 @@ fn stored_blocks(net: &Testnet, i: usize) -> (Vec<Block>, usize) {
 }
 
 /// A testnet whose validators 0-2 run and commit, with the Byzantine peer as validator 3
-/// sending forged sync answers that have reached each of them.
-fn attacked_testnet() -> (Testnet, ByzantinePeer) {
+/// sending forged sync answers (`mode`) that have reached each of them.
+fn attacked_testnet(mode: Mode) -> (Testnet, ByzantinePeer) {
     let mut net = Testnet::create(4, fast);
     for i in HONEST {
         net.start(i);
@@ -142,7 +142,7 @@ fn attacked_testnet() -> (Testnet, ByzantinePeer) {
         net.nodes[BYZANTINE].home.clone(),
         net.nodes[BYZANTINE].key.clone(),
     );
-    let byzantine = ByzantinePeer::start(&home, &key, Mode::ForgedSync);
+    let byzantine = ByzantinePeer::start(&home, &key, mode);
     net.wait_height(&HONEST, 2);
     net.wait_for(
         "forged sync answers to reach every honest validator",
@@ -183,7 +183,7 @@ fn check_after_attack(mut net: Testnet, mut byzantine: ByzantinePeer) -> (u64, u
 #[test]
 fn forged_sync_answers_from_a_byzantine_validator_neither_stop_the_chain_nor_stay_in_a_store() {
     let _serial = serial();
-    let (mut net, byzantine) = attacked_testnet();
+    let (mut net, byzantine) = attacked_testnet(Mode::ForgedSync);
 
     // Under attack: every honest validator commits.
     let attacked_from = highest(&net, &HONEST);
@@ -241,7 +241,7 @@ const CATCH_UP_WATCHED: Duration = Duration::from_secs(240);
             without it there is no quorum to end the round (minutes with backoff)"]
 fn a_validator_behind_catches_up_although_its_sync_requests_get_forged_answers() {
     let _serial = serial();
-    let (mut net, byzantine) = attacked_testnet();
+    let (mut net, byzantine) = attacked_testnet(Mode::ForgedSync);
 
     // Node 2's store is put back LAG_BLOCKS behind the others, its safety state kept, so it
     // has blocks to ask for when it restarts; the Byzantine peer makes sure it is asked
@@ -292,30 +292,8 @@ fn a_validator_behind_catches_up_although_its_sync_requests_get_forged_answers()
             forged answer marks every validator as syncing and not ready until it restarts"]
 fn forged_heights_in_sync_answers_do_not_make_validators_report_syncing() {
     let _serial = serial();
-    let mut net = Testnet::create(4, fast);
-    for i in HONEST {
-        net.start(i);
-    }
-    let (home, key) = (
-        net.nodes[BYZANTINE].home.clone(),
-        net.nodes[BYZANTINE].key.clone(),
-    );
-    let _byzantine = ByzantinePeer::start(
-        &home,
-        &key,
-        Mode::ForgedHeight {
-            ahead: 1_000_000_000,
-        },
-    );
-    net.wait_height(&HONEST, 2);
-    net.wait_for(
-        "forged sync answers to reach every honest validator",
-        |net| {
-            HONEST
-                .iter()
-                .all(|&i| dropped(net, i, "unsolicited_sync") >= 3)
-        },
-    );
+    let ahead = 1_000_000_000;
+    let (mut net, _byzantine) = attacked_testnet(Mode::ForgedHeight { ahead });
     wait_commits(&mut net, &HONEST, 2);
     for i in HONEST {
         let status = net.status(i).expect("status answers");
