@@ -43,7 +43,7 @@ const FLOOD_TIME: Duration = Duration::from_secs(20);
 /// measured before the flood, allow 64), the event queue's byte budget (`QUEUE_BYTES_MAX`,
 /// 64 MiB, of which one peer may fill `QUEUE_PEER_BYTES_MAX`, 16), the transaction queue's
 /// (64 MiB), frames being read (`READING_BYTES_MAX`, 32 MiB), and 32 MiB for the message
-/// being decoded and what the allocator keeps of freed ones. Measured peaks: 151-185 MiB
+/// being decoded and what the allocator keeps of freed ones. Measured peaks: 120-185 MiB
 /// (benches/RESULTS.md); the count bounds alone allowed 16 GiB in the event queue.
 const FLOOD_RSS_MAX: u64 = 256 << 20;
 
