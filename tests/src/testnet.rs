@@ -382,6 +382,11 @@ impl Testnet {
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
+    /// Node `i`'s process id, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(Child::id)
+    }
+
     /// Node `i`'s config.toml text.
     pub fn config(&self, i: usize) -> String {
         std::fs::read_to_string(self.nodes[i].home.join("config.toml")).expect("config.toml")
@@ -444,6 +449,47 @@ pub fn interrupt(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A node's config.toml text with empty blocks every 50 ms instead of 500: the same
+/// protocol, a faster test. For [`Testnet::create`]'s `tune`.
+pub fn fast(config: &str) -> String {
+    let out = config.replace(
+        "empty_block_interval_ms = 500",
+        "empty_block_interval_ms = 50",
+    );
+    assert_ne!(out, config, "config.toml has no empty_block_interval_ms");
+    out
+}
+
+/// `cp -a from to`: a stopped node's data dir, as a backup or back from one.
+pub fn copy_dir(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(
+        status.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
+}
+
+/// `(VmRSS, VmHWM)` of process `pid` in bytes: its resident memory now and at its peak so
+/// far, from `/proc/<pid>/status`; `None` once it has exited.
+pub fn memory(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 pub fn log_tail(log: &Path) -> String {
