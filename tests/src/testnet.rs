@@ -42,12 +42,18 @@ pub struct Testnet {
     pub base_port: u16,
 }
 
+/// Where [`free_ports`] draws from: below Linux's default ephemeral range (32768-60999),
+/// from which the kernel takes the local port of every outgoing connection, so a port found
+/// free here is not taken by some connection before the node binds it.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_768;
+
 /// A run of `count` free ports on 127.0.0.1, starting at a random even port.
 pub fn free_ports(count: u16) -> u16 {
     use rand::Rng;
+    assert!(count < TEST_PORTS.len() as u16 / 2, "{count} ports");
     let mut rng = rand::thread_rng();
     for _ in 0..200 {
-        let base = rng.gen_range(20_000u16..60_000) & !1;
+        let base = rng.gen_range(TEST_PORTS.start..TEST_PORTS.end - count) & !1;
         if (base..base + count).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
             return base;
         }

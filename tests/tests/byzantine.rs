@@ -3,14 +3,15 @@
 //! validator's key. 3 of 4 is a quorum, so the chain can commit without it, and it must.
 //!
 //! - Forged sync answers of uncertified sibling blocks (attack 1), sent unsolicited, as the
-//!   answer to every request and by gossip, for the whole test: the honest validators keep
+//!   answer to every request and by gossip, until the honest validators ban the peer (its
+//!   strikes outlive its reconnects) and again to node 2 once it restarts: they keep
 //!   committing the same blocks, count the answers as dropped, keep none of it in their
 //!   stores, and one restarted in the middle of it comes back and commits.
 //! - The same validator restarted from a store some blocks behind, so that it asks for
-//!   blocks and the Byzantine peer answers first with forged ones, must catch up in time
-//!   (ignored: it does not yet, see the test).
+//!   blocks and the Byzantine peer answers first with forged ones, must catch up in time:
+//!   a forged answer sends its next request to another validator at once.
 //! - Forged answers claiming far heights must not make validators report themselves
-//!   syncing (ignored: they do, see the test).
+//!   syncing: only blocks a node stored move the height it believes the chain is at.
 //! - Messages of the largest size the network accepts, as fast as they go, to one validator:
 //!   its resident memory stays under [`FLOOD_RSS_MAX`] and the chain keeps committing.
 
@@ -236,9 +237,6 @@ fn forged_sync_answers_from_a_byzantine_validator_neither_stop_the_chain_nor_sta
 const CATCH_UP_WATCHED: Duration = Duration::from_secs(240);
 
 #[test]
-#[ignore = "fails on 8fbdeca: a restarted validator whose one sync request of the round is \
-            answered with a forged chain waits for the next round to ask anyone else, and \
-            without it there is no quorum to end the round (minutes with backoff)"]
 fn a_validator_behind_catches_up_although_its_sync_requests_get_forged_answers() {
     let _serial = serial();
     let (mut net, byzantine) = attacked_testnet(Mode::ForgedSync);
@@ -287,9 +285,6 @@ fn a_validator_behind_catches_up_although_its_sync_requests_get_forged_answers()
 }
 
 #[test]
-#[ignore = "fails on 8fbdeca: the driver records the height of a proposal or sync answer \
-            before anything in it is verified (`saw_height`), and never lowers it, so one \
-            forged answer marks every validator as syncing and not ready until it restarts"]
 fn forged_heights_in_sync_answers_do_not_make_validators_report_syncing() {
     let _serial = serial();
     let ahead = 1_000_000_000;

@@ -4,22 +4,11 @@
 //! twice; the other three keep committing.
 
 use std::path::Path;
-use std::process::Command;
 
 use cairn_ledger::store::Store;
 use cairn_node::home::Home;
 use cairn_node::hotstuff::chain::SAFETY_KEY;
-use cairn_tests::testnet::{Testnet, serial, spawn_node_with};
-
-/// Empty blocks every 50 ms instead of 500: the same protocol, a faster test.
-fn fast(config: &str) -> String {
-    let out = config.replace(
-        "empty_block_interval_ms = 500",
-        "empty_block_interval_ms = 50",
-    );
-    assert_ne!(out, config, "config.toml has no empty_block_interval_ms");
-    out
-}
+use cairn_tests::testnet::{Testnet, copy_dir, fast, serial, spawn_node_with};
 
 /// Deletes the consensus safety state from a stopped node's store, as if its data dir had
 /// been copied without it or the key moved into another node's home.
@@ -31,21 +20,6 @@ fn drop_safety_state(home: &Path) {
     store
         .delete_consensus(&[SAFETY_KEY.to_vec()])
         .expect("delete the safety state");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("cp");
-    assert!(
-        status.success(),
-        "cp -a {} {}",
-        from.display(),
-        to.display()
-    );
 }
 
 #[test]

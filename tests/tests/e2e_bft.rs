@@ -9,23 +9,10 @@ use std::time::Duration;
 
 use cairn_tests::cairn_bin;
 use cairn_tests::testnet::{
-    Testnet, cairn, free_ports, get, json_of, log_tail, new_account, post, read_manifest, rpc_call,
-    serial, spawn_node,
+    Testnet, cairn, fast, free_ports, get, json_of, log_tail, new_account, post, read_manifest,
+    rpc_call, serial, spawn_node,
 };
 use serde_json::{Value, json};
-
-/// Empty blocks every 50 ms instead of 500: the same protocol, a faster test.
-fn fast(config: &str) -> String {
-    let out = config.replace(
-        "empty_block_interval_ms = 500",
-        "empty_block_interval_ms = 50",
-    );
-    assert_ne!(
-        out, config,
-        "config.toml has no empty_block_interval_ms to tune"
-    );
-    out
-}
 
 fn balance(net: &Testnet, node: usize, address: &str) -> u64 {
     let account = net

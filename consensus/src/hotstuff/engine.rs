@@ -119,6 +119,8 @@ pub struct Engine {
     /// Sync requests in flight: (peer asked, from_height), oldest first; only these peers'
     /// answers are read (`sync.rs`).
     pub(super) sync_asked: std::collections::VecDeque<(PublicKey, Height)>,
+    /// Recent forgers not to ask first, and this round's retries (`sync.rs`).
+    pub(super) sync_peers: super::sync::SyncPeers,
     /// Test-only: reads any sync answer the old way (see `Engine::unsafe_accept_any_sync`).
     pub(super) unsafe_accept_any_sync: bool,
     /// Blocks from `RestartState`, re-inserted by `start`.
@@ -324,6 +326,7 @@ impl Engine {
             sync_requested_round: None,
             sync_attempts: 0,
             sync_asked: std::collections::VecDeque::new(),
+            sync_peers: Default::default(),
             unsafe_accept_any_sync: false,
             restored,
             discarded,

@@ -6,16 +6,22 @@
 //! once per round unless the previous answer was full). An answer is read only from a peer
 //! asked (the last [`SYNC_REQUESTS_KEPT`] requests), and only if it is one chain from the
 //! height asked, each block certified by the next one's justify and the last by `tip_qc`;
-//! all of it is verified before any block goes in, so a lying peer can only waste one round
-//! trip and never fill the tree with blocks no quorum voted for. Commits then follow from
-//! the ordinary 2-chain rule.
+//! all of it is verified before any block goes in, so a lying peer can never fill the tree
+//! with blocks no quorum voted for. A forged or useless answer from the peer asked is
+//! followed at once by a request to the next validator (one per answer, at most one pass
+//! over the others per round), and a peer that forged is not asked first again while it is
+//! among the last [`SYNC_FORGERS_KEPT`]: one lying peer costs one round trip, not a round,
+//! which matters most when the round cannot end without the node that is catching up.
+//! Commits then follow from the ordinary 2-chain rule.
 //!
 //! Owns: the pending-proposal buffer ([`PENDING_PROPOSALS_MAX`]) and the sync exchange.
-//! Never: trusts a block because of who sent it, reads an answer it did not ask for, or
-//! keeps more than its bounds.
+//! Never: trusts a block because of who sent it, reads an answer it did not ask for, sends
+//! a request for an answer it did not get, or keeps more than its bounds.
 
 use cairn_ledger::block::{Block, Seal};
-use cairn_ledger::{Hash, Height, PublicKey};
+use std::collections::VecDeque;
+
+use cairn_ledger::{Hash, Height, PublicKey, Round};
 
 use super::effects::{DropReason, Effect};
 use super::engine::Engine;
@@ -29,28 +35,110 @@ pub const PENDING_PROPOSALS_MAX: usize = 32;
 /// Sync requests remembered as in flight (at most one is sent per round), so a slow but
 /// honest answer to an earlier request is still read; the oldest is forgotten first.
 pub const SYNC_REQUESTS_KEPT: usize = 4;
+/// Peers whose sync answer was a fault, remembered so that they are not asked first; the
+/// oldest is forgiven first (an honest peer that once raced a commit is asked again).
+pub const SYNC_FORGERS_KEPT: usize = 4;
+
+/// Whom not to ask, and how many requests have followed failed answers this round.
+#[derive(Debug, Default)]
+pub(super) struct SyncPeers {
+    /// The last peers whose answer was a fault, oldest first.
+    forgers: VecDeque<PublicKey>,
+    /// (round, requests sent this round because an answer failed).
+    retries: Option<(Round, usize)>,
+}
+
+impl SyncPeers {
+    fn forged(&self, key: &PublicKey) -> bool {
+        self.forgers.contains(key)
+    }
+
+    fn remember_forger(&mut self, key: PublicKey) {
+        if self.forged(&key) {
+            return;
+        }
+        if self.forgers.len() >= SYNC_FORGERS_KEPT {
+            self.forgers.pop_front();
+        }
+        self.forgers.push_back(key);
+        assert!(self.forgers.len() <= SYNC_FORGERS_KEPT);
+    }
+
+    /// Counts one retry in `round` if fewer than `max` were sent in it.
+    fn take_retry(&mut self, round: Round, max: usize) -> bool {
+        let sent = match self.retries {
+            Some((r, sent)) if r == round => sent,
+            _ => 0,
+        };
+        if sent >= max {
+            return false;
+        }
+        self.retries = Some((round, sent + 1));
+        true
+    }
+}
 
 impl Engine {
     /// Asks for the chain above the committed block, at most once per round: first `from`
-    /// (it just showed a certificate for the missing block), then, while answers bring
-    /// nothing, the other validators in turn, since `from` may lack the block too.
+    /// (it just showed a certificate for the missing block) unless it forged an answer
+    /// lately, then, while answers bring nothing, the other validators in turn, since
+    /// `from` may lack the block too.
     pub(super) fn request_sync(&mut self, from: PublicKey) {
         let round = self.current_round();
         if self.sync_requested_round == Some(round) {
             return;
         }
-        let me = self.validators.position(&self.me).unwrap_or(0);
-        let target = if self.sync_attempts == 0 {
-            from
+        let target = if self.sync_attempts == 0 && from != self.me && !self.sync_peers.forged(&from)
+        {
+            self.sync_attempts = 1;
+            Some(from)
         } else {
-            self.validators.member(me + self.sync_attempts).key
+            self.next_sync_peer(None)
         };
-        self.sync_attempts += 1;
-        if target == self.me {
+        let Some(target) = target else {
             return;
-        }
+        };
         self.sync_requested_round = Some(round);
         self.request_sync_now(target);
+    }
+
+    /// The next validator in turn after this node, other than itself and `skip`, and not a
+    /// recent forger unless every other one is.
+    fn next_sync_peer(&mut self, skip: Option<PublicKey>) -> Option<PublicKey> {
+        let me = self.validators.position(&self.me).unwrap_or(0);
+        let n = self.validators.len();
+        let mut fallback = None;
+        for _ in 0..n {
+            self.sync_attempts += 1;
+            let key = self.validators.member(me + self.sync_attempts).key;
+            if key == self.me || Some(key) == skip {
+                continue;
+            }
+            if !self.sync_peers.forged(&key) {
+                return Some(key);
+            }
+            fallback = fallback.or(Some(key));
+        }
+        fallback
+    }
+
+    /// After the answer of `failed` brought nothing: ask the next validator now rather
+    /// than next round, while blocks are still missing. Bounded: called once per answer
+    /// read, at most one pass over the other validators per round, and never beyond
+    /// [`SYNC_REQUESTS_KEPT`] requests in flight (no outstanding one is forgotten for it).
+    fn retry_sync(&mut self, failed: PublicKey) {
+        let missing =
+            !self.tree.contains(&self.safety.state().highest_qc.block) || !self.pending.is_empty();
+        if !missing || self.sync_asked.len() >= SYNC_REQUESTS_KEPT {
+            return;
+        }
+        let others = self.validators.len().saturating_sub(1);
+        if !self.sync_peers.take_retry(self.current_round(), others) {
+            return;
+        }
+        if let Some(target) = self.next_sync_peer(Some(failed)) {
+            self.request_sync_now(target);
+        }
     }
 
     fn request_sync_now(&mut self, from: PublicKey) {
@@ -112,6 +200,28 @@ impl Engine {
             return Err(DropReason::UnsolicitedSync { from });
         };
         let (_, from_height) = self.sync_asked.remove(asked).unwrap_or((from, Height(0)));
+        let result = self.read_sync_answer(from, from_height, response);
+        match &result {
+            Ok(true) => {}
+            Ok(false) => self.retry_sync(from),
+            Err(reason) => {
+                if reason.is_fault() {
+                    self.sync_peers.remember_forger(from);
+                }
+                self.retry_sync(from);
+            }
+        }
+        result.map(|_| ())
+    }
+
+    /// Checks, then inserts, the answer of `from` to a request from `from_height`; `true`
+    /// if it brought at least one block.
+    fn read_sync_answer(
+        &mut self,
+        from: PublicKey,
+        from_height: Height,
+        response: SyncResponse,
+    ) -> Result<bool, DropReason> {
         let SyncResponse { blocks, tip_qc } = response;
         let Some(first) = blocks.first() else {
             return Err(DropReason::BadSync {
@@ -165,6 +275,7 @@ impl Engine {
                 .map_err(DropReason::InvalidCert)?;
         }
         let full = fresh.len() >= SYNC_BLOCKS_MAX;
+        let brought = !fresh.is_empty();
         for block in fresh {
             if let Seal::HotStuff { justify, .. } = &block.header.seal {
                 // Certifies the parent, which may commit ancestors (verified: cached).
@@ -177,7 +288,7 @@ impl Engine {
         if full {
             self.request_sync_now(from);
         }
-        Ok(())
+        Ok(brought)
     }
 
     /// The answer check this engine had before sync answers were tied to requests and

@@ -305,19 +305,15 @@ impl Driver {
                 return Ok(Verdict::Reject);
             }
         };
+        // No height is learnt here: a proposal or answer claims one before anything in it is
+        // verified. `best_seen` moves only with blocks the engine stored (`store_block`).
         match &msg {
-            Message::Proposal(p) => self.saw_height(p.block.header.height),
             Message::SyncResponse(_) if !direct => {
                 self.io.drop_reason("unsolicited_sync");
                 self.io
                     .report(from, "sync answer relayed by gossip".to_string())
                     .await?;
                 return Ok(Verdict::Reject);
-            }
-            Message::SyncResponse(r) => {
-                if let Some(last) = r.blocks.last() {
-                    self.saw_height(last.header.height);
-                }
             }
             Message::SyncRequest(request) => {
                 let outsider = !self.peer_of.contains_key(&key);

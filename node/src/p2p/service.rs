@@ -2,8 +2,8 @@
 //!
 //! This module owns each peer's lifecycle (connected → handshaking → ready → gone), the
 //! pending requests in both directions, strikes and redials. It must never await the driver
-//! (events are `try_send`), never deliver anything from a peer that is not ready, and never
-//! panic on a peer's input.
+//! (events are `try_send`), never deliver anything from a peer that is not ready, never
+//! forget a peer's strikes because it reconnected, and never panic on a peer's input.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -37,6 +37,74 @@ const HANDSHAKE_PROTOCOL: &str = "/cairn/handshake/1";
 const IDENTIFY_PROTOCOL: &str = "/cairn/id/1";
 /// Domain tag of gossip message ids.
 const GOSSIP_ID_TAG: &[u8] = b"cairn/gossip-id/v1";
+/// Peers whose strikes are remembered; when full, lapsed records go first, then the one
+/// struck longest ago. Far above an allow list's size, so only a crowd of identities that
+/// would each start clean anyway can push a record out.
+const STRIKES_PEERS_MAX: usize = 1024;
+
+/// Invalid messages counted per peer across its connections: a peer that drops its
+/// connection before [`INVALID_STRIKES_MAX`] and dials again comes back with the strikes it
+/// had. A peer's record lapses [`BAN_COOLDOWN`] after its last strike, as a ban would.
+#[derive(Default)]
+struct Strikes {
+    peers: HashMap<PeerId, Strike>,
+}
+
+struct Strike {
+    count: u32,
+    last: Instant,
+}
+
+impl Strikes {
+    /// Counts one strike against `peer` at `now`; returns its strikes, this one included.
+    fn add(&mut self, peer: PeerId, now: Instant) -> u32 {
+        if !self.peers.contains_key(&peer) && self.peers.len() >= STRIKES_PEERS_MAX {
+            self.make_room(now);
+        }
+        let strike = self.peers.entry(peer).or_insert(Strike {
+            count: 0,
+            last: now,
+        });
+        if now.saturating_duration_since(strike.last) >= BAN_COOLDOWN {
+            strike.count = 0;
+        }
+        strike.count += 1;
+        strike.last = now;
+        let count = strike.count;
+        assert!(self.peers.len() <= STRIKES_PEERS_MAX);
+        count
+    }
+
+    fn make_room(&mut self, now: Instant) {
+        self.peers
+            .retain(|_, s| now.saturating_duration_since(s.last) < BAN_COOLDOWN);
+        if self.peers.len() < STRIKES_PEERS_MAX {
+            return;
+        }
+        let oldest = self
+            .peers
+            .iter()
+            .min_by_key(|(_, s)| s.last)
+            .map(|(p, _)| *p);
+        if let Some(peer) = oldest {
+            self.peers.remove(&peer);
+        }
+    }
+
+    fn remove(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+    }
+
+    #[cfg(test)]
+    fn get(&self, peer: &PeerId) -> Option<&u32> {
+        self.peers.get(peer).map(|s| &s.count)
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+}
 
 #[derive(NetworkBehaviour)]
 pub(super) struct Behaviour {
@@ -102,7 +170,7 @@ pub(super) struct Service {
     persistent: HashMap<PeerId, Redial>,
     validators: HashSet<PeerId>,
     transactions: Option<super::TxRoute>,
-    strikes: HashMap<PeerId, u32>,
+    strikes: Strikes,
     inbound: HashMap<RequestId, ResponseChannel<Vec<u8>>>,
     outbound: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, RequestError>>>,
     /// Events dropped because the driver's queue was full; logged as it grows.
@@ -321,7 +389,7 @@ impl Service {
                 persistent,
                 validators: config.validators,
                 transactions: config.transactions,
-                strikes: HashMap::new(),
+                strikes: Strikes::default(),
                 inbound: HashMap::new(),
                 outbound: HashMap::new(),
                 events_dropped: 0,
@@ -596,9 +664,7 @@ impl Service {
 
     /// Count one invalid message against `peer`; at the limit, disconnect and ban it.
     fn strike(&mut self, peer: PeerId, reason: &str) {
-        let strikes = self.strikes.entry(peer).or_default();
-        *strikes += 1;
-        let strikes = *strikes;
+        let strikes = self.strikes.add(peer, Instant::now());
         tracing::warn!(%peer, strikes, limit = INVALID_STRIKES_MAX, reason, "p2p: invalid message from peer");
         if strikes < INVALID_STRIKES_MAX {
             return;
@@ -740,6 +806,28 @@ impl Service {
         }
     }
 
+    /// The last connection to `peer_id` closed. Its strikes stay (see [`Strikes`]).
+    fn on_closed(&mut self, peer_id: PeerId) {
+        match self.replace_state(peer_id, None) {
+            Some(PeerState::Ready) => {
+                tracing::info!(peer = %peer_id, "p2p: peer disconnected");
+                self.emit(Event::PeerDisconnected { peer: peer_id });
+            }
+            Some(PeerState::Handshaking { early, .. }) => {
+                for event in early {
+                    self.discard(event);
+                }
+                tracing::warn!(peer = %peer_id, reason = %Refusal::ClosedBeforeHandshake, "p2p: peer refused");
+                self.emit(Event::PeerRefused {
+                    peer: peer_id,
+                    reason: Refusal::ClosedBeforeHandshake,
+                });
+            }
+            Some(PeerState::Refused { .. }) | None => {}
+        }
+        self.schedule_redial(peer_id, Instant::now());
+    }
+
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
@@ -765,27 +853,7 @@ impl Service {
                 peer_id,
                 num_established: 0,
                 ..
-            } => {
-                self.strikes.remove(&peer_id);
-                match self.replace_state(peer_id, None) {
-                    Some(PeerState::Ready) => {
-                        tracing::info!(peer = %peer_id, "p2p: peer disconnected");
-                        self.emit(Event::PeerDisconnected { peer: peer_id });
-                    }
-                    Some(PeerState::Handshaking { early, .. }) => {
-                        for event in early {
-                            self.discard(event);
-                        }
-                        tracing::warn!(peer = %peer_id, reason = %Refusal::ClosedBeforeHandshake, "p2p: peer refused");
-                        self.emit(Event::PeerRefused {
-                            peer: peer_id,
-                            reason: Refusal::ClosedBeforeHandshake,
-                        });
-                    }
-                    Some(PeerState::Refused { .. }) | None => {}
-                }
-                self.schedule_redial(peer_id, Instant::now());
-            }
+            } => self.on_closed(peer_id),
             SwarmEvent::IncomingConnectionError { peer_id, error, .. } => {
                 if let (Some(peer), ListenError::Denied { cause }) = (peer_id, error) {
                     self.on_denied(peer, cause);
@@ -1082,6 +1150,12 @@ mod tests {
     /// A peer connected and still in the handshake.
     fn handshaking(service: &mut Service) -> PeerId {
         let peer = PeerId::random();
+        connect(service, peer);
+        peer
+    }
+
+    /// `peer` (again) connected and in the handshake.
+    fn connect(service: &mut Service, peer: PeerId) {
         service.peers.insert(
             peer,
             PeerState::Handshaking {
@@ -1090,7 +1164,6 @@ mod tests {
                 io: HandshakeIo::default(),
             },
         );
-        peer
     }
 
     fn direct(from: PeerId, len: usize) -> Event {
@@ -1157,5 +1230,39 @@ mod tests {
         }
         assert_eq!(dropped(&service, "early_messages"), 3);
         assert_eq!(service.early_budget.peer(&chatty), 10 * EARLY_MESSAGES_MAX);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_reconnects_keeps_its_strikes_and_is_banned_at_the_limit() {
+        let (mut service, _events) = service(4 * MIB).await;
+        let peer = handshaking(&mut service);
+        service.strike(peer, "test");
+        service.on_closed(peer);
+        connect(&mut service, peer);
+        assert_eq!(service.strikes.get(&peer), Some(&1));
+        for _ in 1..INVALID_STRIKES_MAX {
+            service.strike(peer, "test");
+        }
+        let now = Instant::now();
+        assert!(service.swarm.behaviour_mut().gate.is_banned(&peer, now));
+        // Banned: its record starts again, clean, once the ban is over.
+        assert!(service.strikes.is_empty());
+    }
+
+    #[test]
+    fn strikes_lapse_a_ban_cooldown_after_the_last_one_and_the_table_stays_bounded() {
+        let mut strikes = Strikes::default();
+        let (peer, t0) = (PeerId::random(), Instant::now());
+        assert_eq!(strikes.add(peer, t0), 1);
+        assert_eq!(strikes.add(peer, t0 + BAN_COOLDOWN / 2), 2);
+        assert_eq!(strikes.add(peer, t0 + BAN_COOLDOWN / 2 + BAN_COOLDOWN), 1);
+        let later = t0 + 3 * BAN_COOLDOWN;
+        for i in 0..STRIKES_PEERS_MAX + 10 {
+            strikes.add(
+                PeerId::random(),
+                later + std::time::Duration::from_millis(i as u64),
+            );
+        }
+        assert_eq!(strikes.peers.len(), STRIKES_PEERS_MAX);
     }
 }

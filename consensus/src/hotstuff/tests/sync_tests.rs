@@ -1,5 +1,6 @@
 //! Missing ancestors and catch-up through certified blocks.
 
+use cairn_ledger::block::{Block, QuorumCert};
 use cairn_ledger::{Height, Round};
 
 use super::*;
@@ -174,4 +175,106 @@ fn a_restarted_node_rebuilds_its_tree_from_its_disk_and_still_serves_history() {
     ));
     fresh.handle_valid(Input::Message(r.public_key(), response_to(&served)));
     assert_eq!(fresh.committed_id(), e.committed_id());
+}
+
+/// A sync answer from validator `from`.
+fn sync_answer(kit: &Kit, from: usize, blocks: Vec<Block>, tip_qc: &QuorumCert) -> Input {
+    Input::Message(
+        kit.key(from),
+        Message::SyncResponse(Box::new(SyncResponse {
+            blocks,
+            tip_qc: tip_qc.clone(),
+        })),
+    )
+}
+
+/// Validator `from` shows `e` a QC for `block` in a timeout of `round`.
+fn show_qc(kit: &Kit, e: &mut Engine, from: usize, round: u64, block: &Block) -> Vec<Effect> {
+    let t = kit.timeout(from, round, &kit.qc_for(block));
+    e.handle(Input::Message(kit.key(from), Message::Timeout(Box::new(t))))
+}
+
+#[test]
+fn a_forged_answer_is_followed_at_once_by_a_request_to_another_validator() {
+    let kit = Kit::new(4);
+    let (mut e, _) = kit.engine(0);
+    let chain = kit.chain_of(3);
+    let effects = show_qc(&kit, &mut e, 2, 3, &chain[2]);
+    let (asked, request) = fetch_request(&effects).expect("asks the peer that showed the QC");
+    assert_eq!((asked, request.from_height), (kit.key(2), Height(1)));
+    // Validator 2 answers with a gap (block 3 without block 2) in the same round.
+    let forged = vec![chain[1].clone(), chain[3].clone()];
+    let effects = e.handle(sync_answer(&kit, 2, forged, &kit.qc_for(&chain[3])));
+    assert!(
+        matches!(drops(&effects)[..], [DropReason::ForgedSync { .. }]),
+        "{effects:?}"
+    );
+    let (next, request) = fetch_request(&effects).expect("asks another validator at once");
+    assert!(next != kit.key(2) && next != kit.key(0), "asked {next}");
+    assert_eq!(request.from_height, Height(1));
+    let other = (1..4).find(|&i| kit.key(i) == next).unwrap();
+    let effects = e.handle(sync_answer(
+        &kit,
+        other,
+        chain[1..=2].to_vec(),
+        &kit.qc_for(&chain[2]),
+    ));
+    assert!(drops(&effects).is_empty(), "{effects:?}");
+    assert_eq!(e.committed_height(), Height(1));
+    // Caught up: nothing more is asked.
+    assert!(fetch_request(&effects).is_none(), "{effects:?}");
+}
+
+#[test]
+fn a_peer_that_forged_an_answer_is_not_asked_first_again() {
+    let kit = Kit::new(4);
+    let (mut e, _) = kit.engine(0);
+    let chain = kit.chain_of(5);
+    show_qc(&kit, &mut e, 2, 3, &chain[2]);
+    let forged = vec![chain[1].clone(), chain[3].clone()];
+    let effects = e.handle(sync_answer(&kit, 2, forged, &kit.qc_for(&chain[3])));
+    let (next, _) = fetch_request(&effects).expect("a retry");
+    let other = (1..4).find(|&i| kit.key(i) == next).unwrap();
+    e.handle(sync_answer(
+        &kit,
+        other,
+        chain[1..=2].to_vec(),
+        &kit.qc_for(&chain[2]),
+    ));
+    assert_eq!(e.committed_height(), Height(1));
+    // Later, in another round, validator 2 is again the first to show a QC for a block
+    // `e` lacks: someone else is asked.
+    let effects = show_qc(&kit, &mut e, 2, 5, &chain[4]);
+    let (asked, request) = fetch_request(&effects).expect("asks for the missing blocks");
+    assert_eq!(request.from_height, Height(2));
+    assert!(asked != kit.key(2) && asked != kit.key(0), "asked {asked}");
+    // An engine that never got a forged answer asks validator 2 first.
+    let (mut fresh, _) = kit.engine(0);
+    let effects = show_qc(&kit, &mut fresh, 2, 5, &chain[4]);
+    assert_eq!(fetch_request(&effects).map(|(k, _)| k), Some(kit.key(2)));
+}
+
+#[test]
+fn retries_after_useless_answers_stop_after_one_pass_over_the_validators_in_a_round() {
+    let kit = Kit::new(4);
+    let (mut e, _) = kit.engine(0);
+    let chain = kit.chain_of(3);
+    let effects = show_qc(&kit, &mut e, 1, 3, &chain[2]);
+    let mut asked = fetch_request(&effects).map(|(k, _)| k);
+    let mut requests = 0;
+    // Every validator asked answers with nothing: each answer may bring one more request,
+    // and no more than one for each other validator in the round.
+    while let Some(key) = asked {
+        requests += 1;
+        assert!(requests <= 4, "request {requests}");
+        let i = (1..4).find(|&i| kit.key(i) == key).unwrap();
+        let effects = e.handle(sync_answer(&kit, i, Vec::new(), &kit.qc_for(&chain[2])));
+        assert!(
+            matches!(drops(&effects)[..], [DropReason::BadSync { .. }]),
+            "{effects:?}"
+        );
+        asked = fetch_request(&effects).map(|(k, _)| k);
+    }
+    // The first request and one retry for each of the 3 other validators.
+    assert_eq!(requests, 4);
 }
