@@ -2,6 +2,7 @@
 //! chains of transfer blocks. The same seed and the same prior state always give the same
 //! next block, so a chain can be rebuilt from genesis and compared.
 
+pub mod fuzz;
 pub mod testnet;
 
 use std::collections::BTreeMap;
