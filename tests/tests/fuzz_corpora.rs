@@ -16,14 +16,14 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
 
-/// The files under `dir`, sorted, or none if it does not exist.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+/// The files (or the directories) in `dir`, sorted; none if it does not exist.
+fn entries(dir: &Path, dirs: bool) -> Vec<PathBuf> {
+    let Ok(read) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut out: Vec<PathBuf> = entries
+    let mut out: Vec<PathBuf> = read
         .map(|e| e.expect("a readable directory entry").path())
-        .filter(|p| p.is_file())
+        .filter(|p| if dirs { p.is_dir() } else { p.is_file() })
         .collect();
     out.sort();
     out
@@ -34,11 +34,11 @@ fn every_committed_corpus_and_regression_input_passes_its_check() {
     let mut replayed = 0;
     for kind in ["corpus", "regressions"] {
         let root = fuzz_dir().join(kind);
-        for dir in files_and_dirs(&root) {
+        for dir in entries(&root, true) {
             let target = dir.file_name().unwrap().to_string_lossy().into_owned();
             let check = check(&target)
                 .unwrap_or_else(|| panic!("{}: no fuzz check named {target}", dir.display()));
-            for file in files(&dir) {
+            for file in entries(&dir, false) {
                 let data = std::fs::read(&file).unwrap();
                 check(&data);
                 replayed += 1;
@@ -47,18 +47,6 @@ fn every_committed_corpus_and_regression_input_passes_its_check() {
     }
     // Each target has its seeds committed at least.
     assert!(replayed >= TARGETS.len(), "only {replayed} inputs replayed");
-}
-
-fn files_and_dirs(root: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = entries
-        .map(|e| e.expect("a readable directory entry").path())
-        .filter(|p| p.is_dir())
-        .collect();
-    out.sort();
-    out
 }
 
 #[test]
