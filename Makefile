@@ -11,7 +11,7 @@ CAIRN       := $(TARGET_DIR)/release/cairn
 PREFIX      ?= $(HOME)/.cargo
 BINDIR      ?= $(PREFIX)/bin
 
-.PHONY: bootstrap build install testnet test fmt clippy bench sim
+.PHONY: bootstrap build install testnet test fmt clippy bench sim fuzz fuzz-seeds
 
 # The Debian packages the build needs, each installed only when missing: libclang-dev for the
 # rocksdb crate's bindgen, g++ for RocksDB itself.
@@ -71,3 +71,58 @@ sim: build
 
 bench: bootstrap
 	$(CARGO) bench --locked --profile release -p cairn-benches -p cairn-oracle -p cairn-consensus
+
+# Fuzzing with cargo-fuzz (libFuzzer, on the nightly toolchain; the node still builds with
+# stable). fuzz/ is a crate of its own, outside the workspace: each target is one line around
+# a check in tests/src/fuzz.rs, which `make test` replays on every committed input
+# (tests/tests/fuzz_corpora.rs). Each target runs FUZZ_SECONDS from the committed seeds and
+# regression inputs, writing what it finds to $(FUZZ_TARGET_DIR)/corpus/<target>, never to
+# the committed corpus. An allocation over malloc_limit_mb is a crash: every decoder bounds
+# what it allocates well below it. RocksDB's C++ library (not instrumented either way) is
+# taken from the newest release build in $(TARGET_DIR) when there is one; without it the
+# first build compiles RocksDB again (tens of minutes, an hour on a loaded machine).
+FUZZ_SECONDS    ?= 60
+FUZZ_TARGET_DIR ?= $(abspath target/fuzz)
+FUZZ_TARGETS    ?= transaction block consensus_message sync_request sync_response gossip_batch \
+                   handshake framing rpc_body genesis_toml config_toml key_file
+FUZZ_BUILD      ?= -O -a
+FUZZ_LIMITS     ?= -rss_limit_mb=2048 -malloc_limit_mb=512
+# More libFuzzer flags, e.g. FUZZ_ARGS=-runs=10000000 for a run of a set length.
+FUZZ_ARGS       ?=
+FUZZ_ROCKSDB_LIB_DIR ?= $(abspath $(shell ls -dt $(TARGET_DIR)/release/build/librocksdb-sys-*/out/librocksdb.a \
+                          2>/dev/null | head -1 | xargs -r dirname))
+FUZZ_ENV        := CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) \
+                   $(if $(FUZZ_ROCKSDB_LIB_DIR),ROCKSDB_LIB_DIR=$(FUZZ_ROCKSDB_LIB_DIR) ROCKSDB_STATIC=1)
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	@$(CARGO) +nightly --version >/dev/null 2>&1 \
+	  || { echo "fuzz: the nightly toolchain is missing: rustup toolchain install nightly"; exit 1; }
+	cd fuzz && $(FUZZ_ENV) $(CARGO) +nightly fuzz build $(FUZZ_BUILD)
+	@mkdir -p $(FUZZ_TARGET_DIR)/logs
+	@failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_TARGET_DIR)/corpus/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  ( cd fuzz && $(FUZZ_ENV) LSAN_OPTIONS=suppressions=$(abspath fuzz/lsan.supp) \
+	      $(CARGO) +nightly fuzz run $(FUZZ_BUILD) $$t \
+	      $(FUZZ_TARGET_DIR)/corpus/$$t corpus/$$t $$( [ -d regressions/$$t ] && echo regressions/$$t ) \
+	      -- -max_total_time=$(FUZZ_SECONDS) $(FUZZ_LIMITS) $(FUZZ_ARGS) \
+	  ) > $(FUZZ_TARGET_DIR)/logs/$$t.log 2>&1 || failed="$$failed $$t"; \
+	done; \
+	printf '%-18s %12s %8s %7s %7s %7s  %s\n' target executions exec/s cov ft corpus result; \
+	for t in $(FUZZ_TARGETS); do \
+	  log=$(FUZZ_TARGET_DIR)/logs/$$t.log; \
+	  last=$$(grep -E '^#[0-9]+' $$log | tail -1); \
+	  result=ok; case " $$failed " in *" $$t "*) result="CRASH (see $$log and fuzz/artifacts/$$t)";; esac; \
+	  echo "$$last" | awk -v t=$$t -v r="$$result" '{ \
+	    n=$$1; sub("#","",n); cov="-"; ft="-"; corp="-"; eps="-"; \
+	    for (i=1;i<=NF;i++) { if ($$i=="cov:") cov=$$(i+1); if ($$i=="ft:") ft=$$(i+1); \
+	      if ($$i=="corp:") corp=$$(i+1); if ($$i=="exec/s:") eps=$$(i+1) } \
+	    printf "%-18s %12s %8s %7s %7s %7s  %s\n", t, n, eps, cov, ft, corp, r }'; \
+	done; \
+	[ -z "$$failed" ] || { echo "fuzz: crashes in:$$failed"; exit 1; }
+
+# Writes the seed inputs (real encodings, tests/src/fuzz.rs) to fuzz/corpus/.
+fuzz-seeds:
+	CAIRN_WRITE_FUZZ_SEEDS=1 $(CARGO) test $(CARGO_FLAGS) --workspace --test fuzz_corpora

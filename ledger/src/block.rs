@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::codec::{self, CodecError};
-use crate::tx::{TX_BYTES_MAX, Transaction};
+use crate::tx::Transaction;
 use crate::types::{
     Address, Amount, Hash, Height, ProtocolVersion, PublicKey, Round, Signature, TimestampMs,
 };
@@ -120,7 +120,7 @@ fn encode_within_bounds(txs: &[Transaction]) -> Result<Vec<Vec<u8>>, CodecError>
     }
     let encoded: Vec<Vec<u8>> = txs.iter().map(Transaction::encode).collect();
     for (i, (tx, bytes)) in txs.iter().zip(&encoded).enumerate() {
-        if bytes.len() > TX_BYTES_MAX || tx.chain_id.len() > crate::tx::CHAIN_ID_LEN_MAX {
+        if tx.check_bounds(bytes.len()).is_err() {
             return Err(CodecError::Malformed {
                 what: "block body",
                 reason: format!("transaction {i} is malformed or {} bytes long", bytes.len()),

@@ -113,16 +113,31 @@ impl Transaction {
     /// this only guarantees a well-formed, canonical, bounded value.
     pub fn decode(bytes: &[u8]) -> Result<Transaction, CodecError> {
         let tx: Transaction = codec::decode(bytes, TX_BYTES_MAX, "transaction")?;
-        if tx.chain_id.len() > CHAIN_ID_LEN_MAX {
+        tx.check_bounds(bytes.len())?;
+        Ok(tx)
+    }
+
+    /// The bounds a transaction from outside meets beyond its encoding being canonical:
+    /// [`TX_BYTES_MAX`] for its `encoded_len` bytes and [`CHAIN_ID_LEN_MAX`]. Every decoder
+    /// of outside transactions applies them, whatever carried the transaction.
+    pub fn check_bounds(&self, encoded_len: usize) -> Result<(), CodecError> {
+        if encoded_len > TX_BYTES_MAX {
+            return Err(CodecError::TooLarge {
+                what: "transaction",
+                len: encoded_len,
+                max: TX_BYTES_MAX,
+            });
+        }
+        if self.chain_id.len() > CHAIN_ID_LEN_MAX {
             return Err(CodecError::Malformed {
                 what: "transaction",
                 reason: format!(
                     "chain id is {} bytes, over the limit of {CHAIN_ID_LEN_MAX}",
-                    tx.chain_id.len()
+                    self.chain_id.len()
                 ),
             });
         }
-        Ok(tx)
+        Ok(())
     }
 
     /// Identifies the transaction, signature included.

@@ -4,7 +4,7 @@
 //! Never: decides whether a message is acceptable (that is `certs.rs` and `engine.rs`), and
 //! never does I/O.
 
-use cairn_ledger::block::{BLOCK_BYTES_MAX, Block, QC_VOTES_MAX, QuorumCert, Seal};
+use cairn_ledger::block::{BLOCK_BYTES_MAX, Block, QC_VOTES_MAX, QuorumCert, Seal, check_body};
 use cairn_ledger::codec::{self, CodecError, DECODE_BYTES_MAX};
 use cairn_ledger::{Hash, Height, PublicKey, Round, Signature};
 use serde::{Deserialize, Serialize};
@@ -169,7 +169,18 @@ impl Message {
                 });
             }
         };
-        codec::decode(bytes, Message::bytes_max(tag), "hotstuff message")
+        let msg: Message = codec::decode(bytes, Message::bytes_max(tag), "hotstuff message")?;
+        // A block inside a message meets the body bounds `Block::decode` gives a block alone.
+        match &msg {
+            Message::Proposal(p) => check_body(&p.block.transactions)?,
+            Message::SyncResponse(r) => {
+                for b in &r.blocks {
+                    check_body(&b.transactions)?;
+                }
+            }
+            Message::Vote(_) | Message::Timeout(_) | Message::SyncRequest(_) => {}
+        }
+        Ok(msg)
     }
 
     /// Count limits that depend on the validator set (`validators_len`).

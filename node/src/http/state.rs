@@ -37,7 +37,7 @@ pub struct RpcState {
 /// ([`COMMIT_WAITERS_MAX`]) well below that pool's size: the other requests, and any blocking
 /// work of the driver on the same runtime, always find a thread. When the server is told to
 /// stop, waiting calls answer at once, so a graceful shutdown does not wait out their commits.
-pub(crate) struct CommitWaiters {
+pub struct CommitWaiters {
     waiting: AtomicUsize,
     max: usize,
     stopping: AtomicBool,
@@ -47,7 +47,7 @@ pub(crate) struct CommitWaiters {
 pub(crate) struct CommitWaiter<'a>(&'a CommitWaiters);
 
 impl CommitWaiters {
-    pub(crate) fn new(max: usize) -> CommitWaiters {
+    pub fn new(max: usize) -> CommitWaiters {
         CommitWaiters {
             waiting: AtomicUsize::new(0),
             max,
@@ -70,7 +70,7 @@ impl CommitWaiters {
     }
 
     /// Tells waiting calls (and any later one) to stop waiting.
-    pub(crate) fn stop(&self) {
+    pub fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
     }
 

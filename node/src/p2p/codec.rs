@@ -47,6 +47,22 @@ impl BytesCodec {
         }
     }
 
+    /// Reads the first frame of `stream` as a libp2p stream would: the frame and the bytes
+    /// it took. For checks outside the network (the fuzz targets), which hold bytes, not
+    /// streams.
+    pub fn read_frame(&self, stream: &[u8]) -> io::Result<(Vec<u8>, usize)> {
+        let mut io = futures::io::Cursor::new(stream);
+        let frame = futures::executor::block_on(self.read(&mut io))?;
+        Ok((frame, io.position() as usize))
+    }
+
+    /// The bytes [`BytesCodec::read_frame`] reads back as `frame`.
+    pub fn write_frame(&self, frame: Vec<u8>) -> io::Result<Vec<u8>> {
+        let mut io = futures::io::Cursor::new(Vec::new());
+        futures::executor::block_on(self.write(&mut io, frame))?;
+        Ok(io.into_inner())
+    }
+
     async fn read<T: AsyncRead + Unpin + Send>(&self, io: &mut T) -> io::Result<Vec<u8>> {
         let mut prefix = [0u8; 4];
         io.read_exact(&mut prefix).await?;

@@ -86,6 +86,11 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Identified>, String> {
             "a transaction batch holds 0 transactions; 1 to {TX_BATCH_MAX} are allowed"
         ));
     }
+    // The bounds of a transaction from anywhere, which the batch's own bounds do not imply.
+    for (i, (tx, own)) in txs.iter().enumerate() {
+        tx.check_bounds(own.len())
+            .map_err(|e| format!("transaction {i} of the batch: {e}"))?;
+    }
     Ok(txs
         .into_iter()
         .map(|(tx, own)| Identified::decoded_from(tx, own))

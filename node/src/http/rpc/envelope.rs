@@ -16,7 +16,7 @@ use crate::metrics::MethodLabel;
 
 /// Handles one HTTP body: a request or a batch. `None` when nothing is to be returned (only
 /// notifications).
-pub(crate) fn handle_body(state: &RpcState, waiters: &CommitWaiters, body: &[u8]) -> Option<Value> {
+pub fn handle_body(state: &RpcState, waiters: &CommitWaiters, body: &[u8]) -> Option<Value> {
     // serde_json limits nesting depth (128), so hostile nesting is a parse error, not a
     // stack overflow; the body itself is already bounded by rpc.body_bytes_max.
     let request: Value = match serde_json::from_slice(body) {

@@ -1,0 +1,4 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    cairn_tests::fuzz::gossip_batch(data);
+});
