@@ -24,7 +24,13 @@
 //!   back within a bound;
 //! - at most f voting power is passed over at a time (the most recent failures first), so
 //!   at least N − f remain candidates: as many as a quorum, and never a set that only the
-//!   faulty could fill.
+//!   faulty could fill;
+//! - once as many rounds as there are validators have gone by after a block without a
+//!   child, the schedule alone picks leaders on top of it. Nodes can disagree about a
+//!   block's state (one restarted with less history than the failures it remembers), and
+//!   their disagreement would otherwise last as long as the chain stands still, since
+//!   failures expire in chain time; with passed-over leaders agreed on, a gap is at most one
+//!   round per failed validator, so this never cuts short a rule that works.
 //!
 //! Owns: this rule. Never: reads a clock (time is the blocks' timestamps), does I/O, or
 //! knows a message format of one engine.
@@ -156,9 +162,17 @@ impl Reputation {
         if round.0 <= self.round.0.saturating_add(1) {
             return self.candidate(validators, schedule, round);
         }
+        if self.schedule_only(validators, round) {
+            return schedule.leader(round);
+        }
         let mut ahead = self.clone();
         ahead.record_gap(validators, schedule, config, round);
         ahead.candidate(validators, schedule, round)
+    }
+
+    /// Whether `round` is so far past this state's block that the schedule alone decides.
+    fn schedule_only(&self, validators: &ValidatorSet, round: Round) -> bool {
+        round.0 > self.round.0.saturating_add(validators.len() as u64)
     }
 
     /// Who is passed over now (after the cap of f power), for status and metrics.
@@ -191,13 +205,18 @@ impl Reputation {
         config: &ReputationConfig,
         round: Round,
     ) {
+        let start = self.clone();
         let first = self
             .round
             .0
             .saturating_add(1)
             .max(round.0.saturating_sub(config.gap_rounds_max));
         for r in first..round.0 {
-            let leader = self.candidate(validators, schedule, Round(r));
+            let leader = if start.schedule_only(validators, Round(r)) {
+                schedule.leader(Round(r))
+            } else {
+                self.candidate(validators, schedule, Round(r))
+            };
             self.failed[leader] = Some(Failure {
                 round: Round(r),
                 at: self.time,
@@ -433,6 +452,32 @@ mod tests {
             let power: u64 = c.passed_over().iter().map(|&i| c.vs.member(i).power).sum();
             assert!(power <= f, "round {r}: {power} > {f}");
             assert!(!c.passed_over().contains(&c.leader(r + 1)), "round {r}");
+        }
+    }
+
+    #[test]
+    fn far_past_a_block_the_schedule_alone_decides_whatever_the_state() {
+        let mut c = Chain::new(&[1, 1, 1, 1]);
+        c.block(1, 10, &[0, 1, 2, 3]);
+        c.block(2, 20, &[0, 1, 2, 3]);
+        for r in 4..=6 {
+            c.block(r, 1_000 + r, &[0, 1, 2]);
+        }
+        assert_eq!(c.passed_over(), vec![3]);
+        // Validator 3 leads rounds 7 and 11 by the schedule; it is passed over right after
+        // the block of round 6, and leads again four rounds past it.
+        assert_eq!(c.schedule.leader(Round(7)), 3);
+        assert_ne!(c.leader(7), 3);
+        assert_eq!(c.schedule.leader(Round(11)), 3);
+        assert_eq!(c.leader(11), 3);
+        // A node that restarted without the failure agrees from there on.
+        let fresh = Reputation::start(&c.vs, Round(6), TimestampMs(1_006));
+        for r in 11..40 {
+            assert_eq!(
+                fresh.leader(&c.vs, &c.schedule, &c.config, Round(r)),
+                c.leader(r),
+                "round {r}"
+            );
         }
     }
 
