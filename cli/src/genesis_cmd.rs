@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use cairn_ledger::crypto::Keypair;
-use cairn_ledger::genesis::{EngineKind, Genesis};
+use cairn_ledger::genesis::{EngineKind, Genesis, LeaderElection};
 use cairn_ledger::keys;
 use cairn_ledger::{Amount, TimestampMs};
 use clap::{Args, Subcommand, ValueEnum};
@@ -57,13 +57,31 @@ pub struct NewArgs {
     /// Directory to write into; created if missing, and refused if it already has a genesis.
     #[arg(long)]
     pub out: PathBuf,
-    /// BFT only: the base round timeout in milliseconds (default 1000).
-    #[arg(long, value_name = "MS")]
-    pub round_timeout_ms: Option<u64>,
+    #[command(flatten)]
+    pub bft: BftTuning,
     #[command(flatten)]
     pub pow: PowTuning,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+}
+
+/// BFT only: the round timeout and leader election of a new network.
+#[derive(Args, Clone, Copy, Debug, Default)]
+pub struct BftTuning {
+    /// BFT only: the base round timeout in milliseconds (default 1000).
+    #[arg(long, value_name = "MS")]
+    pub round_timeout_ms: Option<u64>,
+    /// BFT only: how round leaders are chosen (default reputation: a validator whose turn
+    /// produced no block is passed over until it is back; round-robin: the plain rotation).
+    #[arg(long, value_enum)]
+    pub leader_election: Option<LeaderElectionArg>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LeaderElectionArg {
+    #[default]
+    Reputation,
+    RoundRobin,
 }
 
 /// PoW only: the genesis difficulty and block time of a new network.
@@ -135,18 +153,22 @@ pub fn check_validator_count(validators: usize) -> Result<()> {
     Ok(())
 }
 
-/// Writes a genesis and keys for a new local network. `round_timeout_ms` overrides the BFT
-/// base round timeout (and raises the cap to match if needed).
+/// Writes a genesis and keys for a new local network. `bft.round_timeout_ms` overrides the
+/// BFT base round timeout (and raises the cap, and the reputation retry, to match if needed).
 pub fn create(
     mode: Mode,
     validators: usize,
     out: &Path,
-    round_timeout_ms: Option<u64>,
+    bft: BftTuning,
     pow: PowTuning,
 ) -> Result<NewNetwork> {
     check_validator_count(validators)?;
+    let round_timeout_ms = bft.round_timeout_ms;
     if round_timeout_ms.is_some() && mode != Mode::HotStuff {
         bail!("--round-timeout-ms applies to BFT networks only (--mode hotstuff)");
+    }
+    if bft.leader_election.is_some() && mode != Mode::HotStuff {
+        bail!("--leader-election applies to BFT networks only (--mode hotstuff)");
     }
     if (pow.block_time_ms.is_some() || pow.initial_bits.is_some()) && mode != Mode::Pow {
         bail!(
@@ -200,6 +222,15 @@ pub fn create(
     {
         p.round_timeout_ms_base = ms;
         p.round_timeout_ms_max = p.round_timeout_ms_max.max(ms);
+        // The retry stays ten first timeouts, as the default's 10 s is ten of 1 s.
+        if let LeaderElection::Reputation { retry_after_ms } = &mut p.leader_election {
+            *retry_after_ms = (*retry_after_ms).max(ms.saturating_mul(10));
+        }
+    }
+    if let (Some(LeaderElectionArg::RoundRobin), cairn_ledger::genesis::EngineParams::HotStuff(p)) =
+        (bft.leader_election, &mut genesis.consensus.engine)
+    {
+        p.leader_election = LeaderElection::RoundRobin;
     }
     if let cairn_ledger::genesis::EngineParams::Pow(p) = &mut genesis.consensus.engine {
         p.target_block_time_ms = pow.block_time_ms.unwrap_or(LOCAL_BLOCK_TIME_MS);
@@ -241,7 +272,7 @@ struct Summary {
 pub fn run(command: GenesisCommand) -> Result<()> {
     match command {
         GenesisCommand::New(a) => {
-            let net = create(a.mode, a.validators, &a.out, a.round_timeout_ms, a.pow)?;
+            let net = create(a.mode, a.validators, &a.out, a.bft, a.pow)?;
             let keys: Vec<String> = net
                 .validator_keys
                 .iter()

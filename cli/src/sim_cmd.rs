@@ -10,7 +10,10 @@ use cairn_consensus::sim::pow::{self as pow_sim, PowBatchSummary, PowSimConfig, 
 use cairn_consensus::sim::{
     self, BatchSummary, FaultSet, Scenario, SimConfig, SimCrypto, SimReport,
 };
+use cairn_ledger::genesis::LeaderElection;
 use clap::{Args, Subcommand, ValueEnum};
+
+use crate::genesis_cmd::LeaderElectionArg;
 
 #[derive(Subcommand)]
 pub enum SimCommand {
@@ -88,6 +91,10 @@ pub struct HotStuffArgs {
     /// the checkers catch its double sign.
     #[arg(long, hide = true)]
     unsafe_no_double_sign_guard: bool,
+    /// How leaders are chosen, as the genesis's `leader_election`: reputation passes over a
+    /// validator whose turn produced no block; round-robin is the plain schedule.
+    #[arg(long, value_enum, default_value_t)]
+    leader_election: LeaderElectionArg,
 }
 
 #[derive(Args)]
@@ -229,6 +236,12 @@ fn hotstuff(a: HotStuffArgs) -> Result<()> {
         unsafe_skip_voted_round_check: a.unsafe_skip_voted_round_check,
         unsafe_accept_any_sync: a.unsafe_accept_any_sync,
         unsafe_no_double_sign_guard: a.unsafe_no_double_sign_guard,
+        leader_election: match a.leader_election {
+            LeaderElectionArg::Reputation => LeaderElection::Reputation {
+                retry_after_ms: sim::SIM_LEADER_RETRY_AFTER_MS,
+            },
+            LeaderElectionArg::RoundRobin => LeaderElection::RoundRobin,
+        },
     };
     let (summary, last, wall_s) = run_batch(a.threads, |threads, on_report| {
         sim::run_many(&config, seeds, threads, on_report)

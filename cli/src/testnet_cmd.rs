@@ -51,9 +51,8 @@ pub struct TestnetArgs {
     /// First port; node i uses P+2i for p2p and P+2i+1 for RPC.
     #[arg(long, default_value_t = 26600)]
     base_port: u16,
-    /// BFT only: the base round timeout in milliseconds written to genesis (default 1000).
-    #[arg(long, value_name = "MS")]
-    round_timeout_ms: Option<u64>,
+    #[command(flatten)]
+    bft: genesis_cmd::BftTuning,
     #[command(flatten)]
     pow: genesis_cmd::PowTuning,
     /// Also run K oracle publishers for the demo feed DEMO/USD, each funded by the faucet,
@@ -148,7 +147,7 @@ fn create(a: &TestnetArgs, manifest: &Path) -> Result<TestnetFile> {
             );
         }
     }
-    let net = genesis_cmd::create(a.mode, a.validators, &a.dir, a.round_timeout_ms, a.pow)?;
+    let net = genesis_cmd::create(a.mode, a.validators, &a.dir, a.bft, a.pow)?;
     let peers: Vec<String> = net
         .validator_keys
         .iter()

@@ -85,6 +85,7 @@ impl TestNode {
                 engine: EngineStatus::HotStuff {
                     round: Round(7),
                     leader: Some(validator.public().address()),
+                    election: Default::default(),
                 },
             },
             Readiness::NotReady("syncing: height 0 of 10".into()),

@@ -78,6 +78,7 @@ impl Node {
                 engine: EngineStatus::HotStuff {
                     round: Round(7),
                     leader: Some(validator.public().address()),
+                    election: Default::default(),
                 },
             },
             Readiness::Ready,

@@ -13,9 +13,11 @@
 mod crypto;
 mod leader;
 mod quorum;
+mod reputation;
 mod validators;
 
 pub use crypto::{Ed25519Signer, Ed25519Verifier, SignedBytes, Signer, Verifier};
 pub use leader::LeaderSchedule;
 pub use quorum::{TallyError, tally};
+pub use reputation::{BlockFacts, Failure, PassedOver, Reputation, ReputationConfig};
 pub use validators::{Member, ValidatorSet, ValidatorSetError};

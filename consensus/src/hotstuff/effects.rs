@@ -209,6 +209,8 @@ pub enum DropReason {
         proposer: PublicKey,
         reason: String,
     },
+    #[error("proposal for round {round} names proposer {proposer}, who is not a validator")]
+    UnknownProposer { round: Round, proposer: Address },
 }
 
 impl DropReason {
@@ -241,6 +243,7 @@ impl DropReason {
             DropReason::RepeatedVote { .. } => "repeated_vote",
             DropReason::EquivocatingVote { .. } => "equivocating_vote",
             DropReason::InvalidBlock { .. } => "invalid_block",
+            DropReason::UnknownProposer { .. } => "unknown_proposer",
         }
     }
 
@@ -263,7 +266,8 @@ impl DropReason {
             | DropReason::ForgedSync { .. }
             | DropReason::RepeatedVote { .. }
             | DropReason::EquivocatingVote { .. }
-            | DropReason::InvalidBlock { .. } => true,
+            | DropReason::InvalidBlock { .. }
+            | DropReason::UnknownProposer { .. } => true,
             DropReason::NotHotStuff { .. }
             | DropReason::WrongLeader { .. }
             | DropReason::UnjustifiedRound { .. }
@@ -313,6 +317,10 @@ mod tests {
                 proposer: key,
                 reason: "bad state root".to_string(),
             },
+            DropReason::UnknownProposer {
+                round,
+                proposer: key.address(),
+            },
         ];
         for reason in &faults {
             assert!(reason.is_fault(), "{}", reason.label());
@@ -357,7 +365,8 @@ mod tests {
                 "forged_sync",
                 "repeated_vote",
                 "equivocating_vote",
-                "invalid_block"
+                "invalid_block",
+                "unknown_proposer"
             ]
         );
     }

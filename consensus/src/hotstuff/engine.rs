@@ -15,13 +15,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use cairn_ledger::block::{Block, QuorumCert, Seal};
-use cairn_ledger::genesis::HotStuffParams;
+use cairn_ledger::genesis::{HotStuffParams, LeaderElection};
 use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 
 use super::aggregator::VoteAggregator;
 use super::block_tree::{BlockTree, TREE_BLOCKS_MAX, block_round};
 use super::certs::{CertChecker, CertError};
 use super::effects::{DropReason, Effect, Evidence, Input, Validity};
+use super::leaders::Leaders;
 use super::messages::{
     Message, ProposalMsg, SignedProposal, TimeoutCert, proposal_signing_bytes,
     timeout_signing_bytes, vote_signing_bytes,
@@ -29,9 +30,10 @@ use super::messages::{
 use super::pacemaker::{Pacemaker, PacemakerError};
 use super::safety::{SafetyError, SafetyRules, SafetyState};
 use super::sync::PENDING_PROPOSALS_MAX;
-use crate::bft::{LeaderSchedule, Signer, ValidatorSet, Verifier};
+use crate::bft::{Signer, ValidatorSet, Verifier};
 
-/// Rounds whose first proposal is remembered for equivocation checks.
+/// Proposals remembered for equivocation checks (the first per round and proposer; about
+/// one per round), and how many rounds back a proposal is still read.
 pub const PROPOSALS_SEEN_ROUNDS_MAX: usize = 64;
 /// How far ahead of the current round a vote may be and still be counted.
 pub const VOTE_ROUNDS_AHEAD_MAX: u64 = 4;
@@ -95,7 +97,7 @@ pub enum EngineError {
 
 pub struct Engine {
     pub(super) validators: ValidatorSet,
-    pub(super) leaders: LeaderSchedule,
+    pub(super) leaders: Leaders,
     pub(super) signer: Box<dyn Signer + Send>,
     pub(super) verifier: Box<dyn Verifier + Send>,
     pub(super) me: PublicKey,
@@ -107,9 +109,10 @@ pub struct Engine {
     pub(super) tree: BlockTree,
     pub(super) certs: CertChecker,
     pub(super) votes: VoteAggregator,
-    /// First proposal seen per round (its leader is fixed by the round), and whether
-    /// equivocation was already reported for it.
-    pub(super) proposals_seen: BTreeMap<Round, (SignedProposal, bool)>,
+    /// First proposal seen per round and proposer, and whether equivocation was already
+    /// reported for it. Keyed by proposer too: with leader reputation two validators can
+    /// each be the rightful leader of one round, on top of different parents.
+    pub(super) proposals_seen: BTreeMap<(Round, PublicKey), (SignedProposal, bool)>,
     pub(super) pending: Vec<(PublicKey, ProposalMsg)>,
     /// The open payload request: (round, justify, height).
     pub(super) payload_request: Option<(Round, QuorumCert, Height)>,
@@ -304,10 +307,16 @@ impl Engine {
         let (mut state, history) = (restart.safety, restart.history);
         let persist_at_start = !config.unsafe_no_double_sign_guard && state.raise_to(stored_round);
         let me = signer.public_key();
+        let leaders = Leaders::new(
+            &config.validators,
+            config.params.leader_election,
+            &history,
+            &root,
+        );
         let mut tree = BlockTree::with_history(history, root, root_qc);
         tree.certify(&state.highest_qc);
         Ok(Engine {
-            leaders: LeaderSchedule::new(&config.validators),
+            leaders,
             is_validator: config.validators.position(&me).is_some(),
             validators: config.validators,
             signer,
@@ -385,6 +394,7 @@ impl Engine {
             return Err(DropReason::NotHotStuff { block: id });
         };
         self.process_qc(&justify.clone(), self.me)?;
+        self.leaders.on_insert(&self.validators, &block, id);
         self.tree.insert(block).map_err(DropReason::Tree)?;
         self.after_insert(id);
         Ok(())
@@ -397,6 +407,12 @@ impl Engine {
             return Ok(id);
         }
         self.tree.insert(block.clone()).map_err(DropReason::Tree)?;
+        self.leaders.on_insert(&self.validators, &block, id);
+        // A full tree evicts blocks as it inserts: their states go with them.
+        if self.leaders.len() > TREE_BLOCKS_MAX {
+            let tree = &self.tree;
+            self.leaders.retain(|h| tree.contains(h));
+        }
         self.effects.push(Effect::StoreBlock(block));
         self.after_insert(id);
         Ok(id)
@@ -480,14 +496,45 @@ impl Engine {
         (self.tree.uncommitted_len(), self.pending.len())
     }
 
+    /// The leader of `round` for a proposal extending the highest certified block: the one
+    /// this node would extend, and what `status` shows.
     pub fn leader_of(&self, round: Round) -> PublicKey {
-        self.validators.member(self.leaders.leader(round)).key
+        self.leader_after(&self.tree.highest_certified().block, round)
+            .unwrap_or_else(|| self.validators.member(0).key)
+    }
+
+    /// The leader of `round` for a proposal extending `parent`, once the rule can tell (with
+    /// leader reputation, when `parent` is in the tree).
+    pub(super) fn leader_after(&self, parent: &Hash, round: Round) -> Option<PublicKey> {
+        self.leaders
+            .leader_after(&self.validators, parent, round)
+            .map(|i| self.validators.member(i).key)
+    }
+
+    /// The genesis's leader-election rule, by its genesis-file name.
+    pub fn leader_election(&self) -> &'static str {
+        if self.leaders.is_reputation() {
+            LeaderElection::REPUTATION
+        } else {
+            LeaderElection::ROUND_ROBIN
+        }
+    }
+
+    /// The validators passed over for proposals extending the highest certified block, with
+    /// why (empty under round robin).
+    pub fn passed_over(&self) -> Vec<(PublicKey, crate::bft::PassedOver)> {
+        self.leaders
+            .passed_over(&self.validators, &self.tree.highest_certified().block)
+            .into_iter()
+            .map(|p| (self.validators.member(p.validator).key, p))
+            .collect()
     }
 
     fn finish(&mut self) -> Vec<Effect> {
         debug_assert!(self.pending.len() <= PENDING_PROPOSALS_MAX);
         debug_assert!(self.proposals_seen.len() <= PROPOSALS_SEEN_ROUNDS_MAX);
         debug_assert!(self.tree.uncommitted_len() <= TREE_BLOCKS_MAX);
+        debug_assert!(self.leaders.len() <= TREE_BLOCKS_MAX + 1);
         if std::mem::take(&mut self.round_changed) {
             let round = self.current_round();
             let after_ms = self
@@ -675,19 +722,40 @@ impl Engine {
             Some((round, justify)) => (round, justify.clone()),
             None => return Err(DropReason::NotHotStuff { block: block_id }),
         };
-        let leader = self.validators.member(self.leaders.leader(round)).clone();
-        if p.block.header.proposer != leader.address {
-            return Err(DropReason::WrongLeader {
-                round,
-                expected: leader.address,
-                got: p.block.header.proposer,
-            });
-        }
+        // With leader reputation the leader depends on the parent: when the parent is not
+        // here yet, the claimed proposer's signature is checked now and its right to lead
+        // when the parent arrives (`check_released_leader`).
+        let leader = self.leader_after(&justify.block, round);
+        let signer = match leader {
+            Some(key) => {
+                let expected = self
+                    .validators
+                    .member(self.validators.position(&key).unwrap_or(0));
+                if p.block.header.proposer != expected.address {
+                    return Err(DropReason::WrongLeader {
+                        round,
+                        expected: expected.address,
+                        got: p.block.header.proposer,
+                    });
+                }
+                key
+            }
+            None => self
+                .validators
+                .members()
+                .iter()
+                .find(|m| m.address == p.block.header.proposer)
+                .map(|m| m.key)
+                .ok_or(DropReason::UnknownProposer {
+                    round,
+                    proposer: p.block.header.proposer,
+                })?,
+        };
         let bytes = proposal_signing_bytes(&self.chain, round, &block_id);
-        if !self.verifier.verify(&bytes, &leader.key, &p.signature) {
+        if !self.verifier.verify(&bytes, &signer, &p.signature) {
             return Err(DropReason::BadSignature {
                 what: "proposal",
-                key: leader.key,
+                key: signer,
             });
         }
         // Certificates first: even a stale proposal teaches rounds and QCs.
@@ -714,18 +782,53 @@ impl Engine {
                 current,
             });
         }
+        if leader.is_some() {
+            self.check_proposal_equivocation(SignedProposal {
+                round,
+                block: block_id,
+                proposer: signer,
+                signature: p.signature,
+            })?;
+        }
+        self.accept_proposal(from, p)
+    }
+
+    /// A proposal that waited for its parent, under leader reputation: now that the parent's
+    /// state is known, the proposer must be the leader it names, and the proposal is
+    /// checked for equivocation as any other (`on_proposal` could do neither).
+    fn check_released_leader(&mut self, p: &ProposalMsg, round: Round) -> Result<(), DropReason> {
+        let block = p.block.hash();
+        let Some(key) = self.leader_after(&p.block.header.parent, round) else {
+            return Ok(());
+        };
+        if self
+            .proposals_seen
+            .get(&(round, key))
+            .is_some_and(|(first, _)| first.block == block)
+        {
+            return Ok(());
+        }
+        let expected = self
+            .validators
+            .member(self.validators.position(&key).unwrap_or(0));
+        if p.block.header.proposer != expected.address {
+            return Err(DropReason::WrongLeader {
+                round,
+                expected: expected.address,
+                got: p.block.header.proposer,
+            });
+        }
         self.check_proposal_equivocation(SignedProposal {
             round,
-            block: block_id,
-            proposer: leader.key,
+            block,
+            proposer: key,
             signature: p.signature,
-        })?;
-        self.accept_proposal(from, p)
+        })
     }
 
     fn check_proposal_equivocation(&mut self, signed: SignedProposal) -> Result<(), DropReason> {
         let (round, key) = (signed.round, signed.proposer);
-        match self.proposals_seen.get_mut(&round) {
+        match self.proposals_seen.get_mut(&(round, key)) {
             Some((first, _)) if first.block == signed.block => Err(DropReason::Duplicate {
                 what: "proposal",
                 key,
@@ -754,7 +857,7 @@ impl Engine {
                 if self.proposals_seen.len() >= PROPOSALS_SEEN_ROUNDS_MAX {
                     self.proposals_seen.pop_first();
                 }
-                self.proposals_seen.insert(round, (signed, false));
+                self.proposals_seen.insert((round, key), (signed, false));
                 Ok(())
             }
         }
@@ -785,13 +888,18 @@ impl Engine {
             self.request_sync(from);
             return self.buffer_pending(from, p);
         }
+        if self.leaders.is_reputation() {
+            self.check_released_leader(&p, round)?;
+        }
         let id = self.insert_block(p.block.clone())?;
         self.await_validity(AwaitingValidity {
             block: id,
             round,
             justify_round,
             tc: p.tc,
-            proposer: self.leader_of(round),
+            proposer: self
+                .leader_after(&p.block.header.parent, round)
+                .unwrap_or_else(|| self.leader_of(round)),
         });
         Ok(())
     }
@@ -856,6 +964,11 @@ impl Engine {
         if !self.is_validator || !self.safety.may_sign() || round != self.current_round() {
             return Ok(());
         }
+        // Known before signing: a block evicted from a full tree since it was proposed has
+        // no state to name the next leader, and gets no vote.
+        let Some(next_leader) = self.leader_after(&block, Round(round.0.saturating_add(1))) else {
+            return Ok(());
+        };
         let (vote, fresh) = self
             .safety
             .vote(self.signer.as_ref(), round, block, justify_round, tc)
@@ -863,7 +976,6 @@ impl Engine {
         if fresh {
             self.persist();
         }
-        let next_leader = self.leader_of(Round(round.0.saturating_add(1)));
         if next_leader == self.me {
             let power = self.validators.power(&self.me).unwrap_or(0);
             self.add_vote(vote, power)
@@ -943,6 +1055,8 @@ impl Engine {
         assert_eq!(last, Some(self.tree.root_height()));
         assert_eq!(committed.qc.block, self.tree.root_id());
         let root_round = self.tree.root_round();
+        let tree = &self.tree;
+        self.leaders.retain(|h| tree.contains(h));
         self.pending.retain(|(_, p)| {
             p.round_and_justify()
                 .is_some_and(|(round, _)| round > root_round)

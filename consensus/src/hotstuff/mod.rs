@@ -17,6 +17,7 @@ mod block_tree;
 mod certs;
 mod effects;
 mod engine;
+mod leaders;
 mod messages;
 mod pacemaker;
 mod safety;

@@ -91,11 +91,13 @@ impl Pacemaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_ledger::genesis::LeaderElection;
 
     fn pacemaker(base: u64, max: u64) -> Pacemaker {
         Pacemaker::new(&HotStuffParams {
             round_timeout_ms_base: base,
             round_timeout_ms_max: max,
+            leader_election: LeaderElection::RoundRobin,
         })
         .unwrap()
     }
@@ -125,11 +127,13 @@ mod tests {
         let zero = HotStuffParams {
             round_timeout_ms_base: 0,
             round_timeout_ms_max: 5,
+            leader_election: LeaderElection::RoundRobin,
         };
         assert_eq!(Pacemaker::new(&zero).err(), Some(PacemakerError::ZeroBase));
         let inverted = HotStuffParams {
             round_timeout_ms_base: 10,
             round_timeout_ms_max: 5,
+            leader_election: LeaderElection::RoundRobin,
         };
         assert_eq!(
             Pacemaker::new(&inverted).err(),

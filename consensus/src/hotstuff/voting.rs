@@ -23,8 +23,11 @@ impl Engine {
                 key: vote.voter,
             })?;
         let next = Round(vote.round.0.saturating_add(1));
-        let leader = self.leader_of(next);
-        if leader != self.me {
+        // With leader reputation the next leader depends on the block voted for: a vote for
+        // a block not here yet is kept (bounded like any vote) until the block comes.
+        if let Some(leader) = self.leader_after(&vote.block, next)
+            && leader != self.me
+        {
             return Err(DropReason::NotNextLeader {
                 round: vote.round,
                 leader,

@@ -16,8 +16,8 @@ pub mod pow;
 
 pub use hotstuff::{
     ALL_FAULTS, BEHAVIOURS, BatchSummary, Behaviour, EVENTS_PER_RUN_MAX, EVENTS_QUEUED_MAX, Fault,
-    FaultParseError, FaultSet, LIVENESS_COMMITS, SIM_ROUND_TIMEOUT_MS_BASE,
-    SIM_ROUND_TIMEOUT_MS_MAX, SIM_VALIDATORS_MAX, Scenario, SimConfig, SimCrypto, SimError,
-    SimReport, run, run_many,
+    FaultParseError, FaultSet, LIVENESS_COMMITS, SIM_LEADER_RETRY_AFTER_MS,
+    SIM_ROUND_TIMEOUT_MS_BASE, SIM_ROUND_TIMEOUT_MS_MAX, SIM_VALIDATORS_MAX, Scenario, SimConfig,
+    SimCrypto, SimError, SimReport, run, run_many,
 };
 pub use kernel::{VIOLATIONS_KEPT_MAX, in_seed_order};

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::params::{EngineParams, Genesis, OracleParams};
+use super::params::{EngineParams, Genesis, LeaderElection, OracleParams};
 
 /// How `[consensus] engine` names each engine.
 pub(super) const ENGINE_HOTSTUFF: &str = "hotstuff";
@@ -49,6 +49,11 @@ pub struct ConsensusSection {
 pub struct HotStuffSection {
     pub round_timeout_ms_base: u64,
     pub round_timeout_ms_max: u64,
+    /// Absent in files written before the rule existed: those chains ran round robin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_election: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_retry_after_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +126,11 @@ impl Genesis {
                 Some(HotStuffSection {
                     round_timeout_ms_base: h.round_timeout_ms_base,
                     round_timeout_ms_max: h.round_timeout_ms_max,
+                    leader_election: Some(h.leader_election.name().to_string()),
+                    leader_retry_after_ms: match h.leader_election {
+                        LeaderElection::RoundRobin => None,
+                        LeaderElection::Reputation { retry_after_ms } => Some(retry_after_ms),
+                    },
                 }),
                 None,
             ),
@@ -260,6 +270,20 @@ impl GenesisFile {
                 h.round_timeout_ms_max,
                 "cap on the round timeout",
             );
+            if let Some(rule) = &h.leader_election {
+                w.string(
+                    "leader_election",
+                    rule,
+                    "\"reputation\" (pass over leaders whose turn failed) or \"round_robin\"",
+                );
+            }
+            if let Some(ms) = h.leader_retry_after_ms {
+                w.int(
+                    "leader_retry_after_ms",
+                    ms,
+                    "chain time before a passed-over leader gets a turn again",
+                );
+            }
         }
         if let Some(pow) = &c.pow {
             w.table("consensus.pow", "");

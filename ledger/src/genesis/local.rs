@@ -8,7 +8,7 @@ use crate::types::{Address, Amount, ProtocolVersion, PublicKey, TimestampMs};
 
 use super::params::{
     ConsensusParams, EngineKind, EngineParams, Genesis, GenesisAccount, GenesisFeed,
-    HotStuffParams, OracleParams, PowParams, Validator,
+    HotStuffParams, LeaderElection, OracleParams, PowParams, Validator,
 };
 
 impl Genesis {
@@ -34,6 +34,9 @@ impl Genesis {
             EngineKind::HotStuff => EngineParams::HotStuff(HotStuffParams {
                 round_timeout_ms_base: 1000,
                 round_timeout_ms_max: 30_000,
+                leader_election: LeaderElection::Reputation {
+                    retry_after_ms: LeaderElection::RETRY_AFTER_MS_DEFAULT,
+                },
             }),
             EngineKind::Pow => EngineParams::Pow(PowParams {
                 initial_bits: 0x1f00_ffff,

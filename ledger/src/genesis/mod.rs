@@ -38,6 +38,8 @@
 //! [consensus.hotstuff]              # required if and only if engine = "hotstuff"
 //! round_timeout_ms_base = 1000      # > 0
 //! round_timeout_ms_max = 30000      # >= round_timeout_ms_base
+//! leader_election = "reputation"    # or "round_robin" (the default when absent)
+//! leader_retry_after_ms = 10000     # reputation only; >= round_timeout_ms_base
 //!
 //! [consensus.pow]                   # required if and only if engine = "pow"
 //! initial_bits = "0x1f00ffff"       # compact target (Bitcoin `bits`): positive, nonzero,
@@ -97,6 +99,6 @@ pub use file::{
 pub use params::{
     BLOCK_BYTES_MIN, BPS_MAX, ConsensusParams, EngineKind, EngineParams, FEED_DECIMALS_MAX,
     FEED_SYMBOL_CHARS_MAX, GENESIS_BYTES_MAX, Genesis, GenesisAccount, GenesisFeed, HotStuffParams,
-    NAME_CHARS_MAX, OracleParams, PowParams, Upgrade, Validator,
+    LeaderElection, NAME_CHARS_MAX, OracleParams, PowParams, Upgrade, Validator,
 };
 pub use validate::{GenesisError, Problem};

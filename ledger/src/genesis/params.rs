@@ -54,6 +54,36 @@ pub enum EngineParams {
 pub struct HotStuffParams {
     pub round_timeout_ms_base: u64,
     pub round_timeout_ms_max: u64,
+    pub leader_election: LeaderElection,
+}
+
+/// How the leader of each BFT round is chosen. Every validator must use the same rule, so it
+/// is part of the genesis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaderElection {
+    /// The schedule alone: each validator leads in turn, in proportion to its power, whether
+    /// or not it is up.
+    RoundRobin,
+    /// The schedule, except that a validator whose last turn produced no block is passed
+    /// over until it votes again, leads a block, or `retry_after_ms` of chain time pass.
+    Reputation { retry_after_ms: u64 },
+}
+
+impl LeaderElection {
+    /// The names the genesis file uses.
+    pub const ROUND_ROBIN: &'static str = "round_robin";
+    pub const REPUTATION: &'static str = "reputation";
+    /// What `cairn genesis new` writes for `retry_after_ms`: long against a loaded round (a
+    /// hung validator costs one timeout per retry), short against the time an operator
+    /// waits for a returned validator to lead again.
+    pub const RETRY_AFTER_MS_DEFAULT: u64 = 10_000;
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            LeaderElection::RoundRobin => Self::ROUND_ROBIN,
+            LeaderElection::Reputation { .. } => Self::REPUTATION,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

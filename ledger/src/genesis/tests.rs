@@ -123,7 +123,8 @@ fn example_parses_into_the_typed_genesis() {
         g.consensus.engine,
         EngineParams::HotStuff(HotStuffParams {
             round_timeout_ms_base: 1000,
-            round_timeout_ms_max: 30_000
+            round_timeout_ms_max: 30_000,
+            leader_election: LeaderElection::RoundRobin,
         })
     );
     assert_eq!(g.validators.len(), 2);
@@ -205,6 +206,16 @@ fn hash_changes_when_any_field_changes() {
         |g| {
             if let EngineParams::HotStuff(h) = &mut g.consensus.engine {
                 h.round_timeout_ms_max += 1
+            }
+        },
+        |g| {
+            if let EngineParams::HotStuff(h) = &mut g.consensus.engine {
+                h.leader_election = match h.leader_election {
+                    LeaderElection::RoundRobin => LeaderElection::Reputation {
+                        retry_after_ms: 5000,
+                    },
+                    LeaderElection::Reputation { .. } => LeaderElection::RoundRobin,
+                }
             }
         },
         |g| g.validators[0].name = None,
@@ -768,4 +779,79 @@ proptest! {
         let back: GenesisFile = toml::from_str(&file.to_toml_string()).unwrap();
         prop_assert_eq!(back, file);
     }
+}
+
+#[test]
+fn leader_election_is_round_robin_when_absent_and_reputation_when_asked() {
+    let rule = |toml: &str| match Genesis::from_toml_str(toml).unwrap().consensus.engine {
+        EngineParams::HotStuff(h) => h.leader_election,
+        other => panic!("not hotstuff: {other:?}"),
+    };
+    let base = example_toml();
+    assert_eq!(rule(&base), LeaderElection::RoundRobin);
+    let with = |extra: &str| {
+        base.replace(
+            "round_timeout_ms_max = 30000\n",
+            &format!("round_timeout_ms_max = 30000\n{extra}"),
+        )
+    };
+    assert_eq!(
+        rule(&with("leader_election = \"reputation\"\n")),
+        LeaderElection::Reputation {
+            retry_after_ms: LeaderElection::RETRY_AFTER_MS_DEFAULT
+        }
+    );
+    assert_eq!(
+        rule(&with(
+            "leader_election = \"reputation\"\nleader_retry_after_ms = 4000\n"
+        )),
+        LeaderElection::Reputation {
+            retry_after_ms: 4000
+        }
+    );
+    assert_eq!(
+        rule(&with("leader_election = \"round_robin\"\n")),
+        LeaderElection::RoundRobin
+    );
+    // Written back and read again, each rule is itself.
+    for g in [
+        example(),
+        Genesis::from_toml_str(&with("leader_election = \"reputation\"\n")).unwrap(),
+    ] {
+        assert_eq!(round_trip(&g), g);
+    }
+}
+
+#[test]
+fn a_wrong_leader_election_names_the_field_and_the_choices() {
+    let base = example_toml();
+    let with = |extra: &str| {
+        base.replace(
+            "round_timeout_ms_max = 30000\n",
+            &format!("round_timeout_ms_max = 30000\n{extra}"),
+        )
+    };
+    let p = problems(Genesis::from_toml_str(&with(
+        "leader_election = \"random\"\n",
+    )));
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].path, "consensus.hotstuff.leader_election");
+    assert!(
+        p[0].message.contains("\"reputation\" or \"round_robin\""),
+        "{}",
+        p[0].message
+    );
+    let p = problems(Genesis::from_toml_str(&with(
+        "leader_retry_after_ms = 4000\n",
+    )));
+    assert_eq!(p[0].path, "consensus.hotstuff.leader_retry_after_ms");
+    let p = problems(Genesis::from_toml_str(&with(
+        "leader_election = \"reputation\"\nleader_retry_after_ms = 10\n",
+    )));
+    assert_eq!(p[0].path, "consensus.hotstuff.leader_retry_after_ms");
+    assert!(
+        p[0].message.contains("round_timeout_ms_base"),
+        "{}",
+        p[0].message
+    );
 }

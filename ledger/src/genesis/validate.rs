@@ -25,8 +25,8 @@ use super::file::{
 };
 use super::params::{
     BLOCK_BYTES_MIN, BPS_MAX, ConsensusParams, EngineParams, FEED_DECIMALS_MAX, GENESIS_BYTES_MAX,
-    Genesis, GenesisAccount, GenesisFeed, HotStuffParams, NAME_CHARS_MAX, OracleParams, PowParams,
-    Upgrade, Validator,
+    Genesis, GenesisAccount, GenesisFeed, HotStuffParams, LeaderElection, NAME_CHARS_MAX,
+    OracleParams, PowParams, Upgrade, Validator,
 };
 
 /// How much of an offending string a message quotes.
@@ -331,6 +331,47 @@ fn check_hotstuff(h: &HotStuffSection, p: &mut Problems) -> HotStuffParams {
     HotStuffParams {
         round_timeout_ms_base: h.round_timeout_ms_base,
         round_timeout_ms_max: h.round_timeout_ms_max,
+        leader_election: check_leader_election(h, p),
+    }
+}
+
+fn check_leader_election(h: &HotStuffSection, p: &mut Problems) -> LeaderElection {
+    let retry = h.leader_retry_after_ms;
+    match h.leader_election.as_deref() {
+        None | Some(LeaderElection::ROUND_ROBIN) => {
+            if retry.is_some() {
+                p.add(
+                    "consensus.hotstuff.leader_retry_after_ms",
+                    "is set, but leader_election is not \"reputation\"; remove it or set \
+                     leader_election = \"reputation\"",
+                );
+            }
+            LeaderElection::RoundRobin
+        }
+        Some(LeaderElection::REPUTATION) => {
+            let retry_after_ms = retry.unwrap_or(LeaderElection::RETRY_AFTER_MS_DEFAULT);
+            if retry_after_ms < h.round_timeout_ms_base {
+                p.add(
+                    "consensus.hotstuff.leader_retry_after_ms",
+                    format!(
+                        "{retry_after_ms} is below round_timeout_ms_base ({}): a passed-over \
+                         leader would get its turn back before its failed turn timed out",
+                        h.round_timeout_ms_base
+                    ),
+                );
+            }
+            LeaderElection::Reputation { retry_after_ms }
+        }
+        Some(other) => {
+            p.add(
+                "consensus.hotstuff.leader_election",
+                format!(
+                    "unknown rule {}; expected \"reputation\" or \"round_robin\"",
+                    quote(other)
+                ),
+            );
+            LeaderElection::RoundRobin
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::sync::RwLock;
 
-use cairn_ledger::{Address, Height, Round};
+use cairn_ledger::{Address, Height, Round, TimestampMs};
 
 /// A node whose best known block is more than this many heights above its tip reports
 /// itself as syncing (and a miner does not mine).
@@ -35,6 +35,8 @@ pub enum EngineStatus {
         round: Round,
         /// The current round's leader, when known.
         leader: Option<Address>,
+        /// The genesis rule for choosing leaders, and whom it passes over now.
+        election: LeaderElectionStatus,
     },
     Pow {
         /// The height of the best header known (bodies may still be coming).
@@ -47,6 +49,7 @@ impl Default for EngineStatus {
         EngineStatus::HotStuff {
             round: Round(0),
             leader: None,
+            election: LeaderElectionStatus::default(),
         }
     }
 }
@@ -59,6 +62,24 @@ impl EngineStatus {
             EngineStatus::Pow { .. } => "pow",
         }
     }
+}
+
+/// The leader-election rule at work: `round_robin` or `reputation`, and under reputation the
+/// validators it passes over.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaderElectionStatus {
+    pub rule: &'static str,
+    pub passed_over: Vec<PassedOverStatus>,
+}
+
+/// A validator the reputation rule passes over: its turn as leader of `failed_round` produced
+/// no block, and it gets a turn again at chain time `until` at the latest (sooner once it
+/// signs a certificate again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassedOverStatus {
+    pub validator: Address,
+    pub failed_round: Round,
+    pub until: TimestampMs,
 }
 
 /// How far the committed (or connected) tip is from the best height this node has seen.

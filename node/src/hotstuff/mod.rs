@@ -29,9 +29,12 @@ use tokio::sync::watch;
 use crate::host::clock::{now_ms, ticks};
 use crate::host::net::{Heard, outside};
 use crate::host::peers::Peers;
-use crate::host::status::{EngineStatus, NodeStatus, SyncProgress};
+use crate::host::status::{
+    EngineStatus, LeaderElectionStatus, NodeStatus, PassedOverStatus, SyncProgress,
+};
 use crate::host::upgrade::{ForkWatch, Halt};
 use crate::host::{DriverError, NodeIo};
+use crate::metrics::bft::ValidatorLabel;
 use crate::metrics::to_i64;
 use crate::p2p::{Command, Event, Topic, Verdict};
 use chain::{Chain, Invalid};
@@ -76,6 +79,8 @@ pub struct Driver {
     last_commit: Option<Instant>,
     last_leader: Option<PublicKey>,
     last_round: Round,
+    /// `status`'s leader-election part, recomputed when the round changes.
+    election: LeaderElectionStatus,
     /// A proposal this node leads but is holding back until there is something to include
     /// or the empty-block interval has passed.
     held_payload: Option<HeldPayload>,
@@ -136,6 +141,7 @@ impl Driver {
             last_commit: None,
             last_leader: None,
             last_round: Round(0),
+            election: LeaderElectionStatus::default(),
             held_payload: None,
             empty_block_interval: parts.empty_block_interval.min(parts.round_timeout_base / 2),
             fork_id,
@@ -649,6 +655,39 @@ impl Driver {
         }
     }
 
+    /// Who leader reputation passes over now; also sets the per-validator gauge, zeroing the
+    /// validators no longer passed over.
+    fn election_status(&self) -> LeaderElectionStatus {
+        let passed_over: Vec<PassedOverStatus> = self
+            .engine
+            .passed_over()
+            .into_iter()
+            .map(|(key, p)| PassedOverStatus {
+                validator: key.address(),
+                failed_round: p.failure.round,
+                until: p.until,
+            })
+            .collect();
+        for key in self.peer_of.keys() {
+            let round = passed_over
+                .iter()
+                .find(|p| p.validator == key.address())
+                .map_or(0, |p| p.failed_round.0);
+            self.io
+                .metrics
+                .bft
+                .passed_over
+                .get_or_create(&ValidatorLabel {
+                    validator: key.address().to_string(),
+                })
+                .set(to_i64(round));
+        }
+        LeaderElectionStatus {
+            rule: self.engine.leader_election(),
+            passed_over,
+        }
+    }
+
     fn refresh_status(&mut self) {
         let round = self.engine.current_round();
         let leader = self.engine.leader_of(round);
@@ -658,6 +697,7 @@ impl Driver {
             }
             self.last_leader = Some(leader);
             self.last_round = round;
+            self.election = self.election_status();
         }
         let sync = self.sync_progress();
         self.io.post_status(
@@ -669,6 +709,7 @@ impl Driver {
                 engine: EngineStatus::HotStuff {
                     round,
                     leader: Some(leader.address()),
+                    election: self.election.clone(),
                 },
             },
             sync,

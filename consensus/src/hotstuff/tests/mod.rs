@@ -12,7 +12,7 @@ mod validity_tests;
 
 use cairn_ledger::block::{Block, BlockHeader, QuorumCert, Seal};
 use cairn_ledger::crypto::Keypair;
-use cairn_ledger::genesis::HotStuffParams;
+use cairn_ledger::genesis::{HotStuffParams, LeaderElection};
 use cairn_ledger::{Hash, Height, ProtocolVersion, PublicKey, Round, TimestampMs};
 
 use super::*;
@@ -56,6 +56,7 @@ impl Kit {
             params: HotStuffParams {
                 round_timeout_ms_base: BASE_MS,
                 round_timeout_ms_max: MAX_MS,
+                leader_election: LeaderElection::RoundRobin,
             },
             genesis: self.genesis.clone(),
             double_sign_check_rounds: 0,

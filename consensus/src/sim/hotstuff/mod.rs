@@ -23,6 +23,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
+use cairn_ledger::genesis::LeaderElection;
 use cairn_ledger::{Hash, Height, Round};
 
 use super::kernel::Simulation;
@@ -67,7 +68,14 @@ pub struct SimConfig {
     /// of its signed rounds from the store, no observation window).
     #[doc(hidden)]
     pub unsafe_no_double_sign_guard: bool,
+    /// The genesis rule for choosing leaders (default: reputation, as `cairn genesis new`
+    /// writes).
+    pub leader_election: LeaderElection,
 }
+
+/// The simulated genesis's `leader_retry_after_ms`: ten first round timeouts, as the local
+/// genesis's 10 s is ten of its 1 s timeouts.
+pub const SIM_LEADER_RETRY_AFTER_MS: u64 = 10 * SIM_ROUND_TIMEOUT_MS_BASE;
 
 impl SimConfig {
     pub fn new(seed: u64, validators: usize, faults: FaultSet) -> SimConfig {
@@ -80,6 +88,9 @@ impl SimConfig {
             unsafe_skip_voted_round_check: false,
             unsafe_accept_any_sync: false,
             unsafe_no_double_sign_guard: false,
+            leader_election: LeaderElection::Reputation {
+                retry_after_ms: SIM_LEADER_RETRY_AFTER_MS,
+            },
         }
     }
 
@@ -103,6 +114,9 @@ impl SimConfig {
         }
         if self.unsafe_no_double_sign_guard {
             line.push_str(" --unsafe-no-double-sign-guard");
+        }
+        if self.leader_election == LeaderElection::RoundRobin {
+            line.push_str(" --leader-election round-robin");
         }
         line
     }

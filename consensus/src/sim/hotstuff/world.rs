@@ -160,6 +160,7 @@ impl World {
             params: HotStuffParams {
                 round_timeout_ms_base: SIM_ROUND_TIMEOUT_MS_BASE,
                 round_timeout_ms_max: SIM_ROUND_TIMEOUT_MS_MAX,
+                leader_election: cfg.leader_election,
             },
             genesis,
             // Only the stale-restart validator observes after start (see `boot`).
@@ -389,6 +390,18 @@ impl World {
     }
 
     /// The highest round and every height among live honest validators.
+    /// The leader of `round` as the first running honest node sees it (with leader
+    /// reputation it depends on the chain, which every honest node shares once stable).
+    fn leader_seen(&self, round: Round) -> usize {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|&(i, n)| self.honest(i) && !n.dead)
+            .find_map(|(_, n)| n.engine.as_ref())
+            .and_then(|e| self.index.get(&e.leader_of(round)).copied())
+            .unwrap_or_else(|| self.leaders.leader(round))
+    }
+
     fn honest_progress(&self) -> (Round, Vec<Height>) {
         let mut round = Round(0);
         let mut heights = Vec::new();
@@ -443,7 +456,7 @@ impl World {
                 // The leader of the next round: it has not proposed yet and is about to
                 // collect this round's votes, so its crash costs the most.
                 let (round, heights) = self.honest_progress();
-                let node = self.leaders.leader(Round(round.0 + 1));
+                let node = self.leader_seen(Round(round.0 + 1));
                 {
                     self.crash(node);
                     self.nodes[node].dead = true;

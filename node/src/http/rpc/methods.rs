@@ -582,7 +582,7 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
     // Proof of work has no rounds or leaders (`round` stays 0 and `leader` null for scripts
     // that read both modes); it has a best header instead.
     let (round, leader) = match &node.engine {
-        EngineStatus::HotStuff { round, leader } => (round.0, *leader),
+        EngineStatus::HotStuff { round, leader, .. } => (round.0, *leader),
         EngineStatus::Pow { .. } => (0, None),
     };
     let mut out = json!({
@@ -601,8 +601,31 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
     });
     // The driver posts its best header every 250 ms while the tip is read live here; the
     // tip's own header is known, so the best header is never below it.
-    if let EngineStatus::Pow { best_header_height } = node.engine {
-        out["best_header_height"] = json!(best_header_height.0.max(tip.height.0));
+    match &node.engine {
+        EngineStatus::Pow { best_header_height } => {
+            out["best_header_height"] = json!(best_header_height.0.max(tip.height.0));
+        }
+        EngineStatus::HotStuff { election, .. } => {
+            let passed_over: Vec<Value> = election
+                .passed_over
+                .iter()
+                .map(|p| {
+                    json!({
+                        "validator": p.validator,
+                        "why": format!(
+                            "its turn as leader of round {} produced no block",
+                            p.failed_round
+                        ),
+                        "failed_round": p.failed_round.0,
+                        "until_ms": p.until.0,
+                    })
+                })
+                .collect();
+            out["leader_election"] = json!({
+                "rule": election.rule,
+                "passed_over": passed_over,
+            });
+        }
     }
     Ok(out)
 }

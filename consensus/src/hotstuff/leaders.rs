@@ -1,0 +1,161 @@
+//! Who leads a round in this engine: the schedule alone, or the schedule with leader
+//! reputation (`crate::bft::Reputation`), whose state is kept per block of the tree so the
+//! leader of a proposal is a function of the block it extends.
+//!
+//! Owns: the per-block reputation states and the rule chosen by the genesis. Never: decides
+//! anything about safety; a wrong leader costs a round, never a fork.
+
+use std::collections::HashMap;
+
+use cairn_ledger::block::{Block, Seal};
+use cairn_ledger::genesis::LeaderElection;
+use cairn_ledger::{Hash, Round};
+
+use crate::bft::{
+    BlockFacts, LeaderSchedule, PassedOver, Reputation, ReputationConfig, ValidatorSet,
+};
+
+pub(super) struct Leaders {
+    schedule: LeaderSchedule,
+    reputation: Option<ReputationRule>,
+}
+
+struct ReputationRule {
+    config: ReputationConfig,
+    /// The state after each block of the tree (the committed root included).
+    states: HashMap<Hash, Reputation>,
+}
+
+/// What the rule needs of a block; `None` for a block without a HotStuff seal (genesis).
+fn facts<'a>(
+    validators: &ValidatorSet,
+    block: &Block,
+    signers: &'a mut Vec<usize>,
+) -> Option<BlockFacts<'a>> {
+    let Seal::HotStuff { round, justify } = &block.header.seal else {
+        return None;
+    };
+    let proposer = validators
+        .members()
+        .iter()
+        .position(|m| m.address == block.header.proposer)?;
+    signers.clear();
+    signers.extend(
+        justify
+            .votes
+            .iter()
+            .filter_map(|(key, _)| validators.position(key)),
+    );
+    Some(BlockFacts {
+        round: *round,
+        timestamp: block.header.timestamp,
+        proposer,
+        qc_round: justify.round,
+        qc_signers: signers,
+    })
+}
+
+impl Leaders {
+    /// The rule of `election`, starting at the committed `root`. `history` (the committed
+    /// blocks just below it, lowest first) is folded in first, so a restarted node passes over
+    /// whom the others do unless the failure is older than its history.
+    pub(super) fn new(
+        validators: &ValidatorSet,
+        election: LeaderElection,
+        history: &[Block],
+        root: &Block,
+    ) -> Leaders {
+        let schedule = LeaderSchedule::new(validators);
+        let reputation = match election {
+            LeaderElection::RoundRobin => None,
+            LeaderElection::Reputation { retry_after_ms } => {
+                let config = ReputationConfig {
+                    retry_after_ms,
+                    ..ReputationConfig::default()
+                };
+                let first = history.first().unwrap_or(root);
+                let round = match &first.header.seal {
+                    Seal::HotStuff { round, .. } => *round,
+                    _ => Round(0),
+                };
+                let mut state = Reputation::start(validators, round, first.header.timestamp);
+                let mut signers = Vec::new();
+                for block in history.iter().skip(1).chain(std::iter::once(root)) {
+                    if let Some(f) = facts(validators, block, &mut signers)
+                        && f.round > state.round()
+                    {
+                        state = state.after_block(validators, &schedule, &config, &f);
+                    }
+                }
+                let mut states = HashMap::new();
+                states.insert(root.hash(), state);
+                Some(ReputationRule { config, states })
+            }
+        };
+        Leaders {
+            schedule,
+            reputation,
+        }
+    }
+
+    /// The leader of `round` for a proposal extending `parent`; `None` when the rule needs
+    /// the parent's state and the parent is not in the tree.
+    pub(super) fn leader_after(
+        &self,
+        validators: &ValidatorSet,
+        parent: &Hash,
+        round: Round,
+    ) -> Option<usize> {
+        match &self.reputation {
+            None => Some(self.schedule.leader(round)),
+            Some(rule) => rule
+                .states
+                .get(parent)
+                .map(|s| s.leader(validators, &self.schedule, &rule.config, round)),
+        }
+    }
+
+    /// Records a block just inserted into the tree (its parent is there).
+    pub(super) fn on_insert(&mut self, validators: &ValidatorSet, block: &Block, id: Hash) {
+        let Some(rule) = &mut self.reputation else {
+            return;
+        };
+        let mut signers = Vec::new();
+        let (Some(parent), Some(f)) = (
+            rule.states.get(&block.header.parent),
+            facts(validators, block, &mut signers),
+        ) else {
+            return;
+        };
+        let state = parent.after_block(validators, &self.schedule, &rule.config, &f);
+        rule.states.insert(id, state);
+    }
+
+    /// Forgets the states of blocks no longer in the tree.
+    pub(super) fn retain(&mut self, keep: impl Fn(&Hash) -> bool) {
+        if let Some(rule) = &mut self.reputation {
+            rule.states.retain(|h, _| keep(h));
+        }
+    }
+
+    /// Who is passed over for proposals extending `at`.
+    pub(super) fn passed_over(&self, validators: &ValidatorSet, at: &Hash) -> Vec<PassedOver> {
+        match &self.reputation {
+            None => Vec::new(),
+            Some(rule) => rule
+                .states
+                .get(at)
+                .map(|s| s.passed_over(validators, &rule.config))
+                .unwrap_or_default(),
+        }
+    }
+
+    pub(super) fn is_reputation(&self) -> bool {
+        self.reputation.is_some()
+    }
+
+    /// States held, for the engine's bound assertions.
+    pub(super) fn len(&self) -> usize {
+        self.reputation.as_ref().map_or(0, |r| r.states.len())
+    }
+}
