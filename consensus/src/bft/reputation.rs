@@ -445,7 +445,7 @@ mod tests {
         let mut time = 0;
         for r in 1..200u64 {
             time += 7;
-            if r % 3 == 0 {
+            if r.is_multiple_of(3) {
                 continue;
             }
             c.block(r, time, &[0, 2]);
@@ -506,10 +506,12 @@ mod tests {
         let mut time = 0;
         for r in 1..300u64 {
             time += 3;
-            if r % 7 == 2 || r % 11 == 0 {
+            if r % 7 == 2 || r.is_multiple_of(11) {
                 continue;
             }
-            let signers: Vec<usize> = (0..7).filter(|&i| (r + i as u64) % 5 != 0).collect();
+            let signers: Vec<usize> = (0..7)
+                .filter(|&i| !(r + i as u64).is_multiple_of(5))
+                .collect();
             let qc_round = a.state.round;
             let proposer = a.block(r, time, &signers);
             blocks.push((r, time, proposer, qc_round, signers));
