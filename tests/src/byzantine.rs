@@ -8,8 +8,9 @@
 //! it gets, and once per connection by gossip. To draw requests it re-sends honest proposals
 //! and a timeout for a far-off round carrying the highest QC straight to each validator, so
 //! one that lacks the block asks it. Answers to requests and gossiped answers are faults
-//! that the honest nodes strike; before the third strike (the ban) it drops its connections
-//! and dials again, which the network forgives, so the attack lasts as long as the peer runs.
+//! that the honest nodes strike; before the third strike it drops its connections and dials
+//! again, as an attacker hoping for a clean record would. Strikes outlive reconnects, so it is
+//! banned all the same after three, and the tests hold whether it is connected or not.
 //!
 //! [`Mode::ForgedHeight`] does the same with blocks claiming far greater heights.
 //! [`Mode::Flood`] sends one validator messages of exactly `p2p.message_bytes_max` bytes (a
@@ -49,10 +50,10 @@ use tokio::sync::{mpsc, watch};
 /// How often the forged-sync attack sends its next round of junk to every honest validator.
 const ATTACK_INTERVAL: Duration = Duration::from_millis(300);
 /// Faults the honest nodes strike that the peer commits on one connection: one fewer than
-/// their ban threshold, after which it dials again with a clean record.
+/// their ban threshold, after which it dials again (its record is not clean: strikes are
+/// kept across connections).
 const STRIKES_PER_CONNECTION: u32 = INVALID_STRIKES_MAX - 1;
-/// The longest one connection lasts, so that strikes the peer cannot count (a byte budget
-/// overrun on a slow receiver) are forgiven too.
+/// The longest one connection lasts before the peer dials again.
 const CONNECTION_MAX: Duration = Duration::from_secs(8);
 /// How long after connecting the peer gossips its one forged answer: gossipsub needs the
 /// peers' subscriptions first.
