@@ -289,15 +289,9 @@ impl Reputation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_ledger::PublicKey;
 
     fn set(powers: &[u64]) -> ValidatorSet {
-        let members: Vec<(PublicKey, u64)> = powers
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| (PublicKey([i as u8 + 1; 32]), p))
-            .collect();
-        ValidatorSet::new(&members).unwrap()
+        ValidatorSet::with_powers(powers)
     }
 
     struct Chain {

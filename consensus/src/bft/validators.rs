@@ -124,6 +124,17 @@ impl ValidatorSet {
         self.total_power - self.faulty_power_max
     }
 
+    /// A set of made-up keys with these powers, in this order (tests only).
+    #[cfg(test)]
+    pub(crate) fn with_powers(powers: &[u64]) -> ValidatorSet {
+        let members: Vec<(PublicKey, u64)> = powers
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| (PublicKey([i as u8 + 1; 32]), p))
+            .collect();
+        ValidatorSet::new(&members).unwrap()
+    }
+
     /// f + 1: enough power that at least one honest validator is among it.
     pub fn honest_witness_power(&self) -> u64 {
         self.faulty_power_max + 1

@@ -728,16 +728,7 @@ impl Engine {
         let leader = self.leader_after(&justify.block, round);
         let signer = match leader {
             Some(key) => {
-                let expected = self
-                    .validators
-                    .member(self.validators.position(&key).unwrap_or(0));
-                if p.block.header.proposer != expected.address {
-                    return Err(DropReason::WrongLeader {
-                        round,
-                        expected: expected.address,
-                        got: p.block.header.proposer,
-                    });
-                }
+                self.check_proposer(key, &p, round)?;
                 key
             }
             None => self
@@ -793,6 +784,24 @@ impl Engine {
         self.accept_proposal(from, p)
     }
 
+    /// The proposal must name `leader` as its proposer.
+    fn check_proposer(
+        &self,
+        leader: PublicKey,
+        p: &ProposalMsg,
+        round: Round,
+    ) -> Result<(), DropReason> {
+        let expected = leader.address();
+        if p.block.header.proposer != expected {
+            return Err(DropReason::WrongLeader {
+                round,
+                expected,
+                got: p.block.header.proposer,
+            });
+        }
+        Ok(())
+    }
+
     /// A proposal that waited for its parent, under leader reputation: now that the parent's
     /// state is known, the proposer must be the leader it names, and the proposal is
     /// checked for equivocation as any other (`on_proposal` could do neither).
@@ -808,16 +817,7 @@ impl Engine {
         {
             return Ok(());
         }
-        let expected = self
-            .validators
-            .member(self.validators.position(&key).unwrap_or(0));
-        if p.block.header.proposer != expected.address {
-            return Err(DropReason::WrongLeader {
-                round,
-                expected: expected.address,
-                got: p.block.header.proposer,
-            });
-        }
+        self.check_proposer(key, p, round)?;
         self.check_proposal_equivocation(SignedProposal {
             round,
             block,
