@@ -63,6 +63,7 @@ clippy: bootstrap
 test: bootstrap fmt clippy build
 	$(CARGO) test $(CARGO_FLAGS) --workspace
 	$(CAIRN) sim hotstuff --seeds 2000 --faults all
+	$(CAIRN) sim hotstuff --seeds 2000 --faults all --leader-election round-robin
 	$(CAIRN) sim pow --seeds 500
 
 # The long simulation run; its figures are in benches/RESULTS.md.

@@ -34,7 +34,7 @@ use cairn_ledger::block::{BLOCK_TXS_MAX, Block, BlockHeader, QuorumCert, Seal};
 use cairn_ledger::codec;
 use cairn_ledger::crypto::Keypair;
 use cairn_ledger::genesis::Genesis;
-use cairn_ledger::tx::{Payload, Transaction};
+use cairn_ledger::tx::{CHAIN_ID_LEN_MAX, Payload, Transaction};
 use cairn_ledger::upgrades::Schedule;
 use cairn_ledger::{
     Address, Amount, Hash, Height, Nonce, ProtocolVersion, PublicKey, Round, Signature, TimestampMs,
@@ -47,6 +47,9 @@ use cairn_node::p2p::{
 use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 
+/// Blocks in one flood message: enough that a message of `message_bytes_max` fits in
+/// blocks of at most `BLOCK_TXS_MAX` well-formed transactions.
+const FLOOD_SIBLINGS: usize = 4;
 /// How often the forged-sync attack sends its next round of junk to every honest validator.
 const ATTACK_INTERVAL: Duration = Duration::from_millis(300);
 /// Faults the honest nodes strike that the peer commits on one connection: one fewer than
@@ -333,15 +336,54 @@ impl Seen {
             })
             .collect();
         let mut answer = SyncResponse { blocks, tip_qc: qc };
-        let mut bytes = Message::SyncResponse(Box::new(answer.clone())).encode();
-        if let Some(target) = pad_to {
-            let short = target.checked_sub(bytes.len())?;
-            // A string's length prefix is fixed-size: each character adds one byte.
-            let last = answer.blocks.last_mut()?.transactions.last_mut()?;
-            last.chain_id.push_str(&"x".repeat(short));
-            bytes = Message::SyncResponse(Box::new(answer)).encode();
-            assert_eq!(bytes.len(), target);
+        let encode = |a: &SyncResponse| Message::SyncResponse(Box::new(a.clone())).encode();
+        let Some(target) = pad_to else {
+            return Some(encode(&answer));
+        };
+        // Padding stays within every bound a receiver checks (a malformed transaction would be
+        // a fault that gets the peer banned, ending the attack): more junk transactions spread
+        // over the blocks, then chain-id characters up to the chain id's limit, one byte each
+        // (a string's length prefix is fixed-size).
+        let slack = CHAIN_ID_LEN_MAX.saturating_sub(ctx.genesis.chain_id.len());
+        let tx_len = codec::encode(&junk_tx(0)).len();
+        let mut extra = 0u64;
+        loop {
+            let short = target.checked_sub(encode(&answer).len())?;
+            let room: usize = answer
+                .blocks
+                .iter()
+                .map(|b| b.transactions.len())
+                .sum::<usize>()
+                * slack;
+            if short <= room {
+                break;
+            }
+            let more = ((short - room) / (tx_len + slack)).max(1);
+            for _ in 0..more {
+                let b = (extra as usize) % answer.blocks.len();
+                if answer.blocks[b].transactions.len() >= BLOCK_TXS_MAX {
+                    return None;
+                }
+                extra += 1;
+                let nonce = self.salt * BLOCK_TXS_MAX as u64 * 64 + BLOCK_TXS_MAX as u64 + extra;
+                answer.blocks[b].transactions.push(junk_tx(nonce));
+            }
         }
+        let mut short = target.checked_sub(encode(&answer).len())?;
+        for tx in answer
+            .blocks
+            .iter_mut()
+            .flat_map(|b| b.transactions.iter_mut())
+        {
+            let add = short.min(slack);
+            tx.chain_id.push_str(&"x".repeat(add));
+            short -= add;
+            if short == 0 {
+                break;
+            }
+        }
+        let bytes = encode(&answer);
+        assert_eq!(bytes.len(), target);
         Some(bytes)
     }
 
@@ -606,9 +648,12 @@ impl Connection<'_> {
             }
             was_connected = connected;
             if message.is_none() {
-                message = self
-                    .seen
-                    .forged_answer(self.ctx, 1, 1, Some(self.ctx.message_bytes_max));
+                message = self.seen.forged_answer(
+                    self.ctx,
+                    FLOOD_SIBLINGS,
+                    1,
+                    Some(self.ctx.message_bytes_max),
+                );
             }
             let (true, Some(bytes)) = (connected, &message) else {
                 tokio::select! {
