@@ -11,15 +11,17 @@ CAIRN       := $(TARGET_DIR)/release/cairn
 PREFIX      ?= $(HOME)/.cargo
 BINDIR      ?= $(PREFIX)/bin
 
-.PHONY: bootstrap build install testnet test fmt clippy bench sim fuzz fuzz-seeds
+.PHONY: bootstrap build install testnet test fmt clippy bench sim chaos fuzz fuzz-seeds
 
-# The Debian packages the build needs, each installed only when missing: libclang-dev for the
-# rocksdb crate's bindgen, g++ for RocksDB itself.
+# The Debian packages the build and tests need, each installed only when missing: libclang-dev
+# for the rocksdb crate's bindgen, g++ for RocksDB itself, faketime for the nemesis's clock
+# skew (tests/src/nemesis).
 bootstrap:
 	@missing=""; \
 	command -v c++ >/dev/null 2>&1 || missing="$$missing g++"; \
 	ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/*/libclang*.so* >/dev/null 2>&1 \
 	  || [ -n "$$LIBCLANG_PATH" ] || missing="$$missing libclang-dev"; \
+	ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || missing="$$missing faketime"; \
 	if ! command -v $(CARGO) >/dev/null 2>&1; then \
 	  echo "cargo is missing: install Rust with  curl https://sh.rustup.rs -sSf | sh"; exit 1; \
 	fi; \
@@ -69,6 +71,18 @@ test: bootstrap fmt clippy build
 # The long simulation run; its figures are in benches/RESULTS.md.
 sim: build
 	$(CAIRN) sim hotstuff --seeds 100000 --faults all
+
+# The nemesis on real processes (tests/src/nemesis; README "Chaos testing"): a seeded schedule
+# of partitions, one-way loss, delay, bandwidth caps, connection resets, kill -9, SIGSTOP,
+# restarts and clock skew against a local testnet under client load, then every store checked
+# against the clients' history. `make chaos DURATION=1800 VALIDATORS=7`; SEED=N reruns a
+# schedule (the report prints the line). `make test` runs two minutes of it.
+VALIDATORS ?= 4
+DURATION   ?= 120
+SEED       ?=
+chaos: build
+	$(CARGO) build $(CARGO_FLAGS) -p cairn-tests --bin chaos
+	$(TARGET_DIR)/release/chaos --validators $(VALIDATORS) --seconds $(DURATION) $(if $(SEED),--seed $(SEED))
 
 bench: bootstrap
 	$(CARGO) bench --locked --profile release -p cairn-benches -p cairn-oracle -p cairn-consensus

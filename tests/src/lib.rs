@@ -4,6 +4,7 @@
 
 pub mod byzantine;
 pub mod fuzz;
+pub mod nemesis;
 pub mod testnet;
 
 use std::collections::BTreeMap;
@@ -137,12 +138,12 @@ impl ChainGen {
 /// package's binaries before running any test).
 pub fn cairn_bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/cairn
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("cairn"))
-        .expect("test executable lives in target/<profile>/deps");
+    // target/<profile>/deps/<test> or target/<profile>/<binary> -> target/<profile>/cairn
+    let dir = exe.parent().expect("an executable lives in a directory");
+    let bin = match dir.file_name() {
+        Some(name) if name == "deps" => dir.parent().unwrap_or(dir).join("cairn"),
+        _ => dir.join("cairn"),
+    };
     assert!(
         bin.exists(),
         "{} is missing: build it with `cargo build --release -p cairn-cli` (or run the whole \

@@ -210,9 +210,39 @@ impl Testnet {
     }
 
     pub fn start(&mut self, i: usize) {
+        self.start_env(i, &[]);
+    }
+
+    /// [`Testnet::start`] with more environment variables for the node's process (a
+    /// preloaded fake clock, say).
+    pub fn start_env(&mut self, i: usize, env: &[(&str, &str)]) {
         let node = &mut self.nodes[i];
         assert!(node.child.is_none(), "{} is already running", node.name);
-        node.child = Some(spawn_node(&node.home, &node.log));
+        node.child = Some(spawn_node_env(&node.home, &node.log, &[], env));
+    }
+
+    /// Sends `signal` to node `i`'s process, if it runs (SIGSTOP hangs it, SIGCONT wakes it).
+    pub fn signal(&self, i: usize, signal: libc::c_int) {
+        if let Some(child) = &self.nodes[i].child {
+            // SAFETY: kill(2) on a child this process spawned and has not reaped.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, signal);
+            }
+        }
+    }
+
+    /// Whether node `i`'s process was started and has not been stopped or killed since
+    /// (it may have exited on its own: see [`Testnet::exited`]).
+    pub fn started(&self, i: usize) -> bool {
+        self.nodes[i].child.is_some()
+    }
+
+    /// Forgets node `i`'s process after it exited on its own, so that it can be started
+    /// again.
+    pub fn reap(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        let status = self.exited(i)?;
+        self.nodes[i].child = None;
+        Some(status)
     }
 
     /// SIGKILL: a crash, not a shutdown.
@@ -419,6 +449,11 @@ pub fn spawn_node(home: &Path, log: &Path) -> Child {
 
 /// [`spawn_node`] with more flags for `cairn node run`.
 pub fn spawn_node_with(home: &Path, log: &Path, args: &[&str]) -> Child {
+    spawn_node_env(home, log, args, &[])
+}
+
+/// [`spawn_node_with`] with more environment variables.
+pub fn spawn_node_env(home: &Path, log: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -431,6 +466,7 @@ pub fn spawn_node_with(home: &Path, log: &Path, args: &[&str]) -> Child {
         .args(args)
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -507,8 +543,18 @@ pub fn log_tail(log: &Path) -> String {
 /// One JSON-RPC 2.0 call over HTTP: the result, or the error object (or a description of
 /// why there was no answer, as a string).
 pub fn rpc_call(url: &str, method: &str, params: Value) -> Result<Value, Value> {
+    rpc_call_within(url, method, params, HTTP_TIMEOUT)
+}
+
+/// [`rpc_call`] giving up after `timeout`.
+pub fn rpc_call_within(
+    url: &str,
+    method: &str,
+    params: Value,
+    timeout: Duration,
+) -> Result<Value, Value> {
     let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
-    let answer = post(url, body.to_string().as_bytes()).map_err(Value::String)?;
+    let answer = post_within(url, body.to_string().as_bytes(), timeout).map_err(Value::String)?;
     let v: Value = serde_json::from_str(&answer.1).map_err(|e| Value::String(e.to_string()))?;
     match v.get("error") {
         Some(e) => Err(e.clone()),
@@ -520,8 +566,12 @@ pub fn rpc_call(url: &str, method: &str, params: Value) -> Result<Value, Value> 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn agent() -> ureq::Agent {
+    agent_within(HTTP_TIMEOUT)
+}
+
+fn agent_within(timeout: Duration) -> ureq::Agent {
     ureq::config::Config::builder()
-        .timeout_global(Some(HTTP_TIMEOUT))
+        .timeout_global(Some(timeout))
         .http_status_as_error(false)
         .build()
         .into()
@@ -545,7 +595,12 @@ pub fn read_manifest(dir: &Path) -> Value {
 
 /// POSTs raw bytes to `url`: (HTTP status, body).
 pub fn post(url: &str, body: &[u8]) -> Result<(u16, String), String> {
-    let mut response = agent()
+    post_within(url, body, HTTP_TIMEOUT)
+}
+
+/// [`post`] giving up after `timeout`.
+pub fn post_within(url: &str, body: &[u8], timeout: Duration) -> Result<(u16, String), String> {
+    let mut response = agent_within(timeout)
         .post(url)
         .header("content-type", "application/json")
         .send(body)

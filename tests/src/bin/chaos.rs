@@ -1,0 +1,60 @@
+//! `make chaos`: the nemesis (cairn_tests::nemesis) on a local BFT testnet of real processes,
+//! for as long as asked; prints each fault, the figures and every violation, and exits 1 if
+//! there was one. `chaos --help` lists the options.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cairn_tests::nemesis::{self, Options};
+use clap::Parser;
+
+/// Runs a seeded schedule of network, process and clock faults against a local testnet of
+/// `cairn node run` processes under client load, then checks the nodes' stores against the
+/// clients' history.
+#[derive(Parser)]
+#[command(name = "chaos")]
+struct Args {
+    /// Validators in the testnet.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
+    validators: u16,
+    /// Seconds of faults (setup, the final catch-up and the check come on top).
+    #[arg(long, default_value_t = 120)]
+    seconds: u64,
+    /// Seed of the schedule; random when not given (the report prints it).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Client senders besides the faucet.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    senders: u16,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let mut options = Options::new(
+        args.validators as usize,
+        Duration::from_secs(args.seconds),
+        seed,
+    );
+    options.senders = args.senders as usize;
+    eprintln!(
+        "chaos: {} validators, {} s of faults, seed {seed}; rerun: {}",
+        options.validators,
+        args.seconds,
+        options.rerun()
+    );
+    match nemesis::run(&options) {
+        Ok(report) => {
+            println!("{}", report.print());
+            if report.violation_count == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("chaos: could not run: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
