@@ -103,10 +103,13 @@ impl Engine {
     }
 
     /// The next validator in turn after this node, other than itself and `skip`, and not a
-    /// recent forger unless every other one is.
-    fn next_sync_peer(&mut self, skip: Option<PublicKey>) -> Option<PublicKey> {
+    /// recent forger unless every other one is; then the forgers too take turns, so that an
+    /// honest peer remembered as one (its answer to an older request judged against a newer
+    /// one, say) is asked again rather than the same silent one every round.
+    pub(super) fn next_sync_peer(&mut self, skip: Option<PublicKey>) -> Option<PublicKey> {
         let me = self.validators.position(&self.me).unwrap_or(0);
         let n = self.validators.len();
+        let start = self.sync_attempts;
         let mut fallback = None;
         for _ in 0..n {
             self.sync_attempts += 1;
@@ -117,9 +120,13 @@ impl Engine {
             if !self.sync_peers.forged(&key) {
                 return Some(key);
             }
-            fallback = fallback.or(Some(key));
+            fallback = fallback.or(Some((key, self.sync_attempts)));
         }
-        fallback
+        let (key, attempts) = fallback?;
+        // The next call starts after the one chosen, not where this one started.
+        self.sync_attempts = attempts;
+        debug_assert!(attempts > start);
+        Some(key)
     }
 
     /// After the answer of `failed` brought nothing: ask the next validator now rather
@@ -196,7 +203,16 @@ impl Engine {
         if self.unsafe_accept_any_sync {
             return self.accept_any_sync(from, response);
         }
-        let Some(asked) = self.sync_asked.iter().position(|(k, _)| *k == from) else {
+        // A peer asked twice (from two heights, the root having moved between) answers the
+        // request its first block names; only when it names none of them is it held to the
+        // oldest, and then its answer is forged.
+        let first = response.blocks.first().map(|b| b.header.height);
+        let Some(asked) = self
+            .sync_asked
+            .iter()
+            .position(|&(k, h)| k == from && Some(h) == first)
+            .or_else(|| self.sync_asked.iter().position(|(k, _)| *k == from))
+        else {
             return Err(DropReason::UnsolicitedSync { from });
         };
         let (_, from_height) = self.sync_asked.remove(asked).unwrap_or((from, Height(0)));

@@ -278,3 +278,62 @@ fn retries_after_useless_answers_stop_after_one_pass_over_the_validators_in_a_ro
     // The first request and one retry for each of the 3 other validators.
     assert_eq!(requests, 4);
 }
+
+#[test]
+fn a_peer_asked_twice_from_two_heights_is_not_a_forger_for_answering_the_later_request() {
+    let kit = Kit::new(4);
+    let (mut e, _) = kit.engine(0);
+    let chain = kit.chain_of(4);
+    // Validator 2 is asked from height 1; validator 1's answer catches `e` up to a root at
+    // height 1 meanwhile, so validator 2 is asked again, from height 2.
+    e.expect_sync_answer(kit.key(2), Height(1));
+    e.expect_sync_answer(kit.key(1), Height(1));
+    e.handle(sync_answer(
+        &kit,
+        1,
+        chain[1..=2].to_vec(),
+        &kit.qc_for(&chain[2]),
+    ));
+    assert_eq!(e.committed_height(), Height(1));
+    e.expect_sync_answer(kit.key(2), Height(2));
+    // Validator 2 answers the later request first: it is read against that request.
+    let effects = e.handle(sync_answer(
+        &kit,
+        2,
+        chain[2..=3].to_vec(),
+        &kit.qc_for(&chain[3]),
+    ));
+    assert!(drops(&effects).is_empty(), "{effects:?}");
+    assert_eq!(e.committed_height(), Height(2));
+    // An answer starting at a height asked of nobody is forged.
+    e.expect_sync_answer(kit.key(3), Height(3));
+    let effects = e.handle(sync_answer(
+        &kit,
+        3,
+        chain[2..=4].to_vec(),
+        &kit.qc_for(&chain[4]),
+    ));
+    assert!(
+        matches!(drops(&effects)[..], [DropReason::ForgedSync { .. }]),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn when_every_other_validator_is_remembered_as_a_forger_they_are_asked_in_turn() {
+    let kit = Kit::new(4);
+    let (mut e, _) = kit.engine(0);
+    let chain = kit.chain_of(3);
+    // Validators 1, 2 and 3 each answer a request with a forged chain.
+    for i in 1..4 {
+        e.expect_sync_answer(kit.key(i), Height(1));
+        let forged = vec![chain[1].clone(), chain[3].clone()];
+        e.handle(sync_answer(&kit, i, forged, &kit.qc_for(&chain[3])));
+    }
+    // The requests go round all three, not always to the same one.
+    let asked: std::collections::BTreeSet<usize> = (0..6)
+        .filter_map(|_| e.next_sync_peer(None))
+        .map(|key| (1..4).find(|&i| kit.key(i) == key).unwrap())
+        .collect();
+    assert_eq!(asked.into_iter().collect::<Vec<_>>(), vec![1, 2, 3]);
+}
