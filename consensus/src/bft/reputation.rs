@@ -4,7 +4,10 @@
 //! A hung or crashed leader costs every round it leads a full timeout, and in chained
 //! HotStuff the commit rule breaks around it as well, so one dead validator of four costs
 //! most of the chain's throughput for as long as it is down. Passing it over turns that into
-//! one timeout per [`ReputationConfig::retry_after_ms`] of chain time.
+//! one failed try now and then: after [`ReputationConfig::retry_after_ms`] of chain time,
+//! then twice, four times that, and so on, since each try of a validator still down costs
+//! two round timeouts (the votes for the block before its turn go to it and are lost, then
+//! its own round passes) and a long outage must not cost them every few seconds.
 //!
 //! The state is a pure function of the chain: [`Reputation::after_block`] folds one block
 //! (its round, proposer, timestamp and the signers of the QC it carries) into its parent's
@@ -19,9 +22,11 @@
 //!   round had (computed by these same rules, so it is deterministic); only the last
 //!   [`ReputationConfig::gap_rounds_max`] rounds of a gap are examined;
 //! - a failure is forgiven when the validator leads a block, signs a QC for a round after
-//!   the failure (it votes again), or `retry_after_ms` of chain time (block timestamps)
-//!   passes, which gives a returned validator whose votes never make it into a QC its turn
-//!   back within a bound;
+//!   the failure (it votes again), or its retry wait of chain time (block timestamps) passes:
+//!   `retry_after_ms` after the first failure, doubled for each further failed turn with no
+//!   sign of life in between, at most [`ReputationConfig::retry_doublings_max`] times. A
+//!   returned validator is normally back at its first vote in a QC; the wait bounds the case
+//!   of one whose votes never make it into a QC;
 //! - at most f voting power is passed over at a time (the most recent failures first), so
 //!   at least N − f remain candidates: as many as a quorum, and never a set that only the
 //!   faulty could fill;
@@ -49,6 +54,20 @@ pub struct ReputationConfig {
     /// Rounds of a gap (missed turns between a block and its parent) examined at most;
     /// older missed turns of a longer gap are not held against anyone.
     pub gap_rounds_max: u64,
+    /// How many times the retry wait doubles for failed turns in a row.
+    pub retry_doublings_max: u32,
+}
+
+impl ReputationConfig {
+    /// Chain time a failure waits before the validator gets a turn again, for its
+    /// `strikes`-th failed turn in a row.
+    pub fn retry_wait_ms(&self, strikes: u32) -> u64 {
+        let doublings = strikes
+            .saturating_sub(1)
+            .min(self.retry_doublings_max)
+            .min(63);
+        self.retry_after_ms.saturating_mul(1u64 << doublings)
+    }
 }
 
 impl Default for ReputationConfig {
@@ -59,6 +78,10 @@ impl Default for ReputationConfig {
             // must be leading again.
             retry_after_ms: 10_000,
             gap_rounds_max: 64,
+            // 10 s up to 320 s: a validator down for long costs two timeouts in five
+            // minutes (under 1% of the time on a 1 s timeout), while its first vote brings it
+            // back whenever it returns.
+            retry_doublings_max: 5,
         }
     }
 }
@@ -70,6 +93,9 @@ pub struct Failure {
     pub round: Round,
     /// Chain time when the failure was recorded: the timestamp of the last block before it.
     pub at: TimestampMs,
+    /// Failed turns in a row, this one included, with no block led and no QC signed in
+    /// between.
+    pub strikes: u32,
 }
 
 /// Why a validator is not leading for now, as shown to operators.
@@ -99,8 +125,11 @@ pub struct BlockFacts<'a> {
 /// [`Reputation::after_block`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reputation {
-    /// Per validator (set order).
+    /// Per validator (set order): the failure it is passed over for.
     failed: Vec<Option<Failure>>,
+    /// Per validator: its last failure, kept after the retry wait passed, so that a retry
+    /// that fails again counts one strike more. Cleared by a sign of life.
+    last_failure: Vec<Option<Failure>>,
     /// The round and timestamp of the block this state follows.
     round: Round,
     time: TimestampMs,
@@ -112,6 +141,7 @@ impl Reputation {
     pub fn start(validators: &ValidatorSet, round: Round, time: TimestampMs) -> Reputation {
         Reputation {
             failed: vec![None; validators.len()],
+            last_failure: vec![None; validators.len()],
             round,
             time,
         }
@@ -134,14 +164,18 @@ impl Reputation {
         let mut next = self.clone();
         next.record_gap(validators, schedule, config, block.round);
         for &signer in block.qc_signers {
-            if let Some(slot) = next.failed.get_mut(signer)
-                && slot.is_some_and(|f| f.round < block.qc_round)
+            if next
+                .last_failure
+                .get(signer)
+                .is_some_and(|f| f.is_some_and(|f| f.round < block.qc_round))
             {
-                *slot = None;
+                next.failed[signer] = None;
+                next.last_failure[signer] = None;
             }
         }
-        if let Some(slot) = next.failed.get_mut(block.proposer) {
-            *slot = None;
+        if block.proposer < next.failed.len() {
+            next.failed[block.proposer] = None;
+            next.last_failure[block.proposer] = None;
         }
         next.round = next.round.max(block.round);
         next.time = next.time.max(block.timestamp);
@@ -159,15 +193,32 @@ impl Reputation {
         config: &ReputationConfig,
         round: Round,
     ) -> usize {
+        self.leader_on_trial(validators, schedule, config, round).0
+    }
+
+    /// [`Reputation::leader`], and whether that leader is on trial: it failed a turn and has
+    /// shown no sign of life since (its retry wait passed, or the cap of f let it lead). A
+    /// node may wait less for such a leader's round, since a retry is the likeliest round to
+    /// fail and every honest node would otherwise wait it out in full.
+    pub fn leader_on_trial(
+        &self,
+        validators: &ValidatorSet,
+        schedule: &LeaderSchedule,
+        config: &ReputationConfig,
+        round: Round,
+    ) -> (usize, bool) {
+        let on_trial =
+            |state: &Reputation, leader: usize| (leader, state.last_failure[leader].is_some());
         if round.0 <= self.round.0.saturating_add(1) {
-            return self.candidate(validators, schedule, round);
+            return on_trial(self, self.candidate(validators, schedule, round));
         }
         if self.schedule_only(validators, round) {
-            return schedule.leader(round);
+            return on_trial(self, schedule.leader(round));
         }
         let mut ahead = self.clone();
         ahead.record_gap(validators, schedule, config, round);
-        ahead.candidate(validators, schedule, round)
+        let leader = ahead.candidate(validators, schedule, round);
+        on_trial(&ahead, leader)
     }
 
     /// Whether `round` is so far past this state's block that the schedule alone decides.
@@ -190,7 +241,12 @@ impl Reputation {
                 f.map(|failure| PassedOver {
                     validator: i,
                     failure,
-                    until: TimestampMs(failure.at.0.saturating_add(config.retry_after_ms)),
+                    until: TimestampMs(
+                        failure
+                            .at
+                            .0
+                            .saturating_add(config.retry_wait_ms(failure.strikes)),
+                    ),
                 })
             })
             .collect()
@@ -217,17 +273,24 @@ impl Reputation {
             } else {
                 self.candidate(validators, schedule, Round(r))
             };
-            self.failed[leader] = Some(Failure {
+            let strikes = self.last_failure[leader].map_or(0, |f| f.strikes);
+            let failure = Failure {
                 round: Round(r),
                 at: self.time,
-            });
+                // Bounded: beyond the last doubling more strikes change nothing.
+                strikes: strikes
+                    .saturating_add(1)
+                    .min(config.retry_doublings_max.saturating_add(1)),
+            };
+            self.failed[leader] = Some(failure);
+            self.last_failure[leader] = Some(failure);
         }
     }
 
     fn forgive_expired(&mut self, config: &ReputationConfig) {
         let now = self.time.0;
         for slot in &mut self.failed {
-            if slot.is_some_and(|f| f.at.0.saturating_add(config.retry_after_ms) <= now) {
+            if slot.is_some_and(|f| f.at.0.saturating_add(config.retry_wait_ms(f.strikes)) <= now) {
                 *slot = None;
             }
         }
@@ -413,6 +476,65 @@ mod tests {
         c.block(6, 20 + retry, &[0, 1, 2]);
         assert!(c.passed_over().is_empty());
         assert_eq!(c.leader(7), 3);
+    }
+
+    #[test]
+    fn each_failed_retry_doubles_the_wait_up_to_the_cap_and_a_vote_resets_it() {
+        let mut c = Chain::new(&[1, 1, 1, 1]);
+        c.block(1, 10, &[0, 1, 2, 3]);
+        c.block(2, 20, &[0, 1, 2, 3]);
+        // Validator 3 fails its turn at round 3 and every retry after.
+        c.block(4, 1_000, &[0, 1, 2]);
+        let mut time = 1_000;
+        let mut round = 4;
+        let mut waits = Vec::new();
+        for _ in 0..(c.config.retry_doublings_max + 3) {
+            let p = c.state.passed_over(&c.vs, &c.config);
+            assert_eq!(p.len(), 1);
+            assert_eq!(p[0].validator, 3);
+            waits.push(p[0].until.0 - p[0].failure.at.0);
+            // Blocks without 3 until its wait is over; then its turn comes, on trial, and
+            // fails.
+            time = p[0].until.0;
+            loop {
+                round += 1;
+                let (leader, on_trial) =
+                    c.state
+                        .leader_on_trial(&c.vs, &c.schedule, &c.config, Round(round));
+                assert_eq!(on_trial, leader == 3, "round {round}");
+                if leader == 3 {
+                    round += 1;
+                    c.block(round, time + 1_000, &[0, 1, 2]);
+                    time += 1_000;
+                    break;
+                }
+                c.block(round, time, &[0, 1, 2]);
+            }
+        }
+        let base = c.config.retry_after_ms;
+        let expected: Vec<u64> = (0..waits.len() as u32)
+            .map(|k| base << k.min(c.config.retry_doublings_max))
+            .collect();
+        assert_eq!(waits, expected);
+        // It votes again: forgiven, no longer on trial, and its next failure starts from the
+        // first wait.
+        round += 1;
+        c.block(round, time + 1, &[0, 1, 3]);
+        assert!(c.passed_over().is_empty());
+        for r in round + 1..round + 5 {
+            let (_, on_trial) = c
+                .state
+                .leader_on_trial(&c.vs, &c.schedule, &c.config, Round(r));
+            assert!(!on_trial, "round {r}");
+        }
+        while c.leader(round + 1) != 3 {
+            round += 1;
+            c.block(round, time + 2, &[0, 1, 3]);
+        }
+        c.block(round + 2, time + 3, &[0, 1, 2]);
+        let p = c.state.passed_over(&c.vs, &c.config);
+        assert_eq!(p[0].failure.strikes, 1);
+        assert_eq!(p[0].until.0 - p[0].failure.at.0, base);
     }
 
     #[test]

@@ -511,6 +511,15 @@ impl Engine {
             .map(|i| self.validators.member(i).key)
     }
 
+    /// Whether the leader of `round` for a proposal extending `parent` is on trial (a failed
+    /// leader given its turn again): its round, and the round whose votes go to it, wait only
+    /// the pacemaker's trial timeout.
+    fn leader_on_trial(&self, parent: &Hash, round: Round) -> bool {
+        self.leaders
+            .leader_on_trial(&self.validators, parent, round)
+            .is_some_and(|(_, trial)| trial)
+    }
+
     /// The genesis's leader-election rule, by its genesis-file name.
     pub fn leader_election(&self) -> &'static str {
         if self.leaders.is_reputation() {
@@ -537,9 +546,12 @@ impl Engine {
         debug_assert!(self.leaders.len() <= TREE_BLOCKS_MAX + 1);
         if std::mem::take(&mut self.round_changed) {
             let round = self.current_round();
-            let after_ms = self
+            let mut after_ms = self
                 .pacemaker
                 .round_timeout_ms(round, self.tree.root_round());
+            if self.leader_on_trial(&self.tree.highest_certified().block, round) {
+                after_ms = self.pacemaker.trial_timeout_ms(after_ms);
+            }
             self.effects
                 .push(Effect::ScheduleTimeout { round, after_ms });
         }
@@ -966,9 +978,22 @@ impl Engine {
         }
         // Known before signing: a block evicted from a full tree since it was proposed has
         // no state to name the next leader, and gets no vote.
-        let Some(next_leader) = self.leader_after(&block, Round(round.0.saturating_add(1))) else {
+        let next = Round(round.0.saturating_add(1));
+        let Some(next_leader) = self.leader_after(&block, next) else {
             return Ok(());
         };
+        // The vote goes to a leader on trial: if it is still down the vote is lost and this
+        // round cannot end but by timeout, so it waits only the trial timeout from here. The
+        // round's first timer fires later, harmlessly: once timed out, a round only
+        // re-broadcasts its timeout.
+        if next_leader != self.me && self.leader_on_trial(&block, next) {
+            let after_ms = self.pacemaker.trial_timeout_ms(
+                self.pacemaker
+                    .round_timeout_ms(round, self.tree.root_round()),
+            );
+            self.effects
+                .push(Effect::ScheduleTimeout { round, after_ms });
+        }
         let (vote, fresh) = self
             .safety
             .vote(self.signer.as_ref(), round, block, justify_round, tc)

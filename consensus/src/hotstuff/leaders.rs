@@ -106,12 +106,24 @@ impl Leaders {
         parent: &Hash,
         round: Round,
     ) -> Option<usize> {
+        self.leader_on_trial(validators, parent, round)
+            .map(|(l, _)| l)
+    }
+
+    /// [`Leaders::leader_after`], and whether the leader is on trial (never under round
+    /// robin): see `Reputation::leader_on_trial`.
+    pub(super) fn leader_on_trial(
+        &self,
+        validators: &ValidatorSet,
+        parent: &Hash,
+        round: Round,
+    ) -> Option<(usize, bool)> {
         match &self.reputation {
-            None => Some(self.schedule.leader(round)),
+            None => Some((self.schedule.leader(round), false)),
             Some(rule) => rule
                 .states
                 .get(parent)
-                .map(|s| s.leader(validators, &self.schedule, &rule.config, round)),
+                .map(|s| s.leader_on_trial(validators, &self.schedule, &rule.config, round)),
         }
     }
 

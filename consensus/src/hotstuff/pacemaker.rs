@@ -20,6 +20,8 @@ use super::aggregator::TimeoutCollector;
 pub const BACKOFF_EXPONENT_MAX: u64 = 32;
 /// Rounds past the committed block's round that still get the base timeout.
 pub const BACKOFF_FREE_ROUNDS: u64 = 3;
+/// A trial round waits the base timeout divided by this.
+pub const TRIAL_TIMEOUT_DIVISOR: u64 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PacemakerError {
@@ -69,6 +71,15 @@ impl Pacemaker {
 
     pub fn timeouts(&mut self) -> &mut TimeoutCollector {
         &mut self.timeouts
+    }
+
+    /// How long to wait instead of `normal_ms` in a round led by a validator on trial (or
+    /// whose votes go to one): a quarter of the base timeout. A retried leader that is still
+    /// down then costs two short waits; one that is back but slow fails its trial and is
+    /// back anyway at its next vote in a certificate. Timeouts decide liveness only, so a
+    /// node using a shorter one than others risks nothing but its own round's votes.
+    pub fn trial_timeout_ms(&self, normal_ms: u64) -> u64 {
+        normal_ms.min((self.round_timeout_ms_base / TRIAL_TIMEOUT_DIVISOR).max(1))
     }
 
     /// How long to wait in `round` when the highest committed block is of `committed_round`.
@@ -147,5 +158,14 @@ mod tests {
         assert!(p.advance_to(Round(3)));
         assert!(!p.advance_to(Round(2)));
         assert_eq!(p.timeouts().round(), Round(3));
+    }
+
+    #[test]
+    fn a_trial_round_waits_a_quarter_of_the_base_and_never_longer_than_usual() {
+        let p = pacemaker(1000, 30_000);
+        assert_eq!(p.trial_timeout_ms(1000), 250);
+        assert_eq!(p.trial_timeout_ms(8000), 250);
+        assert_eq!(p.trial_timeout_ms(100), 100);
+        assert_eq!(pacemaker(2, 30_000).trial_timeout_ms(2), 1);
     }
 }

@@ -281,7 +281,7 @@ impl GenesisFile {
                 w.int(
                     "leader_retry_after_ms",
                     ms,
-                    "chain time before a passed-over leader gets a turn again",
+                    "chain time before a passed-over leader gets a turn again (doubling per failed retry)",
                 );
             }
         }

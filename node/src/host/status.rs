@@ -73,12 +73,13 @@ pub struct LeaderElectionStatus {
 }
 
 /// A validator the reputation rule passes over: its turn as leader of `failed_round` produced
-/// no block, and it gets a turn again at chain time `until` at the latest (sooner once it
-/// signs a certificate again).
+/// no block, the `failed_turns`-th in a row, and it gets a turn again at chain time `until`
+/// at the latest (sooner once it signs a certificate again).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PassedOverStatus {
     pub validator: Address,
     pub failed_round: Round,
+    pub failed_turns: u32,
     pub until: TimestampMs,
 }
 

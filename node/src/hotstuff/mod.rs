@@ -665,6 +665,7 @@ impl Driver {
             .map(|(key, p)| PassedOverStatus {
                 validator: key.address(),
                 failed_round: p.failure.round,
+                failed_turns: p.failure.strikes,
                 until: p.until,
             })
             .collect();

@@ -613,10 +613,14 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
                     json!({
                         "validator": p.validator,
                         "why": format!(
-                            "its turn as leader of round {} produced no block",
-                            p.failed_round
+                            "its turn as leader of round {} produced no block ({} failed \
+                             turn{} in a row)",
+                            p.failed_round,
+                            p.failed_turns,
+                            if p.failed_turns == 1 { "" } else { "s" }
                         ),
                         "failed_round": p.failed_round.0,
+                        "failed_turns": p.failed_turns,
                         "until_ms": p.until.0,
                     })
                 })
