@@ -53,25 +53,27 @@ fn load(net: &Testnet, nodes: &[usize]) -> Child {
         .expect("start cairn bench tps")
 }
 
-fn highest(net: &Testnet, nodes: &[usize]) -> u64 {
-    nodes
-        .iter()
-        .filter_map(|&i| net.height(i))
-        .max()
-        .expect("a node answers")
-}
-
-/// The `error:` lines of node `i`'s log: what `cairn node run` printed as it stopped.
-fn errors(net: &Testnet, i: usize) -> Vec<String> {
+/// Asserts that node `i` exited with status 74 after printing its `count`th error, one that
+/// says its data dir `data` is full and what to do; returns that error.
+fn assert_stopped_on_full_disk(
+    net: &Testnet,
+    i: usize,
+    status: std::process::ExitStatus,
+    data: &std::path::Path,
+    count: usize,
+) -> String {
+    assert_eq!(
+        status.code(),
+        Some(EXIT_DATA_DIR),
+        "{status}\n{}",
+        net.logs()
+    );
     let log = std::fs::read_to_string(&net.nodes[i].log).expect("node log");
     assert!(!log.contains("panicked"), "node {i} panicked:\n{log}");
-    log.lines()
-        .filter(|l| l.starts_with("error:"))
-        .map(str::to_owned)
-        .collect()
-}
-
-fn assert_full_disk_error(line: &str, data: &std::path::Path) {
+    // What `cairn node run` printed as it stopped, each time.
+    let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), count, "{errors:?}");
+    let line = errors[count - 1];
     for part in [
         &format!("the data directory {} is full", data.display()),
         "(no space left on device)",
@@ -79,6 +81,7 @@ fn assert_full_disk_error(line: &str, data: &std::path::Path) {
     ] {
         assert!(line.contains(part), "{part:?} is not in {line:?}");
     }
+    line.to_owned()
 }
 
 #[test]
@@ -146,19 +149,11 @@ fn a_validator_whose_disk_fills_stops_with_status_74_and_catches_up_once_space_i
     disk.fill(4 * MIB).expect("fill");
     let mut load = load(&net, &[0, 1, 2]);
     let (last_height, status) = wait_stopped(&mut net, 3, &disk);
-    assert_eq!(
-        status.code(),
-        Some(EXIT_DATA_DIR),
-        "{status}\n{}",
-        net.logs()
-    );
-    let stopped = errors(&net, 3);
-    assert_eq!(stopped.len(), 1, "{stopped:?}");
-    assert_full_disk_error(&stopped[0], &data);
-    eprintln!("node 3 stopped at height {last_height}: {}", stopped[0]);
+    let error = assert_stopped_on_full_disk(&net, 3, status, &data, 1);
+    eprintln!("node 3 stopped at height {last_height}: {error}");
 
     // The others go on without it.
-    let h = highest(&net, &[0, 1, 2]);
+    let h = net.height(0).expect("node 0 answers");
     net.wait_height(&[0, 1, 2], h + 5);
     let _ = load.kill();
     let _ = load.wait();
@@ -167,16 +162,8 @@ fn a_validator_whose_disk_fills_stops_with_status_74_and_catches_up_once_space_i
     disk.fill(0).expect("fill the rest");
     net.start(3);
     let status = net.wait_exit(3);
-    assert_eq!(
-        status.code(),
-        Some(EXIT_DATA_DIR),
-        "{status}\n{}",
-        net.logs()
-    );
-    let stopped = errors(&net, 3);
-    assert_eq!(stopped.len(), 2, "{stopped:?}");
-    assert_full_disk_error(&stopped[1], &data);
-    eprintln!("started on a full disk: {}", stopped[1]);
+    let error = assert_stopped_on_full_disk(&net, 3, status, &data, 2);
+    eprintln!("started on a full disk: {error}");
 
     // Space freed: it resumes from what it had, catches up, and agrees on every block.
     disk.unfill().expect("unfill");
@@ -190,7 +177,7 @@ fn a_validator_whose_disk_fills_stops_with_status_74_and_catches_up_once_space_i
         resumed >= last_height,
         "node 3 had committed {last_height} but restarted at {resumed}"
     );
-    let h = highest(&net, &[0, 1, 2]);
+    let h = net.height(0).expect("node 0 answers");
     net.wait_height(&[0, 1, 2, 3], h + 3);
     let agreed = net.assert_agree(&[0, 1, 2, 3]);
     assert!(agreed > last_height);
@@ -215,18 +202,9 @@ fn a_miner_whose_disk_fills_stops_with_status_74() {
     // Its next block, mined or heard, has nowhere to go.
     disk.fill(0).expect("fill");
     let (_, status) = wait_stopped(&mut net, 1, &disk);
-    assert_eq!(
-        status.code(),
-        Some(EXIT_DATA_DIR),
-        "{status}\n{}",
-        net.logs()
-    );
-    let stopped = errors(&net, 1);
-    assert_eq!(stopped.len(), 1, "{stopped:?}");
-    assert_full_disk_error(&stopped[0], &data);
+    let error = assert_stopped_on_full_disk(&net, 1, status, &data, 1);
     eprintln!(
-        "the miner stopped after {:.1} s: {}",
-        started.elapsed().as_secs_f64(),
-        stopped[0]
+        "the miner stopped after {:.1} s: {error}",
+        started.elapsed().as_secs_f64()
     );
 }
