@@ -36,15 +36,15 @@ fn wait_stopped(net: &mut Testnet, i: usize, disk: &Tmpfs) -> (u64, std::process
     (last_height, net.wait_exit(i))
 }
 
-/// Transfers from the faucet's senders through `nodes`, as fast as they take them, until
-/// killed.
+/// Transfers from the faucet's senders through `nodes`, more than they commit, for 30 s or
+/// until killed (pre-signing for `--rate 0` would take longer than the test).
 fn load(net: &Testnet, nodes: &[usize]) -> Child {
     let rpc: Vec<&str> = nodes.iter().map(|&i| net.nodes[i].rpc.as_str()).collect();
     Command::new(cairn_bin())
         .args(["bench", "tps", "--rpc", &rpc.join(",")])
         .arg("--key")
         .arg(&net.faucet_key)
-        .args(["--accounts", "16", "--duration", "120", "--rate", "0"])
+        .args(["--accounts", "16", "--duration", "30", "--rate", "3000"])
         .args(["--seed", "19", "--output", "json"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -146,11 +146,15 @@ fn a_validator_whose_disk_fills_stops_with_status_74_and_catches_up_once_space_i
     net.wait_height(&[0, 1, 2, 3], 3);
 
     // A few MiB left: full blocks of transfers use them up in seconds.
-    disk.fill(4 * MIB).expect("fill");
+    disk.fill(2 * MIB).expect("fill");
+    let filled = Instant::now();
     let mut load = load(&net, &[0, 1, 2]);
     let (last_height, status) = wait_stopped(&mut net, 3, &disk);
     let error = assert_stopped_on_full_disk(&net, 3, status, &data, 1);
-    eprintln!("node 3 stopped at height {last_height}: {error}");
+    eprintln!(
+        "node 3 stopped {:.1} s after the fill, at height {last_height}: {error}",
+        filled.elapsed().as_secs_f64()
+    );
 
     // The others go on without it.
     let h = net.height(0).expect("node 0 answers");
