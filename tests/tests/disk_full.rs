@@ -70,8 +70,11 @@ fn assert_stopped_on_full_disk(
     );
     let log = std::fs::read_to_string(&net.nodes[i].log).expect("node log");
     assert!(!log.contains("panicked"), "node {i} panicked:\n{log}");
-    // What `cairn node run` printed as it stopped, each time.
-    let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("error:")).collect();
+    // What `cairn node run` printed as it stopped, each time, and nothing else as loud.
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("error:") || l.contains(" ERROR "))
+        .collect();
     assert_eq!(errors.len(), count, "{errors:?}");
     let line = errors[count - 1];
     for part in [
