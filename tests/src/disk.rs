@@ -45,11 +45,15 @@ impl Tmpfs {
                     )
                 })
             });
-        if let Err(e) = mounted {
+        // Puts the directory back as it was.
+        let restore = || {
             if had_contents {
                 let _ = std::fs::remove_dir(dir);
                 let _ = std::fs::rename(&staged, dir);
             }
+        };
+        if let Err(e) = mounted {
+            restore();
             return Err(e);
         }
         let tmpfs = Tmpfs {
@@ -58,13 +62,15 @@ impl Tmpfs {
         if had_contents {
             let mut from = staged.clone().into_os_string();
             from.push("/.");
-            run(Command::new("cp").arg("-a").arg(&from).arg(dir)).map_err(|e| {
-                format!(
+            if let Err(e) = run(Command::new("cp").arg("-a").arg(&from).arg(dir)) {
+                drop(tmpfs);
+                restore();
+                return Err(format!(
                     "cannot copy {} into the tmpfs on {} (is it too small?): {e}",
                     staged.display(),
                     dir.display()
-                )
-            })?;
+                ));
+            }
             std::fs::remove_dir_all(&staged)
                 .map_err(|e| format!("cannot remove {}: {e}", staged.display()))?;
         }
@@ -278,6 +284,22 @@ mod tests {
     }
 
     #[test]
+    fn a_tmpfs_too_small_for_what_the_directory_held_is_not_mounted_and_the_directory_kept() {
+        if !can_mount() {
+            return;
+        }
+        let parent = tempfile::tempdir().expect("temp dir");
+        let dir = parent.path().join("data");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("big"), vec![7u8; 2 * MIB as usize]).unwrap();
+        let err = Tmpfs::mount(&dir, MIB).unwrap_err();
+        assert!(err.contains("too small"), "{err}");
+        assert!(!mounted(&dir));
+        assert_eq!(std::fs::metadata(dir.join("big")).unwrap().len(), 2 * MIB);
+        assert!(!dir.with_extension("before-tmpfs").exists());
+    }
+
+    #[test]
     fn a_busy_tmpfs_is_unmounted_lazily() {
         if !can_mount() {
             return;
@@ -292,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn a_size_tmpfs_would_read_as_unlimited_is_refused_and_the_directory_left_as_it_was() {
+    fn a_size_that_tmpfs_reads_as_unlimited_is_refused_and_the_directory_left_as_it_was() {
         let parent = tempfile::tempdir().expect("temp dir");
         let dir = parent.path().join("data");
         std::fs::create_dir(&dir).unwrap();
