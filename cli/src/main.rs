@@ -3,7 +3,8 @@
 //! load generator (`bench`) and the simulator front end (`sim`). The node, the ledger and the
 //! consensus engines and simulators live in their crates; nothing here decides what is valid
 //! on chain. Every failure is printed as one sentence naming what was wrong, with exit status
-//! 1 (2 for a usage error, from clap).
+//! 1 (2 for a usage error, from clap; 74 when a node stops because it cannot write its data
+//! directory, `cairn_node::run::EXIT_DATA_DIR`).
 
 mod bench;
 mod client;
@@ -91,6 +92,12 @@ fn main() {
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        std::process::exit(exit_code(&e));
     }
+}
+
+/// 1, or the node's own status for why it stopped (`RunError::exit_code`).
+fn exit_code(e: &anyhow::Error) -> i32 {
+    e.downcast_ref::<cairn_node::run::RunError>()
+        .map_or(1, cairn_node::run::RunError::exit_code)
 }

@@ -9,6 +9,9 @@
 //!   exactly (PoW reorgs depend on it).
 //! - The on-disk format version is checked at open; a newer format is refused, never
 //!   guessed at.
+//! - Once a write fails (a full disk, a failing one), this store writes nothing more until
+//!   it is opened again ([`Store::write_failure`]): what that write guarded must not be
+//!   followed by anything that assumes it landed.
 //!
 //! Writers are serialised by a lock; readers may run concurrently with a writer and see each
 //! value as it was before or after a block, never torn. The state and state tree columns are
@@ -134,6 +137,43 @@ pub enum StoreError {
     },
     #[error("the genesis block cannot be reverted")]
     RevertGenesis,
+    #[error(
+        "the data directory {} takes no more writes in this process: an earlier write failed \
+         ({})",
+        .0.path.display(),
+        .0.message
+    )]
+    WritesStopped(WriteFailure),
+}
+
+/// What RocksDB says when the disk is full (`ENOSPC`, or `EDQUOT` for a quota): its errors
+/// carry the cause only as text.
+const NO_SPACE_MESSAGES: [&str; 2] = ["No space left on device", "Disk quota exceeded"];
+
+impl StoreError {
+    /// Whether this failed because the disk under the data directory is full.
+    pub fn no_space(&self) -> bool {
+        match self {
+            StoreError::Db { message, .. } => is_no_space(message),
+            StoreError::WritesStopped(first) => first.no_space,
+            _ => false,
+        }
+    }
+}
+
+fn is_no_space(message: &str) -> bool {
+    NO_SPACE_MESSAGES.iter().any(|m| message.contains(m))
+}
+
+/// The first write a [`Store`] could not make; it refuses every write after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteFailure {
+    /// The data directory.
+    pub path: PathBuf,
+    /// RocksDB's message.
+    pub message: String,
+    /// The disk is full: freeing space is the cure.
+    pub no_space: bool,
 }
 
 /// Why a block was not applied.
@@ -396,6 +436,8 @@ pub struct Store {
     write_lock: Mutex<()>,
     /// Size of the last block's write batch, to allocate the next one at once.
     batch_bytes_hint: AtomicUsize,
+    /// Set by the first write that fails; from then on every write is refused.
+    write_failure: OnceLock<WriteFailure>,
 }
 
 fn be(height: Height) -> [u8; 8] {
@@ -424,6 +466,7 @@ impl Store {
             oracle: RwLock::new(None),
             write_lock: Mutex::new(()),
             batch_bytes_hint: AtomicUsize::new(0),
+            write_failure: OnceLock::new(),
         };
         match store.get_meta::<u32>(META_FORMAT)? {
             Some(found) if found > FORMAT_VERSION => {
@@ -771,11 +814,9 @@ impl Store {
     /// Durable consensus metadata (e.g. HotStuff safety state): written synced, so it is on
     /// disk before this returns.
     pub fn put_consensus(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        let mut opts = WriteOptions::default();
-        opts.set_sync(true);
-        self.db
-            .put_cf_opt(self.cf(CF_CONSENSUS), key, value, &opts)
-            .map_err(|e| self.db_error(e))
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_CONSENSUS), key, value);
+        self.write_synced(batch)
     }
 
     /// Several consensus metadata entries in one synced batch: one fsync for all of them.
@@ -1115,10 +1156,7 @@ impl Store {
             .store(batch.size_in_bytes(), Ordering::Relaxed);
         match durability {
             Durability::Synced => self.write_synced(batch)?,
-            Durability::WithNextSync => self
-                .db
-                .write_opt(batch, &WriteOptions::default())
-                .map_err(|e| self.db_error(e))?,
+            Durability::WithNextSync => self.write(batch, false)?,
         }
         self.cache_tree_writes(&p.tree);
         self.cache_accounts(p.changes.updated.iter().map(|(a, acc)| (a, Some(acc))));
@@ -1143,11 +1181,36 @@ impl Store {
     }
 
     fn write_synced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.write(batch, true)
+    }
+
+    /// Every write goes through here. After a failed write RocksDB itself refuses writes
+    /// (`paranoid_checks`), but it may resume on its own once space is freed; this store
+    /// does not, so nothing written after the failure can land without what it followed.
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StoreError> {
+        if let Some(first) = self.write_failure.get() {
+            return Err(StoreError::WritesStopped(first.clone()));
+        }
         let mut opts = WriteOptions::default();
-        opts.set_sync(true);
-        self.db
-            .write_opt(batch, &opts)
-            .map_err(|e| self.db_error(e))
+        opts.set_sync(sync);
+        self.db.write_opt(batch, &opts).map_err(|e| {
+            let message = e.into_string();
+            let _ = self.write_failure.set(WriteFailure {
+                path: self.path.clone(),
+                no_space: is_no_space(&message),
+                message: message.clone(),
+            });
+            StoreError::Db {
+                path: self.path.clone(),
+                message,
+            }
+        })
+    }
+
+    /// The first write this store could not make, if one failed: it has written nothing
+    /// since, and the process should stop (see the module's invariants).
+    pub fn write_failure(&self) -> Option<&WriteFailure> {
+        self.write_failure.get()
     }
 
     /// Removes the tip block and restores the state before it, atomically. Returns the removed
@@ -1292,6 +1355,9 @@ fn open_db(path: &Path) -> Result<DB, StoreError> {
     opts.set_allow_concurrent_memtable_write(false);
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
+    // RocksDB's default, relied on: a failed write or flush stops all later writes (a
+    // "background error") instead of letting the database go on without it.
+    opts.set_paranoid_checks(true);
     opts.set_max_background_jobs(2);
     opts.set_compression_type(DBCompressionType::Lz4);
     let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);

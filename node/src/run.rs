@@ -4,6 +4,10 @@
 //! The driver runs on its own thread with its own single-threaded runtime: its store writes
 //! (fsync per vote, one batch per commit) block that thread only, never the network or the
 //! RPC server, which share the caller's runtime.
+//!
+//! A store write that fails (a full disk) stops the driver before anything that write
+//! guarded leaves; the node then stops with [`RunError::DiskFull`] or
+//! [`RunError::DataDirWrite`], exit status [`EXIT_DATA_DIR`], whatever the engine.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -38,6 +42,10 @@ use cairn_consensus::pow::PowRules;
 /// Transactions admitted by the RPC and waiting to be gossiped; beyond it they stay in the
 /// mempool without being announced (peers get them in blocks).
 pub const ADMITTED_QUEUE_MAX: usize = 4096;
+
+/// Exit status of `cairn node run` when the store cannot write to the data directory (a full
+/// disk, a failing one): sysexits(3)'s `EX_IOERR`. Every other failure exits with 1.
+pub const EXIT_DATA_DIR: i32 = 74;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -74,6 +82,63 @@ pub enum RunError {
     Consensus(String),
     #[error("the node stopped: {0}")]
     Halted(String),
+    #[error(
+        "the node stopped: the data directory {path} is full (no space left on device), so \
+         nothing that needed the failed write was sent. Free space there, then restart the \
+         node; nothing committed is lost ({detail})"
+    )]
+    DiskFull {
+        path: std::path::PathBuf,
+        detail: String,
+    },
+    #[error(
+        "the node stopped: cannot write to the data directory {path}, so nothing that needed \
+         the failed write was sent. Check the disk (dmesg, df, permissions), then restart the \
+         node ({detail})"
+    )]
+    DataDirWrite {
+        path: std::path::PathBuf,
+        detail: String,
+    },
+}
+
+impl RunError {
+    /// The exit status `cairn node run` ends with after this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::DiskFull { .. } | RunError::DataDirWrite { .. } => EXIT_DATA_DIR,
+            _ => 1,
+        }
+    }
+
+    /// The store failed to open: a full disk is told apart from the rest (recovering the
+    /// write-ahead log writes, so a full disk can stop a node before it starts).
+    fn store_open(path: std::path::PathBuf, source: cairn_ledger::store::StoreError) -> RunError {
+        if source.no_space() {
+            RunError::DiskFull {
+                path,
+                detail: source.to_string(),
+            }
+        } else {
+            RunError::Store { path, source }
+        }
+    }
+
+    /// The driver stopped on `why`: if a store write failed, that is the reason to report,
+    /// whichever driver noticed it and however it put it.
+    fn halted(store: &Store, why: String) -> RunError {
+        match store.write_failure() {
+            Some(f) if f.no_space => RunError::DiskFull {
+                path: f.path.clone(),
+                detail: why,
+            },
+            Some(f) => RunError::DataDirWrite {
+                path: f.path.clone(),
+                detail: why,
+            },
+            None => RunError::Halted(why),
+        }
+    }
 }
 
 /// How `cairn node run` was asked to start, beyond what config.toml says.
@@ -104,10 +169,8 @@ pub async fn run_with(
     })?;
     let data = home.data_dir();
     let store = Arc::new(
-        Store::open(&data, &genesis).map_err(|source| RunError::Store {
-            path: data.clone(),
-            source,
-        })?,
+        Store::open(&data, &genesis)
+            .map_err(|source| RunError::store_open(data.clone(), source))?,
     );
     let tip = store.tip();
 
@@ -305,7 +368,7 @@ pub async fn run_with(
     rpc_publisher.abort();
     match result {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(RunError::Halted(e.to_string())),
+        Ok(Err(e)) => Err(RunError::halted(&store, e.to_string())),
         Err(_) => Err(RunError::Halted("the driver thread panicked".into())),
     }
 }
@@ -443,4 +506,40 @@ fn hotstuff_driver(
         ),
         round_timeout_base,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_ledger::store::StoreError;
+
+    fn db_error(message: &str) -> StoreError {
+        StoreError::Db {
+            path: "/n/data".into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_store_that_cannot_open_on_a_full_disk_says_so_and_exits_74_and_other_failures_exit_1() {
+        let full = RunError::store_open(
+            "/n/data".into(),
+            db_error("IO error: No space left on device: While appending to file: 000021.sst"),
+        );
+        assert_eq!(full.exit_code(), EXIT_DATA_DIR);
+        let text = full.to_string();
+        assert!(
+            text.contains("/n/data is full (no space left on device)")
+                && text.contains("Free space there, then restart the node")
+                && text.contains("000021.sst"),
+            "{text}"
+        );
+        let other = RunError::store_open(
+            "/n/data".into(),
+            db_error("Corruption: bad block in 000021.sst"),
+        );
+        assert!(matches!(other, RunError::Store { .. }), "{other}");
+        assert_eq!(other.exit_code(), 1);
+        assert_eq!(RunError::Halted("a bug".into()).exit_code(), 1);
+    }
 }

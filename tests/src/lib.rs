@@ -3,6 +3,7 @@
 //! next block, so a chain can be rebuilt from genesis and compared.
 
 pub mod byzantine;
+pub mod disk;
 pub mod fuzz;
 pub mod nemesis;
 pub mod testnet;

@@ -62,6 +62,8 @@ pub enum Refused {
     Invalid { label: &'static str, reason: String },
     /// Not the sender's fault, and not worth scoring (a bound of ours was reached).
     Dropped { label: &'static str, reason: String },
+    /// This node cannot go on (its store failed): the driver stops with it.
+    Halt(DriverError),
 }
 
 impl std::fmt::Display for Refused {
@@ -71,6 +73,7 @@ impl std::fmt::Display for Refused {
             Refused::HoldBack { reason, .. }
             | Refused::Invalid { reason, .. }
             | Refused::Dropped { reason, .. } => f.write_str(reason),
+            Refused::Halt(e) => write!(f, "{e}"),
         }
     }
 }
@@ -340,10 +343,7 @@ impl PowChain {
                 reason: format!("block {hash} is known to be invalid"),
             });
         }
-        let fatal = |e: DriverError| Refused::Dropped {
-            label: "store",
-            reason: e.to_string(),
-        };
+        let fatal = Refused::Halt;
         if self.has_body(&hash).map_err(fatal)? {
             return Ok(false);
         }
@@ -683,10 +683,9 @@ impl PowChain {
                 label: "own_block",
                 reason: format!("our own block fails its check: {e}"),
             })?;
-        self.store.commit(prepared).map_err(|e| Refused::Dropped {
-            label: "store",
-            reason: e.to_string(),
-        })?;
+        self.store
+            .commit(prepared)
+            .map_err(|e| Refused::Halt(e.into()))?;
         assert_eq!(
             self.store.tip().hash,
             hash,

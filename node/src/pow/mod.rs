@@ -302,6 +302,7 @@ impl PowDriver {
                 self.io.drop_reason(label);
                 return Ok(Verdict::Ignore);
             }
+            Err(Refused::Halt(e)) => return Err(e),
         }
         match self.chain.add_body(&block) {
             Ok(true) => {
@@ -317,6 +318,7 @@ impl PowDriver {
                 self.follow().await?;
                 Ok(Verdict::Reject)
             }
+            Err(Refused::Halt(e)) => Err(e),
             Err(e) => {
                 tracing::debug!(%hash, reason = %e, "block body dropped");
                 Ok(Verdict::Ignore)
@@ -532,6 +534,7 @@ impl PowDriver {
                 // The index may prefer another branch of equal height seen first.
                 self.follow().await
             }
+            Err(Refused::Halt(e)) => Err(e),
             Err(e) => {
                 tracing::debug!(reason = %e, "mined block not connected");
                 self.new_job();
