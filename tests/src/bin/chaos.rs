@@ -26,6 +26,9 @@ struct Args {
     /// Client senders besides the faucet.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     senders: u16,
+    /// Print the schedule the seed gives and exit, running nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,17 @@ fn main() -> ExitCode {
         seed,
     );
     options.senders = args.senders as usize;
+    if args.dry_run {
+        for e in nemesis::schedule(options.validators, options.duration, seed) {
+            println!(
+                "at {:>7.1} s for {:.1} s  {}",
+                e.at.as_secs_f64(),
+                e.hold.as_secs_f64(),
+                e.fault
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
     eprintln!(
         "chaos: {} validators, {} s of faults, seed {seed}; rerun: {}",
         options.validators,

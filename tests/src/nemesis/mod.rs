@@ -2,7 +2,7 @@
 //! processes, every p2p connection through a proxy it controls ([`proxy`]), clients
 //! submitting transfers throughout ([`client`]), and a schedule of faults drawn from a seed —
 //! partitions, one-way loss, delay and jitter, bandwidth caps, connection resets, kill -9,
-//! SIGSTOP, graceful restarts, clock skew — each healed before the next. After the run every
+//! SIGSTOP, graceful restarts, clock skew, a full disk — each healed before the next. After the run every
 //! node is brought back, stopped, and [`checker`] holds their stores against the history.
 //!
 //! The schedule depends on the seed alone, and the report prints the command that reruns it;
@@ -27,7 +27,9 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::disk::{Tmpfs, can_mount};
 use crate::testnet::{Testnet, fast, rpc_call_within};
+use cairn_node::run::EXIT_DATA_DIR;
 use checker::Observation;
 use client::{Clients, Outcome};
 use proxy::{Faults, Proxy};
@@ -111,6 +113,9 @@ pub enum Fault {
     /// the right clock at the heal. Beyond 15 s ahead its blocks are in the future for
     /// everyone else.
     Skew { node: usize, seconds: i64 },
+    /// `node`'s data directory (a tmpfs) fills up: it must stop with the data-dir exit
+    /// status, nothing else; at the heal the space is freed and it is started again.
+    DiskFull { node: usize },
 }
 
 impl fmt::Display for Fault {
@@ -147,6 +152,7 @@ impl fmt::Display for Fault {
             Fault::Pause { node } => write!(f, "SIGSTOP node {node}"),
             Fault::Restart { node } => write!(f, "restart node {node}"),
             Fault::Skew { node, seconds } => write!(f, "clock node {node} {seconds:+} s"),
+            Fault::DiskFull { node } => write!(f, "full disk node {node}"),
         }
     }
 }
@@ -165,6 +171,7 @@ impl Fault {
             Fault::Pause { .. } => "pause",
             Fault::Restart { .. } => "restart",
             Fault::Skew { .. } => "skew",
+            Fault::DiskFull { .. } => "disk",
         }
     }
 }
@@ -204,7 +211,7 @@ fn draw_fault(rng: &mut ChaCha8Rng, n: usize) -> Fault {
     let mut nodes: Vec<usize> = (0..n).collect();
     nodes.shuffle(rng);
     let node = nodes[0];
-    match rng.gen_range(0..10) {
+    match rng.gen_range(0..11) {
         0 => {
             let cut = rng.gen_range(1..n);
             let (a, b) = nodes.split_at(cut);
@@ -247,6 +254,7 @@ fn draw_fault(rng: &mut ChaCha8Rng, n: usize) -> Fault {
         6 => Fault::Kill { node },
         7 => Fault::Pause { node },
         8 => Fault::Restart { node },
+        9 => Fault::DiskFull { node },
         _ => Fault::Skew {
             node,
             // Within and beyond the 15 s future-timestamp rule, both ways.
@@ -259,6 +267,9 @@ fn draw_fault(rng: &mut ChaCha8Rng, n: usize) -> Fault {
 #[derive(Clone, Debug)]
 pub struct Outcome1 {
     pub episode: Episode,
+    /// When it was applied, from the start of the faults (later than `episode.at` when a
+    /// full disk before it was held past its heal).
+    pub applied_at: Duration,
     /// From the heal to the first commit after it, on any node.
     pub resumed_after: Option<Duration>,
     /// The longest time without a commit on any node from the fault to the next fault.
@@ -271,6 +282,8 @@ pub struct Report {
     pub episodes: Vec<Outcome1>,
     pub violations: Vec<String>,
     pub violation_count: usize,
+    /// Expected stops (a full disk) and skipped faults.
+    pub notes: Vec<String>,
     pub acknowledged: usize,
     pub transfers: usize,
     pub common_height: u64,
@@ -318,7 +331,7 @@ impl Report {
             out += &format!(
                 "  at {:>6.1} s for {:.1} s  {:<34} longest without commits {:>6}, resumed {:>6} \
                  after the heal\n",
-                e.episode.at.as_secs_f64(),
+                e.applied_at.as_secs_f64(),
                 e.episode.hold.as_secs_f64(),
                 e.episode.fault.to_string(),
                 secs(e.longest_gap),
@@ -334,6 +347,9 @@ impl Report {
              {}\n",
             self.transfers, self.acknowledged, self.common_height
         );
+        for n in &self.notes {
+            out += &format!("note: {n}\n");
+        }
         for v in &self.violations {
             out += &format!("VIOLATION {v}\n");
         }
@@ -474,13 +490,29 @@ fn libfaketime() -> Result<PathBuf, String> {
     })
 }
 
+/// Size of the tmpfs each node's data directory is on: far above what a run writes (about
+/// 150 MB in 30 minutes), and memory only as far as it is used.
+const DISK_BYTES: u64 = 2 << 30;
+/// Room left when a disk is made full: shrunk to what is used plus this, then filled.
+const DISK_FULL_HEADROOM: u64 = 4 << 20;
+/// Longest a full disk is held past its scheduled heal while its node has not stopped.
+const DISK_FULL_HOLD_MAX: Duration = Duration::from_secs(30);
+
 /// The running testnet and what acts on it.
 struct Nemesis {
+    /// Each node's data directory's tmpfs (none when this process may not mount: the disk
+    /// faults are then skipped, said so). Before `net`, so unmounted before its directory
+    /// goes.
+    disks: Vec<Tmpfs>,
     net: Testnet,
     proxy: Proxy,
     faketime: PathBuf,
     /// What went wrong while the faults ran (the checker adds what it finds after).
     violations: Vec<String>,
+    /// Faults that were expected to stop a node and did, or were skipped: for the report.
+    notes: Vec<String>,
+    /// The node the current disk fault filled, while it may stop on its own.
+    disk_full: Option<usize>,
 }
 
 impl Nemesis {
@@ -551,6 +583,23 @@ impl Nemesis {
                 self.stop(*node);
                 self.net.start(*node);
             }
+            Fault::DiskFull { node } => {
+                let Some(disk) = self.disks.get(*node) else {
+                    self.notes.push(format!(
+                        "{fault}: skipped, this process may not mount a tmpfs"
+                    ));
+                    return;
+                };
+                let filled = disk
+                    .resize(disk.used() + DISK_FULL_HEADROOM)
+                    .and_then(|()| disk.fill(0));
+                match filled {
+                    Ok(_) => self.disk_full = Some(*node),
+                    Err(e) => self
+                        .violations
+                        .push(format!("{fault}: could not fill: {e}")),
+                }
+            }
             Fault::Skew { node, seconds } => {
                 self.stop(*node);
                 let preload = self.faketime.to_string_lossy().into_owned();
@@ -576,6 +625,26 @@ impl Nemesis {
                 self.stop(*node);
                 self.net.start(*node);
             }
+            Fault::DiskFull { node } => {
+                if let Some(disk) = self.disks.get(*node) {
+                    let freed = disk.unfill().and_then(|()| disk.resize(DISK_BYTES));
+                    if let Err(e) = freed {
+                        self.violations
+                            .push(format!("{fault}: could not free: {e}"));
+                    }
+                }
+                self.check_exits();
+                self.disk_full = None;
+                if !self.net.started(*node) {
+                    self.net.start(*node);
+                } else {
+                    self.notes.push(format!(
+                        "{fault}: the node needed no new space in {} s of a full disk, so did \
+                         not stop",
+                        DISK_FULL_HOLD_MAX.as_secs()
+                    ));
+                }
+            }
             _ => {}
         }
     }
@@ -599,6 +668,22 @@ impl Nemesis {
     fn check_exits(&mut self) {
         for i in 0..self.net.nodes.len() {
             if let Some(status) = self.net.reap(i) {
+                if self.disk_full == Some(i) {
+                    // Fail-stop is what a full disk must cause, with the status saying so; it
+                    // is started again at the heal.
+                    if status.code() == Some(EXIT_DATA_DIR) {
+                        self.notes.push(format!(
+                            "full disk node {i}: stopped with status {EXIT_DATA_DIR}"
+                        ));
+                    } else {
+                        self.violations.push(format!(
+                            "node {i} exited with {status} on a full disk, not with status \
+                             {EXIT_DATA_DIR}\n{}",
+                            crate::testnet::log_tail(&self.net.nodes[i].log)
+                        ));
+                    }
+                    continue;
+                }
                 self.violations.push(format!(
                     "node {i} exited on its own with {status}\n{}",
                     crate::testnet::log_tail(&self.net.nodes[i].log)
@@ -609,9 +694,18 @@ impl Nemesis {
     }
 }
 
-/// Builds the testnet with every p2p connection through the proxy.
-fn setup(n: usize, seed: u64) -> Result<(Testnet, Proxy), String> {
+/// Builds the testnet with every p2p connection through the proxy and every data directory
+/// on a tmpfs (when this process may mount).
+fn setup(n: usize, seed: u64) -> Result<(Vec<Tmpfs>, Testnet, Proxy), String> {
     let net = Testnet::create(n, fast);
+    let disks = if can_mount() {
+        net.nodes
+            .iter()
+            .map(|node| Tmpfs::mount(&node.home.join("data"), DISK_BYTES))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
     let p2p = |i: usize| -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], net.base_port + 2 * i as u16))
     };
@@ -631,19 +725,22 @@ fn setup(n: usize, seed: u64) -> Result<(Testnet, Proxy), String> {
         }
         net.set_config(i, &config);
     }
-    Ok((net, proxy))
+    Ok((disks, net, proxy))
 }
 
 /// Runs the schedule of `options` and checks the result. Prints each fault as it happens.
 pub fn run(options: &Options) -> Result<Report, String> {
     let faketime = libfaketime()?;
     let episodes = schedule(options.validators, options.duration, options.seed);
-    let (net, proxy) = setup(options.validators, options.seed)?;
+    let (disks, net, proxy) = setup(options.validators, options.seed)?;
     let mut nemesis = Nemesis {
+        disks,
         net,
         proxy,
         faketime,
         violations: Vec::new(),
+        notes: Vec::new(),
+        disk_full: None,
     };
     let n = options.validators;
     nemesis.net.start_all();
@@ -684,8 +781,11 @@ pub fn run(options: &Options) -> Result<Report, String> {
             std::thread::sleep(POLL);
         }
     };
+    // How much later than scheduled the faults run: a full disk is held until its node
+    // stops, and what follows moves back by as much.
+    let mut shift = Duration::ZERO;
     for episode in &episodes {
-        wait_until(faults_from + episode.at, &mut nemesis);
+        wait_until(faults_from + shift + episode.at, &mut nemesis);
         eprintln!(
             "[{:>6.1} s] {} for {:.1} s",
             faults_from.elapsed().as_secs_f64(),
@@ -694,12 +794,26 @@ pub fn run(options: &Options) -> Result<Report, String> {
         );
         let applied_ms = started.elapsed().as_millis() as u64;
         nemesis.apply(&episode.fault);
-        wait_until(faults_from + episode.at + episode.hold, &mut nemesis);
+        let heal_at = faults_from + shift + episode.at + episode.hold;
+        wait_until(heal_at, &mut nemesis);
+        if let Fault::DiskFull { node } = episode.fault {
+            // A node writes into space RocksDB already holds (its log preallocates) before
+            // it needs more: the fault lasts until that happens, within a bound.
+            let cap = Instant::now() + DISK_FULL_HOLD_MAX;
+            while nemesis.disk_full == Some(node)
+                && nemesis.net.started(node)
+                && Instant::now() < cap
+            {
+                nemesis.check_exits();
+                std::thread::sleep(POLL);
+            }
+            shift += Instant::now().saturating_duration_since(heal_at);
+        }
         nemesis.heal(&episode.fault);
         let healed_ms = started.elapsed().as_millis() as u64;
         outcomes.push((episode.clone(), applied_ms, healed_ms));
     }
-    wait_until(faults_from + options.duration, &mut nemesis);
+    wait_until(faults_from + shift + options.duration, &mut nemesis);
     let faults_end_ms = started.elapsed().as_millis() as u64;
 
     // The end: clients stop, every node catches up to the highest height reported, then
@@ -737,6 +851,8 @@ pub fn run(options: &Options) -> Result<Report, String> {
         .into_iter()
         .zip(ends)
         .map(|((episode, applied_ms, healed_ms), end_ms)| {
+            let applied_at = Duration::from_millis(applied_ms)
+                .saturating_sub(faults_from.duration_since(started));
             let height_then = commits
                 .iter()
                 .take_while(|c| c.0 <= healed_ms)
@@ -754,6 +870,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
             }
             Outcome1 {
                 episode,
+                applied_at,
                 resumed_after,
                 longest_gap: Duration::from_millis(gap.max(end_ms.saturating_sub(prev))),
             }
@@ -795,6 +912,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
         episodes,
         violations,
         violation_count,
+        notes: nemesis.notes.clone(),
         acknowledged: verdict.acknowledged,
         transfers: history.len(),
         common_height: verdict.common_height,
@@ -859,7 +977,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(kinds.len(), 10, "every kind of fault is drawn: {kinds:?}");
+        assert_eq!(kinds.len(), 11, "every kind of fault is drawn: {kinds:?}");
     }
 
     #[test]
