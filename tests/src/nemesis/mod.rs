@@ -694,6 +694,54 @@ impl Nemesis {
     }
 }
 
+/// How long no node may report a new height before every node's state is saved.
+const STALL_SNAPSHOT_AFTER: Duration = Duration::from_secs(20);
+
+/// Watches for the chain standing still, to save what the nodes say while it does.
+#[derive(Default)]
+struct Stall {
+    /// The highest height seen and since when.
+    highest: Option<(u64, Instant)>,
+    /// The height a snapshot was taken at (one per stall).
+    saved_at: Option<u64>,
+}
+
+impl Stall {
+    fn watch(&mut self, nemesis: &Nemesis, monitor: &Monitor) {
+        let now = monitor.highest().into_iter().max().unwrap_or(0);
+        match self.highest {
+            Some((h, since)) if h == now => {
+                if since.elapsed() >= STALL_SNAPSHOT_AFTER && self.saved_at != Some(h) {
+                    self.saved_at = Some(h);
+                    let dir = snapshot(&nemesis.net, &format!("stall-{h}"));
+                    eprintln!(
+                        "no commit for {} s at height {h}: every node's status and metrics \
+                         saved in {}",
+                        STALL_SNAPSHOT_AFTER.as_secs(),
+                        dir.display()
+                    );
+                }
+            }
+            _ => self.highest = Some((now, Instant::now())),
+        }
+    }
+}
+
+/// Saves every running node's `status` and `/metrics` under `<testnet>/<name>/`, for a person
+/// to read after the run: what each engine thought while something went wrong.
+fn snapshot(net: &Testnet, name: &str) -> PathBuf {
+    let dir = net.path().join(name);
+    let _ = std::fs::create_dir_all(&dir);
+    for (i, node) in net.nodes.iter().enumerate() {
+        let status = rpc_call_within(&node.rpc, "status", serde_json::json!({}), POLL_TIMEOUT)
+            .unwrap_or_else(|e| serde_json::json!({ "no answer": e }));
+        let _ = std::fs::write(dir.join(format!("node{i}.status.json")), status.to_string());
+        let metrics = crate::testnet::get(&format!("{}/metrics", node.rpc));
+        let _ = std::fs::write(dir.join(format!("node{i}.metrics")), metrics);
+    }
+    dir
+}
+
 /// Builds the testnet with every p2p connection through the proxy and every data directory
 /// on a tmpfs (when this process may mount).
 fn setup(n: usize, seed: u64) -> Result<(Vec<Tmpfs>, Testnet, Proxy), String> {
@@ -775,9 +823,11 @@ pub fn run(options: &Options) -> Result<Report, String> {
 
     let faults_from = Instant::now();
     let mut outcomes = Vec::new();
-    let wait_until = |until: Instant, nemesis: &mut Nemesis| {
+    let mut stall = Stall::default();
+    let mut wait_until = |until: Instant, nemesis: &mut Nemesis| {
         while Instant::now() < until {
             nemesis.check_exits();
+            stall.watch(nemesis, &monitor);
             std::thread::sleep(POLL);
         }
     };
@@ -836,6 +886,9 @@ pub fn run(options: &Options) -> Result<Report, String> {
                 CATCH_UP_MAX.as_secs()
             ));
         }
+    }
+    if monitor.highest().iter().any(|&h| h < target) {
+        snapshot(&nemesis.net, "end");
     }
     for i in 0..n {
         nemesis.stop(i);
