@@ -37,7 +37,16 @@ pub enum Input {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Validity {
     Valid,
-    Invalid { reason: String },
+    Invalid {
+        reason: String,
+    },
+    /// Valid by everything but this node's clock: its timestamp is further ahead than the
+    /// node allows. No vote, but no fault either: a proposer whose clock runs fast is not a
+    /// Byzantine one, and this node's clock may be the one that is wrong. The block stays in
+    /// the tree, so that the others may still certify it.
+    AheadOfClock {
+        reason: String,
+    },
 }
 
 /// What the driver must do, in the order given. Within one `Vec`, a `Persist` must be
@@ -202,6 +211,17 @@ pub enum DropReason {
     RepeatedVote { key: PublicKey, round: Round },
     #[error("equivocating vote from {key} in round {round}")]
     EquivocatingVote { key: PublicKey, round: Round },
+    /// The driver judged the block ahead of this node's clock (`Validity::AheadOfClock`).
+    #[error(
+        "block {block} proposed by {proposer} for round {round} gets no vote: {reason} (check \
+         the clocks of both nodes)"
+    )]
+    AheadOfClock {
+        block: Hash,
+        round: Round,
+        proposer: PublicKey,
+        reason: String,
+    },
     #[error("block {block} proposed by {proposer} for round {round} is invalid: {reason}")]
     InvalidBlock {
         block: Hash,
@@ -243,6 +263,7 @@ impl DropReason {
             DropReason::RepeatedVote { .. } => "repeated_vote",
             DropReason::EquivocatingVote { .. } => "equivocating_vote",
             DropReason::InvalidBlock { .. } => "invalid_block",
+            DropReason::AheadOfClock { .. } => "ahead_of_clock",
             DropReason::UnknownProposer { .. } => "unknown_proposer",
         }
     }
@@ -269,6 +290,7 @@ impl DropReason {
             | DropReason::InvalidBlock { .. }
             | DropReason::UnknownProposer { .. } => true,
             DropReason::NotHotStuff { .. }
+            | DropReason::AheadOfClock { .. }
             | DropReason::WrongLeader { .. }
             | DropReason::UnjustifiedRound { .. }
             | DropReason::StaleRound { .. }
@@ -348,6 +370,12 @@ mod tests {
                 current: Round(4),
             },
             DropReason::BadSync { reason: "empty" },
+            DropReason::AheadOfClock {
+                block: Hash::ZERO,
+                round,
+                proposer: key,
+                reason: "timestamp 20 s ahead".to_string(),
+            },
         ];
         for reason in &honest {
             assert!(!reason.is_fault(), "{}", reason.label());

@@ -938,7 +938,8 @@ impl Engine {
 
     /// The driver's verdict on a block asked about: vote for a valid one (the safety rules
     /// and the round are checked again, as for any vote); an invalid one gets no vote and
-    /// leaves the tree unless a quorum certified it, and is the proposer's fault.
+    /// leaves the tree unless a quorum certified it, and is the proposer's fault; one ahead
+    /// of this node's clock gets no vote, stays, and is nobody's fault.
     fn on_validity(&mut self, block: Hash, validity: Validity) {
         let Some(i) = self.validations.iter().position(|v| v.block == block) else {
             return;
@@ -962,6 +963,13 @@ impl Engine {
                     reason,
                 })
             }
+            // Kept in the tree: if the others' clocks allow it, their QC makes it certified.
+            Validity::AheadOfClock { reason } => Err(DropReason::AheadOfClock {
+                block,
+                round: awaiting.round,
+                proposer: awaiting.proposer,
+                reason,
+            }),
         };
         self.record(Some(awaiting.proposer), result);
     }

@@ -51,6 +51,9 @@ pub struct Invalid {
     /// The node cannot go on (an upgrade this binary lacks, a failing disk), as opposed to a
     /// bad block this node merely refuses to vote for.
     pub halt: bool,
+    /// Refused only for a timestamp ahead of this node's clock: either clock may be wrong,
+    /// so it says nothing about the proposer's honesty.
+    pub ahead_of_clock: bool,
 }
 
 impl std::fmt::Display for Invalid {
@@ -64,6 +67,7 @@ impl Invalid {
         Invalid {
             reason: reason.into(),
             halt: false,
+            ahead_of_clock: false,
         }
     }
 
@@ -74,6 +78,7 @@ impl Invalid {
         Invalid {
             reason: e.to_string(),
             halt,
+            ahead_of_clock: false,
         }
     }
 
@@ -81,6 +86,7 @@ impl Invalid {
         Invalid {
             reason: e.to_string(),
             halt: true,
+            ahead_of_clock: false,
         }
     }
 }
@@ -331,10 +337,13 @@ impl Chain {
             )));
         }
         if time.0 > now.0.saturating_add(FUTURE_TIMESTAMP_MS_MAX) {
-            return Err(Invalid::refuse(format!(
-                "block {id} has timestamp {time}, more than {FUTURE_TIMESTAMP_MS_MAX} ms ahead \
-                 of this node's clock ({now})"
-            )));
+            return Err(Invalid {
+                ahead_of_clock: true,
+                ..Invalid::refuse(format!(
+                    "block {id} has timestamp {time}, more than {FUTURE_TIMESTAMP_MS_MAX} ms \
+                     ahead of this node's clock ({now})"
+                ))
+            });
         }
         Ok(())
     }
@@ -403,6 +412,7 @@ impl Chain {
                     return Err(Invalid {
                         reason: format!("its ancestor {at} is invalid: {e}"),
                         halt: e.halt,
+                        ahead_of_clock: false,
                     });
                 }
                 None => {}
@@ -506,6 +516,7 @@ impl Chain {
                 .map_err(|e| Invalid {
                     reason: format!("reading account {sender}: {e}"),
                     halt: true,
+                    ahead_of_clock: false,
                 })?
                 .unwrap_or_default();
             Ok((account.nonce, account.balance.0 as u128))
@@ -528,6 +539,7 @@ impl Chain {
                 _ => Err(Invalid {
                     reason: format!("committed block {} carries no HotStuff seal", b.hash()),
                     halt: true,
+                    ahead_of_clock: false,
                 }),
             })
             .chain(std::iter::once(Ok(qc.clone())))
@@ -549,6 +561,7 @@ impl Chain {
                 // A final block that does not execute here means this node cannot follow the
                 // chain: stopping beats diverging.
                 halt: true,
+                ahead_of_clock: false,
             })?;
             let obsolete: Vec<Hash> = self
                 .entries

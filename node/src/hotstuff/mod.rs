@@ -531,6 +531,14 @@ impl Driver {
         };
         match self.chain.validate(id, now_ms(), &in_mempool) {
             Ok(()) => Ok(Validity::Valid),
+            Err(e) if e.ahead_of_clock => {
+                tracing::warn!(
+                    reason = %e,
+                    "block ahead of this node's clock: no vote for it (is this node's clock, \
+                     or the proposer's, wrong? check NTP)"
+                );
+                Ok(Validity::AheadOfClock { reason: e.reason })
+            }
             Err(e) => {
                 let reason = e.reason.clone();
                 self.invalid(e, "block refused: no vote for it")?;

@@ -102,6 +102,47 @@ fn an_invalid_block_gets_no_vote_leaves_the_tree_and_is_the_proposers_fault() {
 }
 
 #[test]
+fn a_block_ahead_of_this_nodes_clock_gets_no_vote_stays_and_is_nobodys_fault() {
+    let kit = Kit::new(4);
+    let (mut e, _) = kit.engine(kit.bystander(2));
+    let chain = kit.chain_of(2);
+    let b1 = chain[1].clone();
+    let leader = kit.key(kit.leader(1));
+    e.handle(Input::Message(
+        leader,
+        kit.msg(kit.proposal(b1.clone(), None)),
+    ));
+    let effects = e.handle(Input::Validity {
+        block: b1.hash(),
+        validity: Validity::AheadOfClock {
+            reason: "timestamp 40 s ahead".to_string(),
+        },
+    });
+    assert!(!signed(&effects), "{effects:?}");
+    let reasons: Vec<DropReason> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Dropped { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(&reasons[..], [r @ DropReason::AheadOfClock { .. }] if !r.is_fault()),
+        "{effects:?}"
+    );
+    // Still in the tree: the others' clocks allowed it, and their QC (in the next proposal)
+    // certifies it here too.
+    assert!(e.block(&b1.hash()).is_some());
+    let effects = e.handle_valid(Input::Message(
+        kit.key(kit.leader(2)),
+        kit.msg(kit.proposal(chain[2].clone(), None)),
+    ));
+    assert!(drops(&effects).is_empty(), "{effects:?}");
+    assert!(e.block(&chain[2].hash()).is_some());
+    assert_eq!(e.safety_state().highest_qc.block, b1.hash());
+}
+
+#[test]
 fn the_next_leader_counts_its_own_vote_only_for_a_block_it_found_valid() {
     let kit = Kit::new(4);
     let next = kit.leader(2);
