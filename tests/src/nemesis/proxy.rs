@@ -197,6 +197,8 @@ async fn accept_loop(
     let mut conn_id = 0u64;
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
+            // Out of file descriptors, say: wait rather than spin.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         if open.load(Ordering::Relaxed) as usize >= CONNECTIONS_PER_LINK_MAX {
