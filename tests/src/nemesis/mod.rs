@@ -513,9 +513,19 @@ struct Nemesis {
     notes: Vec<String>,
     /// The node the current disk fault filled, while it may stop on its own.
     disk_full: Option<usize>,
+    /// Nodes whose disk was full since they last started: a write that failed then can stop
+    /// one after the heal (RocksDB reports a failed background flush at the next write).
+    was_full: Vec<bool>,
 }
 
 impl Nemesis {
+    /// Starts a node whose process is not running; a fresh start reopens its store, so a
+    /// write that failed before is no longer pending.
+    fn start_node(&mut self, node: usize) {
+        self.was_full[node] = false;
+        self.net.start(node);
+    }
+
     fn apply(&mut self, fault: &Fault) {
         let n = self.net.nodes.len();
         let both_ways = |proxy: &Proxy, node: usize, f: Faults| {
@@ -581,7 +591,7 @@ impl Nemesis {
             Fault::Pause { node } => self.net.signal(*node, libc::SIGSTOP),
             Fault::Restart { node } => {
                 self.stop(*node);
-                self.net.start(*node);
+                self.start_node(*node);
             }
             Fault::DiskFull { node } => {
                 let Some(disk) = self.disks.get(*node) else {
@@ -594,7 +604,10 @@ impl Nemesis {
                     .resize(disk.used() + DISK_FULL_HEADROOM)
                     .and_then(|()| disk.fill(0));
                 match filled {
-                    Ok(_) => self.disk_full = Some(*node),
+                    Ok(_) => {
+                        self.disk_full = Some(*node);
+                        self.was_full[*node] = true;
+                    }
                     Err(e) => self
                         .violations
                         .push(format!("{fault}: could not fill: {e}")),
@@ -619,11 +632,11 @@ impl Nemesis {
     fn heal(&mut self, fault: &Fault) {
         self.proxy.heal();
         match fault {
-            Fault::Kill { node } => self.net.start(*node),
+            Fault::Kill { node } => self.start_node(*node),
             Fault::Pause { node } => self.net.signal(*node, libc::SIGCONT),
             Fault::Skew { node, .. } => {
                 self.stop(*node);
-                self.net.start(*node);
+                self.start_node(*node);
             }
             Fault::DiskFull { node } => {
                 if let Some(disk) = self.disks.get(*node) {
@@ -636,7 +649,8 @@ impl Nemesis {
                 self.check_exits();
                 self.disk_full = None;
                 if !self.net.started(*node) {
-                    self.net.start(*node);
+                    self.was_full[*node] = false;
+                    self.start_node(*node);
                 } else {
                     self.notes.push(format!(
                         "{fault}: the node needed no new space in {} s of a full disk, so did \
@@ -668,13 +682,23 @@ impl Nemesis {
     fn check_exits(&mut self) {
         for i in 0..self.net.nodes.len() {
             if let Some(status) = self.net.reap(i) {
-                if self.disk_full == Some(i) {
+                if self.disk_full == Some(i) || self.was_full[i] {
                     // Fail-stop is what a full disk must cause, with the status saying so; it
                     // is started again at the heal.
                     if status.code() == Some(EXIT_DATA_DIR) {
                         self.notes.push(format!(
-                            "full disk node {i}: stopped with status {EXIT_DATA_DIR}"
+                            "full disk node {i}: stopped with status {EXIT_DATA_DIR}{}",
+                            if self.disk_full == Some(i) {
+                                ""
+                            } else {
+                                " after the heal"
+                            }
                         ));
+                        if self.disk_full != Some(i) {
+                            // Its disk has room again: it comes back at once.
+                            self.was_full[i] = false;
+                            self.start_node(i);
+                        }
                     } else {
                         self.violations.push(format!(
                             "node {i} exited with {status} on a full disk, not with status \
@@ -688,7 +712,7 @@ impl Nemesis {
                     "node {i} exited on its own with {status}\n{}",
                     crate::testnet::log_tail(&self.net.nodes[i].log)
                 ));
-                self.net.start(i);
+                self.start_node(i);
             }
         }
     }
@@ -789,6 +813,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
         violations: Vec::new(),
         notes: Vec::new(),
         disk_full: None,
+        was_full: vec![false; options.validators],
     };
     let n = options.validators;
     nemesis.net.start_all();
