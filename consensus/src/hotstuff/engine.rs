@@ -987,14 +987,19 @@ impl Engine {
         // Known before signing: a block evicted from a full tree since it was proposed has
         // no state to name the next leader, and gets no vote.
         let next = Round(round.0.saturating_add(1));
-        let Some(next_leader) = self.leader_after(&block, next) else {
+        // One look at the rule for both answers: it may fold a gap of rounds to find them.
+        let Some((next_leader, on_trial)) = self
+            .leaders
+            .leader_on_trial(&self.validators, &block, next)
+            .map(|(i, trial)| (self.validators.member(i).key, trial))
+        else {
             return Ok(());
         };
         // The vote goes to a leader on trial: if it is still down the vote is lost and this
         // round cannot end but by timeout, so it waits only the trial timeout from here. The
         // round's first timer fires later, harmlessly: once timed out, a round only
         // re-broadcasts its timeout.
-        if next_leader != self.me && self.leader_on_trial(&block, next) {
+        if next_leader != self.me && on_trial {
             let after_ms = self.pacemaker.trial_timeout_ms(
                 self.pacemaker
                     .round_timeout_ms(round, self.tree.root_round()),
