@@ -45,12 +45,13 @@ fn two_minutes_of_seeded_faults_on_four_validators_leave_no_violation() {
 }
 
 #[test]
-fn the_checker_reports_a_lost_acknowledged_transfer_and_a_forked_node() {
+fn the_checker_reports_a_lost_acknowledged_transfer_a_forked_node_and_a_wrong_oracle_price() {
     let _serial = serial();
     // Short: the switches act after the run, so faults add nothing here.
     let mut options = Options::new(4, Duration::from_secs(5), seed());
     options.unsafe_lose_acknowledged = true;
     options.unsafe_fork_one_node = true;
+    options.unsafe_misread_oracle = true;
     let report = nemesis::run(&options).expect("the nemesis runs");
     let printed = report.print();
     let lost: Vec<&String> = report
@@ -67,14 +68,35 @@ fn the_checker_reports_a_lost_acknowledged_transfer_and_a_forked_node() {
             .any(|v| v.starts_with("fork: nodes 0 and 3 differ at height")),
         "{printed}"
     );
+    // The replay read the first priced round's reveals one unit high: that round's price
+    // differs from the chain's on every node (node 3 too: the fork replaced a block above
+    // the rounds that had settled by then, or the round is named on the other three).
+    assert!(
+        report.oracle_priced > 0,
+        "no oracle round set a price: {printed}"
+    );
+    for node in 0..3 {
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v.starts_with(&format!("oracle: node {node}: round "))
+                    && v.contains("the replay of its blocks gives")),
+            "{printed}"
+        );
+    }
     // Nothing else was wrong: only what the switches did is reported (the fork rewound node
-    // 3, so blocks it reported above the fork are gone or changed in its store).
+    // 3, so blocks it reported above the fork are gone or changed in its store; the misread
+    // price stays in force in later rounds, and rewards and penalties may follow it into
+    // the operators' stakes and the supply).
     assert!(
         report
             .violations
             .iter()
             .all(|v| v.starts_with("acknowledged:")
                 || v.starts_with("fork:")
+                || v.starts_with("oracle: node ")
+                || v.starts_with("supply: ")
                 || v.starts_with("changed: node 3 ")
                 || v.starts_with("lost: node 3 ")
                 || v.ends_with("(more not listed)")),

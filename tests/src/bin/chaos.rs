@@ -26,6 +26,10 @@ struct Args {
     /// Client senders besides the faucet.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     senders: u16,
+    /// Oracle publishers (`cairn oracle publish` daemons) reporting DEMO/USD, spread over the
+    /// nodes; the checker replays the oracle rules over their reveals in the blocks.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(0..=16))]
+    publishers: u16,
     /// Print the schedule the seed gives and exit, running nothing.
     #[arg(long)]
     dry_run: bool,
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
         seed,
     );
     options.senders = args.senders as usize;
+    options.publishers = args.publishers as usize;
     if args.dry_run {
         for e in nemesis::schedule(options.validators, options.duration, seed) {
             println!(

@@ -10,9 +10,12 @@
 //!   store at height H;
 //! - each sender's committed nonces are gap-free, every one of them a transaction the client
 //!   signed, their heights never going down as the nonce goes up;
+//! - every oracle round the chain keeps in its history equals the checker's replay of the
+//!   oracle rules over the revealed values in the blocks (price and band, quorum, stakes,
+//!   rewards, penalties), and so does every operator's bonded stake ([`super::oracle`]);
 //! - the supply is conserved: balances and stakes over every account the run can touch add up
-//!   to the genesis balances on every node (these runs mint and burn nothing: no oracle
-//!   operators, and BFT pays no block reward).
+//!   to the genesis balances plus the oracle rewards minted, less the penalties burnt, by the
+//!   replay (BFT pays no block reward).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,6 +25,7 @@ use cairn_ledger::store::Store;
 use cairn_ledger::{Address, Hash, Height};
 
 use super::client::{Clients, Op, Outcome};
+use super::oracle;
 
 /// A block a node reported as committed while the run went on (from its status).
 #[derive(Clone, Debug)]
@@ -78,16 +82,20 @@ pub struct Verdict {
     pub acknowledged: usize,
     /// The height every store reaches.
     pub common_height: u64,
+    /// Oracle rounds replayed, and how many of them set a price.
+    pub oracle_rounds: usize,
+    pub oracle_priced: usize,
 }
 
 /// Checks the stores under `data_dirs` (nodes stopped) against `history`, `observed` and
-/// `clients`' accounts.
+/// `clients`' accounts. `misread_oracle` is the test-only switch of [`oracle::replay`].
 pub fn check(
     genesis: &Genesis,
     data_dirs: &[PathBuf],
     clients: &Clients,
     history: &[Op],
     observed: &[Observation],
+    misread_oracle: bool,
 ) -> Verdict {
     let mut found = Found::default();
     let views: Vec<View> = data_dirs
@@ -107,6 +115,8 @@ pub fn check(
             lines: found.lines,
             acknowledged: 0,
             common_height: 0,
+            oracle_rounds: 0,
+            oracle_priced: 0,
         };
     }
     let common_height = views.iter().map(View::tip).min().unwrap_or(0);
@@ -114,12 +124,32 @@ pub fn check(
     durability(&views, observed, &mut found);
     let acknowledged = acknowledged(&views, history, &mut found);
     nonces(&views[0], clients, history, &mut found);
-    supply(genesis, &views, clients, &mut found);
+    // The stores agree (or a fork was reported above): the blocks of the first are replayed,
+    // and every store's oracle is held against that replay.
+    let replay = match oracle::replay(genesis, &views[0].store, misread_oracle) {
+        Ok(r) => r,
+        Err(e) => {
+            found.add("oracle", format!("node 0: replaying the blocks: {e}"));
+            oracle::Replay::default()
+        }
+    };
+    if let Some(why) = &replay.unsupported {
+        found.add("oracle", format!("node 0: cannot replay: {why}"));
+    } else {
+        for (i, view) in views.iter().enumerate() {
+            for line in oracle::compare(&view.store, &replay) {
+                found.add("oracle", format!("node {i}: {line}"));
+            }
+        }
+    }
+    supply(genesis, &views, clients, &replay, &mut found);
     Verdict {
         violations: found.count(),
         lines: found.lines,
         acknowledged,
         common_height,
+        oracle_rounds: replay.rounds.len(),
+        oracle_priced: replay.rounds.iter().filter(|r| r.band.is_some()).count(),
     }
 }
 
@@ -264,8 +294,15 @@ fn nonces(view: &View, clients: &Clients, history: &[Op], found: &mut Found) {
     }
 }
 
-fn supply(genesis: &Genesis, views: &[View], clients: &Clients, found: &mut Found) {
-    let expected: u128 = genesis.accounts.iter().map(|a| a.balance.0 as u128).sum();
+fn supply(
+    genesis: &Genesis,
+    views: &[View],
+    clients: &Clients,
+    replay: &oracle::Replay,
+    found: &mut Found,
+) {
+    let genesis_total: u128 = genesis.accounts.iter().map(|a| a.balance.0 as u128).sum();
+    let expected = genesis_total + replay.minted - replay.burned;
     let mut addresses: Vec<Address> = genesis.accounts.iter().map(|a| a.address).collect();
     addresses.extend(genesis.validators.iter().map(|v| v.public_key.address()));
     addresses.extend(clients.addresses());
@@ -284,9 +321,11 @@ fn supply(genesis: &Genesis, views: &[View], clients: &Clients, found: &mut Foun
             found.add(
                 "supply",
                 format!(
-                    "node {i} at height {}: balances and stakes add up to {total}, genesis gave \
-                     {expected}",
-                    view.tip()
+                    "node {i} at height {}: balances and stakes add up to {total}, not {expected} \
+                     (genesis {genesis_total} + oracle rewards {} - penalties {})",
+                    view.tip(),
+                    replay.minted,
+                    replay.burned
                 ),
             );
         }

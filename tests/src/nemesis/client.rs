@@ -85,12 +85,16 @@ const RECIPIENTS: usize = 8;
 const FEE: Amount = Amount(1);
 /// Every sender's starting balance, paid by the faucet: enough for any run's transfers.
 pub const FUNDING: Amount = Amount(1_000_000_000);
+/// Every oracle operator's starting balance: its stake and the fees of a long run.
+pub const OPERATOR_FUNDING: Amount = Amount(10_000_000);
 
 /// The senders of one run and the history they write.
 pub struct Clients {
     pub chain_id: String,
     /// Sender 0 is the faucet (it funds the others before the faults start).
     pub keys: Vec<Keypair>,
+    /// The oracle publishers' keys: the faucet funds them after the senders.
+    pub operators: Vec<Keypair>,
     pub recipients: Vec<Address>,
     pub history: Mutex<Vec<Op>>,
     pub started: Instant,
@@ -104,6 +108,7 @@ impl Clients {
         chain_id: &str,
         faucet: Keypair,
         senders: usize,
+        operators: usize,
         seed: u64,
         nodes: Vec<String>,
     ) -> Clients {
@@ -114,12 +119,16 @@ impl Clients {
         };
         let mut keys = vec![faucet];
         keys.extend((0..senders).map(|i| derive(b"cairn/nemesis-sender", i)));
+        let operators = (0..operators)
+            .map(|i| derive(b"cairn/nemesis-operator", i))
+            .collect();
         let recipients = (0..RECIPIENTS)
             .map(|i| derive(b"cairn/nemesis-recipient", i).public().address())
             .collect();
         Clients {
             chain_id: chain_id.to_owned(),
             keys,
+            operators,
             recipients,
             history: Mutex::new(Vec::new()),
             started: Instant::now(),
@@ -130,19 +139,31 @@ impl Clients {
 
     /// Every address a transfer of this run can touch.
     pub fn addresses(&self) -> Vec<Address> {
-        let mut all: Vec<Address> = self.keys.iter().map(|k| k.public().address()).collect();
+        let mut all: Vec<Address> = self
+            .keys
+            .iter()
+            .chain(&self.operators)
+            .map(|k| k.public().address())
+            .collect();
         all.extend(&self.recipients);
         all
     }
 
     /// The one transaction `sender` signs for `nonce`. The faucet's first ones fund the
-    /// senders; every other pays a recipient or another sender a small amount.
+    /// senders, the next ones the oracle operators; every other pays a recipient or another
+    /// sender a small amount.
     pub fn transaction(&self, sender: usize, nonce: u64) -> Transaction {
         let senders = self.keys.len() - 1;
-        let payload = if sender == 0 && (nonce as usize) < senders {
+        let funded = nonce as usize;
+        let payload = if sender == 0 && funded < senders {
             Payload::Transfer {
-                to: self.keys[nonce as usize + 1].public().address(),
+                to: self.keys[funded + 1].public().address(),
                 amount: FUNDING,
+            }
+        } else if sender == 0 && funded < senders + self.operators.len() {
+            Payload::Transfer {
+                to: self.operators[funded - senders].public().address(),
+                amount: OPERATOR_FUNDING,
             }
         } else {
             let pick = Hash::tagged(

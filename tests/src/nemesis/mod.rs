@@ -11,6 +11,7 @@
 
 pub mod checker;
 pub mod client;
+pub mod oracle;
 pub mod proxy;
 
 use std::fmt;
@@ -43,6 +44,8 @@ pub struct Options {
     pub seed: u64,
     /// Client senders besides the faucet.
     pub senders: usize,
+    /// Oracle publishers (`cairn oracle publish` daemons), spread over the nodes.
+    pub publishers: usize,
     /// Test-only: adds to the history an acknowledgement for a transfer no node ever saw, as
     /// if the network lost an acknowledged transfer. The checker must report it.
     pub unsafe_lose_acknowledged: bool,
@@ -50,6 +53,10 @@ pub struct Options {
     /// replaces the block there with a different one, as if it had forked. The checker must
     /// report it.
     pub unsafe_fork_one_node: bool,
+    /// Test-only: the checker's oracle replay reads the reveals of the first round with a
+    /// price one unit high, as if the chain had settled that round on other values than its
+    /// blocks hold. The checker must report the round on every node.
+    pub unsafe_misread_oracle: bool,
 }
 
 impl Options {
@@ -59,8 +66,10 @@ impl Options {
             duration,
             seed,
             senders: 4,
+            publishers: 3,
             unsafe_lose_acknowledged: false,
             unsafe_fork_one_node: false,
+            unsafe_misread_oracle: false,
         }
     }
 
@@ -287,6 +296,9 @@ pub struct Report {
     pub acknowledged: usize,
     pub transfers: usize,
     pub common_height: u64,
+    /// Oracle rounds the checker replayed, and how many set a price.
+    pub oracle_rounds: usize,
+    pub oracle_priced: usize,
     /// Where the testnet, history and logs are (kept when there were violations).
     pub dir: PathBuf,
 }
@@ -346,6 +358,10 @@ impl Report {
             "history: {} calls, {} acknowledged transfers checked; every store reaches height \
              {}\n",
             self.transfers, self.acknowledged, self.common_height
+        );
+        out += &format!(
+            "oracle: {} publishers, {} rounds replayed and checked, {} of them set a price\n",
+            self.options.publishers, self.oracle_rounds, self.oracle_priced
         );
         for n in &self.notes {
             out += &format!("note: {n}\n");
@@ -826,6 +842,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
         &genesis.chain_id,
         faucet,
         options.senders,
+        options.publishers,
         options.seed,
         urls.clone(),
     ));
@@ -836,6 +853,13 @@ pub fn run(options: &Options) -> Result<Report, String> {
             other => return Err(format!("funding sender {}: {other:?}", s + 1)),
         }
     }
+    for k in 0..options.publishers {
+        match clients.submit(0, (options.senders + k) as u64, 0, true) {
+            Outcome::Committed { .. } => {}
+            other => return Err(format!("funding oracle operator {k}: {other:?}")),
+        }
+    }
+    let mut publishers = oracle::Publishers::start(nemesis.net.path(), &clients.operators, &urls)?;
     let started = clients.started;
     let monitor = Monitor::start(&urls, started);
     let senders: Vec<_> = (1..=options.senders)
@@ -897,6 +921,8 @@ pub fn run(options: &Options) -> Result<Report, String> {
     for s in senders {
         let _ = s.join();
     }
+    // A publisher never gives up on its node (README): one that exited did wrong.
+    nemesis.violations.extend(publishers.stop());
     let history = clients.ops();
     let target = monitor.highest().into_iter().max().unwrap_or(0);
     let catch_up = Instant::now();
@@ -977,7 +1003,14 @@ pub fn run(options: &Options) -> Result<Report, String> {
     if options.unsafe_fork_one_node {
         fork_last(&genesis, &data_dirs)?;
     }
-    let verdict = checker::check(&genesis, &data_dirs, &clients, &history, &observations);
+    let verdict = checker::check(
+        &genesis,
+        &data_dirs,
+        &clients,
+        &history,
+        &observations,
+        options.unsafe_misread_oracle,
+    );
     let mut violations = nemesis.violations.clone();
     let violation_count = violations.len() + verdict.violations;
     violations.extend(verdict.lines);
@@ -994,6 +1027,8 @@ pub fn run(options: &Options) -> Result<Report, String> {
         acknowledged: verdict.acknowledged,
         transfers: history.len(),
         common_height: verdict.common_height,
+        oracle_rounds: verdict.oracle_rounds,
+        oracle_priced: verdict.oracle_priced,
         dir,
     };
     if report.violation_count > 0 {

@@ -351,13 +351,14 @@ async fn pump(
                 let secs = chunk.len() as f64 / rate.max(1) as f64;
                 tokio::time::sleep(Duration::from_secs_f64(secs)).await;
             }
-            if write_all(&write, &chunk).await.is_err() {
-                return;
-            }
+            // Counted before the write: a reader that has the bytes sees them counted.
             shared
                 .counters
                 .bytes
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            if write_all(&write, &chunk).await.is_err() {
+                return;
+            }
         }
         // Dropping the write half shuts it down: the far side reads the end of the stream.
         drop(write);
