@@ -40,6 +40,7 @@ fn main() {
             height: block.header.height,
             producer: block.header.proposer,
             reward: Amount::ZERO,
+            rules: measured.schedule().rules_at(block.header.height),
         };
         let t = Instant::now();
         let changes =

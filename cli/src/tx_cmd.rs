@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use cairn_ledger::tx::{Payload, Transaction};
+use cairn_ledger::tx::{MEMO_BYTES_MAX, Payload, Transaction};
 use cairn_ledger::{Address, Amount, Hash, Nonce, keys};
 use cairn_node::http::rpc::{COMMIT_WAIT_MAX, codes};
 use clap::{Args, Subcommand};
@@ -45,9 +45,15 @@ pub struct TransferArgs {
     /// How much to send, in the smallest unit.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     amount: u64,
-    /// The fee, in the smallest unit; it goes to the block's producer.
+    /// The fee, in the smallest unit; it goes to the block's producer. From the `fee-floor`
+    /// upgrade on, at least 1.
     #[arg(long, value_name = "N", default_value_t = FEE_DEFAULT, allow_negative_numbers = true)]
     fee: u64,
+    /// A note for the recipient, stored with the transfer (at most 256 bytes of UTF-8). Only
+    /// valid once the chain has activated the `memo` upgrade; before that the node refuses it
+    /// (`cairn upgrades` and `cairn status` show what is active).
+    #[arg(long, value_name = "TEXT")]
+    memo: Option<String>,
     /// The nonce to sign with, instead of the node's `pending_nonce` for the sender. Give it
     /// to replace a pending transaction (same nonce, higher fee), or when the sender's
     /// pending transactions sit in another node's mempool.
@@ -155,6 +161,8 @@ struct TransferReport {
     fee: u64,
     nonce: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    memo: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     height: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<u32>,
@@ -173,6 +181,14 @@ pub fn run(command: TxCommand) -> Result<()> {
 }
 
 fn transfer(a: TransferArgs) -> Result<()> {
+    if let Some(memo) = &a.memo
+        && memo.len() > MEMO_BYTES_MAX
+    {
+        bail!(
+            "--memo is {} bytes, over the limit of {MEMO_BYTES_MAX}; shorten it",
+            memo.len()
+        );
+    }
     let key = keys::read_key_file(&a.key)?;
     let from = key.public().address();
     let client = Client::new(&a.rpc);
@@ -190,9 +206,16 @@ fn transfer(a: TransferArgs) -> Result<()> {
         &key,
         Nonce(nonce),
         Amount(a.fee),
-        Payload::Transfer {
-            to: a.to,
-            amount: Amount(a.amount),
+        match &a.memo {
+            None => Payload::Transfer {
+                to: a.to,
+                amount: Amount(a.amount),
+            },
+            Some(memo) => Payload::TransferWithMemo {
+                to: a.to,
+                amount: Amount(a.amount),
+                memo: memo.clone(),
+            },
         },
     );
     let hash = tx.hash();
@@ -205,6 +228,7 @@ fn transfer(a: TransferArgs) -> Result<()> {
         amount: a.amount,
         fee: a.fee,
         nonce,
+        memo: a.memo.clone(),
         height: None,
         index: None,
         block: None,
@@ -272,6 +296,9 @@ fn print_report(report: &TransferReport, out: Output) {
         ("fee".to_owned(), report.fee.to_string()),
         ("nonce".to_owned(), report.nonce.to_string()),
     ];
+    if let Some(memo) = &report.memo {
+        rows.push(("memo".to_owned(), memo.clone()));
+    }
     if let (Some(height), Some(index), Some(block)) = (report.height, report.index, report.block) {
         rows.push(("height".to_owned(), height.to_string()));
         rows.push(("index".to_owned(), index.to_string()));

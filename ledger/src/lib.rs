@@ -14,8 +14,8 @@
 //! 2. `tx`, `block`: what a chain carries.
 //! 3. `genesis::params` (and `genesis::file`, its TOML shape): the typed network
 //!    parameters, which every layer above reads.
-//! 4. `upgrades`, `oracle`: the upgrade schedule and the oracle's state, built from those
-//!    parameters.
+//! 4. `rules`, `upgrades`, `oracle`: each protocol version's rules, the upgrade schedule
+//!    and the oracle's state, built from those parameters.
 //! 5. `state`: the state machine (accounts and the oracle, one block at a time).
 //! 6. `genesis::{validate, block_zero, local}`: checking a genesis file against the rules
 //!    of the layers below, and block 0 with its initial state.
@@ -28,6 +28,7 @@ pub mod crypto;
 pub mod genesis;
 pub mod keys;
 pub mod oracle;
+pub mod rules;
 pub mod smt;
 pub mod state;
 #[cfg(feature = "store")]

@@ -14,6 +14,7 @@ use crate::oracle::{
     OracleState, amount_from_rules, amount_to_rules, end_block_due, height_to_rules,
     operator_address, operator_id,
 };
+use crate::rules::{RuleError, Rules};
 use crate::smt::{self, Child, NodeSource, TreeError, TreeUpdate};
 use crate::tx::{Payload, Transaction, verify_signatures};
 use crate::types::{Address, Amount, Hash, Height, Nonce};
@@ -96,6 +97,8 @@ pub enum TxError {
     BalanceOverflow { recipient: Address, amount: Amount },
     #[error("{sender} has used every nonce")]
     NonceExhausted { sender: Address },
+    #[error(transparent)]
+    Rule(#[from] RuleError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +134,8 @@ pub struct BlockContext<'a> {
     pub producer: Address,
     /// Newly minted for the producer (the PoW subsidy; zero in BFT mode).
     pub reward: Amount,
+    /// The rules in force at `height`.
+    pub rules: &'a Rules,
 }
 
 /// The effect of a block on state.
@@ -224,7 +229,9 @@ impl Overlay<'_> {
         let at = height_to_rules(height);
         let op = operator_id(&sender);
         let feed_id = match payload {
-            Payload::Transfer { .. } => unreachable!("transfers are not oracle actions"),
+            Payload::Transfer { .. } | Payload::TransferWithMemo { .. } => {
+                unreachable!("transfers are not oracle actions")
+            }
             Payload::OracleStake { feed, .. }
             | Payload::OracleUnstake { feed, .. }
             | Payload::OracleCommit { feed, .. }
@@ -238,7 +245,9 @@ impl Overlay<'_> {
             return Err(oracle.unknown_feed(feed_id));
         };
         match payload {
-            Payload::Transfer { .. } => unreachable!("transfers are not oracle actions"),
+            Payload::Transfer { .. } | Payload::TransferWithMemo { .. } => {
+                unreachable!("transfers are not oracle actions")
+            }
             Payload::OracleStake { amount, .. } => {
                 let stake = from
                     .stake
@@ -435,6 +444,7 @@ fn apply_tx(
         }
         .into());
     }
+    ctx.rules.check(tx).map_err(TxError::from)?;
     let sender = tx.sender_address();
     let mut from = overlay.get(&sender)?;
     check_nonce(sender, from.nonce, tx.nonce)?;
@@ -457,7 +467,7 @@ fn apply_tx(
         .next()
         .ok_or(TxError::NonceExhausted { sender })?;
     let status = match &tx.payload {
-        Payload::Transfer { to, amount } => {
+        Payload::Transfer { to, amount } | Payload::TransferWithMemo { to, amount, .. } => {
             from.balance = Amount(from.balance.0 - amount.0);
             overlay.set(sender, from);
             if overlay.credit(*to, *amount)?.is_err() {
@@ -538,6 +548,7 @@ pub fn feed_entries(feeds: &BTreeMap<FeedId, Arc<FeedState>>) -> Vec<(Hash, Opti
 mod tests {
     use super::*;
     use crate::crypto::Keypair;
+    use crate::rules::GENESIS_RULES;
     use proptest::prelude::*;
 
     const CHAIN: &str = "test-chain";
@@ -565,6 +576,7 @@ mod tests {
             height: Height(1),
             producer: Address([0xaa; 20]),
             reward: Amount(reward),
+            rules: &GENESIS_RULES,
         }
     }
 

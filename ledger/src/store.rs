@@ -981,6 +981,7 @@ impl Store {
             height: block.header.height,
             producer: block.header.proposer,
             reward,
+            rules: self.schedule.rules_at(block.header.height),
         };
         let view = Layered {
             store: self,
@@ -1403,6 +1404,8 @@ mod tests {
     use crate::block::Seal;
     use crate::crypto::Keypair;
     use crate::genesis::EngineKind;
+    use crate::rules::RuleError;
+    use crate::state::{ExecError, TxError};
     use crate::tx::{Payload, Transaction};
     use crate::types::{Nonce, ProtocolVersion, TimestampMs};
 
@@ -1797,6 +1800,90 @@ mod tests {
         assert!(message.contains("from-the-future"), "{message}");
         assert!(message.contains("stops at height 1"), "{message}");
         assert_eq!(store.tip().height, Height(1));
+    }
+
+    /// One binary crosses both shipped upgrades from genesis: a free transfer is valid
+    /// until `fee-floor` and refused from its height; a memo transfer is refused until
+    /// `memo` and valid from its height; each block carries its height's version.
+    #[test]
+    fn one_store_applies_each_height_under_the_rules_of_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut g, key) = genesis();
+        g.upgrades = vec![
+            crate::genesis::Upgrade {
+                name: "fee-floor".into(),
+                height: Height(3),
+                protocol_version: ProtocolVersion(2),
+            },
+            crate::genesis::Upgrade {
+                name: "memo".into(),
+                height: Height(5),
+                protocol_version: ProtocolVersion(3),
+            },
+        ];
+        let store = Store::open(dir.path(), &g).unwrap();
+        let block_of = |fee: u64, memo: Option<&str>| {
+            let mut template = transfer_block_template(&store, &key, 1);
+            let tx = &template.transactions[0];
+            let payload = match memo {
+                None => tx.payload.clone(),
+                Some(m) => Payload::TransferWithMemo {
+                    to: Address([5; 20]),
+                    amount: Amount(1),
+                    memo: m.into(),
+                },
+            };
+            template.transactions[0] =
+                Transaction::new_signed(store.chain_id(), &key, tx.nonce, Amount(fee), payload);
+            store.complete_block(template, Amount(0), SigCheck::Batch)
+        };
+        let rule_error = |r: Result<PreparedBlock, ApplyError>| match r {
+            Err(ApplyError::Exec(ExecError::Tx {
+                error: TxError::Rule(e),
+                ..
+            })) => e,
+            other => panic!("expected a rule error, got {other:?}"),
+        };
+        for height in 1..=2 {
+            let b = block_of(0, None).unwrap();
+            assert_eq!(b.block.header.protocol_version, ProtocolVersion(1));
+            store.commit(&b).unwrap();
+            assert_eq!(store.tip().height, Height(height));
+        }
+        assert!(matches!(
+            rule_error(block_of(0, None)),
+            RuleError::FeeBelowMinimum { .. }
+        ));
+        let b = block_of(1, None).unwrap();
+        assert_eq!(b.block.header.protocol_version, ProtocolVersion(2));
+        store.commit(&b).unwrap();
+        assert!(matches!(
+            rule_error(block_of(1, Some("too early"))),
+            RuleError::KindNotValid { .. }
+        ));
+        store.commit(&block_of(1, None).unwrap()).unwrap();
+        let b = block_of(1, Some("invoice 7")).unwrap();
+        assert_eq!(b.block.header.protocol_version, ProtocolVersion(3));
+        store.commit(&b).unwrap();
+        assert_eq!(store.tip().height, Height(5));
+        // A block of the old version at an upgraded height is refused for its version.
+        let mut stale = transfer_block_template(&store, &key, 1);
+        stale.transactions[0] = Transaction::new_signed(
+            store.chain_id(),
+            &key,
+            stale.transactions[0].nonce,
+            Amount(1),
+            stale.transactions[0].payload.clone(),
+        );
+        let mut block = store
+            .complete_block(stale, Amount(0), SigCheck::Batch)
+            .unwrap()
+            .block;
+        block.header.protocol_version = ProtocolVersion(2);
+        assert!(matches!(
+            store.apply(block, Amount(0), SigCheck::Batch),
+            Err(ApplyError::WrongProtocolVersion { .. })
+        ));
     }
 
     #[test]

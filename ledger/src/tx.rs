@@ -12,6 +12,8 @@ use crate::types::{Address, Amount, Hash, Nonce, PublicKey, Signature};
 pub const TX_BYTES_MAX: usize = 4 * 1024;
 /// Longest chain id; also bounds every transaction's chain id field.
 pub const CHAIN_ID_LEN_MAX: usize = 64;
+/// Longest memo of a `transfer_with_memo`, in bytes of UTF-8.
+pub const MEMO_BYTES_MAX: usize = 256;
 
 const SIGNING_TAG: &[u8] = b"cairn/tx/v1\0";
 
@@ -48,6 +50,13 @@ pub enum Payload {
         round: RoundNumber,
         value: Price,
         salt: Salt,
+    },
+    /// A transfer with a note for the recipient (at most [`MEMO_BYTES_MAX`] bytes). Valid from
+    /// the `memo` upgrade on ([`crate::rules`]).
+    TransferWithMemo {
+        to: Address,
+        amount: Amount,
+        memo: String,
     },
 }
 
@@ -137,6 +146,17 @@ impl Transaction {
                 ),
             });
         }
+        if let Payload::TransferWithMemo { memo, .. } = &self.payload
+            && memo.len() > MEMO_BYTES_MAX
+        {
+            return Err(CodecError::Malformed {
+                what: "transaction",
+                reason: format!(
+                    "memo is {} bytes, over the limit of {MEMO_BYTES_MAX}",
+                    memo.len()
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -161,7 +181,9 @@ impl Transaction {
     /// The amount leaving the sender's balance besides the fee (if the action succeeds).
     pub fn amount(&self) -> Amount {
         match &self.payload {
-            Payload::Transfer { amount, .. } | Payload::OracleStake { amount, .. } => *amount,
+            Payload::Transfer { amount, .. }
+            | Payload::TransferWithMemo { amount, .. }
+            | Payload::OracleStake { amount, .. } => *amount,
             Payload::OracleUnstake { .. }
             | Payload::OracleCommit { .. }
             | Payload::OracleReveal { .. } => Amount::ZERO,
@@ -235,6 +257,29 @@ mod tests {
         for t in [a, b, c, d] {
             assert_eq!(t.verify_signature(), Err(SignatureError::Mismatch));
         }
+    }
+
+    #[test]
+    fn decode_rejects_an_overlong_memo() {
+        let kp = Keypair::from_secret(&[1; 32]);
+        let with = |memo: String| {
+            Transaction::new_signed(
+                "c",
+                &kp,
+                Nonce(0),
+                Amount(1),
+                Payload::TransferWithMemo {
+                    to: Address([2; 20]),
+                    amount: Amount(1),
+                    memo,
+                },
+            )
+        };
+        let ok = with("é".repeat(MEMO_BYTES_MAX / 2));
+        assert_eq!(Transaction::decode(&ok.encode()).unwrap(), ok);
+        let long = with("x".repeat(MEMO_BYTES_MAX + 1));
+        let err = Transaction::decode(&long.encode()).unwrap_err();
+        assert!(err.to_string().contains("memo is 257 bytes"), "{err}");
     }
 
     #[test]

@@ -208,10 +208,9 @@ pub async fn run_with(
         .await
         .map_err(|e| RunError::P2p(e, home.config_path()))?;
 
-    let mempool = Arc::new(Mutex::new(Mempool::new(
-        &genesis.chain_id,
-        config.mempool.clone(),
-    )));
+    let mut pool = Mempool::new(&genesis.chain_id, config.mempool.clone());
+    pool.set_rules(store.schedule().rules_at(store.tip().height.next()));
+    let mempool = Arc::new(Mutex::new(pool));
     // The one place that looks at the engine: everything below uses what it yields.
     let (config, genesis_ref) = (&config, &genesis);
     let engine =

@@ -464,7 +464,7 @@ fn dropped(metrics: &str, reason: &str) -> u64 {
 #[test]
 fn garbage_from_an_allowed_peer_is_dropped_counted_and_punished_while_the_chain_goes_on() {
     use cairn_ledger::genesis::Genesis;
-    use cairn_ledger::upgrades::{KNOWN_UPGRADES, Schedule};
+    use cairn_ledger::upgrades::Schedule;
     use cairn_node::config::P2pSection;
     use cairn_node::p2p::{self, Event, P2pConfig, Topic};
 
@@ -486,7 +486,7 @@ fn garbage_from_an_allowed_peer_is_dropped_counted_and_punished_while_the_chain_
         persistent_peers: vec![node0_addr.clone()],
         ..P2pSection::default()
     };
-    let schedule = Schedule::new(&genesis, KNOWN_UPGRADES);
+    let schedule = Schedule::for_this_binary(&genesis);
     let config =
         P2pConfig::new(&section, &genesis, &schedule, cairn_ledger::Height(0), &key).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();

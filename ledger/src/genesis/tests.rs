@@ -442,6 +442,17 @@ fn messages_name_the_offending_values() {
         ]
     );
 
+    // A name this binary implements must carry the version it implements.
+    let m = messages(base.replace("name = \"fees-v3\"", "name = \"fee-floor\""));
+    assert_eq!(
+        m,
+        [
+            "upgrades[1].protocol_version: is 3, but this binary implements \"fee-floor\" as \
+          protocol version 2; one name must mean one set of rules everywhere (fix the genesis, \
+          or name the upgrade differently if it is another one)"
+        ]
+    );
+
     let m = messages(base.replace("engine = \"hotstuff\"", "engine = \"raft\""));
     assert_eq!(
         m,

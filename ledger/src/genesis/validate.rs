@@ -664,6 +664,21 @@ fn check_upgrades(
                 ),
             );
         }
+        if let Some(known) = crate::rules::implemented(&u.name)
+            && known.version.0 != u.protocol_version
+        {
+            p.add(
+                at("protocol_version"),
+                format!(
+                    "is {}, but this binary implements {} as protocol version {}; one name \
+                     must mean one set of rules everywhere (fix the genesis, or name the \
+                     upgrade differently if it is another one)",
+                    u.protocol_version,
+                    quote(&u.name),
+                    known.version
+                ),
+            );
+        }
         if u.protocol_version <= genesis_version {
             p.add(
                 at("protocol_version"),

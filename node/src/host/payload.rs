@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use cairn_ledger::block::{BLOCK_BYTES_MAX, Block, BlockHeader, HEADER_BYTES_MAX, Seal};
+use cairn_ledger::rules::Rules;
 use cairn_ledger::tx::Transaction;
 use cairn_ledger::{Address, Hash, Height, Nonce, ProtocolVersion, TimestampMs};
 
@@ -42,17 +43,24 @@ impl BlockLimits {
     }
 }
 
-/// Keeps, in order, the candidates whose nonce is their sender's next and whose amount and
-/// fee their sender can still pay. `spendable` reads a sender's state on the parent: its next
-/// nonce and what it may spend (each engine knows which state, and what is locked).
+/// Keeps, in order, the candidates valid under `rules` (those of the block's height: the pool
+/// admitted them under the rules of the height after the committed tip, which an upgrade
+/// may change within a pipeline of uncommitted blocks or across a reorganisation) whose nonce
+/// is their sender's next and whose amount and fee their sender can still pay. `spendable`
+/// reads a sender's state on the parent: its next nonce and what it may spend (each engine
+/// knows which state, and what is locked).
 pub fn executable<E>(
     candidates: impl IntoIterator<Item = Transaction>,
+    rules: &Rules,
     mut spendable: impl FnMut(&Address) -> Result<(Nonce, u128), E>,
 ) -> Result<Vec<Transaction>, E> {
     let candidates = candidates.into_iter();
     let mut senders: HashMap<Address, (Nonce, u128)> = HashMap::new();
     let mut out = Vec::with_capacity(candidates.size_hint().0);
     for tx in candidates {
+        if rules.check(&tx).is_err() {
+            continue;
+        }
         let sender = tx.sender_address();
         let (next, left) = match senders.get(&sender) {
             Some(s) => *s,

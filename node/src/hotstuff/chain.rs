@@ -457,7 +457,7 @@ impl Chain {
         let candidates = self.limits.reap(mempool);
         let transactions = {
             let ancestors: Vec<&PreparedBlock> = path.iter().map(|a| self.prepared(a)).collect();
-            self.executable(&ancestors, candidates)?
+            self.executable(&ancestors, height, candidates)?
         };
         let template = payload::template(
             height,
@@ -499,6 +499,7 @@ impl Chain {
     fn executable(
         &self,
         ancestors: &[&PreparedBlock],
+        height: Height,
         candidates: Vec<Identified>,
     ) -> Result<Vec<Transaction>, Invalid> {
         let included: HashSet<Hash> = ancestors
@@ -509,7 +510,8 @@ impl Chain {
             .into_iter()
             .filter(|c| included.is_empty() || !included.contains(&c.id()))
             .map(Identified::into_tx);
-        payload::executable(fresh, |sender| {
+        let rules = self.store.schedule().rules_at(height);
+        payload::executable(fresh, rules, |sender| {
             let account = self
                 .store
                 .account_on(ancestors, sender)

@@ -588,9 +588,11 @@ impl Driver {
             .iter()
             .flat_map(|c| c.tx_ids.iter().copied().zip(&c.block.transactions));
         let mut pool = self.io.mempool.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = pool.recheck_ids(txs, &**self.chain.store()) {
+        let store = self.chain.store();
+        if let Err(e) = pool.recheck_ids(txs, &**store) {
             tracing::warn!(error = %e, "mempool recheck after commit failed");
         }
+        pool.set_rules(store.schedule().rules_at(store.tip().height.next()));
         self.io.metrics.mempool_size.set(to_i64(pool.len() as u64));
         self.io.metrics.mempool_bytes.set(to_i64(pool.bytes()));
         self.io

@@ -807,8 +807,10 @@ impl PowChain {
     /// Keeps, in order, the candidates that execute on the tip ([`payload::executable`]),
     /// each sender's immature block rewards left unspendable.
     fn executable(&self, candidates: Vec<Transaction>) -> Result<Vec<Transaction>, String> {
-        let immature = self.immature_rewards(self.store.tip().height.next())?;
-        payload::executable(candidates, |sender| {
+        let height = self.store.tip().height.next();
+        let immature = self.immature_rewards(height)?;
+        let rules = self.store.schedule().rules_at(height);
+        payload::executable(candidates, rules, |sender| {
             let account = self
                 .store
                 .account(sender)

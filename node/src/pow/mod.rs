@@ -420,6 +420,7 @@ impl PowDriver {
             if let Err(e) = pool.recheck(&connected, &*store) {
                 tracing::warn!(error = %e, "mempool recheck after connecting failed");
             }
+            pool.set_rules(store.schedule().rules_at(store.tip().height.next()));
             for tx in returned {
                 // Their signatures were checked when the blocks were executed.
                 if pool.insert_verified(tx.clone(), &*store).is_ok()

@@ -2,6 +2,9 @@
 //!
 //! Rules, checked on admission against the committed state:
 //! - well-formed, for this chain, correctly signed, not already pending;
+//! - valid under the protocol rules of the next block's height (fee floor, transaction kinds:
+//!   `cairn_ledger::rules`); when an upgrade changes them, whatever the new rules refuse is
+//!   dropped ([`Mempool::set_rules`]);
 //! - per sender, pending nonces form one gap-free run starting at the account's nonce
 //!   (a transaction for a nonce already pending replaces it only with a strictly higher fee);
 //! - the sender can afford every pending transaction up to and including this one;
@@ -16,6 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use cairn_ledger::crypto::SignatureError;
+use cairn_ledger::rules::{GENESIS_RULES, RuleError, Rules};
 use cairn_ledger::state::{ReadError, StateReader};
 use cairn_ledger::tx::{TX_BYTES_MAX, Transaction, tx_id};
 use cairn_ledger::{Address, Amount, Hash, Nonce};
@@ -65,6 +69,8 @@ pub enum Rejection {
     PoolFull { fee: Amount, lowest: Amount },
     #[error("reading state failed: {0}")]
     State(String),
+    #[error(transparent)]
+    Rule(RuleError),
 }
 
 impl Rejection {
@@ -81,6 +87,8 @@ impl Rejection {
             Rejection::SenderFull { .. } => "sender_full",
             Rejection::PoolFull { .. } => "pool_full",
             Rejection::State(_) => "state_error",
+            Rejection::Rule(RuleError::FeeBelowMinimum { .. }) => "fee_below_minimum",
+            Rejection::Rule(RuleError::KindNotValid { .. }) => "kind_not_valid",
         }
     }
 }
@@ -158,6 +166,8 @@ struct FeeKey {
 pub struct Mempool {
     limits: MempoolSection,
     chain_id: String,
+    /// The rules of the next block's height: what may be admitted.
+    rules: Rules,
     entries: HashMap<Hash, Entry>,
     by_sender: HashMap<Address, BTreeMap<Nonce, Hash>>,
     /// What each sender's entries in `by_sender` cost together (amounts plus fees), kept as
@@ -174,6 +184,7 @@ impl Mempool {
         Mempool {
             limits,
             chain_id: chain_id.to_owned(),
+            rules: GENESIS_RULES,
             entries: HashMap::new(),
             by_sender: HashMap::new(),
             cost_by_sender: HashMap::new(),
@@ -256,6 +267,7 @@ impl Mempool {
                 found: tx.chain_id.clone(),
             });
         }
+        self.rules.check(&tx).map_err(Rejection::Rule)?;
         if !signature_checked {
             tx.verify_signature().map_err(Rejection::BadSignature)?;
         }
@@ -410,6 +422,39 @@ impl Mempool {
             }
         }
         Some(entry.tx)
+    }
+
+    /// The rules of the next block's height, set by the driver whenever the tip moves. When
+    /// they differ from the last ones (an upgrade activates, or a reorganisation goes back
+    /// below one), every pending transaction they refuse is dropped with its sender's later
+    /// nonces, which could no longer execute. Returns how many were dropped.
+    pub fn set_rules(&mut self, rules: &Rules) -> usize {
+        if *rules == self.rules {
+            return 0;
+        }
+        self.rules = rules.clone();
+        let before = self.entries.len();
+        let refused: Vec<(Address, Nonce)> = self
+            .entries
+            .values()
+            .filter(|e| self.rules.check(&e.tx).is_err())
+            .map(|e| (e.sender, e.tx.nonce))
+            .collect();
+        for (sender, from) in refused {
+            let doomed: Vec<Hash> = self
+                .by_sender
+                .get(&sender)
+                .map(|n| n.range(from..).map(|(_, h)| *h).collect())
+                .unwrap_or_default();
+            for h in doomed {
+                self.remove(&h);
+            }
+        }
+        before - self.entries.len()
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
     }
 
     /// After a block commits: drops what it included and whatever the new state makes
@@ -643,6 +688,56 @@ mod tests {
             p.insert(other_chain, &s),
             Err(Rejection::WrongChain { .. })
         ));
+        assert_eq!(p.len(), 2);
+    }
+
+    /// The rules of the next height decide admission; when an upgrade changes them, what
+    /// they refuse leaves with its sender's later nonces, and nothing valid goes.
+    #[test]
+    fn an_upgrade_changes_what_is_admitted_and_drops_only_what_it_makes_invalid() {
+        use cairn_ledger::rules::IMPLEMENTED;
+        let fee_floor = IMPLEMENTED[0].rules_after(&GENESIS_RULES);
+        let memo = IMPLEMENTED[1].rules_after(&fee_floor);
+        let s = state(&[(0, 1000, 0), (1, 1000, 0), (2, 1000, 0)]);
+        let mut p = pool(100, 8);
+        let memo_tx = |from: u8, nonce: u64| {
+            Transaction::new_signed(
+                CHAIN,
+                &key(from),
+                Nonce(nonce),
+                Amount(1),
+                Payload::TransferWithMemo {
+                    to: Address([9; 20]),
+                    amount: Amount(1),
+                    memo: "hi".into(),
+                },
+            )
+        };
+        assert!(matches!(
+            p.insert(memo_tx(2, 0), &s),
+            Err(Rejection::Rule(RuleError::KindNotValid { .. }))
+        ));
+        // Sender 0 pays 1, 0, 1: its free transaction and the one after it cannot survive
+        // the fee floor; sender 1 pays 1 throughout.
+        p.insert(tx(0, 0, 1, 1), &s).unwrap();
+        p.insert(tx(0, 1, 1, 0), &s).unwrap();
+        p.insert(tx(0, 2, 1, 1), &s).unwrap();
+        p.insert(tx(1, 0, 1, 1), &s).unwrap();
+        assert_eq!(p.set_rules(&GENESIS_RULES), 0);
+        assert_eq!(p.set_rules(&fee_floor), 2);
+        assert_eq!(p.len(), 2);
+        assert!(p.contains(&tx(0, 0, 1, 1).hash()));
+        assert!(p.contains(&tx(1, 0, 1, 1).hash()));
+        let rejection = p.insert(tx(0, 1, 1, 0), &s).unwrap_err();
+        assert_eq!(rejection.reason(), "fee_below_minimum");
+        assert!(
+            rejection.to_string().contains("below the minimum of 1"),
+            "{rejection}"
+        );
+        assert_eq!(p.set_rules(&memo), 0);
+        p.insert(memo_tx(2, 0), &s).unwrap();
+        // A reorganisation back below `memo` takes the memo transfer out again.
+        assert_eq!(p.set_rules(&fee_floor), 1);
         assert_eq!(p.len(), 2);
     }
 

@@ -2,6 +2,7 @@
 //!
 //! Owns the codes scripts match on. Never echoes unbounded client text back.
 
+use cairn_ledger::rules::RuleError;
 use cairn_ledger::{Address, Hash, Nonce};
 use serde_json::{Value, json};
 
@@ -34,6 +35,12 @@ pub mod codes {
     pub const TX_SENDER_FULL: i64 = -32018;
     pub const TX_POOL_FULL: i64 = -32019;
     pub const TX_STATE_ERROR: i64 = -32020;
+    /// The fee is below the minimum of the protocol rules in force (`data`-less; the message
+    /// names the minimum).
+    pub const TX_FEE_BELOW_MINIMUM: i64 = -32021;
+    /// The transaction's kind is not valid yet under the protocol rules in force: it comes
+    /// with an upgrade that has not activated.
+    pub const TX_KIND_NOT_VALID: i64 = -32022;
     // `submit_tx` mode `commit` after a successful admission; `data.hash` names the
     // transaction.
     /// Admitted but not seen committed: the wait ran out (`COMMIT_WAIT_MAX`) or the node is
@@ -169,6 +176,8 @@ pub fn rejection_code(r: &Rejection) -> i64 {
         Rejection::SenderFull { .. } => codes::TX_SENDER_FULL,
         Rejection::PoolFull { .. } => codes::TX_POOL_FULL,
         Rejection::State(_) => codes::TX_STATE_ERROR,
+        Rejection::Rule(RuleError::FeeBelowMinimum { .. }) => codes::TX_FEE_BELOW_MINIMUM,
+        Rejection::Rule(RuleError::KindNotValid { .. }) => codes::TX_KIND_NOT_VALID,
     }
 }
 
