@@ -4,7 +4,8 @@
 //! consensus engines and simulators live in their crates; nothing here decides what is valid
 //! on chain. Every failure is printed as one sentence naming what was wrong, with exit status
 //! 1 (2 for a usage error, from clap; 74 when a node stops because it cannot write its data
-//! directory, `cairn_node::run::EXIT_DATA_DIR`).
+//! directory, `cairn_node::run::EXIT_DATA_DIR`; 75 when `cairn node run --exit-on-halt` exits
+//! because the chain stopped before an upgrade the binary lacks, `EXIT_UPGRADE_HALT`).
 
 mod bench;
 mod client;

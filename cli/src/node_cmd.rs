@@ -26,6 +26,11 @@ pub struct RunArgs {
     /// Otherwise the node could sign a round twice. See README "Moving a validator safely".
     #[arg(long)]
     unsafe_start_without_safety_state: bool,
+    /// When the chain stops before an upgrade this binary lacks, exit with status 75
+    /// instead of staying up to serve reads and blocks. For supervisors: do not restart on
+    /// 75 (systemd: RestartPreventExitStatus=75); install a release that has the upgrade.
+    #[arg(long)]
+    exit_on_halt: bool,
 }
 
 pub fn run(c: NodeCommand) -> Result<()> {
@@ -68,6 +73,7 @@ fn run_node(a: RunArgs) -> Result<()> {
     runtime.block_on(async {
         let options = cairn_node::run::RunOptions {
             unsafe_start_without_safety_state: a.unsafe_start_without_safety_state,
+            exit_on_halt: a.exit_on_halt,
         };
         cairn_node::run::run_with(&home, options, stop_signal()).await?;
         tracing::info!("stopped");

@@ -24,7 +24,7 @@ use futures::future::LocalBoxFuture;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::home::Home;
-use crate::host::status::{EngineStatus, NodeStatus, Readiness, StatusBoard};
+use crate::host::status::{EngineStatus, NodeStatus, NodeView, Readiness, StatusBoard};
 use crate::host::{DriverError, NodeIo};
 use crate::hotstuff::chain::{Chain, MissingSafetyState};
 use crate::hotstuff::{Driver, DriverParts};
@@ -46,6 +46,15 @@ pub const ADMITTED_QUEUE_MAX: usize = 4096;
 /// Exit status of `cairn node run` when the store cannot write to the data directory (a full
 /// disk, a failing one): sysexits(3)'s `EX_IOERR`. Every other failure exits with 1.
 pub const EXIT_DATA_DIR: i32 = 74;
+
+/// Exit status of `cairn node run --exit-on-halt` once the chain stops before an upgrade this
+/// binary lacks: sysexits(3)'s `EX_TEMPFAIL`. Restarting the same binary stops again at once;
+/// a supervisor should not restart on it (systemd: `RestartPreventExitStatus=75`) but wait
+/// for the operator to install a release that has the upgrade.
+pub const EXIT_UPGRADE_HALT: i32 = 75;
+
+/// How often `--exit-on-halt` looks whether the driver has stopped the chain.
+const HALT_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -82,6 +91,8 @@ pub enum RunError {
     Consensus(String),
     #[error("the node stopped: {0}")]
     Halted(String),
+    #[error("exiting as asked (--exit-on-halt): {0}")]
+    UpgradeHalt(String),
     #[error(
         "the node stopped: the data directory {path} is full (no space left on device), so \
          nothing that needed the failed write was sent. Free space there, then restart the \
@@ -107,6 +118,7 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::DiskFull { .. } | RunError::DataDirWrite { .. } => EXIT_DATA_DIR,
+            RunError::UpgradeHalt(_) => EXIT_UPGRADE_HALT,
             _ => 1,
         }
     }
@@ -147,6 +159,9 @@ pub struct RunOptions {
     /// `--unsafe-start-without-safety-state`: a validator whose store has blocks but no
     /// consensus safety state starts anyway (see `MissingSafetyState::Allow`).
     pub unsafe_start_without_safety_state: bool,
+    /// `--exit-on-halt`: once the chain stops before an upgrade this binary lacks, exit with
+    /// [`EXIT_UPGRADE_HALT`] instead of staying up to serve reads.
+    pub exit_on_halt: bool,
 }
 
 /// Runs the node in `home` until `shutdown` completes (`Ok`) or the node halts (`Err`).
@@ -318,6 +333,7 @@ pub async fn run_with(
         }
         .run(tx_gossip_queue),
     );
+    let halt_board = Arc::clone(&board);
     let io = NodeIo {
         mempool,
         metrics,
@@ -348,12 +364,30 @@ pub async fn run_with(
         .map_err(|e| RunError::Consensus(format!("cannot start the driver thread: {e}")))?;
 
     let mut done_rx = done_rx;
+    let halted_at_upgrade = async {
+        if !options.exit_on_halt {
+            return std::future::pending::<String>().await;
+        }
+        loop {
+            tokio::time::sleep(HALT_POLL).await;
+            if let Some(why) = halt_board.status().halted {
+                return why;
+            }
+        }
+    };
+    let mut exit_on_halt = None;
     let result = tokio::select! {
         _ = shutdown => {
             tracing::info!("shutting down");
             // The driver finishes the effect it is executing first, so a commit or a
             // persisted vote is never cut in half.
             let _ = stop_driver.send(true);
+            (&mut done_rx).await
+        }
+        why = halted_at_upgrade => {
+            tracing::info!("the chain stopped before an upgrade: exiting (--exit-on-halt)");
+            let _ = stop_driver.send(true);
+            exit_on_halt = Some(why);
             (&mut done_rx).await
         }
         result = &mut done_rx => result,
@@ -366,7 +400,10 @@ pub async fn run_with(
     tx_worker.abort();
     rpc_publisher.abort();
     match result {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => match exit_on_halt {
+            Some(why) => Err(RunError::UpgradeHalt(why)),
+            None => Ok(()),
+        },
         Ok(Err(e)) => Err(RunError::halted(&store, e.to_string())),
         Err(_) => Err(RunError::Halted("the driver thread panicked".into())),
     }

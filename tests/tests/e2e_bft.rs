@@ -419,38 +419,6 @@ fn testnet_command_runs_the_network_and_ctrl_c_stops_every_node() {
     }
 }
 
-#[test]
-fn a_network_stops_before_an_upgrade_its_binary_lacks_and_says_why() {
-    let _serial = serial();
-    // Height 12 needs rules this binary lacks. A block commits once its child is certified,
-    // so nothing past 10 can commit: 11 can be proposed, but nobody can build 12.
-    let upgrade =
-        "\n[[upgrades]]\nname = \"rules-from-the-future\"\nheight = 12\nprotocol_version = 2\n";
-    let mut net = Testnet::from_genesis(4, |g| format!("{g}{upgrade}"), fast);
-    net.start_all();
-    net.wait_for("every node to report the stop", |net| {
-        (0..4).all(|i| {
-            net.status(i).is_some_and(|s| {
-                s["halted"]
-                    .as_str()
-                    .is_some_and(|h| h.contains("rules-from-the-future"))
-            })
-        })
-    });
-    for i in 0..4 {
-        let status = net.status(i).unwrap();
-        assert_eq!(status["height"], 10, "{status}");
-        let halted = status["halted"].as_str().unwrap();
-        assert!(halted.contains("height 12"), "{halted}");
-        assert!(net.exited(i).is_none(), "the node stays up to serve reads");
-    }
-    net.assert_agree(&[0, 1, 2, 3]);
-    // Still nothing past it, however long it runs.
-    assert_no_commits(&net, &[0, 1, 2, 3], Duration::from_secs(2));
-    let ready = get(&format!("{}/ready", net.nodes[0].rpc));
-    assert!(ready.contains("rules-from-the-future"), "{ready}");
-}
-
 /// The `reason` sample of `cairn_messages_dropped_total` in a /metrics text, or 0.
 fn dropped(metrics: &str, reason: &str) -> u64 {
     let needle = format!("cairn_messages_dropped_total{{reason=\"{reason}\"}} ");

@@ -1,11 +1,17 @@
-//! Upgrades that change the rules, on real processes: a 4-validator network whose genesis
-//! schedules both upgrades this binary ships (`fee-floor`, then `memo`). Each height's blocks
-//! carry its protocol version, and the nodes admit and commit exactly what that version's
-//! rules allow, through the CLI a user runs.
+//! Upgrades on real processes. A 4-validator network whose genesis schedules both upgrades
+//! this binary ships (`fee-floor`, then `memo`): each height's blocks carry its protocol
+//! version, and the nodes admit and commit exactly what that version's rules allow, through
+//! the CLI a user runs. And a network whose schedule names an upgrade this binary lacks: it
+//! stops cleanly before it, says so in `status`, `/ready`, the metrics and the log, keeps
+//! serving reads, and with `--exit-on-halt` exits with the documented status.
 
 use std::process::Output;
+use std::time::{Duration, Instant};
 
-use cairn_tests::testnet::{Testnet, cairn, fast, json_of, new_account, serial};
+use cairn_node::run::EXIT_UPGRADE_HALT;
+use cairn_tests::testnet::{
+    Testnet, WAIT_MAX, cairn, fast, get, json_of, new_account, serial, spawn_node_with,
+};
 use serde_json::{Value, json};
 
 const FEE_FLOOR_AT: u64 = 100;
@@ -55,6 +61,14 @@ fn each_height_follows_the_rules_of_its_protocol_version() {
     net.start_all();
     net.wait_height(&[0, 1, 2, 3], 2);
     let faucet = net.faucet_key.to_str().unwrap().to_owned();
+    let upgrade = &net.status(0).unwrap()["upgrade"];
+    assert_eq!(upgrade["state"], "approaching", "{upgrade}");
+    assert_eq!(upgrade["name"], "fee-floor", "{upgrade}");
+    assert_eq!(upgrade["implemented"], true, "{upgrade}");
+    assert!(
+        upgrade["blocks_left"].as_u64().unwrap() <= FEE_FLOOR_AT,
+        "{upgrade}"
+    );
     let (_, to) = new_account(&net, "recipient");
 
     // Version 1: a free transfer commits.
@@ -95,4 +109,71 @@ fn each_height_follows_the_rules_of_its_protocol_version() {
         .collect();
     assert_eq!(versions, [1, 1, 2, 2, 3]);
     net.assert_agree(&[0, 1, 2, 3]);
+    assert_eq!(net.status(2).unwrap()["upgrade"]["state"], "none");
+    assert_eq!(net.metric(2, "cairn_upgrade_blocks_until"), Some(-1.0));
+}
+
+#[test]
+fn a_network_stops_before_an_upgrade_its_binary_lacks_and_says_why() {
+    let _serial = serial();
+    // Height 12 needs rules this binary lacks. A block commits once its child is certified,
+    // so nothing past 10 can commit: 11 can be proposed, but nobody can build 12.
+    let upgrade =
+        "\n[[upgrades]]\nname = \"rules-from-the-future\"\nheight = 12\nprotocol_version = 9\n";
+    let mut net = Testnet::from_genesis(4, |g| format!("{g}{upgrade}"), fast);
+    net.start_all();
+    net.wait_for("every node to report the stop", |net| {
+        (0..4).all(|i| {
+            net.status(i)
+                .is_some_and(|s| s["upgrade"]["state"] == "halted")
+        })
+    });
+    for i in 0..4 {
+        let status = net.status(i).unwrap();
+        assert_eq!(status["height"], 10, "{status}");
+        let halted = status["halted"].as_str().unwrap();
+        assert!(halted.contains("rules-from-the-future"), "{halted}");
+        assert!(halted.contains("height 12"), "{halted}");
+        let u = &status["upgrade"];
+        assert_eq!(u["name"], "rules-from-the-future", "{status}");
+        assert_eq!(u["protocol_version"], 9, "{status}");
+        assert_eq!(u["height"], 12, "{status}");
+        assert_eq!(u["last_committed"], 10, "{status}");
+        assert_eq!(u["binary_protocol_version"], 3, "{status}");
+        assert!(net.exited(i).is_none(), "the node stays up to serve reads");
+    }
+    net.assert_agree(&[0, 1, 2, 3]);
+    // Still nothing past it, however long it runs.
+    let before: Vec<u64> = (0..4).map(|i| net.height(i).unwrap()).collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let after: Vec<u64> = (0..4).map(|i| net.height(i).unwrap()).collect();
+    assert_eq!(before, after, "heights moved past the stop");
+    let ready = get(&format!("{}/ready", net.nodes[0].rpc));
+    assert!(ready.contains("rules-from-the-future"), "{ready}");
+    assert_eq!(
+        net.metric(0, "cairn_upgrade_halted{upgrade=\"rules-from-the-future\"}"),
+        Some(1.0)
+    );
+    assert_eq!(net.metric(0, "cairn_upgrade_blocks_until"), Some(2.0));
+    let log = std::fs::read_to_string(&net.nodes[0].log).unwrap();
+    assert!(
+        log.contains("which this binary does not implement: it will stop before that height"),
+        "no warning at start-up"
+    );
+
+    // Restarting the same binary stops again at once; asked to, it exits with the status
+    // a supervisor is told not to restart on.
+    net.stop(3);
+    let mut again = spawn_node_with(&net.nodes[3].home, &net.nodes[3].log, &["--exit-on-halt"]);
+    let deadline = Instant::now() + WAIT_MAX;
+    let status = loop {
+        if let Some(s) = again.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "--exit-on-halt never exited");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(EXIT_UPGRADE_HALT));
+    let log = std::fs::read_to_string(&net.nodes[3].log).unwrap();
+    assert!(log.contains("exiting as asked (--exit-on-halt)"), "{log}");
 }

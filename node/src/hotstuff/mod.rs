@@ -32,7 +32,7 @@ use crate::host::peers::Peers;
 use crate::host::status::{
     EngineStatus, LeaderElectionStatus, NodeStatus, PassedOverStatus, SyncProgress,
 };
-use crate::host::upgrade::{ForkWatch, Halt};
+use crate::host::upgrade::{Halt, UpgradeWatch, stop_reason};
 use crate::host::{DriverError, NodeIo};
 use crate::metrics::bft::ValidatorLabel;
 use crate::metrics::to_i64;
@@ -85,7 +85,7 @@ pub struct Driver {
     /// or the empty-block interval has passed.
     held_payload: Option<HeldPayload>,
     empty_block_interval: Duration,
-    fork_id: ForkWatch,
+    upgrades: UpgradeWatch,
     last_tc_round: Option<Round>,
     /// Set once the chain has reached the last height this binary can commit before an
     /// upgrade it lacks: why the node no longer makes progress.
@@ -116,7 +116,7 @@ impl Driver {
         let me = parts.engine.public_key();
         let best_seen = parts.chain.store().tip().height;
         let io = parts.io;
-        let fork_id = ForkWatch::new(&io, parts.chain.store());
+        let upgrades = UpgradeWatch::new(&io, parts.chain.store());
         let last_tc_round = parts
             .engine
             .safety_state()
@@ -144,7 +144,7 @@ impl Driver {
             election: LeaderElectionStatus::default(),
             held_payload: None,
             empty_block_interval: parts.empty_block_interval.min(parts.round_timeout_base / 2),
-            fork_id,
+            upgrades,
             last_tc_round,
             halted: Halt::default(),
             sync_server,
@@ -493,7 +493,9 @@ impl Driver {
         for (blocks, qc) in commits {
             self.commit(blocks, &qc)?;
         }
-        self.fork_id.follow(&self.io, self.chain.store()).await?;
+        self.upgrades
+            .follow(&self.io, self.chain.store(), self.halted.is_halted())
+            .await?;
         Ok(())
     }
 
@@ -613,17 +615,9 @@ impl Driver {
         if self.halted.is_halted() {
             return;
         }
-        let store = self.chain.store();
-        let tip = store.tip().height;
-        let Some(u) = store.schedule().missing_at(Height(tip.0 + 2)) else {
+        let Some(message) = stop_reason(self.chain.store(), 2) else {
             return;
         };
-        let message = format!(
-            "stopped at height {tip}: upgrade {:?} (protocol version {}) activates at height {} \
-             and this binary does not implement it; install a cairn release that has it and \
-             restart",
-            u.name, u.protocol_version, u.height
-        );
         self.halted.stop(&message);
     }
 

@@ -10,7 +10,8 @@
 //!   leader_changes), in [`bft`];
 //! - `cairn_hotstuff_<name>`: HotStuff only (tcs), in [`hotstuff`];
 //! - `cairn_pow_<name>`: proof of work only, in [`pow`];
-//! - `cairn_oracle_<name>`: the oracle's feeds, in [`oracle`].
+//! - `cairn_oracle_<name>`: the oracle's feeds, in [`oracle`];
+//! - `cairn_upgrade_<name>`: the upgrade schedule against the tip, in [`upgrade`].
 //!
 //! Never creates a label value from unbounded input: every label comes from a fixed set
 //! (rejection reasons, RPC method names, drop reasons chosen in code), so a client cannot grow
@@ -20,6 +21,7 @@ pub mod bft;
 pub mod hotstuff;
 pub mod oracle;
 pub mod pow;
+pub mod upgrade;
 
 use std::sync::atomic::AtomicU64;
 
@@ -78,6 +80,7 @@ pub struct Metrics {
     pub hotstuff: hotstuff::HotStuffMetrics,
     pub pow: pow::PowMetrics,
     pub oracle: oracle::OracleMetrics,
+    pub upgrade: upgrade::UpgradeMetrics,
 }
 
 impl Default for Metrics {
@@ -113,6 +116,7 @@ impl Metrics {
             hotstuff: Default::default(),
             pow: Default::default(),
             oracle: Default::default(),
+            upgrade: Default::default(),
         };
         // Metrics are handles onto shared atomics: registering clones keeps the fields live.
         // Counters are registered without `_total`; the encoder appends it.
@@ -162,6 +166,7 @@ impl Metrics {
         m.hotstuff.register(&mut registry);
         m.pow.register(&mut registry);
         m.oracle.register(&mut registry);
+        m.upgrade.register(&mut registry);
         Metrics { registry, ..m }
     }
 

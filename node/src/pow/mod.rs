@@ -38,7 +38,7 @@ use crate::host::clock::{now_ms, ticks};
 use crate::host::net::{Heard, outside};
 use crate::host::peers::Peers;
 use crate::host::status::{EngineStatus, NodeStatus, SyncProgress};
-use crate::host::upgrade::{ForkWatch, Halt};
+use crate::host::upgrade::{Halt, UpgradeWatch, stop_reason};
 use crate::host::{DriverError, NodeIo};
 use crate::metrics::{ReasonLabel, to_i64};
 use crate::p2p::{Event, RequestError, Topic, Verdict};
@@ -129,7 +129,7 @@ pub struct PowDriver {
     halted: Halt,
     last_poll: Instant,
     hash_sample: (Instant, u64),
-    fork_id: ForkWatch,
+    upgrades: UpgradeWatch,
     opened: Option<Followed>,
 }
 
@@ -148,7 +148,7 @@ impl PowDriver {
         };
         let (replies_tx, replies) = mpsc::channel(REPLIES_QUEUE_MAX);
         let io = parts.io;
-        let fork_id = ForkWatch::new(&io, parts.chain.store());
+        let upgrades = UpgradeWatch::new(&io, parts.chain.store());
         let hashes = miner.as_ref().map_or(0, Miner::hashes);
         Ok(PowDriver {
             chain: parts.chain,
@@ -169,7 +169,7 @@ impl PowDriver {
             halted: Halt::default(),
             last_poll: Instant::now(),
             hash_sample: (Instant::now(), hashes),
-            fork_id,
+            upgrades,
             opened: Some(parts.opened),
         })
     }
@@ -178,6 +178,9 @@ impl PowDriver {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), DriverError> {
         if let Some(opened) = self.opened.take() {
             self.apply(opened).await?;
+        }
+        if let Some(why) = stop_reason(self.chain.store(), 1) {
+            self.halted.stop(&why);
         }
         self.new_job();
         self.refresh_status();
@@ -450,7 +453,14 @@ impl PowDriver {
     async fn tip_moved(&mut self) -> Result<(), DriverError> {
         let tip = self.chain.store().tip().height;
         self.io.metrics.height.set(to_i64(tip.0));
-        self.fork_id.follow(&self.io, self.chain.store()).await?;
+        // Nobody here can make or accept the next block: stop, whether or not a peer has
+        // sent one yet.
+        if let Some(why) = stop_reason(self.chain.store(), 1) {
+            self.halted.stop(&why);
+        }
+        self.upgrades
+            .follow(&self.io, self.chain.store(), self.halted.is_halted())
+            .await?;
         self.new_job();
         Ok(())
     }

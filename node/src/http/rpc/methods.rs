@@ -21,6 +21,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::error::{RpcError, truncate};
 use super::params::Params;
 use crate::host::status::EngineStatus;
+use crate::host::upgrade::upgrade_state;
 use crate::http::state::{CommitWaiters, RpcState};
 use crate::txpool::mempool::{Identified, Rejection};
 
@@ -595,6 +596,7 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
         "protocol_version": state.store.schedule().version_at(tip.height).0,
         "validator": node.validator,
         "halted": node.halted,
+        "upgrade": upgrade_state(&state.store, node.halted.is_some()),
         "chain_id": state.store.chain_id(),
         "genesis_hash": state.store.genesis_hash(),
         "consensus": node.engine.name(),
