@@ -11,7 +11,7 @@ CAIRN       := $(TARGET_DIR)/release/cairn
 PREFIX      ?= $(HOME)/.cargo
 BINDIR      ?= $(PREFIX)/bin
 
-.PHONY: bootstrap build install testnet test fmt clippy bench sim chaos fuzz fuzz-seeds
+.PHONY: bootstrap build old-binary install testnet test fmt clippy bench sim chaos fuzz fuzz-seeds
 
 # The Debian packages the build and tests need, each installed only when missing: libclang-dev
 # for the rocksdb crate's bindgen, g++ for RocksDB itself, faketime for the nemesis's clock
@@ -38,6 +38,17 @@ bootstrap:
 build: bootstrap
 	$(CARGO) build $(CARGO_FLAGS) -p cairn-cli
 
+# The binary of the release before the newest upgrade, for the mixed-version tests
+# (tests/tests/e2e_upgrades.rs): this tree built with the feature omit-newest-upgrade in the
+# same target dir (so RocksDB is not compiled again), copied aside; then the real binary is
+# put back in its place.
+old-binary: build
+	$(CARGO) build $(CARGO_FLAGS) -p cairn-cli --features omit-newest-upgrade
+	cp $(CAIRN) $(CAIRN)-without-newest-upgrade
+	$(CARGO) build $(CARGO_FLAGS) -p cairn-cli
+	@! cmp -s $(CAIRN) $(CAIRN)-without-newest-upgrade \
+	  || { echo "old-binary: $(CAIRN) is still the old binary"; exit 1; }
+
 # Copies the release binary `build` made, so nothing is compiled again (cargo install would
 # rebuild RocksDB in a target dir of its own).
 install: build
@@ -62,7 +73,7 @@ clippy: bootstrap
 	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
 
 # The end-to-end tests run the real `cairn` binary, so it is built first.
-test: bootstrap fmt clippy build
+test: bootstrap fmt clippy build old-binary
 	$(CARGO) test $(CARGO_FLAGS) --workspace
 	$(CAIRN) sim hotstuff --seeds 2000 --faults all
 	$(CAIRN) sim hotstuff --seeds 2000 --faults all --leader-election round-robin

@@ -22,6 +22,7 @@ mod status_cmd;
 mod submit;
 mod testnet_cmd;
 mod tx_cmd;
+mod upgrades_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -62,6 +63,9 @@ enum Command {
     /// Sign transactions and submit them to a node (over its RPC).
     #[command(subcommand)]
     Tx(tx_cmd::TxCommand),
+    /// The chain's upgrade schedule against the node's binary: what is scheduled and active,
+    /// what the binary implements, how far it can follow (over its RPC).
+    Upgrades(upgrades_cmd::UpgradesArgs),
     /// Read accounts, blocks and transactions from a node (over its RPC).
     #[command(subcommand)]
     Query(query_cmd::QueryCommand),
@@ -86,6 +90,7 @@ fn main() {
         Command::Testnet(a) => testnet_cmd::run(a),
         Command::Status(a) => status_cmd::run(a),
         Command::Tx(c) => tx_cmd::run(c),
+        Command::Upgrades(a) => upgrades_cmd::run(a),
         Command::Query(c) => query_cmd::run(c),
         Command::Oracle(c) => oracle_cmd::run(c),
         Command::Sim(c) => sim_cmd::run(c),

@@ -56,8 +56,16 @@ pub struct Implemented {
     pub apply: fn(&Rules) -> Rules,
 }
 
-/// Every upgrade this binary implements, in the order they were released.
-pub const IMPLEMENTED: &[Implemented] = &[
+/// Every upgrade this binary implements, in the order they were released. A build with the
+/// `omit-newest-upgrade` feature leaves out the last one: the binary of the release before.
+pub const IMPLEMENTED: &[Implemented] = if cfg!(feature = "omit-newest-upgrade") {
+    SHIPPED.split_at(SHIPPED.len() - 1).0
+} else {
+    SHIPPED
+};
+
+/// Every upgrade shipped so far, oldest first. Append only.
+const SHIPPED: &[Implemented] = &[
     Implemented {
         name: "fee-floor",
         version: ProtocolVersion(2),

@@ -79,6 +79,11 @@ impl Schedule {
         version_at(self.base, &self.upgrades, height)
     }
 
+    /// Every scheduled upgrade, lowest height first.
+    pub fn upgrades(&self) -> &[Upgrade] {
+        &self.upgrades
+    }
+
     /// The rules blocks at `height` follow. At or above a missing upgrade's height these are
     /// the last rules this binary knows, which no block there may be judged by: callers check
     /// [`Schedule::missing_at`] first (the store refuses such blocks before executing them).

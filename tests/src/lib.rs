@@ -135,6 +135,18 @@ impl ChainGen {
     }
 }
 
+/// The `cairn` of the release before the newest upgrade (`make old-binary` builds it next to
+/// [`cairn_bin`]), for the mixed-version tests.
+pub fn old_cairn_bin() -> std::path::PathBuf {
+    let bin = cairn_bin().with_file_name("cairn-without-newest-upgrade");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `make old-binary` (`make test` does)",
+        bin.display()
+    );
+    bin
+}
+
 /// The `cairn` binary built alongside the tests (`cargo test --workspace` builds every
 /// package's binaries before running any test).
 pub fn cairn_bin() -> std::path::PathBuf {

@@ -221,6 +221,13 @@ impl Testnet {
         node.child = Some(spawn_node_env(&node.home, &node.log, &[], env));
     }
 
+    /// Starts node `i` with another build of `cairn` ([`crate::old_cairn_bin`], say).
+    pub fn start_bin(&mut self, i: usize, bin: &Path) {
+        let node = &mut self.nodes[i];
+        assert!(node.child.is_none(), "{} is already running", node.name);
+        node.child = Some(spawn_node_bin(bin, &node.home, &node.log, &[], &[]));
+    }
+
     /// Sends `signal` to node `i`'s process, if it runs (SIGSTOP hangs it, SIGCONT wakes it).
     pub fn signal(&self, i: usize, signal: libc::c_int) {
         if let Some(child) = &self.nodes[i].child {
@@ -454,13 +461,24 @@ pub fn spawn_node_with(home: &Path, log: &Path, args: &[&str]) -> Child {
 
 /// [`spawn_node_with`] with more environment variables.
 pub fn spawn_node_env(home: &Path, log: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
+    spawn_node_bin(&cairn_bin(), home, log, args, env)
+}
+
+/// [`spawn_node_env`] running another build of `cairn` (an older release, say).
+pub fn spawn_node_bin(
+    bin: &Path,
+    home: &Path,
+    log: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Child {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("open node log");
     let err = out.try_clone().expect("clone log handle");
-    Command::new(cairn_bin())
+    Command::new(bin)
         .args(["node", "run", "--home"])
         .arg(home)
         .args(args)

@@ -3,12 +3,15 @@
 //! version, and the nodes admit and commit exactly what that version's rules allow, through
 //! the CLI a user runs. And a network whose schedule names an upgrade this binary lacks: it
 //! stops cleanly before it, says so in `status`, `/ready`, the metrics and the log, keeps
-//! serving reads, and with `--exit-on-halt` exits with the documented status.
+//! serving reads, and with `--exit-on-halt` exits with the documented status. And mixed
+//! versions: validators running the release before `memo` (`make old-binary`) beside the
+//! current one, as an operator who upgraded only some machines would.
 
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use cairn_node::run::EXIT_UPGRADE_HALT;
+use cairn_tests::old_cairn_bin;
 use cairn_tests::testnet::{
     Testnet, WAIT_MAX, cairn, fast, get, json_of, new_account, serial, spawn_node_with,
 };
@@ -176,4 +179,107 @@ fn a_network_stops_before_an_upgrade_its_binary_lacks_and_says_why() {
     assert_eq!(status.code(), Some(EXIT_UPGRADE_HALT));
     let log = std::fs::read_to_string(&net.nodes[3].log).unwrap();
     assert!(log.contains("exiting as asked (--exit-on-halt)"), "{log}");
+}
+
+/// Where `memo`, the upgrade the old binary lacks, activates in the mixed-version tests.
+const MIXED_MEMO_AT: u64 = 60;
+
+fn mixed_schedule(genesis: &str) -> String {
+    format!(
+        "{genesis}\n[[upgrades]]\nname = \"fee-floor\"\nheight = 10\nprotocol_version = 2\n\n\
+         [[upgrades]]\nname = \"memo\"\nheight = {MIXED_MEMO_AT}\nprotocol_version = 3\n"
+    )
+}
+
+/// Waits until node `i` reports the chain stopped before `memo`.
+fn wait_halted(net: &mut Testnet, i: usize) {
+    net.wait_for("the old node to stop before the upgrade", |net| {
+        net.status(i)
+            .is_some_and(|s| s["upgrade"]["state"] == "halted" && s["upgrade"]["name"] == "memo")
+    });
+}
+
+#[test]
+fn one_old_validator_of_four_stops_at_the_upgrade_and_votes_again_once_replaced() {
+    let _serial = serial();
+    let old = old_cairn_bin();
+    let mut net = Testnet::from_genesis(4, mixed_schedule, fast);
+    for i in 0..3 {
+        net.start(i);
+    }
+    net.start_bin(3, &old);
+    // Three of four carry the chain across the upgrade.
+    net.wait_height(&[0, 1, 2], MIXED_MEMO_AT + 20);
+    assert_eq!(version_at(&net, MIXED_MEMO_AT), 3);
+    wait_halted(&mut net, 3);
+    let status = net.status(3).unwrap();
+    let stopped = status["height"].as_u64().unwrap();
+    assert!(
+        stopped < MIXED_MEMO_AT,
+        "the old node went past the upgrade: {status}"
+    );
+    assert_eq!(status["upgrade"]["binary_protocol_version"], 2, "{status}");
+    assert!(net.exited(3).is_none(), "the old node stays up");
+    // It still serves what it has, and what it has is the network's chain.
+    let (hash_old, _) = net
+        .block_at(3, stopped)
+        .expect("the old node serves its blocks");
+    let (hash_new, _) = net.block_at(0, stopped).unwrap();
+    assert_eq!(hash_old, hash_new);
+    let log = std::fs::read_to_string(&net.nodes[3].log).unwrap();
+    assert!(
+        log.contains("this binary does not implement it"),
+        "no stop message"
+    );
+
+    // The operator installs the current release: it catches up with no other step...
+    net.stop(3);
+    net.start(3);
+    let top = net.height(0).unwrap();
+    net.wait_height(&[3], top);
+    net.assert_agree(&[0, 3]);
+    // ... and votes: without node 2, the chain goes on only with node 3's votes.
+    net.stop(2);
+    let now = net.height(0).unwrap();
+    net.wait_height(&[0, 1, 3], now + 10);
+    net.assert_agree(&[0, 1, 3]);
+}
+
+#[test]
+fn two_old_validators_of_four_stop_the_chain_before_the_upgrade_until_one_is_replaced() {
+    let _serial = serial();
+    let old = old_cairn_bin();
+    let mut net = Testnet::from_genesis(4, mixed_schedule, fast);
+    net.start(0);
+    net.start(1);
+    net.start_bin(2, &old);
+    net.start_bin(3, &old);
+    wait_halted(&mut net, 2);
+    wait_halted(&mut net, 3);
+    // Nobody commits at or past the upgrade's height: not the old nodes, which cannot, and
+    // not the current ones, which lack a quorum for it.
+    let before: Vec<u64> = (0..4).map(|i| net.height(i).unwrap()).collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let after: Vec<u64> = (0..4).map(|i| net.height(i).unwrap()).collect();
+    assert_eq!(
+        before, after,
+        "heights moved with half the network unable to go on"
+    );
+    assert!(after.iter().all(|&h| h < MIXED_MEMO_AT), "{after:?}");
+    net.assert_agree(&[0, 1, 2, 3]);
+    for i in 0..2 {
+        let s = net.status(i).unwrap();
+        assert_eq!(s["upgrade"]["state"], "approaching", "{s}");
+        assert_eq!(s["upgrade"]["implemented"], true, "{s}");
+    }
+
+    // Upgrading one of the two gives the current release its quorum back.
+    net.stop(3);
+    net.start(3);
+    net.wait_height(&[0, 1, 3], MIXED_MEMO_AT + 10);
+    assert_eq!(version_at(&net, MIXED_MEMO_AT), 3);
+    net.assert_agree(&[0, 1, 3]);
+    let s = net.status(2).unwrap();
+    assert_eq!(s["upgrade"]["state"], "halted", "{s}");
+    assert!(s["height"].as_u64().unwrap() < MIXED_MEMO_AT, "{s}");
 }

@@ -527,7 +527,8 @@ impl Chain {
 
     /// Commits the engine's final `blocks` (lowest first); `qc` certifies the last. Each
     /// block is written with its certificate in one batch, and stored copies of blocks at or
-    /// below its height are deleted in that batch.
+    /// below its height are deleted in that batch. Stops before the first block that follows
+    /// an upgrade this binary lacks, returning what it committed below it.
     pub fn commit(
         &mut self,
         blocks: Vec<Block>,
@@ -555,16 +556,24 @@ impl Chain {
                 exec: None,
                 refused: false,
             });
-            self.execute(&id).map_err(|e| Invalid {
-                reason: format!(
-                    "the network committed block {id} at height {height}, but this node cannot \
-                     execute it: {e}"
-                ),
-                // A final block that does not execute here means this node cannot follow the
-                // chain: stopping beats diverging.
-                halt: true,
-                ahead_of_clock: false,
-            })?;
+            if let Err(e) = self.execute(&id) {
+                if self.store.schedule().missing_at(height).is_some() {
+                    // The network went on past an upgrade this binary lacks: not this
+                    // process's failure. Commit nothing from here; the driver says why and
+                    // stays up serving reads.
+                    break;
+                }
+                return Err(Invalid {
+                    reason: format!(
+                        "the network committed block {id} at height {height}, but this node \
+                         cannot execute it: {e}"
+                    ),
+                    // A final block that does not execute here means this node cannot follow
+                    // the chain: stopping beats diverging.
+                    halt: true,
+                    ahead_of_clock: false,
+                });
+            }
             let obsolete: Vec<Hash> = self
                 .entries
                 .iter()

@@ -554,6 +554,10 @@ impl Driver {
         blocks: Vec<Block>,
         qc: &cairn_ledger::block::QuorumCert,
     ) -> Result<(), DriverError> {
+        if self.halted.is_halted() {
+            // Stopped before an upgrade this binary lacks: nothing past it can commit here.
+            return Ok(());
+        }
         let before = self.chain.store().tip();
         let committed = self
             .chain

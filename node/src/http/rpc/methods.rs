@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use cairn_ledger::block::Block;
+use cairn_ledger::rules::IMPLEMENTED;
 use cairn_ledger::store::{Tip, TxLocation};
 use cairn_ledger::tx::{TX_BYTES_MAX, Transaction, verify_signatures};
 use cairn_ledger::{Address, Hash, Height, Nonce};
@@ -21,7 +22,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::error::{RpcError, truncate};
 use super::params::Params;
 use crate::host::status::EngineStatus;
-use crate::host::upgrade::upgrade_state;
+use crate::host::upgrade::{binary_protocol_version, upgrade_state};
 use crate::http::state::{CommitWaiters, RpcState};
 use crate::txpool::mempool::{Identified, Rejection};
 
@@ -54,9 +55,10 @@ pub enum Method {
     OraclePrice,
     OracleRound,
     OracleOperator,
+    Upgrades,
 }
 
-const ALL: [Method; 11] = [
+const ALL: [Method; 12] = [
     Method::SubmitTx,
     Method::Account,
     Method::Block,
@@ -68,6 +70,7 @@ const ALL: [Method; 11] = [
     Method::OraclePrice,
     Method::OracleRound,
     Method::OracleOperator,
+    Method::Upgrades,
 ];
 
 /// `submit_tx`'s modes: admit to the mempool and return, or admit and wait for the commit.
@@ -94,6 +97,7 @@ impl Method {
             Method::OraclePrice => "oracle_price",
             Method::OracleRound => "oracle_round",
             Method::OracleOperator => "oracle_operator",
+            Method::Upgrades => "upgrades",
         }
     }
 
@@ -113,7 +117,11 @@ impl Method {
             Method::Account => &["address"],
             Method::Block => &["height", "hash", "wait_ms"],
             Method::Tx => &["hash"],
-            Method::Status | Method::Mempool | Method::Validators | Method::OracleFeeds => &[],
+            Method::Status
+            | Method::Mempool
+            | Method::Validators
+            | Method::OracleFeeds
+            | Method::Upgrades => &[],
             Method::OraclePrice => &["feed", "twap_window", "history"],
             Method::OracleRound => &["feed"],
             Method::OracleOperator => &["feed", "address"],
@@ -142,6 +150,7 @@ impl Method {
             Method::Block => block(state, waiters, p),
             Method::Tx => tx(state, p),
             Method::Status => status(state),
+            Method::Upgrades => Ok(upgrades(state)),
             Method::Mempool => mempool(state),
             Method::Validators => Ok(validators(state)),
             Method::OracleFeeds => super::oracle::feeds(state),
@@ -634,6 +643,49 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
         }
     }
     Ok(out)
+}
+
+/// The chain's upgrade schedule against this node's binary: what is scheduled, what is active,
+/// what this binary implements, and the last height it can follow (`null`: all of them).
+fn upgrades(state: &RpcState) -> Value {
+    let schedule = state.store.schedule();
+    let tip = state.store.tip().height;
+    let scheduled: Vec<Value> = schedule
+        .upgrades()
+        .iter()
+        .map(|u| {
+            json!({
+                "name": u.name,
+                "height": u.height.0,
+                "protocol_version": u.protocol_version.0,
+                "active": u.height <= tip,
+                "implemented": schedule.missing_at(u.height).is_none(),
+            })
+        })
+        .collect();
+    let implemented: Vec<Value> = IMPLEMENTED
+        .iter()
+        .map(|u| {
+            json!({
+                "name": u.name,
+                "protocol_version": u.version.0,
+                "summary": u.summary,
+                "fingerprint": u.fingerprint(),
+            })
+        })
+        .collect();
+    let follows_until = schedule
+        .missing_at(Height(u64::MAX))
+        .map(|u| u.height.0.saturating_sub(1));
+    json!({
+        "height": tip.0,
+        "protocol_version": schedule.version_at(tip).0,
+        "binary_version": env!("CARGO_PKG_VERSION"),
+        "binary_protocol_version": binary_protocol_version(),
+        "scheduled": scheduled,
+        "implemented": implemented,
+        "follows_until": follows_until,
+    })
 }
 
 fn mempool(state: &RpcState) -> Result<Value, RpcError> {
