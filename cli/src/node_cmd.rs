@@ -71,36 +71,45 @@ fn run_node(a: RunArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        let stop = stop_signal();
         let options = cairn_node::run::RunOptions {
             unsafe_start_without_safety_state: a.unsafe_start_without_safety_state,
             exit_on_halt: a.exit_on_halt,
         };
-        cairn_node::run::run_with(&home, options, stop_signal()).await?;
+        cairn_node::run::run_with(&home, options, stop).await?;
         tracing::info!("stopped");
         Ok(())
     })
 }
 
-/// Completes on Ctrl-C or SIGTERM (what `cairn testnet` and service managers send).
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Completes on Ctrl-C or SIGTERM (what `cairn testnet` and service managers send). The
+/// handlers are installed when this is called, not when the future is first polled: a
+/// signal that arrives while the node is still opening its store (which can take seconds)
+/// then stops it cleanly once it has started, instead of killing it outright.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
