@@ -537,6 +537,7 @@ fn local_handshakes() -> &'static [Handshake] {
         let mark = |name: &str, h| UpgradeMark {
             name: name.into(),
             height: Height(h),
+            fingerprint: Some(Hash::digest(name.as_bytes())),
         };
         [
             ForkId {
@@ -545,11 +546,14 @@ fn local_handshakes() -> &'static [Handshake] {
             },
             ForkId {
                 activated: vec![mark("v2", 10)],
-                next: Some(Height(20)),
+                next: Some(mark("v3", 20)),
             },
             ForkId {
                 activated: Vec::new(),
-                next: Some(Height(10)),
+                next: Some(UpgradeMark {
+                    fingerprint: None,
+                    ..mark("v2", 10)
+                }),
             },
         ]
         .into_iter()

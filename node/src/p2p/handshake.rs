@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use cairn_ledger::codec;
-use cairn_ledger::genesis::Genesis;
+use cairn_ledger::genesis::{Genesis, Upgrade};
+use cairn_ledger::rules;
 use cairn_ledger::types::{Hash, Height};
 use cairn_ledger::upgrades::Schedule;
 
@@ -15,20 +16,34 @@ use cairn_ledger::upgrades::Schedule;
 /// few upgrade names.
 pub const HANDSHAKE_BYTES_MAX: usize = 16 * 1024;
 
-/// One activated upgrade, as peers compare them.
+/// One upgrade, as peers compare them: its name and height, and the fingerprint of the rules
+/// the sender's binary compiled for it (`None`: the sender's binary does not implement it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpgradeMark {
     pub name: String,
     pub height: Height,
+    pub fingerprint: Option<Hash>,
 }
 
-/// Where a node stands in the chain's upgrade schedule (in the spirit of Ethereum's EIP-2124
-/// fork id): the upgrades it has activated, in order, and the height of the next one it
-/// knows of. Two nodes on the same rules have one list a prefix of the other.
+impl UpgradeMark {
+    fn of(u: &Upgrade) -> UpgradeMark {
+        UpgradeMark {
+            name: u.name.clone(),
+            height: u.height,
+            fingerprint: rules::implemented(&u.name).map(|i| i.fingerprint()),
+        }
+    }
+}
+
+/// Where a node stands in the chain's upgrade schedule, in the spirit of Ethereum's EIP-2124
+/// fork id made stronger: the upgrades it has activated, in order, each with the fingerprint
+/// of its compiled rules, and the next one it knows of. Two nodes on the same rules have one
+/// list a prefix of the other; two binaries that give one upgrade different rules differ in
+/// its fingerprint and refuse each other, before it activates as well as after.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForkId {
     pub activated: Vec<UpgradeMark>,
-    pub next: Option<Height>,
+    pub next: Option<UpgradeMark>,
 }
 
 impl ForkId {
@@ -39,12 +54,9 @@ impl ForkId {
                 .upgrades
                 .iter()
                 .filter(|u| u.height <= height)
-                .map(|u| UpgradeMark {
-                    name: u.name.clone(),
-                    height: u.height,
-                })
+                .map(UpgradeMark::of)
                 .collect(),
-            next: schedule.next_after(height).map(|u| u.height),
+            next: schedule.next_after(height).map(UpgradeMark::of),
         }
     }
 }
@@ -66,7 +78,10 @@ pub enum Mismatch {
     #[error("genesis hash differs: ours {ours}, theirs {theirs}")]
     GenesisHash { ours: Hash, theirs: Hash },
     #[error("upgrade schedules diverge: ours {ours:?}, theirs {theirs:?}")]
-    Fork { ours: ForkId, theirs: ForkId },
+    Fork {
+        ours: Box<ForkId>,
+        theirs: Box<ForkId>,
+    },
     #[error("handshake is malformed: {0}")]
     Malformed(String),
 }
@@ -100,24 +115,36 @@ impl Handshake {
             && !forks_compatible(&theirs.fork, &self.fork)
         {
             return Err(Mismatch::Fork {
-                ours: self.fork.clone(),
-                theirs: theirs.fork.clone(),
+                ours: Box::new(self.fork.clone()),
+                theirs: Box::new(theirs.fork.clone()),
             });
         }
         Ok(())
     }
 }
 
-/// `behind` may follow `ahead`: its activated upgrades are a prefix of `ahead`'s, and if it
-/// has fewer, the next one it expects is the next one `ahead` activated.
+/// `behind` may follow `ahead`: its activated upgrades are a prefix of `ahead`'s (names,
+/// heights and rules), and the next one it expects is the next one `ahead` activated, or
+/// expects. A `behind` that does not implement that next upgrade stays compatible until its
+/// height, which it cannot pass: it still serves and fetches the blocks below it.
 fn forks_compatible(behind: &ForkId, ahead: &ForkId) -> bool {
     let n = behind.activated.len();
     if n > ahead.activated.len() || behind.activated[..] != ahead.activated[..n] {
         return false;
     }
-    match ahead.activated.get(n) {
-        Some(first_missing) => behind.next == Some(first_missing.height),
-        None => behind.next == ahead.next,
+    let theirs = ahead.activated.get(n).or(ahead.next.as_ref());
+    match (&behind.next, theirs) {
+        (None, None) => true,
+        (Some(ours), Some(theirs)) => {
+            ours.name == theirs.name
+                && ours.height == theirs.height
+                && match (ours.fingerprint, theirs.fingerprint) {
+                    (Some(a), Some(b)) => a == b,
+                    // One side lacks it: fine until its height.
+                    _ => true,
+                }
+        }
+        _ => false,
     }
 }
 
@@ -129,26 +156,56 @@ mod tests {
         UpgradeMark {
             name: name.into(),
             height: Height(h),
+            fingerprint: Some(Hash::digest(name.as_bytes())),
         }
     }
 
-    fn hs(activated: Vec<UpgradeMark>, next: Option<u64>) -> Handshake {
+    fn hs(activated: Vec<UpgradeMark>, next: Option<UpgradeMark>) -> Handshake {
         Handshake {
             chain_id: "c".into(),
             genesis_hash: Hash::digest(b"g"),
-            fork: ForkId {
-                activated,
-                next: next.map(Height),
-            },
+            fork: ForkId { activated, next },
         }
     }
 
     #[test]
     fn same_rules_at_different_heights_are_compatible() {
-        let behind = hs(vec![], Some(10));
-        let ahead = hs(vec![mark("a", 10)], Some(20));
+        let behind = hs(vec![], Some(mark("a", 10)));
+        let ahead = hs(vec![mark("a", 10)], Some(mark("b", 20)));
         assert_eq!(behind.check(&ahead), Ok(()));
         assert_eq!(ahead.check(&behind), Ok(()));
+        // An older binary that lacks `a` may stay until height 10, which it cannot pass.
+        let older = hs(
+            vec![],
+            Some(UpgradeMark {
+                fingerprint: None,
+                ..mark("a", 10)
+            }),
+        );
+        assert_eq!(older.check(&ahead), Ok(()));
+        assert_eq!(older.check(&behind), Ok(()));
+    }
+
+    #[test]
+    fn one_name_with_other_rules_is_refused_before_and_after_it_activates() {
+        let other_rules = |m: UpgradeMark| UpgradeMark {
+            fingerprint: Some(Hash::digest(b"other rules")),
+            ..m
+        };
+        // Both still below it.
+        let ours = hs(vec![], Some(mark("a", 10)));
+        let theirs = hs(vec![], Some(other_rules(mark("a", 10))));
+        assert!(matches!(ours.check(&theirs), Err(Mismatch::Fork { .. })));
+        assert!(matches!(theirs.check(&ours), Err(Mismatch::Fork { .. })));
+        // One past it, one below.
+        let past = hs(vec![other_rules(mark("a", 10))], None);
+        assert!(matches!(ours.check(&past), Err(Mismatch::Fork { .. })));
+        // Both past it.
+        let past_too = hs(vec![mark("a", 10)], None);
+        assert!(matches!(past_too.check(&past), Err(Mismatch::Fork { .. })));
+        // Another upgrade at the next height.
+        let elsewhere = hs(vec![], Some(mark("b", 10)));
+        assert!(matches!(ours.check(&elsewhere), Err(Mismatch::Fork { .. })));
     }
 
     #[test]
@@ -176,7 +233,7 @@ mod tests {
 
     #[test]
     fn encoding_round_trips_and_garbage_is_refused() {
-        let h = hs(vec![mark("a", 10)], Some(20));
+        let h = hs(vec![mark("a", 10)], Some(mark("b", 20)));
         assert_eq!(Handshake::decode(&h.encode()), Ok(h));
         assert!(matches!(
             Handshake::decode(&[0xff; 7]),

@@ -33,7 +33,7 @@ use super::*;
 
 /// Protocol of the handshake. Without the chain id in its name, so that a node of another
 /// chain gets a reasoned refusal instead of "protocol not supported".
-const HANDSHAKE_PROTOCOL: &str = "/cairn/handshake/1";
+const HANDSHAKE_PROTOCOL: &str = "/cairn/handshake/2";
 const IDENTIFY_PROTOCOL: &str = "/cairn/id/1";
 /// Domain tag of gossip message ids.
 const GOSSIP_ID_TAG: &[u8] = b"cairn/gossip-id/v1";
