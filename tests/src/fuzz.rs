@@ -36,6 +36,7 @@ use cairn_ledger::genesis::{EngineKind, Genesis};
 use cairn_ledger::keys::{KEY_FILE_BYTES_MAX, read_key_file, write_key_file};
 use cairn_ledger::store::Store;
 use cairn_ledger::tx::{CHAIN_ID_LEN_MAX, Payload, TX_BYTES_MAX, Transaction, tx_id};
+use cairn_ledger::upgrades::Schedule;
 use cairn_ledger::{Amount, Hash, Height, Nonce, Round};
 use cairn_node::config::{NodeConfig, RpcSection};
 use cairn_node::hotstuff::sync_serve::store_answers;
@@ -558,9 +559,8 @@ fn local_handshakes() -> &'static [Handshake] {
         ]
         .into_iter()
         .map(|fork| Handshake {
-            chain_id: genesis.chain_id.clone(),
-            genesis_hash: genesis.hash(),
             fork,
+            ..Handshake::ours(&genesis, &Schedule::for_this_binary(&genesis), Height(0))
         })
         .collect()
     })

@@ -231,6 +231,13 @@ fn one_old_validator_of_four_stops_at_the_upgrade_and_votes_again_once_replaced(
         log.contains("this binary does not implement it"),
         "no stop message"
     );
+    // The others' logs say which version the old peer runs.
+    let log = std::fs::read_to_string(&net.nodes[0].log).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("p2p: peer connected") && l.contains("protocol_version=2")),
+        "node 0 never logged the old peer's protocol version"
+    );
 
     // The operator installs the current release: it catches up with no other step...
     net.stop(3);

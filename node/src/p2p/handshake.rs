@@ -61,12 +61,37 @@ impl ForkId {
     }
 }
 
+/// Longest software name a peer may announce (`cairn/0.1.0`), in bytes.
+pub const SOFTWARE_LEN_MAX: usize = 64;
+
 /// What a node tells a peer about itself when they connect.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handshake {
     pub chain_id: String,
     pub genesis_hash: Hash,
     pub fork: ForkId,
+    /// The sender's software and release, for operators' eyes only (never compared).
+    pub software: String,
+    /// The highest protocol version the sender's binary implements (never compared: the
+    /// fork id decides).
+    pub protocol_version: u32,
+}
+
+impl Handshake {
+    /// This binary's handshake for a chain at `height`.
+    pub fn ours(genesis: &Genesis, schedule: &Schedule, height: Height) -> Handshake {
+        Handshake {
+            chain_id: genesis.chain_id.clone(),
+            genesis_hash: genesis.hash(),
+            fork: ForkId::at(genesis, schedule, height),
+            software: format!("cairn/{}", env!("CARGO_PKG_VERSION")),
+            protocol_version: rules::IMPLEMENTED
+                .iter()
+                .map(|u| u.version.0)
+                .max()
+                .unwrap_or(genesis.protocol_version.0),
+        }
+    }
 }
 
 /// Why a peer's handshake was refused. Each variant carries both sides' values so the log
@@ -92,8 +117,15 @@ impl Handshake {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Handshake, Mismatch> {
-        codec::decode(bytes, HANDSHAKE_BYTES_MAX, "handshake")
-            .map_err(|e| Mismatch::Malformed(e.to_string()))
+        let h: Handshake = codec::decode(bytes, HANDSHAKE_BYTES_MAX, "handshake")
+            .map_err(|e| Mismatch::Malformed(e.to_string()))?;
+        if h.software.len() > SOFTWARE_LEN_MAX {
+            return Err(Mismatch::Malformed(format!(
+                "software name is {} bytes, over the limit of {SOFTWARE_LEN_MAX}",
+                h.software.len()
+            )));
+        }
+        Ok(h)
     }
 
     /// Whether a node that sent `theirs` may talk to us. Symmetric: both sides reach the same
@@ -165,6 +197,8 @@ mod tests {
             chain_id: "c".into(),
             genesis_hash: Hash::digest(b"g"),
             fork: ForkId { activated, next },
+            software: "cairn/test".into(),
+            protocol_version: 3,
         }
     }
 
@@ -243,5 +277,16 @@ mod tests {
             Handshake::decode(&vec![0; HANDSHAKE_BYTES_MAX + 1]),
             Err(Mismatch::Malformed(_))
         ));
+        let mut long = hs(vec![], None);
+        long.software = "x".repeat(SOFTWARE_LEN_MAX + 1);
+        assert!(matches!(
+            Handshake::decode(&long.encode()),
+            Err(Mismatch::Malformed(m)) if m.contains("software name")
+        ));
+        // Versions are shown, never compared.
+        let mut other = hs(vec![], None);
+        other.software = "cairn/9.9.9".into();
+        other.protocol_version = 7;
+        assert_eq!(hs(vec![], None).check(&other), Ok(()));
     }
 }

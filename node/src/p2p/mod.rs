@@ -460,11 +460,7 @@ impl P2pConfig {
             validators,
             peers_max: section.peers_max as usize,
             message_bytes_max: section.message_bytes_max as usize,
-            handshake: Handshake {
-                chain_id: genesis.chain_id.clone(),
-                genesis_hash: genesis.hash(),
-                fork: ForkId::at(genesis, schedule, height),
-            },
+            handshake: Handshake::ours(genesis, schedule, height),
             transactions: None,
             dropped: Family::default(),
         })

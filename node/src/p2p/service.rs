@@ -786,8 +786,17 @@ impl Service {
         if !matches!(self.peers.get(&peer), Some(PeerState::Handshaking { .. })) {
             return;
         }
-        let verdict = Handshake::decode(bytes).and_then(|theirs| self.handshake.check(&theirs));
-        if let Err(mismatch) = verdict {
+        let theirs = match Handshake::decode(bytes) {
+            Ok(theirs) => theirs,
+            Err(mismatch) => return self.refuse(peer, Refusal::Handshake(mismatch)),
+        };
+        if let Err(mismatch) = self.handshake.check(&theirs) {
+            tracing::warn!(
+                %peer,
+                software = %theirs.software,
+                protocol_version = theirs.protocol_version,
+                "p2p: the peer runs other rules (its software and versions, for the operator)"
+            );
             self.refuse(peer, Refusal::Handshake(mismatch));
             return;
         }
@@ -796,7 +805,12 @@ impl Service {
         else {
             return;
         };
-        tracing::info!(%peer, "p2p: peer connected");
+        tracing::info!(
+            %peer,
+            software = %theirs.software,
+            protocol_version = theirs.protocol_version,
+            "p2p: peer connected"
+        );
         if let Some(r) = self.persistent.get_mut(&peer) {
             r.delay = REDIAL_BACKOFF_BASE;
         }
