@@ -86,6 +86,15 @@ const SHIPPED: &[Implemented] = &[
     },
 ];
 
+/// The highest protocol version this binary implements.
+pub fn highest_version() -> ProtocolVersion {
+    IMPLEMENTED
+        .iter()
+        .map(|u| u.version)
+        .max()
+        .unwrap_or(GENESIS_RULES.version)
+}
+
 /// The implemented upgrade called `name`.
 pub fn implemented(name: &str) -> Option<&'static Implemented> {
     IMPLEMENTED.iter().find(|u| u.name == name)

@@ -10,7 +10,7 @@
 
 use cairn_ledger::Height;
 use cairn_ledger::genesis::Upgrade;
-use cairn_ledger::rules::IMPLEMENTED;
+use cairn_ledger::rules;
 use cairn_ledger::store::Store;
 use serde::Serialize;
 
@@ -123,11 +123,11 @@ fn warn_missing(u: &Upgrade, left: u64) {
         height = %u.height,
         blocks_left = left,
         "{left} blocks before upgrade {:?} (protocol version {}), which this binary does not \
-         implement: the chain stops here at height {} unless you install a cairn release \
+         implement: the chain stops here below height {} unless you install a cairn release \
          that has it",
         u.name,
         u.protocol_version,
-        u.height.0.saturating_sub(1)
+        u.height
     );
 }
 
@@ -206,7 +206,7 @@ pub fn upgrade_state(store: &Store, halted: bool) -> UpgradeState {
 
 /// The highest protocol version this binary implements.
 pub fn binary_protocol_version() -> u32 {
-    IMPLEMENTED.iter().map(|u| u.version.0).max().unwrap_or(1)
+    rules::highest_version().0
 }
 
 /// Milliseconds per block over the last [`ETA_SAMPLE_BLOCKS`] (fewer near genesis).

@@ -85,11 +85,7 @@ impl Handshake {
             genesis_hash: genesis.hash(),
             fork: ForkId::at(genesis, schedule, height),
             software: format!("cairn/{}", env!("CARGO_PKG_VERSION")),
-            protocol_version: rules::IMPLEMENTED
-                .iter()
-                .map(|u| u.version.0)
-                .max()
-                .unwrap_or(genesis.protocol_version.0),
+            protocol_version: rules::highest_version().0,
         }
     }
 }
