@@ -204,14 +204,17 @@ impl Engine {
             return self.accept_any_sync(from, response);
         }
         // A peer asked twice (from two heights, the root having moved between) answers the
-        // request its first block names; only when it names none of them is it held to the
-        // oldest, and then its answer is forged.
+        // request its first block names. An answer that names none of the heights asked is
+        // dropped unverified and the requests stay open: an honest peer's late answer to a
+        // request this node has since replaced looks the same (a node that was hung or cut
+        // off gets a backlog of them), so it is no strike; a peer that keeps sending them
+        // costs decodes within its byte budget, and the requests time out and move on.
+        // An empty answer ("nothing to give") answers the oldest request to that peer.
         let first = response.blocks.first().map(|b| b.header.height);
         let Some(asked) = self
             .sync_asked
             .iter()
-            .position(|&(k, h)| k == from && Some(h) == first)
-            .or_else(|| self.sync_asked.iter().position(|(k, _)| *k == from))
+            .position(|&(k, h)| k == from && first.is_none_or(|f| f == h))
         else {
             return Err(DropReason::UnsolicitedSync { from });
         };

@@ -305,7 +305,9 @@ fn a_peer_asked_twice_from_two_heights_is_not_a_forger_for_answering_the_later_r
     ));
     assert!(drops(&effects).is_empty(), "{effects:?}");
     assert_eq!(e.committed_height(), Height(2));
-    // An answer starting at a height asked of nobody is forged.
+    // An answer starting at a height not asked of it answers no open request: dropped
+    // unverified, no strike (an honest peer's late answer to a replaced request looks the
+    // same), and the request stays open for the real answer.
     e.expect_sync_answer(kit.key(3), Height(3));
     let effects = e.handle(sync_answer(
         &kit,
@@ -314,9 +316,17 @@ fn a_peer_asked_twice_from_two_heights_is_not_a_forger_for_answering_the_later_r
         &kit.qc_for(&chain[4]),
     ));
     assert!(
-        matches!(drops(&effects)[..], [DropReason::ForgedSync { .. }]),
+        matches!(drops(&effects)[..], [DropReason::UnsolicitedSync { .. }]),
         "{effects:?}"
     );
+    let effects = e.handle(sync_answer(
+        &kit,
+        3,
+        chain[3..=4].to_vec(),
+        &kit.qc_for(&chain[4]),
+    ));
+    assert!(drops(&effects).is_empty(), "{effects:?}");
+    assert_eq!(e.committed_height(), Height(3));
 }
 
 #[test]
