@@ -48,27 +48,28 @@ pub fn run(args: UpgradesArgs) -> Result<()> {
             },
         ),
     ];
-    for u in answer["scheduled"].as_array().into_iter().flatten() {
+    let listed = |key: &str| answer[key].as_array().cloned().unwrap_or_default();
+    for u in listed("scheduled") {
+        let state = if u["active"] == true {
+            "active"
+        } else {
+            "not yet active"
+        };
+        let implemented = if u["implemented"] == true {
+            "implemented"
+        } else {
+            "NOT IMPLEMENTED by this binary"
+        };
         rows.push((
             format!("scheduled {}", text(&u["name"])),
             format!(
-                "height {}, protocol version {}, {}, {}",
+                "height {}, protocol version {}, {state}, {implemented}",
                 text(&u["height"]),
                 text(&u["protocol_version"]),
-                if u["active"] == true {
-                    "active"
-                } else {
-                    "not yet active"
-                },
-                if u["implemented"] == true {
-                    "implemented"
-                } else {
-                    "NOT IMPLEMENTED by this binary"
-                }
             ),
         ));
     }
-    for u in answer["implemented"].as_array().into_iter().flatten() {
+    for u in listed("implemented") {
         rows.push((
             format!("implements {}", text(&u["name"])),
             format!(

@@ -19,3 +19,11 @@ pub mod p2p;
 pub mod pow;
 pub mod run;
 pub mod txpool;
+
+/// This binary's release, as peers (handshake, identify), `status` and `upgrades` show it.
+pub const BINARY_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How this binary names itself to peers: `cairn/<release>`.
+pub fn software() -> String {
+    format!("cairn/{BINARY_VERSION}")
+}

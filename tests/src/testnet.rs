@@ -483,7 +483,12 @@ pub fn spawn_node_bin(
         .arg(home)
         .args(args)
         .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
+        // `CAIRN_TEST_NODE_LOG` (a RUST_LOG filter) turns up the nodes' logs when a failure
+        // needs them, e.g. `info,cairn_node::hotstuff=debug` to see every dropped input.
+        .env(
+            "RUST_LOG",
+            std::env::var("CAIRN_TEST_NODE_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out)

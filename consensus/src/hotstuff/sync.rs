@@ -210,12 +210,19 @@ impl Engine {
         // off gets a backlog of them), so it is no strike; a peer that keeps sending them
         // costs decodes within its byte budget, and the requests time out and move on.
         // An empty answer ("nothing to give") answers the oldest request to that peer.
+        // The next validator is still asked at once when the peer was asked at all: what it
+        // sent brings nothing, and a node that cannot end its round without the blocks (the
+        // chain waits on it) would otherwise wait out a round timer, backed off by then, per
+        // lying answer.
         let first = response.blocks.first().map(|b| b.header.height);
         let Some(asked) = self
             .sync_asked
             .iter()
             .position(|&(k, h)| k == from && first.is_none_or(|f| f == h))
         else {
+            if self.sync_asked.iter().any(|&(k, _)| k == from) {
+                self.retry_sync(from);
+            }
             return Err(DropReason::UnsolicitedSync { from });
         };
         let (_, from_height) = self.sync_asked.remove(asked).unwrap_or((from, Height(0)));
@@ -247,10 +254,9 @@ impl Engine {
                 reason: "no blocks",
             });
         };
+        // The caller matched the answer to a request by its first block's height.
+        assert_eq!(first.header.height, from_height);
         let forged = |reason| Err(DropReason::ForgedSync { reason });
-        if first.header.height != from_height {
-            return forged("the first block is not at the height asked");
-        }
         // Each block hashed once for the chain, tip and tree checks below.
         let ids: Vec<Hash> = blocks.iter().map(Block::hash).collect();
         if ids.last() != Some(&tip_qc.block) {

@@ -12,6 +12,7 @@ use cairn_ledger::Height;
 use cairn_ledger::genesis::Upgrade;
 use cairn_ledger::rules;
 use cairn_ledger::store::Store;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 
 use super::{DriverError, NodeIo};
@@ -30,6 +31,9 @@ pub struct UpgradeWatch {
     current: ForkId,
     /// The smallest distance in [`MISSING_UPGRADE_WARN_BLOCKS`] already warned about.
     warned_within: Option<u64>,
+    /// `cairn_upgrade_halted{upgrade}` for the first scheduled upgrade this binary lacks,
+    /// labelled once here rather than on every tip move.
+    halted: Option<Gauge>,
 }
 
 impl UpgradeWatch {
@@ -52,9 +56,19 @@ impl UpgradeWatch {
                 u.height
             );
         }
+        let halted = store.schedule().missing_at(Height(u64::MAX)).map(|u| {
+            io.metrics
+                .upgrade
+                .halted
+                .get_or_create(&UpgradeLabel {
+                    upgrade: u.name.clone(),
+                })
+                .clone()
+        });
         let mut watch = UpgradeWatch {
             current: ForkId::at(&io.genesis, store.schedule(), tip),
             warned_within: None,
+            halted,
         };
         watch.measure(io, store, false);
         watch
@@ -93,13 +107,9 @@ impl UpgradeWatch {
         let Some(missing) = schedule.missing_at(Height(u64::MAX)) else {
             return;
         };
-        io.metrics
-            .upgrade
-            .halted
-            .get_or_create(&UpgradeLabel {
-                upgrade: missing.name.clone(),
-            })
-            .set(i64::from(halted));
+        if let Some(gauge) = &self.halted {
+            gauge.set(i64::from(halted));
+        }
         let Some(left) = missing.height.0.checked_sub(tip.0).filter(|l| *l > 0) else {
             return;
         };
@@ -186,7 +196,7 @@ pub fn upgrade_state(store: &Store, halted: bool) -> UpgradeState {
             protocol_version: u.protocol_version.0,
             height: u.height.0,
             last_committed: tip.0,
-            binary_version: env!("CARGO_PKG_VERSION"),
+            binary_version: crate::BINARY_VERSION,
             binary_protocol_version: binary_protocol_version(),
         };
     }

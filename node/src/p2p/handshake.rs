@@ -84,7 +84,7 @@ impl Handshake {
             chain_id: genesis.chain_id.clone(),
             genesis_hash: genesis.hash(),
             fork: ForkId::at(genesis, schedule, height),
-            software: format!("cairn/{}", env!("CARGO_PKG_VERSION")),
+            software: crate::software(),
             protocol_version: rules::highest_version().0,
         }
     }

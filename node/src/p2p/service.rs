@@ -292,7 +292,7 @@ impl Service {
             limits: connection_limits::Behaviour::new(limits),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), config.identity.public())
-                    .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
+                    .with_agent_version(crate::software()),
             ),
             gossipsub: gossipsub::Behaviour::new(
                 // A random sequence number per publish keeps a re-sent timeout or proposal a

@@ -434,12 +434,14 @@ impl Mempool {
         }
         self.rules = rules.clone();
         let before = self.entries.len();
-        let refused: Vec<(Address, Nonce)> = self
-            .entries
-            .values()
-            .filter(|e| self.rules.check(&e.tx).is_err())
-            .map(|e| (e.sender, e.tx.nonce))
-            .collect();
+        // Per sender, the lowest refused nonce: the tail from it goes, once.
+        let mut refused: HashMap<Address, Nonce> = HashMap::new();
+        for e in self.entries.values() {
+            if self.rules.check(&e.tx).is_err() {
+                let from = refused.entry(e.sender).or_insert(e.tx.nonce);
+                *from = (*from).min(e.tx.nonce);
+            }
+        }
         for (sender, from) in refused {
             let doomed: Vec<Hash> = self
                 .by_sender

@@ -225,6 +225,71 @@ fn a_forged_answer_is_followed_at_once_by_a_request_to_another_validator() {
     assert!(fetch_request(&effects).is_none(), "{effects:?}");
 }
 
+/// The byzantine test's attack on a validator restarted behind: the peer asked answers with
+/// blocks above the height asked. That answers no request (no strike: an honest late answer
+/// to a replaced request looks the same), but another validator is asked at once; waiting
+/// for the next round instead cost the node a backed-off round timer per lying answer.
+#[test]
+fn an_answer_at_another_height_from_the_peer_asked_is_followed_at_once_by_a_request_to_another_validator()
+ {
+    let kit = Kit::new(4);
+    let (mut e, _) = kit.engine(0);
+    let chain = kit.chain_of(4);
+    let effects = show_qc(&kit, &mut e, 2, 4, &chain[3]);
+    let (asked, request) = fetch_request(&effects).expect("asks the peer that showed the QC");
+    assert_eq!((asked, request.from_height), (kit.key(2), Height(1)));
+    let effects = e.handle(sync_answer(
+        &kit,
+        2,
+        chain[2..=3].to_vec(),
+        &kit.qc_for(&chain[3]),
+    ));
+    assert!(
+        matches!(drops(&effects)[..], [DropReason::UnsolicitedSync { .. }]),
+        "{effects:?}"
+    );
+    let (next, request) = fetch_request(&effects).expect("asks another validator at once");
+    assert!(next != kit.key(2) && next != kit.key(0), "asked {next}");
+    assert_eq!(request.from_height, Height(1));
+    let other = (1..4).find(|&i| kit.key(i) == next).unwrap();
+    let effects = e.handle(sync_answer(
+        &kit,
+        other,
+        chain[1..=3].to_vec(),
+        &kit.qc_for(&chain[3]),
+    ));
+    assert!(drops(&effects).is_empty(), "{effects:?}");
+    assert_eq!(e.committed_height(), Height(2));
+    // The request to validator 2 stays open: its real answer is still read.
+    let effects = e.handle(sync_answer(&kit, 2, Vec::new(), &kit.qc_for(&chain[3])));
+    assert!(
+        matches!(drops(&effects)[..], [DropReason::BadSync { .. }]),
+        "{effects:?}"
+    );
+}
+
+/// A peer never asked gets no request sent on its account, however many answers it sends.
+#[test]
+fn answers_from_a_peer_never_asked_draw_no_requests() {
+    let kit = Kit::new(4);
+    let (mut e, _) = kit.engine(0);
+    let chain = kit.chain_of(4);
+    show_qc(&kit, &mut e, 2, 4, &chain[3]);
+    for _ in 0..10 {
+        let effects = e.handle(sync_answer(
+            &kit,
+            3,
+            chain[1..=3].to_vec(),
+            &kit.qc_for(&chain[3]),
+        ));
+        assert!(
+            matches!(drops(&effects)[..], [DropReason::UnsolicitedSync { .. }]),
+            "{effects:?}"
+        );
+        assert!(fetch_request(&effects).is_none(), "{effects:?}");
+    }
+}
+
 #[test]
 fn a_peer_that_forged_an_answer_is_not_asked_first_again() {
     let kit = Kit::new(4);

@@ -680,7 +680,7 @@ fn upgrades(state: &RpcState) -> Value {
     json!({
         "height": tip.0,
         "protocol_version": schedule.version_at(tip).0,
-        "binary_version": env!("CARGO_PKG_VERSION"),
+        "binary_version": crate::BINARY_VERSION,
         "binary_protocol_version": binary_protocol_version(),
         "scheduled": scheduled,
         "implemented": implemented,
