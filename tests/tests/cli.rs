@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
-use cairn_tests::testnet::cairn;
+use cairn_tests::testnet::{cairn, free_ports};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -263,17 +263,12 @@ fn testnet_writes_homes_and_manifest_and_refuses_a_taken_port() {
     drop(busy);
 
     let tn = dir.path().join("tn");
-    // Another process may hold a port in the range we pick: retry with another base.
+    // Another process may take a port of the range between our check and cairn's: retry
+    // with another. The range is below 32768, out of the kernel's range for outgoing
+    // connections, which other tests' nodes keep taking ports from.
     let out = (0..10)
         .map(|_| {
-            let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let base = free
-                .local_addr()
-                .unwrap()
-                .port()
-                .saturating_sub(200)
-                .max(20000);
-            drop(free);
+            let base = free_ports(6);
             cairn(&[
                 "testnet",
                 "--no-start",
