@@ -66,6 +66,9 @@ enum Command {
     /// The chain's upgrade schedule against the node's binary: what is scheduled and active,
     /// what the binary implements, how far it can follow (over its RPC).
     Upgrades(upgrades_cmd::UpgradesArgs),
+    /// Change a stopped node's upgrade schedule (append an upgrade to a live chain).
+    #[command(subcommand)]
+    Upgrade(upgrades_cmd::UpgradeCommand),
     /// Read accounts, blocks and transactions from a node (over its RPC).
     #[command(subcommand)]
     Query(query_cmd::QueryCommand),
@@ -91,6 +94,7 @@ fn main() {
         Command::Status(a) => status_cmd::run(a),
         Command::Tx(c) => tx_cmd::run(c),
         Command::Upgrades(a) => upgrades_cmd::run(a),
+        Command::Upgrade(c) => upgrades_cmd::run_upgrade(c),
         Command::Query(c) => query_cmd::run(c),
         Command::Oracle(c) => oracle_cmd::run(c),
         Command::Sim(c) => sim_cmd::run(c),

@@ -35,18 +35,20 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::block::{self, Block, BlockHeader, EncodedBody, Receipt};
 use crate::codec::{self, CodecError};
-use crate::genesis::Genesis;
+use crate::genesis::{Genesis, Upgrade};
 use crate::oracle::OracleState;
+use crate::rules::IMPLEMENTED;
 use crate::smt::{self, Child, Node, NodeSource, Position, Proof, TreeError, TreeUpdate};
 use crate::state::{
     self, Account, BlockContext, ExecError, ReadError, SigCheck, StateChanges, StateReader,
 };
 use crate::types::{Address, Amount, Hash, Height, ProtocolVersion};
-use crate::upgrades::Schedule;
+use crate::upgrades::{Schedule, ScheduleError};
 
 /// Version of the on-disk layout this binary reads and writes. 2: oracle feeds in the state
-/// tree and their own column family.
-pub const FORMAT_VERSION: u32 = 2;
+/// tree and their own column family. 3: the genesis hash leaves out the upgrade schedule,
+/// which is stored on its own (`upgrade_schedule` in the meta column family).
+pub const FORMAT_VERSION: u32 = 3;
 /// Shared RocksDB block cache.
 pub const BLOCK_CACHE_BYTES: usize = 128 * 1024 * 1024;
 /// State tree levels kept in memory whole, so updates read them without RocksDB: at most
@@ -93,6 +95,7 @@ const COLUMN_FAMILIES: [&str; 11] = [
 const META_FORMAT: &[u8] = b"format_version";
 const META_GENESIS: &[u8] = b"genesis_hash";
 const META_TIP: &[u8] = b"tip";
+const META_SCHEDULE: &[u8] = b"upgrade_schedule";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -123,6 +126,19 @@ pub enum StoreError {
         stored: Hash,
         given: Hash,
     },
+    #[error(
+        "the genesis file schedules upgrade {name:?} at height {height} (protocol version \
+         {version}), but the data directory {path} follows another schedule ({stored}). \
+         Upgrades are added to a running chain with `cairn upgrade schedule`, not by editing \
+         genesis; restore the genesis file's [[upgrades]] or use an empty directory"
+    )]
+    ScheduleConflict {
+        path: PathBuf,
+        name: String,
+        height: Height,
+        version: ProtocolVersion,
+        stored: String,
+    },
     #[error("the data directory {path} is in use by another process (is a node already running?)")]
     Locked { path: PathBuf },
     #[error("RocksDB error in {path}: {message}")]
@@ -144,6 +160,15 @@ pub enum StoreError {
         .0.message
     )]
     WritesStopped(WriteFailure),
+}
+
+/// Why `Store::append_upgrade` appended nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("upgrade not scheduled: {0}")]
+    Refused(ScheduleError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// What RocksDB says when the disk is full (`ENOSPC`, or `EDQUOT` for a quota): its errors
@@ -201,7 +226,7 @@ pub enum ApplyError {
         last: Height,
     },
     #[error(
-        "block {height} says protocol version {found}, but the schedule in genesis says {expected}"
+        "block {height} says protocol version {found}, but this node's upgrade schedule says {expected}"
     )]
     WrongProtocolVersion {
         height: Height,
@@ -500,10 +525,65 @@ impl Store {
                 *store.tip.get_mut().expect("tip lock") = tip;
                 store.load_upper_tree()?;
                 store.load_oracle(genesis)?;
+                store.load_schedule(genesis)?;
             }
             None => store.write_genesis(genesis)?,
         }
         Ok(store)
+    }
+
+    /// The schedule in force is the stored one: genesis's entries first, then any appended
+    /// since. A genesis file listing an entry the store lacks (or another at its place) is
+    /// refused rather than followed, since only `cairn upgrade schedule` checks an entry
+    /// against the tip.
+    fn load_schedule(&mut self, genesis: &Genesis) -> Result<(), StoreError> {
+        let stored: Vec<Upgrade> =
+            self.get_meta(META_SCHEDULE)?
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: CF_META,
+                    detail: "the upgrade schedule is missing".into(),
+                })?;
+        if let Some((i, u)) = genesis
+            .upgrades
+            .iter()
+            .enumerate()
+            .find(|(i, u)| stored.get(*i) != Some(u))
+        {
+            let listed = stored
+                .iter()
+                .map(|s| format!("{} at {} (v{})", s.name, s.height, s.protocol_version))
+                .collect::<Vec<_>>();
+            return Err(StoreError::ScheduleConflict {
+                path: self.path.clone(),
+                name: u.name.clone(),
+                height: u.height,
+                version: u.protocol_version,
+                stored: if listed.is_empty() {
+                    "no upgrades".into()
+                } else {
+                    format!("upgrade {} of: {}", i + 1, listed.join(", "))
+                },
+            });
+        }
+        self.schedule = Schedule::from_upgrades(genesis.protocol_version, &stored, IMPLEMENTED);
+        Ok(())
+    }
+
+    /// Appends `upgrade` to the schedule in force, on disk (synced) and here, if
+    /// [`Schedule::check_append`] allows it at the current tip with `margin` blocks.
+    /// Only for a store no node is running on: a running node reads its schedule at start.
+    pub fn append_upgrade(&mut self, upgrade: Upgrade, margin: u64) -> Result<(), AppendError> {
+        let tip = self.tip().height;
+        self.schedule
+            .check_append(&upgrade, tip, margin, IMPLEMENTED)
+            .map_err(AppendError::Refused)?;
+        let mut upgrades = self.schedule.upgrades().to_vec();
+        upgrades.push(upgrade);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META), META_SCHEDULE, codec::encode(&upgrades));
+        self.write_synced(batch).map_err(AppendError::Store)?;
+        self.schedule = Schedule::from_upgrades(self.schedule.base(), &upgrades, IMPLEMENTED);
+        Ok(())
     }
 
     /// The oracle's rules come from genesis; its feeds from the column family.
@@ -628,6 +708,11 @@ impl Store {
             self.cf(CF_META),
             META_GENESIS,
             codec::encode(&self.genesis_hash),
+        );
+        batch.put_cf(
+            self.cf(CF_META),
+            META_SCHEDULE,
+            codec::encode(&genesis.upgrades),
         );
         let empty_tip = Tip {
             height: Height(0),
@@ -1408,6 +1493,7 @@ mod tests {
     use crate::state::{ExecError, TxError};
     use crate::tx::{Payload, Transaction};
     use crate::types::{Nonce, ProtocolVersion, TimestampMs};
+    use crate::upgrades::SCHEDULE_MARGIN_BLOCKS_MIN;
 
     fn genesis() -> (Genesis, Keypair) {
         let key = Keypair::from_secret(&[9; 32]);
@@ -1586,6 +1672,118 @@ mod tests {
         other.chain_id = "another-chain".into();
         let err = Store::open(dir.path(), &other).err().expect("refused");
         assert!(matches!(err, StoreError::GenesisMismatch { .. }), "{err}");
+    }
+
+    fn upgrade(name: &str, height: u64, version: u32) -> Upgrade {
+        Upgrade {
+            name: name.into(),
+            height: Height(height),
+            protocol_version: ProtocolVersion(version),
+        }
+    }
+
+    #[test]
+    fn an_appended_upgrade_is_kept_across_reopening_and_changes_the_rules_at_its_height() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, _) = genesis();
+        assert!(g.upgrades.is_empty());
+        let mut store = Store::open(dir.path(), &g).unwrap();
+        let before = store.schedule().hash();
+        store
+            .append_upgrade(upgrade("fee-floor", 500, 2), 0)
+            .unwrap();
+        assert_ne!(store.schedule().hash(), before);
+        drop(store);
+        let store = Store::open(dir.path(), &g).unwrap();
+        assert_eq!(store.genesis_hash(), g.hash());
+        assert_eq!(store.schedule().upgrades(), &[upgrade("fee-floor", 500, 2)]);
+        assert_eq!(store.schedule().version_at(Height(499)), ProtocolVersion(1));
+        assert_eq!(store.schedule().version_at(Height(500)), ProtocolVersion(2));
+        assert_eq!(store.schedule().rules_at(Height(500)).fee_min, Amount(1));
+    }
+
+    #[test]
+    fn appending_refuses_what_would_rewrite_the_schedule_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, _) = genesis();
+        let mut store = Store::open(dir.path(), &g).unwrap();
+        store
+            .append_upgrade(upgrade("fee-floor", 500, 2), 0)
+            .unwrap();
+        let hash = store.schedule().hash();
+        let refused = |store: &mut Store, u: Upgrade| match store.append_upgrade(u, 0) {
+            Err(AppendError::Refused(e)) => e,
+            other => panic!("not refused: {other:?}"),
+        };
+        assert!(matches!(
+            refused(&mut store, upgrade("fee-floor", 900, 2)),
+            ScheduleError::AlreadyScheduled { .. }
+        ));
+        assert!(matches!(
+            refused(&mut store, upgrade("memo", 400, 3)),
+            ScheduleError::NotAfterLast { .. }
+        ));
+        assert!(matches!(
+            refused(&mut store, upgrade("memo", 900, 4)),
+            ScheduleError::WrongVersion { .. }
+        ));
+        assert!(matches!(
+            refused(&mut store, upgrade("from-the-future", 900, 9)),
+            ScheduleError::NotImplemented { .. }
+        ));
+        assert!(matches!(
+            refused(&mut store, upgrade("Memo!", 900, 3)),
+            ScheduleError::BadName(_)
+        ));
+        drop(store);
+        let store = Store::open(dir.path(), &g).unwrap();
+        assert_eq!(store.schedule().hash(), hash);
+    }
+
+    #[test]
+    fn an_upgrade_too_close_to_the_tip_is_refused_with_the_lowest_height_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, _) = genesis();
+        let mut store = Store::open(dir.path(), &g).unwrap();
+        let margin = SCHEDULE_MARGIN_BLOCKS_MIN;
+        let err = store
+            .append_upgrade(upgrade("fee-floor", margin - 1, 2), margin)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("height {margin} or more")),
+            "{err}"
+        );
+        // Never at the tip, whatever the margin (a node that missed a rollout gives 1).
+        assert!(matches!(
+            store.append_upgrade(upgrade("fee-floor", 0, 2), 0),
+            Err(AppendError::Refused(ScheduleError::TooClose { .. }))
+        ));
+        store
+            .append_upgrade(upgrade("fee-floor", margin, 2), margin)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_genesis_file_listing_an_upgrade_the_store_lacks_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, _) = genesis();
+        drop(Store::open(dir.path(), &g).unwrap());
+        let mut edited = g.clone();
+        edited.upgrades.push(upgrade("fee-floor", 5, 2));
+        // Same network (the hash leaves the schedule out), but not the same schedule.
+        assert_eq!(edited.hash(), g.hash());
+        let err = Store::open(dir.path(), &edited).err().expect("refused");
+        assert!(matches!(err, StoreError::ScheduleConflict { .. }), "{err}");
+        assert!(err.to_string().contains("cairn upgrade schedule"), "{err}");
+        // The genesis entries are the stored schedule's first ones: a store that has them
+        // and one appended later opens with either genesis file.
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), &edited).unwrap();
+        store.append_upgrade(upgrade("memo", 500, 3), 0).unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), &edited).unwrap();
+        assert_eq!(store.schedule().upgrades().len(), 2);
     }
 
     #[test]

@@ -1,13 +1,82 @@
 //! Protocol upgrades this binary implements, and where a chain's schedule outruns them.
 //!
-//! Genesis schedules upgrades by height (`[[upgrades]] name, height, protocol_version`).
+//! Genesis schedules the first upgrades by height (`[[upgrades]] name, height,
+//! protocol_version`); operators append more on a live chain (`cairn upgrade schedule`,
+//! checked by [`Schedule::check_append`]). The schedule in force lives in the store, not in
+//! the genesis hash, so that adding an upgrade does not make a new network.
 //! A binary that lacks one of them must not guess at the new rules: it applies blocks up to
 //! the one before the upgrade's height and refuses the rest with an error that names the
 //! upgrade, so the operator upgrades the binary instead of the node forking off.
 
+use crate::codec;
 use crate::genesis::params::{Genesis, Upgrade};
 use crate::rules::{GENESIS_RULES, IMPLEMENTED, Implemented, Rules};
-use crate::types::{Height, ProtocolVersion};
+use crate::types::{Hash, Height, ProtocolVersion};
+
+/// The fewest blocks between the tip and an upgrade appended to a live chain's schedule
+/// (`cairn upgrade schedule`, unless `--late`): every operator needs time to append the same
+/// entry to their node before its height.
+pub const SCHEDULE_MARGIN_BLOCKS_MIN: u64 = 100;
+/// The most upgrades one schedule holds (genesis and appended together), so the stored
+/// schedule and the fork id in every handshake stay small.
+pub const SCHEDULE_UPGRADES_MAX: usize = 64;
+
+/// Why an upgrade cannot be appended to the schedule in force. Each says which value to
+/// change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("the name {0:?} is not 1 to 64 characters of a-z 0-9 -")]
+    BadName(String),
+    #[error(
+        "{name:?} is already scheduled (at height {height}); the schedule is append-only, so an \
+         upgrade cannot be moved or scheduled twice"
+    )]
+    AlreadyScheduled { name: String, height: Height },
+    #[error(
+        "this binary does not implement {name:?} (it implements: {known}); install a cairn \
+         release that does, then schedule it"
+    )]
+    NotImplemented { name: String, known: String },
+    #[error(
+        "{name:?} is protocol version {implemented} in this binary, not {given}; one name means \
+         one set of rules everywhere"
+    )]
+    WrongVersion {
+        name: String,
+        given: ProtocolVersion,
+        implemented: ProtocolVersion,
+    },
+    #[error(
+        "height {height} is not above the last scheduled upgrade {last:?} (height {last_height}); \
+         the schedule is append-only: no past or current height can be rewritten"
+    )]
+    NotAfterLast {
+        height: Height,
+        last: String,
+        last_height: Height,
+    },
+    #[error(
+        "protocol version {version} is not above {floor}, the version in force at the end of the \
+         schedule; each upgrade must raise it"
+    )]
+    VersionNotRaised {
+        version: ProtocolVersion,
+        floor: ProtocolVersion,
+    },
+    #[error(
+        "height {height} is too close: the tip is at {tip} and an upgrade must be at least \
+         {margin} blocks above it (height {lowest} or more), so every operator can schedule it \
+         before the chain gets there"
+    )]
+    TooClose {
+        height: Height,
+        tip: Height,
+        margin: u64,
+        lowest: Height,
+    },
+    #[error("the schedule already holds {SCHEDULE_UPGRADES_MAX} upgrades, its limit")]
+    Full,
+}
 
 /// The protocol version at `height`: that of the last upgrade activated at or below it.
 pub fn version_at(base: ProtocolVersion, upgrades: &[Upgrade], height: Height) -> ProtocolVersion {
@@ -42,15 +111,24 @@ impl Schedule {
     /// scheduled name found in `implemented` takes that entry's rules (genesis validation has
     /// checked that the versions agree); the first name not found stops the rules there.
     pub fn new(genesis: &Genesis, implemented: &[Implemented]) -> Schedule {
+        Schedule::from_upgrades(genesis.protocol_version, &genesis.upgrades, implemented)
+    }
+
+    /// The schedule `upgrades` over a chain that starts at protocol version `base`.
+    pub fn from_upgrades(
+        base: ProtocolVersion,
+        upgrades: &[Upgrade],
+        implemented: &[Implemented],
+    ) -> Schedule {
         let mut rules = vec![(
             Height(0),
             Rules {
-                version: genesis.protocol_version,
+                version: base,
                 ..GENESIS_RULES
             },
         )];
         let mut missing = None;
-        for u in &genesis.upgrades {
+        for u in upgrades {
             let Some(known) = implemented.iter().find(|i| i.name == u.name) else {
                 missing = Some(u.clone());
                 break;
@@ -63,11 +141,104 @@ impl Schedule {
             rules.push((u.height, after));
         }
         Schedule {
-            base: genesis.protocol_version,
-            upgrades: genesis.upgrades.clone(),
+            base,
+            upgrades: upgrades.to_vec(),
             missing,
             rules,
         }
+    }
+
+    /// The protocol version at height 0.
+    pub fn base(&self) -> ProtocolVersion {
+        self.base
+    }
+
+    /// Names the schedule: two nodes follow the same upgrades exactly when these are equal.
+    pub fn hash(&self) -> Hash {
+        Hash::tagged(
+            b"cairn/upgrade-schedule/v1",
+            &[&codec::encode(&(self.base, &self.upgrades))],
+        )
+    }
+
+    /// Whether `u` may be appended to this schedule on a chain whose tip is at `tip`, by a
+    /// binary implementing `implemented`: a name this binary implements at that version,
+    /// above every scheduled height and version, and at least `margin` blocks (never fewer
+    /// than 1) above the tip, so nothing already scheduled or committed changes. The caller
+    /// picks the margin: [`SCHEDULE_MARGIN_BLOCKS_MIN`] or more on a rollout, 1 for a node
+    /// that missed one and is still below the height the others scheduled.
+    pub fn check_append(
+        &self,
+        u: &Upgrade,
+        tip: Height,
+        margin: u64,
+        implemented: &[Implemented],
+    ) -> Result<(), ScheduleError> {
+        let name_ok = !u.name.is_empty()
+            && u.name.chars().count() <= crate::genesis::NAME_CHARS_MAX
+            && u.name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !name_ok {
+            return Err(ScheduleError::BadName(u.name.clone()));
+        }
+        if let Some(there) = self.upgrades.iter().find(|s| s.name == u.name) {
+            return Err(ScheduleError::AlreadyScheduled {
+                name: u.name.clone(),
+                height: there.height,
+            });
+        }
+        let Some(known) = implemented.iter().find(|i| i.name == u.name) else {
+            let known = implemented
+                .iter()
+                .map(|i| i.name)
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(ScheduleError::NotImplemented {
+                name: u.name.clone(),
+                known,
+            });
+        };
+        if known.version != u.protocol_version {
+            return Err(ScheduleError::WrongVersion {
+                name: u.name.clone(),
+                given: u.protocol_version,
+                implemented: known.version,
+            });
+        }
+        if self.upgrades.len() >= SCHEDULE_UPGRADES_MAX {
+            return Err(ScheduleError::Full);
+        }
+        if let Some(last) = self.upgrades.last()
+            && u.height <= last.height
+        {
+            return Err(ScheduleError::NotAfterLast {
+                height: u.height,
+                last: last.name.clone(),
+                last_height: last.height,
+            });
+        }
+        let floor = self
+            .upgrades
+            .last()
+            .map_or(self.base, |l| l.protocol_version);
+        if u.protocol_version <= floor {
+            return Err(ScheduleError::VersionNotRaised {
+                version: u.protocol_version,
+                floor,
+            });
+        }
+        let margin = margin.max(1);
+        let lowest = Height(tip.0.saturating_add(margin));
+        if u.height < lowest {
+            return Err(ScheduleError::TooClose {
+                height: u.height,
+                tip,
+                margin,
+                lowest,
+            });
+        }
+        Ok(())
     }
 
     pub fn for_this_binary(genesis: &Genesis) -> Schedule {

@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use cairn_ledger::genesis::{Genesis, GenesisError};
+use cairn_ledger::genesis::{Genesis, GenesisError, Upgrade};
 use cairn_ledger::keys::{self, KeyError};
-use cairn_ledger::store::{Store, StoreError};
-use cairn_ledger::{Address, Hash};
+use cairn_ledger::store::{AppendError, Store, StoreError};
+use cairn_ledger::upgrades::ScheduleError;
+use cairn_ledger::{Address, Hash, Height};
 use serde::Serialize;
 
 use crate::config::{ConfigError, NodeConfig};
@@ -33,6 +34,27 @@ pub enum HomeError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("upgrade not scheduled: {0}")]
+    Schedule(ScheduleError),
+}
+
+impl From<AppendError> for HomeError {
+    fn from(e: AppendError) -> HomeError {
+        match e {
+            AppendError::Refused(e) => HomeError::Schedule(e),
+            AppendError::Store(e) => HomeError::Store(e),
+        }
+    }
+}
+
+/// What `cairn upgrade schedule` reports: the entry appended and the schedule now in force.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScheduleReport {
+    pub home: PathBuf,
+    pub tip: Height,
+    pub appended: Upgrade,
+    pub scheduled: Vec<Upgrade>,
+    pub schedule_hash: Hash,
 }
 
 /// What `cairn init` reports.
@@ -109,5 +131,25 @@ impl Home {
 
     pub fn load_genesis(&self) -> Result<Genesis, HomeError> {
         Ok(Genesis::load(&self.genesis_path())?)
+    }
+
+    /// Appends `upgrade` to the schedule in this home's store (`cairn upgrade schedule`), at
+    /// least `margin` blocks above its tip. The node must be stopped: a running one holds
+    /// the store ([`StoreError::Locked`]) and reads its schedule only at start.
+    pub fn schedule_upgrade(
+        &self,
+        upgrade: Upgrade,
+        margin: u64,
+    ) -> Result<ScheduleReport, HomeError> {
+        let genesis = self.load_genesis()?;
+        let mut store = Store::open(&self.data_dir(), &genesis)?;
+        store.append_upgrade(upgrade.clone(), margin)?;
+        Ok(ScheduleReport {
+            home: self.root.clone(),
+            tip: store.tip().height,
+            appended: upgrade,
+            scheduled: store.schedule().upgrades().to_vec(),
+            schedule_hash: store.schedule().hash(),
+        })
     }
 }

@@ -82,6 +82,7 @@ impl TestNode {
                 syncing: false,
                 validator: true,
                 halted: None,
+                not_scheduled_here: None,
                 engine: EngineStatus::HotStuff {
                     round: Round(7),
                     leader: Some(validator.public().address()),

@@ -290,3 +290,126 @@ fn two_old_validators_of_four_stop_the_chain_before_the_upgrade_until_one_is_rep
     assert_eq!(s["upgrade"]["state"], "halted", "{s}");
     assert!(s["height"].as_u64().unwrap() < MIXED_MEMO_AT, "{s}");
 }
+
+/// Blocks between the tip and the height of the upgrade the test below appends: enough for
+/// three rolling restarts at `fast`'s 20 empty blocks a second, and above the CLI's minimum.
+const LIVE_MARGIN: u64 = 600;
+
+fn schedule_memo(net: &Testnet, i: usize, height: u64, extra: &[&str]) -> Output {
+    let home = net.nodes[i].home.to_str().unwrap().to_owned();
+    let height = height.to_string();
+    let mut args = vec![
+        "upgrade",
+        "schedule",
+        "--home",
+        &home,
+        "--name",
+        "memo",
+        "--height",
+        &height,
+        "--version",
+        "3",
+        "--output",
+        "json",
+    ];
+    args.extend(extra);
+    cairn(&args)
+}
+
+fn schedule_hash(net: &Testnet, i: usize) -> String {
+    let u = net.rpc(i, "upgrades", json!({})).expect("upgrades");
+    u["schedule_hash"]
+        .as_str()
+        .expect("schedule_hash")
+        .to_owned()
+}
+
+/// Adding an upgrade to a running chain, as operators would: each node stopped in turn,
+/// `cairn upgrade schedule`, started again, the chain committing throughout; the genesis
+/// hash unchanged. A node left out stops below the height, stays up and says why and what
+/// to run (it never commits a block of the new rules); scheduled late, with `--late` (the
+/// margin no longer fits), it catches up.
+#[test]
+fn an_upgrade_appended_to_a_live_chain_node_by_node_activates_on_every_node() {
+    let _serial = serial();
+    let mut net = Testnet::create(4, fast);
+    net.start_all();
+    net.wait_height(&[0, 1, 2, 3], 2);
+    let faucet = net.faucet_key.to_str().unwrap().to_owned();
+    let (_, to) = new_account(&net, "recipient");
+    let early = refused(&transfer(&net, &faucet, &to, 1, Some("too early")));
+    assert!(
+        early.contains("transfer_with_memo is not valid under protocol version 1"),
+        "{early}"
+    );
+    let genesis_hash = net.status(0).unwrap()["genesis_hash"].clone();
+    let unscheduled = schedule_hash(&net, 0);
+
+    let tip = (0..4).filter_map(|i| net.height(i)).max().unwrap();
+    let at = tip + LIVE_MARGIN;
+    for i in 0..3 {
+        net.stop(i);
+        let out = schedule_memo(&net, i, at, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = json_of(&out);
+        assert_eq!(report["appended"]["name"], "memo", "{report}");
+        net.start(i);
+        // The others keep committing while it is down and after it is back.
+        let before = net.height((i + 1) % 4).unwrap();
+        net.wait_height(&[0, 1, 2, 3], before + 5);
+    }
+    let highest = (0..4).filter_map(|i| net.height(i)).max().unwrap();
+    assert!(highest < at, "the chain reached {at} during the rollout");
+    assert_eq!(net.status(0).unwrap()["genesis_hash"], genesis_hash);
+    let scheduled = schedule_hash(&net, 0);
+    assert_ne!(scheduled, unscheduled);
+    assert_eq!(schedule_hash(&net, 1), scheduled);
+    assert_eq!(schedule_hash(&net, 2), scheduled);
+    assert_eq!(schedule_hash(&net, 3), unscheduled);
+    net.assert_agree(&[0, 1, 2, 3]);
+
+    // Three of four is a quorum: the chain crosses the height; node 3 does not follow it.
+    net.wait_height(&[0, 1, 2], at + 5);
+    let memo = json_of(&transfer(&net, &faucet, &to, 1, Some("after the upgrade")));
+    assert_eq!(memo["status"], "committed", "{memo}");
+    net.wait_for(
+        "node 3 to stop below the upgrade it has not scheduled",
+        |net| {
+            net.status(3)
+                .is_some_and(|s| s["upgrade"]["state"] == "halted")
+        },
+    );
+    let s = net.status(3).unwrap();
+    assert_eq!(s["upgrade"]["cause"], "not_scheduled_here", "{s}");
+    assert_eq!(s["upgrade"]["height"], at, "{s}");
+    assert_eq!(s["upgrade"]["protocol_version"], 3, "{s}");
+    let why = s["halted"].as_str().unwrap();
+    assert!(why.contains("upgrade schedule --late"), "{why}");
+    let left_out = s["height"].as_u64().unwrap();
+    assert!(
+        left_out < at,
+        "node 3 committed {left_out} under the old rules"
+    );
+    assert!(net.exited(3).is_none(), "node 3 exited instead of halting");
+    assert_eq!([version_at(&net, at - 1), version_at(&net, at)], [1, 3]);
+
+    // Too late for the rollout's margin; `--late` takes any height above its tip.
+    net.stop(3);
+    let too_close = refused(&schedule_memo(&net, 3, at, &[]));
+    assert!(too_close.contains("--late"), "{too_close}");
+    let late = schedule_memo(&net, 3, at, &["--late"]);
+    assert!(
+        late.status.success(),
+        "{}",
+        String::from_utf8_lossy(&late.stderr)
+    );
+    net.start(3);
+    let now = net.height(0).unwrap();
+    net.wait_height(&[3], now);
+    assert_eq!(schedule_hash(&net, 3), scheduled);
+    net.assert_agree(&[0, 1, 2, 3]);
+}

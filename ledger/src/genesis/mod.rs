@@ -62,7 +62,8 @@
 //! address = "<40 hex digits>"       # unique
 //! balance = 1000000                 # the total over all accounts must fit in a u64
 //!
-//! [[upgrades]]
+//! [[upgrades]]                      # the first entries of the schedule; not in the
+//!                                   # genesis hash (`cairn upgrade schedule` appends more)
 //! name = "oracle-v2"                # 1..=64 characters of a-z 0-9 -; unique
 //! height = 100                      # > 0, strictly increasing in file order
 //! protocol_version = 2              # strictly increasing, above the top-level version

@@ -152,9 +152,15 @@ pub enum EngineKind {
 
 impl Genesis {
     /// The network's name: two nodes are on the same network exactly when their genesis
-    /// hashes are equal. Covers every field, through the canonical encoding.
+    /// hashes are equal. Covers every field but `upgrades`, through the canonical encoding:
+    /// the schedule grows on a live chain (`cairn upgrade schedule`) without making it another
+    /// network, and nodes compare schedules through the fork id in their handshake instead.
     pub fn hash(&self) -> Hash {
-        Hash::tagged(b"cairn/genesis/v1", &[&codec::encode(self)])
+        let unscheduled = Genesis {
+            upgrades: Vec::new(),
+            ..self.clone()
+        };
+        Hash::tagged(b"cairn/genesis/v2", &[&codec::encode(&unscheduled)])
     }
 
     /// Validation guarantees the sum fits; saturating keeps a hand-built genesis from

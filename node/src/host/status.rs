@@ -9,6 +9,8 @@ use std::sync::RwLock;
 
 use cairn_ledger::{Address, Height, Round, TimestampMs};
 
+use super::upgrade::NotScheduledHere;
+
 /// A node whose best known block is more than this many heights above its tip reports
 /// itself as syncing (and a miner does not mine).
 pub const SYNC_LAG_BLOCKS: u64 = 4;
@@ -22,8 +24,12 @@ pub struct NodeStatus {
     /// Whether this node takes part in making blocks: a validator in the genesis set, or a
     /// node that mines.
     pub validator: bool,
-    /// Why the chain stopped here (an upgrade this binary lacks), when it has.
+    /// Why the chain stopped here (an upgrade this binary lacks, or schedules that differ),
+    /// when it has.
     pub halted: Option<String>,
+    /// Set when it stopped because the network committed a block under another protocol
+    /// version than this node's schedule gives it.
+    pub not_scheduled_here: Option<NotScheduledHere>,
     /// What only the running engine has.
     pub engine: EngineStatus,
 }

@@ -8,10 +8,10 @@
 //! schedule do), and never stops the process on its own: a halted node keeps serving reads
 //! and blocks (`cairn node run --exit-on-halt` asks it to exit instead).
 
-use cairn_ledger::Height;
 use cairn_ledger::genesis::Upgrade;
 use cairn_ledger::rules;
 use cairn_ledger::store::Store;
+use cairn_ledger::{Height, ProtocolVersion};
 use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 
@@ -66,7 +66,7 @@ impl UpgradeWatch {
                 .clone()
         });
         let mut watch = UpgradeWatch {
-            current: ForkId::at(&io.genesis, store.schedule(), tip),
+            current: ForkId::at(store.schedule(), tip),
             warned_within: None,
             halted,
         };
@@ -85,7 +85,7 @@ impl UpgradeWatch {
         halted: bool,
     ) -> Result<(), DriverError> {
         self.measure(io, store, halted);
-        let fork_id = ForkId::at(&io.genesis, store.schedule(), store.tip().height);
+        let fork_id = ForkId::at(store.schedule(), store.tip().height);
         if fork_id == self.current {
             return Ok(());
         }
@@ -174,9 +174,13 @@ pub enum UpgradeState {
         eta_s: Option<u64>,
         implemented: bool,
     },
-    /// The chain stopped before an upgrade this binary lacks.
+    /// The chain stopped here: before an upgrade this binary lacks (`cause`
+    /// `binary_lacks_it`), or at a block the network committed under another protocol
+    /// version than this node's schedule gives its height (`not_scheduled_here`: the other
+    /// nodes scheduled an upgrade this one did not, or the reverse; `name` is then unknown).
     Halted {
-        name: String,
+        cause: &'static str,
+        name: Option<String>,
         protocol_version: u32,
         height: u64,
         last_committed: u64,
@@ -186,13 +190,68 @@ pub enum UpgradeState {
     },
 }
 
-/// The upgrade state of `store`'s tip; `halted`: the driver stopped the chain.
-pub fn upgrade_state(store: &Store, halted: bool) -> UpgradeState {
+/// The network committed the block at `height` under `found`, but this node's schedule gives
+/// that height `expected`: the schedules differ, and following the network would mean
+/// judging blocks by rules this node was not told to use. The chain stops here instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotScheduledHere {
+    pub height: Height,
+    pub found: ProtocolVersion,
+    pub expected: ProtocolVersion,
+}
+
+impl NotScheduledHere {
+    /// What the operator reads in the log, `status.halted` and `/ready`.
+    pub fn message(&self, tip: Height) -> String {
+        let Self {
+            height,
+            found,
+            expected,
+        } = self;
+        let fix = if found > expected {
+            format!(
+                "the other nodes scheduled an upgrade this one has not. Read it from `cairn \
+                 upgrades` on a node that follows the chain, then stop this node and run `cairn \
+                 upgrade schedule --late --name <name> --height {height} --version {found}` (or \
+                 install a release that implements it first)"
+            )
+        } else {
+            "this node scheduled an upgrade the network did not; the network's operators \
+             decide: schedule it on the other nodes, or re-sync this one with their schedule"
+                .to_owned()
+        };
+        format!(
+            "stopped at height {tip}: the network committed block {height} under protocol \
+             version {found}, but this node's upgrade schedule gives that height version \
+             {expected}: {fix}"
+        )
+    }
+}
+
+/// The upgrade state of `store`'s tip; `halted`: the driver stopped the chain, and
+/// `not_here` if it stopped because the schedules differ.
+pub fn upgrade_state(
+    store: &Store,
+    halted: bool,
+    not_here: Option<NotScheduledHere>,
+) -> UpgradeState {
     let schedule = store.schedule();
     let tip = store.tip().height;
+    if halted && let Some(n) = not_here {
+        return UpgradeState::Halted {
+            cause: "not_scheduled_here",
+            name: None,
+            protocol_version: n.found.0,
+            height: n.height.0,
+            last_committed: tip.0,
+            binary_version: crate::BINARY_VERSION,
+            binary_protocol_version: binary_protocol_version(),
+        };
+    }
     if halted && let Some(u) = schedule.missing_at(Height(u64::MAX)) {
         return UpgradeState::Halted {
-            name: u.name.clone(),
+            cause: "binary_lacks_it",
+            name: Some(u.name.clone()),
             protocol_version: u.protocol_version.0,
             height: u.height.0,
             last_committed: tip.0,

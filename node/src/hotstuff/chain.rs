@@ -30,6 +30,7 @@ use cairn_ledger::tx::Transaction;
 use cairn_ledger::{Address, Amount, Hash, Height, Round, TimestampMs};
 
 use crate::host::payload::{self, BlockLimits};
+use crate::host::upgrade::NotScheduledHere;
 use crate::txpool::mempool::{Identified, Mempool};
 
 /// The engine's safety state (`Effect::Persist`).
@@ -109,6 +110,9 @@ pub struct Chain {
     /// leaves the driver ([`Chain::sync`]).
     unsynced: Vec<KeyValue>,
     limits: BlockLimits,
+    /// Set once the network commits a block under another protocol version than this
+    /// node's schedule gives its height; nothing commits here from then on.
+    not_scheduled_here: Option<NotScheduledHere>,
 }
 
 /// What to do with a store that has blocks but no safety state.
@@ -139,7 +143,14 @@ impl Chain {
             stored: HashSet::new(),
             unsynced: Vec::new(),
             limits: BlockLimits::new(block_txs_max, block_bytes_max),
+            not_scheduled_here: None,
         }
+    }
+
+    /// Why commits stopped, if the network committed a block under another protocol
+    /// version than this node's schedule gives it.
+    pub fn not_scheduled_here(&self) -> Option<NotScheduledHere> {
+        self.not_scheduled_here
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -551,6 +562,19 @@ impl Chain {
         for (block, cert) in blocks.into_iter().zip(certifying) {
             let id = block.hash();
             let height = block.header.height;
+            let found = block.header.protocol_version;
+            let expected = self.store.schedule().version_at(height);
+            if found != expected && self.store.schedule().missing_at(height).is_none() {
+                // A quorum committed it under other rules than this node's schedule gives
+                // the height: the schedules differ. Stop here rather than judge the chain
+                // by rules nobody told this node to use; the driver says why.
+                self.not_scheduled_here = Some(NotScheduledHere {
+                    height,
+                    found,
+                    expected,
+                });
+                break;
+            }
             self.entries.entry(id).or_insert(Entry {
                 block,
                 exec: None,

@@ -619,6 +619,11 @@ impl Driver {
         if self.halted.is_halted() {
             return;
         }
+        if let Some(n) = self.chain.not_scheduled_here() {
+            self.halted
+                .stop(&n.message(self.chain.store().tip().height));
+            return;
+        }
         let Some(message) = stop_reason(self.chain.store(), 2) else {
             return;
         };
@@ -715,6 +720,7 @@ impl Driver {
                 syncing: sync.syncing(),
                 validator: self.is_validator,
                 halted: self.halted.reason(),
+                not_scheduled_here: self.chain.not_scheduled_here(),
                 engine: EngineStatus::HotStuff {
                     round,
                     leader: Some(leader.address()),

@@ -48,10 +48,10 @@ pub struct ForkId {
 
 impl ForkId {
     /// The fork id of a node whose chain is at `height`.
-    pub fn at(genesis: &Genesis, schedule: &Schedule, height: Height) -> ForkId {
+    pub fn at(schedule: &Schedule, height: Height) -> ForkId {
         ForkId {
-            activated: genesis
-                .upgrades
+            activated: schedule
+                .upgrades()
                 .iter()
                 .filter(|u| u.height <= height)
                 .map(UpgradeMark::of)
@@ -83,7 +83,7 @@ impl Handshake {
         Handshake {
             chain_id: genesis.chain_id.clone(),
             genesis_hash: genesis.hash(),
-            fork: ForkId::at(genesis, schedule, height),
+            fork: ForkId::at(schedule, height),
             software: crate::software(),
             protocol_version: rules::highest_version().0,
         }
@@ -155,25 +155,40 @@ impl Handshake {
 /// heights and rules), and the next one it expects is the next one `ahead` activated, or
 /// expects. A `behind` that does not implement that next upgrade stays compatible until its
 /// height, which it cannot pass: it still serves and fetches the blocks below it.
+///
+/// A `behind` that expects no next upgrade while `ahead` expects one (not yet activated) is
+/// compatible too: operators append an upgrade to a live chain's schedule one node at a time
+/// (`cairn upgrade schedule`), and refusing each other meanwhile would stop the chain for the
+/// rollout. They cannot fork over it: every header carries the protocol version its height
+/// has, so neither side accepts the other's blocks from that height on; and once `ahead`
+/// activates it, the upgrade is in its `activated` list and the rule above refuses `behind`.
 fn forks_compatible(behind: &ForkId, ahead: &ForkId) -> bool {
     let n = behind.activated.len();
     if n > ahead.activated.len() || behind.activated[..] != ahead.activated[..n] {
         return false;
     }
-    let theirs = ahead.activated.get(n).or(ahead.next.as_ref());
-    match (&behind.next, theirs) {
-        (None, None) => true,
-        (Some(ours), Some(theirs)) => {
-            ours.name == theirs.name
-                && ours.height == theirs.height
-                && match (ours.fingerprint, theirs.fingerprint) {
-                    (Some(a), Some(b)) => a == b,
-                    // One side lacks it: fine until its height.
-                    _ => true,
-                }
-        }
-        _ => false,
+    if let Some(activated) = ahead.activated.get(n) {
+        return behind
+            .next
+            .as_ref()
+            .is_some_and(|ours| same_upgrade(ours, activated));
     }
+    match (&behind.next, &ahead.next) {
+        (None, _) => true,
+        (Some(ours), Some(theirs)) => same_upgrade(ours, theirs),
+        (Some(_), None) => false,
+    }
+}
+
+/// The same upgrade at the same height, with the same rules where both know them.
+fn same_upgrade(ours: &UpgradeMark, theirs: &UpgradeMark) -> bool {
+    ours.name == theirs.name
+        && ours.height == theirs.height
+        && match (ours.fingerprint, theirs.fingerprint) {
+            (Some(a), Some(b)) => a == b,
+            // One side lacks it: fine until its height.
+            _ => true,
+        }
 }
 
 #[cfg(test)]
@@ -246,6 +261,31 @@ mod tests {
         // They never heard of the upgrade we activated at 10.
         let unaware = hs(vec![], None);
         assert!(matches!(ours.check(&unaware), Err(Mismatch::Fork { .. })));
+    }
+
+    #[test]
+    fn a_node_that_has_not_yet_scheduled_an_upgrade_stays_compatible_until_it_activates() {
+        // The rollout of `cairn upgrade schedule`: some nodes have appended `b`, some not.
+        let scheduled = hs(vec![mark("a", 10)], Some(mark("b", 500)));
+        let not_yet = hs(vec![mark("a", 10)], None);
+        assert_eq!(scheduled.check(&not_yet), Ok(()));
+        assert_eq!(not_yet.check(&scheduled), Ok(()));
+        // Once `b` is active on one side, the other (which never heard of it) is refused.
+        let activated = hs(vec![mark("a", 10), mark("b", 500)], None);
+        assert!(matches!(
+            activated.check(&not_yet),
+            Err(Mismatch::Fork { .. })
+        ));
+        assert!(matches!(
+            not_yet.check(&activated),
+            Err(Mismatch::Fork { .. })
+        ));
+        // Scheduling another upgrade than the others did is still refused.
+        let other = hs(vec![mark("a", 10)], Some(mark("c", 500)));
+        assert!(matches!(
+            other.check(&scheduled),
+            Err(Mismatch::Fork { .. })
+        ));
     }
 
     #[test]

@@ -792,6 +792,7 @@ impl PowDriver {
                 syncing: sync.syncing(),
                 validator: self.miner.is_some(),
                 halted: self.halted.reason(),
+                not_scheduled_here: None,
                 engine: EngineStatus::Pow {
                     best_header_height: sync.best,
                 },

@@ -605,7 +605,7 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
         "protocol_version": state.store.schedule().version_at(tip.height).0,
         "validator": node.validator,
         "halted": node.halted,
-        "upgrade": upgrade_state(&state.store, node.halted.is_some()),
+        "upgrade": upgrade_state(&state.store, node.halted.is_some(), node.not_scheduled_here),
         "chain_id": state.store.chain_id(),
         "genesis_hash": state.store.genesis_hash(),
         "consensus": node.engine.name(),
@@ -683,6 +683,7 @@ fn upgrades(state: &RpcState) -> Value {
         "binary_version": crate::BINARY_VERSION,
         "binary_protocol_version": binary_protocol_version(),
         "scheduled": scheduled,
+        "schedule_hash": schedule.hash(),
         "implemented": implemented,
         "follows_until": follows_until,
     })
