@@ -16,6 +16,7 @@ mod node_cmd;
 mod oracle_cmd;
 mod oracle_publish;
 mod output;
+mod peers_cmd;
 mod query_cmd;
 mod sim_cmd;
 mod status_cmd;
@@ -66,6 +67,9 @@ enum Command {
     /// The chain's upgrade schedule against the node's binary: what is scheduled and active,
     /// what the binary implements, how far it can follow (over its RPC).
     Upgrades(upgrades_cmd::UpgradesArgs),
+    /// The peers a node is connected to and the release and protocol version each runs
+    /// (over its RPC).
+    Peers(peers_cmd::PeersArgs),
     /// Change a stopped node's upgrade schedule (append an upgrade to a live chain).
     #[command(subcommand)]
     Upgrade(upgrades_cmd::UpgradeCommand),
@@ -95,6 +99,7 @@ fn main() {
         Command::Tx(c) => tx_cmd::run(c),
         Command::Upgrades(a) => upgrades_cmd::run(a),
         Command::Upgrade(c) => upgrades_cmd::run_upgrade(c),
+        Command::Peers(a) => peers_cmd::run(a),
         Command::Query(c) => query_cmd::run(c),
         Command::Oracle(c) => oracle_cmd::run(c),
         Command::Sim(c) => sim_cmd::run(c),

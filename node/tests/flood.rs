@@ -106,7 +106,7 @@ async fn flooder() {
         .expect("the target ends in /p2p/PEER_ID");
     loop {
         match events.recv().await {
-            Some(Event::PeerConnected { peer: p }) if p == peer => break,
+            Some(Event::PeerConnected { peer: p, .. }) if p == peer => break,
             Some(_) => {}
             None => return,
         }

@@ -93,12 +93,12 @@ async fn connected_pair(a_bytes_max: u32, b_bytes_max: u32) -> (Node, Node) {
     let (a_id, b_id) = (a.id(), b.id());
     a.wait_for(
         "a: b connected",
-        |e| matches!(e, Event::PeerConnected { peer } if *peer == b_id),
+        |e| matches!(e, Event::PeerConnected { peer, .. } if *peer == b_id),
     )
     .await;
     b.wait_for(
         "b: a connected",
-        |e| matches!(e, Event::PeerConnected { peer } if *peer == a_id),
+        |e| matches!(e, Event::PeerConnected { peer, .. } if *peer == a_id),
     )
     .await;
     (a, b)
@@ -352,7 +352,7 @@ async fn pair_with_tx_route(
     let b_id = b.id();
     a.wait_for(
         "a: b connected",
-        |e| matches!(e, Event::PeerConnected { peer } if *peer == b_id),
+        |e| matches!(e, Event::PeerConnected { peer, .. } if *peer == b_id),
     )
     .await;
     (a, b, routed, full)

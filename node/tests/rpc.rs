@@ -83,6 +83,7 @@ impl TestNode {
                 validator: true,
                 halted: None,
                 not_scheduled_here: None,
+                peer_list: Default::default(),
                 engine: EngineStatus::HotStuff {
                     round: Round(7),
                     leader: Some(validator.public().address()),

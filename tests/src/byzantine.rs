@@ -489,7 +489,7 @@ impl Connection<'_> {
     /// Handles what the network tells us; the answer to a sync request is a forged one.
     async fn on_event(&mut self, event: Event, answer: bool) {
         match event {
-            Event::PeerConnected { peer } => {
+            Event::PeerConnected { peer, .. } => {
                 self.connected.insert(peer);
                 if answer {
                     // A validator that just (re)started may lack blocks: be the first to

@@ -464,7 +464,7 @@ fn garbage_from_an_allowed_peer_is_dropped_counted_and_punished_while_the_chain_
         let (handle, mut events, _task) = p2p::spawn(config).await.unwrap();
         let node0 = loop {
             match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
-                Ok(Some(Event::PeerConnected { peer })) if peer.to_string() == node0_peer => {
+                Ok(Some(Event::PeerConnected { peer, .. })) if peer.to_string() == node0_peer => {
                     break peer;
                 }
                 Ok(Some(_)) => continue,

@@ -76,6 +76,7 @@ impl Node {
                 validator: true,
                 halted: None,
                 not_scheduled_here: None,
+                peer_list: Default::default(),
                 engine: EngineStatus::HotStuff {
                     round: Round(7),
                     leader: Some(validator.public().address()),

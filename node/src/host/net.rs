@@ -106,8 +106,8 @@ impl NodeIo {
     /// Does with `event` what every driver does, and hands over the rest.
     pub(crate) async fn hear(&self, peers: &mut Peers, event: Event) -> Result<Heard, DriverError> {
         Ok(match event {
-            Event::PeerConnected { peer } => {
-                peers.connected(peer);
+            Event::PeerConnected { peer, info } => {
+                peers.connected(peer, info);
                 Heard::Connected(peer)
             }
             Event::PeerDisconnected { peer } => {

@@ -4,26 +4,54 @@
 //!
 //! Owns: the connected set. Never: decides whom to connect to or ban (the network does).
 
+use std::sync::Arc;
+
 use libp2p::PeerId;
 
-/// Connected peers, in the order they connected.
+use super::status::PeerStatus;
+use crate::p2p::PeerInfo;
+
+/// Connected peers, in the order they connected, with what each said of itself.
 #[derive(Debug, Default)]
 pub struct Peers {
-    connected: Vec<PeerId>,
+    connected: Vec<(PeerId, PeerInfo)>,
     next: usize,
+    /// `connected` as `status` shows it, rebuilt only when it changes: the driver posts its
+    /// status far more often than peers come and go.
+    listed: Arc<[PeerStatus]>,
 }
 
 impl Peers {
-    pub fn connected(&mut self, peer: PeerId) {
-        if !self.connected.contains(&peer) {
-            self.connected.push(peer);
+    pub fn connected(&mut self, peer: PeerId, info: PeerInfo) {
+        match self.connected.iter_mut().find(|(p, _)| *p == peer) {
+            Some((_, known)) => *known = info,
+            None => self.connected.push((peer, info)),
         }
+        self.relist();
         tracing::info!(%peer, peers = self.connected.len(), "peer connected");
     }
 
     pub fn disconnected(&mut self, peer: &PeerId) {
-        self.connected.retain(|p| p != peer);
+        self.connected.retain(|(p, _)| p != peer);
+        self.relist();
         tracing::info!(%peer, peers = self.connected.len(), "peer disconnected");
+    }
+
+    /// Each connected peer with its software and protocol version, for `status`.
+    pub fn list(&self) -> Arc<[PeerStatus]> {
+        Arc::clone(&self.listed)
+    }
+
+    fn relist(&mut self) {
+        self.listed = self
+            .connected
+            .iter()
+            .map(|(peer, info)| PeerStatus {
+                peer_id: peer.to_string(),
+                software: info.software.clone(),
+                protocol_version: info.protocol_version,
+            })
+            .collect();
     }
 
     pub fn len(&self) -> usize {
@@ -44,7 +72,7 @@ impl Peers {
         if self.connected.is_empty() {
             return None;
         }
-        let peer = self.connected[self.next % self.connected.len()];
+        let (peer, _) = self.connected[self.next % self.connected.len()];
         self.next = self.next.wrapping_add(1);
         Some(peer)
     }

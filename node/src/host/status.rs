@@ -5,7 +5,7 @@
 //! Owns: the shapes of that status and the rules that derive `syncing` and readiness from
 //! it. Never: reads the store or the network (the driver passes what it saw) or serves it.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use cairn_ledger::{Address, Height, Round, TimestampMs};
 
@@ -20,6 +20,8 @@ pub const SYNC_LAG_BLOCKS: u64 = 4;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeStatus {
     pub peers: u32,
+    /// The connected peers and the versions they announced (RPC `peers`, `cairn peers`).
+    pub peer_list: Arc<[PeerStatus]>,
     pub syncing: bool,
     /// Whether this node takes part in making blocks: a validator in the genesis set, or a
     /// node that mines.
@@ -32,6 +34,16 @@ pub struct NodeStatus {
     pub not_scheduled_here: Option<NotScheduledHere>,
     /// What only the running engine has.
     pub engine: EngineStatus,
+}
+
+/// A connected peer as its handshake described it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PeerStatus {
+    pub peer_id: String,
+    /// `cairn/<release>`.
+    pub software: String,
+    /// The highest protocol version its binary implements.
+    pub protocol_version: u32,
 }
 
 /// The part of [`NodeStatus`] that depends on the engine.

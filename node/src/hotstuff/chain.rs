@@ -749,3 +749,69 @@ mod signature_tests {
         assert_eq!(signatures_left(&b, None).unwrap(), SigCheck::Batch);
     }
 }
+
+#[cfg(test)]
+mod schedule_tests {
+    use cairn_ledger::block::{BlockHeader, QuorumCert, Seal};
+    use cairn_ledger::crypto::Keypair;
+    use cairn_ledger::genesis::{EngineKind, Genesis};
+    use cairn_ledger::{ProtocolVersion, Round};
+
+    use super::*;
+
+    /// A quorum committed a block under protocol version 3 where this node's schedule says 1
+    /// (the others appended an upgrade this node did not): nothing commits, nothing is
+    /// executed, and the chain says why instead of failing the node.
+    #[test]
+    fn a_committed_block_under_another_version_than_the_schedule_stops_commits_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let validator = Keypair::from_secret(&[1; 32]);
+        let genesis = Genesis::local(
+            EngineKind::HotStuff,
+            &[validator.public()],
+            &[],
+            TimestampMs(1_700_000_000_000),
+        );
+        let store = Arc::new(Store::open(dir.path(), &genesis).unwrap());
+        let tip = store.tip();
+        let mut chain = Chain::new(Arc::clone(&store), 100, 1 << 20);
+        let block = Block {
+            header: BlockHeader {
+                height: Height(1),
+                parent: tip.hash,
+                timestamp: TimestampMs(1_700_000_000_001),
+                tx_root: Hash::ZERO,
+                state_root: Hash::ZERO,
+                proposer: validator.public().address(),
+                protocol_version: ProtocolVersion(3),
+                seal: Seal::HotStuff {
+                    round: Round(1),
+                    justify: QuorumCert {
+                        round: Round(0),
+                        block: tip.hash,
+                        votes: Vec::new(),
+                    },
+                },
+            },
+            transactions: Vec::new(),
+        };
+        let qc = QuorumCert {
+            round: Round(1),
+            block: block.hash(),
+            votes: Vec::new(),
+        };
+        let committed = chain.commit(vec![block], &qc).unwrap();
+        assert!(committed.is_empty());
+        assert_eq!(store.tip().height, Height(0));
+        let stop = chain.not_scheduled_here().expect("the reason is kept");
+        assert_eq!(
+            (stop.height, stop.found, stop.expected),
+            (Height(1), ProtocolVersion(3), ProtocolVersion(1))
+        );
+        assert!(
+            stop.message(Height(0)).contains("upgrade schedule --late"),
+            "{}",
+            stop.message(Height(0))
+        );
+    }
+}

@@ -717,6 +717,7 @@ impl Driver {
         self.io.post_status(
             NodeStatus {
                 peers: self.peers.count(),
+                peer_list: self.peers.list(),
                 syncing: sync.syncing(),
                 validator: self.is_validator,
                 halted: self.halted.reason(),

@@ -225,7 +225,8 @@ pub enum Command {
         peer: PeerId,
         reason: String,
     },
-    /// The chain moved past an upgrade height: new connections see the new fork id.
+    /// The chain moved past an upgrade height: new connections see the new fork id, and
+    /// connected peers whose handshake it no longer passes are let go.
     SetForkId(ForkId),
     /// The peers that have passed the handshake.
     Peers {
@@ -234,11 +235,21 @@ pub enum Command {
     Shutdown,
 }
 
+/// What a peer said about itself in its handshake, for operators' eyes: never compared (the
+/// fork id decides who may talk).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// `cairn/<release>`.
+    pub software: String,
+    /// The highest protocol version its binary implements.
+    pub protocol_version: u32,
+}
+
 /// What the network tells the driver.
 #[derive(Debug)]
 pub enum Event {
     /// The peer passed the handshake; its messages are delivered from now on.
-    PeerConnected { peer: PeerId },
+    PeerConnected { peer: PeerId, info: PeerInfo },
     /// The last connection to a peer that had passed the handshake closed.
     PeerDisconnected { peer: PeerId },
     /// A peer was refused, or refused us, before passing the handshake.

@@ -28,7 +28,7 @@ use prometheus_client::metrics::family::Family;
 
 use super::budget::{Budget, Held, Over};
 use super::gate::{Denied, Gate};
-use super::handshake::{HANDSHAKE_BYTES_MAX, Handshake};
+use super::handshake::{HANDSHAKE_BYTES_MAX, Handshake, Mismatch};
 use super::*;
 
 /// Protocol of the handshake. Without the chain id in its name, so that a node of another
@@ -126,12 +126,10 @@ enum PeerState {
         early: Vec<Event>,
         io: HandshakeIo,
     },
-    Ready,
+    /// Its handshake, checked again whenever our fork id moves.
+    Ready(Box<Handshake>),
     /// Refused; disconnected once both handshakes have crossed (or at `deadline`).
-    Refused {
-        deadline: Instant,
-        io: HandshakeIo,
-    },
+    Refused { deadline: Instant, io: HandshakeIo },
 }
 
 /// Which halves of the handshake exchange are done. A refused peer is disconnected only
@@ -508,7 +506,7 @@ impl Service {
     /// Deliver a message from `peer`, hold it while the handshake runs, or drop it.
     fn deliver(&mut self, peer: PeerId, event: Event) {
         let early = match self.peers.get_mut(&peer) {
-            Some(PeerState::Ready) => return self.emit(event),
+            Some(PeerState::Ready(_)) => return self.emit(event),
             Some(PeerState::Handshaking { early, .. }) => early,
             _ => {
                 tracing::debug!(%peer, "p2p: dropping {} from a peer not ready", event_kind(&event));
@@ -634,12 +632,15 @@ impl Service {
                     .report_message_validation_result(&id.message, &id.from, verdict);
             }
             Command::ReportInvalid { peer, reason } => self.strike(peer, &reason),
-            Command::SetForkId(fork) => self.handshake.fork = fork,
+            Command::SetForkId(fork) => {
+                self.handshake.fork = fork;
+                self.recheck_ready_peers();
+            }
             Command::Peers { reply } => {
                 let ready = self
                     .peers
                     .iter()
-                    .filter(|(_, s)| matches!(s, PeerState::Ready))
+                    .filter(|(_, s)| matches!(s, PeerState::Ready(_)))
                     .map(|(p, _)| *p)
                     .collect();
                 let _ = reply.send(ready);
@@ -656,7 +657,7 @@ impl Service {
                 max: self.message_bytes_max,
             });
         }
-        if !matches!(self.peers.get(&peer), Some(PeerState::Ready)) {
+        if !matches!(self.peers.get(&peer), Some(PeerState::Ready(_))) {
             return Err(RequestError::NotConnected(peer));
         }
         Ok(())
@@ -761,6 +762,41 @@ impl Service {
         self.note_handshake_io(peer, io);
     }
 
+    /// After our fork id moved (an upgrade activated here, or the next one changed): a
+    /// connected peer whose handshake no longer passes is let go at once, as it would be
+    /// refused if it connected now. Without this, a peer that never scheduled an upgrade
+    /// would stay connected past its height until one side restarted.
+    fn recheck_ready_peers(&mut self) {
+        let diverged: Vec<(PeerId, Mismatch)> = self
+            .peers
+            .iter()
+            .filter_map(|(peer, state)| match state {
+                PeerState::Ready(theirs) => self.handshake.check(theirs).err().map(|m| (*peer, m)),
+                _ => None,
+            })
+            .collect();
+        for (peer, mismatch) in diverged {
+            // Both handshakes crossed long ago: nothing left to wait for.
+            self.replace_state(
+                peer,
+                Some(PeerState::Refused {
+                    deadline: Instant::now() + HANDSHAKE_TIMEOUT,
+                    io: HandshakeIo {
+                        answered_theirs: true,
+                        ours_answered: true,
+                    },
+                }),
+            );
+            tracing::warn!(
+                %peer,
+                reason = %mismatch,
+                "p2p: peer let go: an upgrade activated here and its rules differ from ours"
+            );
+            self.emit(Event::PeerDisconnected { peer });
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
     /// Records handshake progress with `peer`; a refused peer is let go once both are done.
     fn note_handshake_io(&mut self, peer: PeerId, progress: HandshakeIo) {
         let finished_refusal = match self.peers.get_mut(&peer) {
@@ -797,24 +833,45 @@ impl Service {
                 protocol_version = theirs.protocol_version,
                 "p2p: the peer runs other rules (its software and versions, for the operator)"
             );
+            if let Some(u) = unscheduled_here(&self.handshake.fork, &theirs.fork) {
+                // Unauthenticated (any peer can claim it), so only a hint for the operator of
+                // a node left out of a rollout: nothing here acts on it.
+                tracing::warn!(
+                    %peer,
+                    upgrade = %u.name,
+                    height = %u.height,
+                    "p2p: the peer has activated upgrade {:?} at height {}, which this node has \
+                     not scheduled. If the network scheduled it, read its version from `cairn \
+                     upgrades` on a node that follows the chain, stop this node and run `cairn \
+                     upgrade schedule --late --name {} --height {} --version <version>`",
+                    u.name,
+                    u.height,
+                    u.name,
+                    u.height
+                );
+            }
             self.refuse(peer, Refusal::Handshake(mismatch));
             return;
         }
+        let info = PeerInfo {
+            software: theirs.software.clone(),
+            protocol_version: theirs.protocol_version,
+        };
         let Some(PeerState::Handshaking { early, .. }) =
-            self.replace_state(peer, Some(PeerState::Ready))
+            self.replace_state(peer, Some(PeerState::Ready(Box::new(theirs))))
         else {
             return;
         };
         tracing::info!(
             %peer,
-            software = %theirs.software,
-            protocol_version = theirs.protocol_version,
+            software = %info.software,
+            protocol_version = info.protocol_version,
             "p2p: peer connected"
         );
         if let Some(r) = self.persistent.get_mut(&peer) {
             r.delay = REDIAL_BACKOFF_BASE;
         }
-        self.emit(Event::PeerConnected { peer });
+        self.emit(Event::PeerConnected { peer, info });
         for event in early {
             self.emit(event);
         }
@@ -823,7 +880,7 @@ impl Service {
     /// The last connection to `peer_id` closed. Its strikes stay (see [`Strikes`]).
     fn on_closed(&mut self, peer_id: PeerId) {
         match self.replace_state(peer_id, None) {
-            Some(PeerState::Ready) => {
+            Some(PeerState::Ready(_)) => {
                 tracing::info!(peer = %peer_id, "p2p: peer disconnected");
                 self.emit(Event::PeerDisconnected { peer: peer_id });
             }
@@ -1131,6 +1188,18 @@ fn event_kind(event: &Event) -> &'static str {
         Event::Direct { .. } => "direct",
         Event::InboundRequest { .. } => "request",
     }
+}
+
+/// An upgrade `theirs` has activated that `ours` neither activated nor expects next: the peer
+/// is on a schedule this node was not given.
+fn unscheduled_here<'a>(ours: &ForkId, theirs: &'a ForkId) -> Option<&'a UpgradeMark> {
+    theirs.activated.iter().find(|t| {
+        !ours
+            .activated
+            .iter()
+            .chain(ours.next.iter())
+            .any(|o| o.name == t.name)
+    })
 }
 
 #[cfg(test)]

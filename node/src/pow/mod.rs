@@ -789,6 +789,7 @@ impl PowDriver {
         self.io.post_status(
             NodeStatus {
                 peers: self.peers.count(),
+                peer_list: self.peers.list(),
                 syncing: sync.syncing(),
                 validator: self.miner.is_some(),
                 halted: self.halted.reason(),

@@ -9,6 +9,7 @@
 //! beyond [`COMMIT_WAIT_MAX`] nor with more than [`COMMIT_WAITERS_MAX`] calls at once (the
 //! waiting calls of `submit_tx` in mode `commit` and of `block` with `wait_ms` together).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cairn_ledger::block::Block;
@@ -56,9 +57,10 @@ pub enum Method {
     OracleRound,
     OracleOperator,
     Upgrades,
+    Peers,
 }
 
-const ALL: [Method; 12] = [
+const ALL: [Method; 13] = [
     Method::SubmitTx,
     Method::Account,
     Method::Block,
@@ -71,6 +73,7 @@ const ALL: [Method; 12] = [
     Method::OracleRound,
     Method::OracleOperator,
     Method::Upgrades,
+    Method::Peers,
 ];
 
 /// `submit_tx`'s modes: admit to the mempool and return, or admit and wait for the commit.
@@ -98,6 +101,7 @@ impl Method {
             Method::OracleRound => "oracle_round",
             Method::OracleOperator => "oracle_operator",
             Method::Upgrades => "upgrades",
+            Method::Peers => "peers",
         }
     }
 
@@ -121,7 +125,8 @@ impl Method {
             | Method::Mempool
             | Method::Validators
             | Method::OracleFeeds
-            | Method::Upgrades => &[],
+            | Method::Upgrades
+            | Method::Peers => &[],
             Method::OraclePrice => &["feed", "twap_window", "history"],
             Method::OracleRound => &["feed"],
             Method::OracleOperator => &["feed", "address"],
@@ -151,6 +156,7 @@ impl Method {
             Method::Tx => tx(state, p),
             Method::Status => status(state),
             Method::Upgrades => Ok(upgrades(state)),
+            Method::Peers => Ok(peers(state)),
             Method::Mempool => mempool(state),
             Method::Validators => Ok(validators(state)),
             Method::OracleFeeds => super::oracle::feeds(state),
@@ -686,6 +692,26 @@ fn upgrades(state: &RpcState) -> Value {
         "schedule_hash": schedule.hash(),
         "implemented": implemented,
         "follows_until": follows_until,
+    })
+}
+
+/// Who this node is connected to and which release and protocol version each announced,
+/// with this node's own: during a rollout, who is on which version.
+fn peers(state: &RpcState) -> Value {
+    let node = state.node.status();
+    let mut by_version: BTreeMap<u32, u32> = BTreeMap::new();
+    *by_version.entry(binary_protocol_version()).or_default() += 1;
+    for p in node.peer_list.iter() {
+        *by_version.entry(p.protocol_version).or_default() += 1;
+    }
+    json!({
+        "software": crate::software(),
+        "protocol_version": binary_protocol_version(),
+        "peers": &*node.peer_list,
+        "nodes_by_protocol_version": by_version
+            .into_iter()
+            .map(|(v, n)| (v.to_string(), json!(n)))
+            .collect::<serde_json::Map<_, _>>(),
     })
 }
 
