@@ -115,7 +115,7 @@ pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 /// a payload of `message_bytes_max`.
 pub const GOSSIP_FRAMING_BYTES_MAX: usize = 1024;
 /// Upgrades named in a fork id; a real schedule has a handful.
-pub const FORK_UPGRADES_MAX: usize = 64;
+pub const FORK_UPGRADES_MAX: usize = cairn_ledger::upgrades::SCHEDULE_UPGRADES_MAX;
 /// How long [`spawn`] waits for the listener to come up.
 pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -423,9 +423,9 @@ impl P2pConfig {
         height: Height,
         key: &Keypair,
     ) -> Result<P2pConfig, P2pError> {
-        if genesis.upgrades.len() > FORK_UPGRADES_MAX {
+        if schedule.upgrades().len() > FORK_UPGRADES_MAX {
             return Err(P2pError::TooManyUpgrades {
-                count: genesis.upgrades.len(),
+                count: schedule.upgrades().len(),
                 max: FORK_UPGRADES_MAX,
             });
         }
