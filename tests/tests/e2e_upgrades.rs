@@ -397,7 +397,7 @@ fn an_upgrade_appended_to_a_live_chain_node_by_node_activates_on_every_node() {
     assert_eq!(memo["status"], "committed", "{memo}");
     // At the height the others let node 3 go (their fork id moved and its handshake no
     // longer passes) and refuse it when it dials again; it stays up below the height, and
-    // its log names the upgrade and the command.
+    // its status and log name the upgrade and the command.
     net.wait_for("nodes 0-2 to let node 3 go", |net| {
         net.status(3).is_some_and(|s| s["peers"] == 0)
             && (0..3).all(|i| net.status(i).is_some_and(|s| s["peers"] == 2))
@@ -408,6 +408,12 @@ fn an_upgrade_appended_to_a_live_chain_node_by_node_activates_on_every_node() {
         "node 3 committed {left_out} under the old rules"
     );
     assert!(net.exited(3).is_none(), "node 3 exited");
+    net.wait_for("node 3 to show what it lacks", |net| {
+        net.status(3).is_some_and(|s| {
+            s["peer_on_another_schedule"]["upgrade"] == "memo"
+                && s["peer_on_another_schedule"]["height"] == at
+        })
+    });
     net.wait_for("node 3 to log what it lacks", |net| {
         let log = std::fs::read_to_string(&net.nodes[3].log).unwrap();
         log.contains("has activated upgrade \"memo\"") && log.contains("--late --name memo")

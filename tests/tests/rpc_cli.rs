@@ -77,6 +77,7 @@ impl Node {
                 halted: None,
                 not_scheduled_here: None,
                 peer_list: Default::default(),
+                other_schedule: None,
                 engine: EngineStatus::HotStuff {
                     round: Round(7),
                     leader: Some(validator.public().address()),

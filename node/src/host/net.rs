@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, watch};
 use super::peers::Peers;
 use super::{DriverError, NodeIo};
 use crate::metrics::ReasonLabel;
-use crate::p2p::{Command, Event, GossipId, RequestId, Topic, Verdict};
+use crate::p2p::{Command, Event, GossipId, Mismatch, Refusal, RequestId, Topic, Verdict};
 use crate::txpool::gossip::publish_batches;
 
 impl NodeIo {
@@ -115,6 +115,12 @@ impl NodeIo {
                 Heard::Disconnected(peer)
             }
             Event::PeerRefused { peer, reason } => {
+                if let Refusal::Handshake(Mismatch::Fork { ours, theirs }) = &reason
+                    && let Some(u) = theirs.activated_unknown_to(ours)
+                {
+                    let other = peers.on_other_schedule(peer, &u.name, u.height);
+                    tracing::warn!(%peer, "{}", other.hint());
+                }
                 tracing::warn!(%peer, %reason, "peer refused");
                 Heard::Done
             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use libp2p::PeerId;
 
-use super::status::PeerStatus;
+use super::status::{OtherSchedule, PeerStatus};
 use crate::p2p::PeerInfo;
 
 /// Connected peers, in the order they connected, with what each said of itself.
@@ -19,6 +19,7 @@ pub struct Peers {
     /// `connected` as `status` shows it, rebuilt only when it changes: the driver posts its
     /// status far more often than peers come and go.
     listed: Arc<[PeerStatus]>,
+    other_schedule: Option<OtherSchedule>,
 }
 
 impl Peers {
@@ -35,6 +36,24 @@ impl Peers {
         self.connected.retain(|(p, _)| p != peer);
         self.relist();
         tracing::info!(%peer, peers = self.connected.len(), "peer disconnected");
+    }
+
+    /// `peer` was refused for having activated an upgrade this node never scheduled.
+    pub fn on_other_schedule(
+        &mut self,
+        peer: PeerId,
+        upgrade: &str,
+        height: cairn_ledger::Height,
+    ) -> &OtherSchedule {
+        self.other_schedule.insert(OtherSchedule {
+            peer_id: peer.to_string(),
+            upgrade: upgrade.to_owned(),
+            height,
+        })
+    }
+
+    pub fn other_schedule(&self) -> Option<OtherSchedule> {
+        self.other_schedule.clone()
     }
 
     /// Each connected peer with its software and protocol version, for `status`.

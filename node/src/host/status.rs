@@ -22,6 +22,8 @@ pub struct NodeStatus {
     pub peers: u32,
     /// The connected peers and the versions they announced (RPC `peers`, `cairn peers`).
     pub peer_list: Arc<[PeerStatus]>,
+    /// The last peer refused because it has activated an upgrade this node never scheduled.
+    pub other_schedule: Option<OtherSchedule>,
     pub syncing: bool,
     /// Whether this node takes part in making blocks: a validator in the genesis set, or a
     /// node that mines.
@@ -44,6 +46,31 @@ pub struct PeerStatus {
     pub software: String,
     /// The highest protocol version its binary implements.
     pub protocol_version: u32,
+}
+
+/// A peer refused at the handshake because it has activated `upgrade` at `height`, which this
+/// node's schedule lacks: what a node left out of a rollout sees. Unauthenticated (any peer
+/// can claim it), so `status` shows it and nothing acts on it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OtherSchedule {
+    pub peer_id: String,
+    pub upgrade: String,
+    pub height: Height,
+}
+
+impl OtherSchedule {
+    /// What the operator of a node left out of a rollout should do.
+    pub fn hint(&self) -> String {
+        let Self {
+            upgrade, height, ..
+        } = self;
+        format!(
+            "a peer has activated upgrade {upgrade:?} at height {height}, which this node has \
+             not scheduled: if the network scheduled it, read its version from `cairn upgrades` \
+             on a node that follows the chain, stop this node and run `cairn upgrade schedule \
+             --late --name {upgrade} --height {height} --version <version>`"
+        )
+    }
 }
 
 /// The part of [`NodeStatus`] that depends on the engine.

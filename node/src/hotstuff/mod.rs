@@ -718,6 +718,7 @@ impl Driver {
             NodeStatus {
                 peers: self.peers.count(),
                 peer_list: self.peers.list(),
+                other_schedule: self.peers.other_schedule(),
                 syncing: sync.syncing(),
                 validator: self.is_validator,
                 halted: self.halted.reason(),

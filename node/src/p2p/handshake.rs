@@ -47,6 +47,18 @@ pub struct ForkId {
 }
 
 impl ForkId {
+    /// An upgrade `self` has activated that `ours` neither activated nor expects next: the
+    /// sender is on a schedule the holder of `ours` was not given.
+    pub fn activated_unknown_to(&self, ours: &ForkId) -> Option<&UpgradeMark> {
+        self.activated.iter().find(|t| {
+            !ours
+                .activated
+                .iter()
+                .chain(ours.next.iter())
+                .any(|o| o.name == t.name)
+        })
+    }
+
     /// The fork id of a node whose chain is at `height`.
     pub fn at(schedule: &Schedule, height: Height) -> ForkId {
         ForkId {

@@ -833,23 +833,6 @@ impl Service {
                 protocol_version = theirs.protocol_version,
                 "p2p: the peer runs other rules (its software and versions, for the operator)"
             );
-            if let Some(u) = unscheduled_here(&self.handshake.fork, &theirs.fork) {
-                // Unauthenticated (any peer can claim it), so only a hint for the operator of
-                // a node left out of a rollout: nothing here acts on it.
-                tracing::warn!(
-                    %peer,
-                    upgrade = %u.name,
-                    height = %u.height,
-                    "p2p: the peer has activated upgrade {:?} at height {}, which this node has \
-                     not scheduled. If the network scheduled it, read its version from `cairn \
-                     upgrades` on a node that follows the chain, stop this node and run `cairn \
-                     upgrade schedule --late --name {} --height {} --version <version>`",
-                    u.name,
-                    u.height,
-                    u.name,
-                    u.height
-                );
-            }
             self.refuse(peer, Refusal::Handshake(mismatch));
             return;
         }
@@ -1188,18 +1171,6 @@ fn event_kind(event: &Event) -> &'static str {
         Event::Direct { .. } => "direct",
         Event::InboundRequest { .. } => "request",
     }
-}
-
-/// An upgrade `theirs` has activated that `ours` neither activated nor expects next: the peer
-/// is on a schedule this node was not given.
-fn unscheduled_here<'a>(ours: &ForkId, theirs: &'a ForkId) -> Option<&'a UpgradeMark> {
-    theirs.activated.iter().find(|t| {
-        !ours
-            .activated
-            .iter()
-            .chain(ours.next.iter())
-            .any(|o| o.name == t.name)
-    })
 }
 
 #[cfg(test)]

@@ -790,6 +790,7 @@ impl PowDriver {
             NodeStatus {
                 peers: self.peers.count(),
                 peer_list: self.peers.list(),
+                other_schedule: self.peers.other_schedule(),
                 syncing: sync.syncing(),
                 validator: self.miner.is_some(),
                 halted: self.halted.reason(),

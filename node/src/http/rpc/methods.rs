@@ -615,6 +615,12 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
         "chain_id": state.store.chain_id(),
         "genesis_hash": state.store.genesis_hash(),
         "consensus": node.engine.name(),
+        "peer_on_another_schedule": node.other_schedule.as_ref().map(|o| json!({
+            "peer_id": o.peer_id,
+            "upgrade": o.upgrade,
+            "height": o.height,
+            "hint": o.hint(),
+        })),
     });
     // The driver posts its best header every 250 ms while the tip is read live here; the
     // tip's own header is known, so the best header is never below it.
