@@ -341,6 +341,126 @@ mod tests {
         );
     }
 
+    fn implemented_as(entries: &[(&'static str, u32)]) -> Vec<Implemented> {
+        entries
+            .iter()
+            .map(|&(name, v)| Implemented {
+                version: ProtocolVersion(v),
+                ..known(&[name]).remove(0)
+            })
+            .collect()
+    }
+
+    fn upgrade(name: &str, height: u64, version: u32) -> Upgrade {
+        Upgrade {
+            name: name.into(),
+            height: Height(height),
+            protocol_version: ProtocolVersion(version),
+        }
+    }
+
+    /// `cairn upgrade schedule`'s refusals, each for the value to change; what passes is
+    /// exactly an implemented name at its version, above every scheduled height and version,
+    /// and `margin` blocks above the tip.
+    #[test]
+    fn appending_refuses_each_way_of_rewriting_or_guessing_the_schedule() {
+        let implemented = implemented_as(&[("alpha", 2), ("beta", 3), ("gamma", 4), ("old", 2)]);
+        let s = Schedule::new(&genesis(), &implemented);
+        let check = |u: Upgrade, tip: u64, margin: u64| {
+            s.check_append(&u, Height(tip), margin, &implemented)
+        };
+        assert_eq!(check(upgrade("gamma", 200, 4), 50, 100), Ok(()));
+        assert!(matches!(
+            check(upgrade("Gamma", 200, 4), 50, 100),
+            Err(ScheduleError::BadName(_))
+        ));
+        assert!(matches!(
+            check(upgrade(&"g".repeat(65), 200, 4), 50, 100),
+            Err(ScheduleError::BadName(_))
+        ));
+        assert!(matches!(
+            check(upgrade("beta", 200, 3), 50, 100),
+            Err(ScheduleError::AlreadyScheduled { .. })
+        ));
+        assert!(matches!(
+            check(upgrade("delta", 200, 5), 50, 100),
+            Err(ScheduleError::NotImplemented { .. })
+        ));
+        assert!(matches!(
+            check(upgrade("gamma", 200, 5), 50, 100),
+            Err(ScheduleError::WrongVersion { .. })
+        ));
+        assert!(matches!(
+            check(upgrade("gamma", 20, 4), 5, 1),
+            Err(ScheduleError::NotAfterLast { .. })
+        ));
+        // `old` is implemented, at a version the schedule has already passed.
+        assert!(matches!(
+            check(upgrade("old", 200, 2), 50, 100),
+            Err(ScheduleError::VersionNotRaised { .. })
+        ));
+        assert!(matches!(
+            check(upgrade("gamma", 149, 4), 50, 100),
+            Err(ScheduleError::TooClose {
+                lowest: Height(150),
+                ..
+            })
+        ));
+        // A margin of 0 still means above the tip.
+        assert!(matches!(
+            check(upgrade("gamma", 50, 4), 50, 0),
+            Err(ScheduleError::TooClose { .. })
+        ));
+        assert_eq!(check(upgrade("gamma", 51, 4), 50, 0), Ok(()));
+    }
+
+    #[test]
+    fn a_full_schedule_takes_no_more() {
+        let names: Vec<&'static str> = (0..=SCHEDULE_UPGRADES_MAX)
+            .map(|i| &*Box::leak(format!("u{i}").into_boxed_str()))
+            .collect();
+        let implemented: Vec<Implemented> = names
+            .iter()
+            .enumerate()
+            .map(|(i, &name)| Implemented {
+                version: ProtocolVersion(2 + i as u32),
+                ..known(&[name]).remove(0)
+            })
+            .collect();
+        let upgrades: Vec<Upgrade> = (0..SCHEDULE_UPGRADES_MAX)
+            .map(|i| upgrade(names[i], 10 + i as u64, 2 + i as u32))
+            .collect();
+        let s = Schedule::from_upgrades(ProtocolVersion(1), &upgrades, &implemented);
+        let last = SCHEDULE_UPGRADES_MAX;
+        assert_eq!(
+            s.check_append(
+                &upgrade(names[last], 1_000, 2 + last as u32),
+                Height(0),
+                1,
+                &implemented
+            ),
+            Err(ScheduleError::Full)
+        );
+    }
+
+    #[test]
+    fn the_schedule_hash_names_the_whole_schedule() {
+        let implemented = implemented_as(&[("alpha", 2), ("beta", 3), ("gamma", 4)]);
+        let s = Schedule::new(&genesis(), &implemented);
+        let mut more = genesis().upgrades;
+        more.push(upgrade("gamma", 30, 4));
+        let longer = Schedule::from_upgrades(ProtocolVersion(1), &more, &implemented);
+        let other_base =
+            Schedule::from_upgrades(ProtocolVersion(0), &genesis().upgrades, &implemented);
+        assert_ne!(s.hash(), longer.hash());
+        assert_ne!(s.hash(), other_base.hash());
+        assert_eq!(
+            s.hash(),
+            Schedule::from_upgrades(ProtocolVersion(1), &genesis().upgrades, &[]).hash(),
+            "what this binary implements is not part of the schedule's name"
+        );
+    }
+
     #[test]
     fn the_rules_change_at_each_implemented_upgrades_height() {
         let mut g = genesis();
