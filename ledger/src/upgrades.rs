@@ -9,7 +9,7 @@
 //! upgrade, so the operator upgrades the binary instead of the node forking off.
 
 use crate::codec;
-use crate::genesis::params::{Genesis, Upgrade};
+use crate::genesis::params::{Genesis, UPGRADE_NAME_RULE, Upgrade, is_upgrade_name};
 use crate::rules::{GENESIS_RULES, IMPLEMENTED, Implemented, Rules};
 use crate::types::{Hash, Height, ProtocolVersion};
 
@@ -25,7 +25,7 @@ pub const SCHEDULE_UPGRADES_MAX: usize = 64;
 /// change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
-    #[error("the name {0:?} is not 1 to 64 characters of a-z 0-9 -")]
+    #[error("the name {0:?} breaks the rule: {UPGRADE_NAME_RULE}")]
     BadName(String),
     #[error(
         "{name:?} is already scheduled (at height {height}); the schedule is append-only, so an \
@@ -174,12 +174,7 @@ impl Schedule {
         margin: u64,
         implemented: &[Implemented],
     ) -> Result<(), ScheduleError> {
-        let name_ok = !u.name.is_empty()
-            && u.name.chars().count() <= crate::genesis::NAME_CHARS_MAX
-            && u.name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !name_ok {
+        if !is_upgrade_name(&u.name) {
             return Err(ScheduleError::BadName(u.name.clone()));
         }
         if let Some(there) = self.upgrades.iter().find(|s| s.name == u.name) {

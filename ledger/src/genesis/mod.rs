@@ -100,6 +100,7 @@ pub use file::{
 pub use params::{
     BLOCK_BYTES_MIN, BPS_MAX, ConsensusParams, EngineKind, EngineParams, FEED_DECIMALS_MAX,
     FEED_SYMBOL_CHARS_MAX, GENESIS_BYTES_MAX, Genesis, GenesisAccount, GenesisFeed, HotStuffParams,
-    LeaderElection, NAME_CHARS_MAX, OracleParams, PowParams, Upgrade, Validator,
+    LeaderElection, NAME_CHARS_MAX, OracleParams, PowParams, UPGRADE_NAME_RULE, Upgrade, Validator,
+    is_upgrade_name, upgrade_name_char,
 };
 pub use validate::{GenesisError, Problem};

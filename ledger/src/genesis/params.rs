@@ -120,6 +120,21 @@ pub struct Upgrade {
     pub protocol_version: ProtocolVersion,
 }
 
+/// The rule for upgrade names, in genesis and `cairn upgrade schedule` alike.
+pub const UPGRADE_NAME_RULE: &str = "an upgrade name is 1 to 64 characters of a-z 0-9 -";
+
+/// A character an upgrade name may hold.
+pub fn upgrade_name_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+}
+
+/// Whether `name` follows [`UPGRADE_NAME_RULE`].
+pub fn is_upgrade_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().count() <= NAME_CHARS_MAX
+        && name.chars().all(upgrade_name_char)
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OracleParams {
     pub unbonding_blocks: u64,

@@ -26,7 +26,7 @@ use super::file::{
 use super::params::{
     BLOCK_BYTES_MIN, BPS_MAX, ConsensusParams, EngineParams, FEED_DECIMALS_MAX, GENESIS_BYTES_MAX,
     Genesis, GenesisAccount, GenesisFeed, HotStuffParams, LeaderElection, NAME_CHARS_MAX,
-    OracleParams, PowParams, Upgrade, Validator,
+    OracleParams, PowParams, UPGRADE_NAME_RULE, Upgrade, Validator, upgrade_name_char,
 };
 
 /// How much of an offending string a message quotes.
@@ -632,13 +632,7 @@ fn check_upgrades(
     let mut names_seen: HashMap<&str, usize> = HashMap::new();
     for (i, u) in entries.iter().enumerate() {
         let at = |field: &str| format!("upgrades[{i}].{field}");
-        check_name(
-            &u.name,
-            |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
-            "an upgrade name is 1 to 64 characters of a-z 0-9 -",
-            at("name"),
-            p,
-        );
+        check_name(&u.name, upgrade_name_char, UPGRADE_NAME_RULE, at("name"), p);
         if let Some(j) = first_seen(&mut names_seen, u.name.as_str(), i) {
             p.add(
                 at("name"),

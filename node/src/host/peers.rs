@@ -67,8 +67,7 @@ impl Peers {
             .iter()
             .map(|(peer, info)| PeerStatus {
                 peer_id: peer.to_string(),
-                software: info.software.clone(),
-                protocol_version: info.protocol_version,
+                info: info.clone(),
             })
             .collect();
     }

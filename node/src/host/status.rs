@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use cairn_ledger::{Address, Height, Round, TimestampMs};
 
 use super::upgrade::NotScheduledHere;
+use crate::p2p::PeerInfo;
 
 /// A node whose best known block is more than this many heights above its tip reports
 /// itself as syncing (and a miner does not mine).
@@ -42,10 +43,8 @@ pub struct NodeStatus {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct PeerStatus {
     pub peer_id: String,
-    /// `cairn/<release>`.
-    pub software: String,
-    /// The highest protocol version its binary implements.
-    pub protocol_version: u32,
+    #[serde(flatten)]
+    pub info: PeerInfo,
 }
 
 /// A peer refused at the handshake because it has activated `upgrade` at `height`, which this

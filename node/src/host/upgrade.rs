@@ -41,7 +41,8 @@ impl UpgradeWatch {
     /// schedule holds an upgrade this binary lacks.
     pub fn new(io: &NodeIo, store: &Store) -> UpgradeWatch {
         let tip = store.tip().height;
-        if let Some(u) = store.schedule().missing_at(Height(u64::MAX))
+        let missing = store.schedule().missing_at(Height(u64::MAX));
+        if let Some(u) = missing
             && u.height > tip
         {
             tracing::warn!(
@@ -56,7 +57,7 @@ impl UpgradeWatch {
                 u.height
             );
         }
-        let halted = store.schedule().missing_at(Height(u64::MAX)).map(|u| {
+        let halted = missing.map(|u| {
             io.metrics
                 .upgrade
                 .halted

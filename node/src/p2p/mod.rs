@@ -237,7 +237,7 @@ pub enum Command {
 
 /// What a peer said about itself in its handshake, for operators' eyes: never compared (the
 /// fork id decides who may talk).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct PeerInfo {
     /// `cairn/<release>`.
     pub software: String,

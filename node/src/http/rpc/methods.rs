@@ -708,7 +708,7 @@ fn peers(state: &RpcState) -> Value {
     let mut by_version: BTreeMap<u32, u32> = BTreeMap::new();
     *by_version.entry(binary_protocol_version()).or_default() += 1;
     for p in node.peer_list.iter() {
-        *by_version.entry(p.protocol_version).or_default() += 1;
+        *by_version.entry(p.info.protocol_version).or_default() += 1;
     }
     json!({
         "software": crate::software(),
