@@ -38,6 +38,23 @@ pub enum Seal {
     /// Proof of work: the compact target and the nonce that meets it. The nonce is the last
     /// field of the encoded header so miners can hash everything before it once.
     Pow { bits: u32, nonce: u64 },
+    /// PBFT: the commit certificate of the parent, as this block's proposer holds it (any
+    /// quorum of commit signatures will do, so two proposers may carry different ones). The
+    /// round is left out on purpose: a block re-proposed in a later round keeps its id, so
+    /// the prepare certificates gathered for it stay valid.
+    Pbft { parent_commit: QuorumCert },
+}
+
+impl Seal {
+    /// The certificate a BFT block carries for its parent (HotStuff's justify QC, PBFT's
+    /// parent commit certificate).
+    pub fn parent_cert(&self) -> Option<&QuorumCert> {
+        match self {
+            Seal::HotStuff { justify, .. } => Some(justify),
+            Seal::Pbft { parent_commit } => Some(parent_commit),
+            Seal::Genesis | Seal::Pow { .. } => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +85,7 @@ impl BlockHeader {
     }
 
     fn check_bounds(&self) -> Result<(), CodecError> {
-        if let Seal::HotStuff { justify, .. } = &self.seal
+        if let Some(justify) = self.seal.parent_cert()
             && justify.votes.len() > QC_VOTES_MAX
         {
             return Err(CodecError::Malformed {

@@ -84,7 +84,7 @@ pub fn block_round(block: &Block) -> Option<Round> {
     match &block.header.seal {
         Seal::Genesis => Some(Round(0)),
         Seal::HotStuff { round, .. } => Some(*round),
-        Seal::Pow { .. } => None,
+        Seal::Pow { .. } | Seal::Pbft { .. } => None,
     }
 }
 

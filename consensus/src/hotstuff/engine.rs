@@ -166,7 +166,7 @@ fn stored_round_max(restart: &RestartState) -> Round {
     let block_rounds = blocks.flat_map(|b| {
         let justify = match &b.header.seal {
             Seal::HotStuff { justify, .. } => Some(justify.round),
-            Seal::Genesis | Seal::Pow { .. } => None,
+            Seal::Genesis | Seal::Pow { .. } | Seal::Pbft { .. } => None,
         };
         block_round(b).into_iter().chain(justify)
     });
@@ -214,7 +214,7 @@ fn restorable(
         .collect();
     let justifies = blocks.iter().filter_map(|b| match &b.header.seal {
         Seal::HotStuff { justify, .. } => Some(justify),
-        Seal::Genesis | Seal::Pow { .. } => None,
+        Seal::Genesis | Seal::Pow { .. } | Seal::Pbft { .. } => None,
     });
     let known_qcs: Vec<&QuorumCert> = justifies
         .chain(committed_qc)

@@ -4,7 +4,8 @@
 //! `kernel` is what both simulators stand on: the one event queue in virtual time, the
 //! seed's generator, links (FIFO order, partitions), the trace hash, the violation record
 //! and the seed runner. `hotstuff` runs HotStuff validators through network faults, crashes
-//! and Byzantine behaviours; `pow` runs proof-of-work miners through delays and partitions.
+//! and Byzantine behaviours; `pbft` runs PBFT validators through the same faults, network
+//! model and checkers; `pow` runs proof-of-work miners through delays and partitions.
 //! The HotStuff simulator's items are re-exported here, where the CLI finds them.
 //!
 //! Owns: simulation. Never: reads the wall clock, or any randomness except the seed's
@@ -12,6 +13,7 @@
 
 pub mod hotstuff;
 pub mod kernel;
+pub mod pbft;
 pub mod pow;
 
 pub use hotstuff::{

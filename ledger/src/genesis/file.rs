@@ -13,6 +13,7 @@ use super::params::{EngineParams, Genesis, LeaderElection, OracleParams};
 /// How `[consensus] engine` names each engine.
 pub(super) const ENGINE_HOTSTUFF: &str = "hotstuff";
 pub(super) const ENGINE_POW: &str = "pow";
+pub(super) const ENGINE_PBFT: &str = "pbft";
 
 /// A genesis file as written: parsed, not yet checked. See the module documentation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +43,15 @@ pub struct ConsensusSection {
     pub hotstuff: Option<HotStuffSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pow: Option<PowSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pbft: Option<PbftSection>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PbftSection {
+    pub round_timeout_ms_base: u64,
+    pub round_timeout_ms_max: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +130,7 @@ pub struct FeedEntry {
 impl Genesis {
     /// The file that [`GenesisFile::validate`]s back to this genesis.
     pub fn to_file(&self) -> GenesisFile {
+        let mut pbft = None;
         let (engine, hotstuff, pow) = match &self.consensus.engine {
             EngineParams::HotStuff(h) => (
                 ENGINE_HOTSTUFF,
@@ -134,6 +145,13 @@ impl Genesis {
                 }),
                 None,
             ),
+            EngineParams::Pbft(p) => {
+                pbft = Some(PbftSection {
+                    round_timeout_ms_base: p.round_timeout_ms_base,
+                    round_timeout_ms_max: p.round_timeout_ms_max,
+                });
+                (ENGINE_PBFT, None, None)
+            }
             EngineParams::Pow(p) => (
                 ENGINE_POW,
                 None,
@@ -180,6 +198,7 @@ impl Genesis {
                 block_bytes_max: self.consensus.block_bytes_max,
                 hotstuff,
                 pow,
+                pbft,
             },
             validators: self
                 .validators
@@ -246,7 +265,7 @@ impl GenesisFile {
         w.string(
             "engine",
             &c.engine,
-            "\"hotstuff\" (BFT) or \"pow\" (proof of work)",
+            "\"hotstuff\" or \"pbft\" (BFT), or \"pow\" (proof of work)",
         );
         w.int(
             "block_txs_max",
@@ -284,6 +303,19 @@ impl GenesisFile {
                     "chain time before a passed-over leader gets a turn again (doubling per failed retry)",
                 );
             }
+        }
+        if let Some(b) = &c.pbft {
+            w.table("consensus.pbft", "");
+            w.int(
+                "round_timeout_ms_base",
+                b.round_timeout_ms_base,
+                "first round of each height; doubles per failed round",
+            );
+            w.int(
+                "round_timeout_ms_max",
+                b.round_timeout_ms_max,
+                "cap on the round timeout",
+            );
         }
         if let Some(pow) = &c.pow {
             w.table("consensus.pow", "");

@@ -8,7 +8,7 @@ use crate::types::{Address, Amount, ProtocolVersion, PublicKey, TimestampMs};
 
 use super::params::{
     ConsensusParams, EngineKind, EngineParams, Genesis, GenesisAccount, GenesisFeed,
-    HotStuffParams, LeaderElection, OracleParams, PowParams, Validator,
+    HotStuffParams, LeaderElection, OracleParams, PbftParams, PowParams, Validator,
 };
 
 impl Genesis {
@@ -27,7 +27,7 @@ impl Genesis {
         // be over before a publisher polling every 100 ms saw the window open), a local PoW
         // network one every 2 s.
         let window_blocks = match engine {
-            EngineKind::HotStuff => 30,
+            EngineKind::HotStuff | EngineKind::Pbft => 30,
             EngineKind::Pow => 5,
         };
         let engine = match engine {
@@ -37,6 +37,10 @@ impl Genesis {
                 leader_election: LeaderElection::Reputation {
                     retry_after_ms: LeaderElection::RETRY_AFTER_MS_DEFAULT,
                 },
+            }),
+            EngineKind::Pbft => EngineParams::Pbft(PbftParams {
+                round_timeout_ms_base: 1000,
+                round_timeout_ms_max: 30_000,
             }),
             EngineKind::Pow => EngineParams::Pow(PowParams {
                 initial_bits: 0x1f00_ffff,

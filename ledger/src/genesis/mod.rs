@@ -31,7 +31,7 @@
 //! protocol_version = 1              # protocol version at height 0, >= 1
 //!
 //! [consensus]
-//! engine = "hotstuff"               # "hotstuff" (BFT) or "pow" (Nakamoto)
+//! engine = "hotstuff"               # "hotstuff" or "pbft" (BFT), or "pow" (Nakamoto)
 //! block_txs_max = 2000              # 1..=block::BLOCK_TXS_MAX
 //! block_bytes_max = 4194304         # 1024..=block::BLOCK_BYTES_MAX
 //!
@@ -40,6 +40,10 @@
 //! round_timeout_ms_max = 30000      # >= round_timeout_ms_base
 //! leader_election = "reputation"    # or "round_robin" (the default when absent)
 //! leader_retry_after_ms = 10000     # reputation only; >= round_timeout_ms_base
+//!
+//! [consensus.pbft]                  # required if and only if engine = "pbft"
+//! round_timeout_ms_base = 1000      # > 0; first round of each height, doubles per round
+//! round_timeout_ms_max = 30000      # >= round_timeout_ms_base
 //!
 //! [consensus.pow]                   # required if and only if engine = "pow"
 //! initial_bits = "0x1f00ffff"       # compact target (Bitcoin `bits`): positive, nonzero,
@@ -51,7 +55,7 @@
 //! coinbase_maturity_blocks = 10
 //! future_block_time_ms_max = 7200000  # > 0
 //!
-//! [[validators]]                    # hotstuff: at least 1, at most block::QC_VOTES_MAX;
+//! [[validators]]                    # hotstuff, pbft: at least 1, at most block::QC_VOTES_MAX;
 //!                                   # pow: optional (the miners allowed to connect)
 //! name = "node0"                    # optional; unique; 1..=64 characters, no control chars
 //! public_key = "<64 hex digits>"    # canonical ed25519 point, not of small order; unique
@@ -95,12 +99,12 @@ mod tests;
 
 pub use file::{
     AccountEntry, ConsensusSection, FeedEntry, GenesisFile, HotStuffSection, OracleSection,
-    PowSection, UpgradeEntry, ValidatorEntry,
+    PbftSection, PowSection, UpgradeEntry, ValidatorEntry,
 };
 pub use params::{
     BLOCK_BYTES_MIN, BPS_MAX, ConsensusParams, EngineKind, EngineParams, FEED_DECIMALS_MAX,
     FEED_SYMBOL_CHARS_MAX, GENESIS_BYTES_MAX, Genesis, GenesisAccount, GenesisFeed, HotStuffParams,
-    LeaderElection, NAME_CHARS_MAX, OracleParams, PowParams, UPGRADE_NAME_RULE, Upgrade, Validator,
-    is_upgrade_name, upgrade_name_char,
+    LeaderElection, NAME_CHARS_MAX, OracleParams, PbftParams, PowParams, UPGRADE_NAME_RULE,
+    Upgrade, Validator, is_upgrade_name, upgrade_name_char,
 };
 pub use validate::{GenesisError, Problem};

@@ -48,6 +48,15 @@ pub struct ConsensusParams {
 pub enum EngineParams {
     HotStuff(HotStuffParams),
     Pow(PowParams),
+    Pbft(PbftParams),
+}
+
+/// PBFT's round timer: the first round of each height waits `round_timeout_ms_base`, each
+/// later round of the same height twice the one before, up to `round_timeout_ms_max`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PbftParams {
+    pub round_timeout_ms_base: u64,
+    pub round_timeout_ms_max: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +172,7 @@ pub struct GenesisFeed {
 pub enum EngineKind {
     HotStuff,
     Pow,
+    Pbft,
 }
 
 impl Genesis {

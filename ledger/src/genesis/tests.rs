@@ -291,7 +291,7 @@ fn hash_leaves_out_the_upgrade_schedule() {
 fn pow_params(g: &mut Genesis) -> &mut PowParams {
     match &mut g.consensus.engine {
         EngineParams::Pow(p) => p,
-        EngineParams::HotStuff(_) => panic!("not a pow genesis"),
+        EngineParams::HotStuff(_) | EngineParams::Pbft(_) => panic!("not a pow genesis"),
     }
 }
 
@@ -474,7 +474,7 @@ fn messages_name_the_offending_values() {
     let m = messages(base.replace("engine = \"hotstuff\"", "engine = \"raft\""));
     assert_eq!(
         m,
-        ["consensus.engine: unknown engine \"raft\"; expected \"hotstuff\" or \"pow\""]
+        ["consensus.engine: unknown engine \"raft\"; expected \"hotstuff\", \"pbft\" or \"pow\""]
     );
 
     let m = messages(base.replace(&format!("0x{}", key(2)), &key(1).to_string()));
@@ -883,4 +883,34 @@ fn a_wrong_leader_election_names_the_field_and_the_choices() {
         "{}",
         p[0].message
     );
+}
+
+#[test]
+fn a_pbft_genesis_round_trips_and_its_section_must_match_the_engine() {
+    let key = crate::crypto::Keypair::from_secret(&[3; 32]).public();
+    let g = Genesis::local(EngineKind::Pbft, &[key], &[], TimestampMs(0));
+    let text = g.to_file().to_toml_string();
+    assert!(
+        text.contains("engine = \"pbft\"") && text.contains("[consensus.pbft]"),
+        "{text}"
+    );
+    assert_eq!(Genesis::from_toml_str(&text).unwrap(), g);
+    // PBFT and HotStuff genesis files of the same validators are different networks.
+    let h = Genesis::local(EngineKind::HotStuff, &[key], &[], TimestampMs(0));
+    assert_ne!(g.hash(), h.hash());
+    let mixed = text.replace("engine = \"pbft\"", "engine = \"hotstuff\"");
+    let paths: Vec<String> = problems(Genesis::from_toml_str(&mixed))
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "consensus.pbft: section given but engine is \"hotstuff\"; remove it or set engine = \"pbft\"",
+            "consensus.hotstuff: missing; engine \"hotstuff\" needs a [consensus.hotstuff] section"
+        ]
+    );
+    let zero = text.replace("round_timeout_ms_base = 1000", "round_timeout_ms_base = 0");
+    let p = problems(Genesis::from_toml_str(&zero));
+    assert_eq!(p[0].path, "consensus.pbft.round_timeout_ms_base");
 }

@@ -20,13 +20,13 @@ use crate::work::{COMPACT_SIGN_BIT, CompactError, CompactTarget};
 use cairn_oracle::{FEED_ID_RULE, FeedId, FeedIdFault};
 
 use super::file::{
-    AccountEntry, ConsensusSection, ENGINE_HOTSTUFF, ENGINE_POW, GenesisFile, HotStuffSection,
-    OracleSection, PowSection, UpgradeEntry, ValidatorEntry,
+    AccountEntry, ConsensusSection, ENGINE_HOTSTUFF, ENGINE_PBFT, ENGINE_POW, GenesisFile,
+    HotStuffSection, OracleSection, PbftSection, PowSection, UpgradeEntry, ValidatorEntry,
 };
 use super::params::{
     BLOCK_BYTES_MIN, BPS_MAX, ConsensusParams, EngineParams, FEED_DECIMALS_MAX, GENESIS_BYTES_MAX,
     Genesis, GenesisAccount, GenesisFeed, HotStuffParams, LeaderElection, NAME_CHARS_MAX,
-    OracleParams, PowParams, UPGRADE_NAME_RULE, Upgrade, Validator, upgrade_name_char,
+    OracleParams, PbftParams, PowParams, UPGRADE_NAME_RULE, Upgrade, Validator, upgrade_name_char,
 };
 
 /// How much of an offending string a message quotes.
@@ -255,55 +255,55 @@ fn check_consensus(c: &ConsensusSection, p: &mut Problems) -> Option<ConsensusPa
     // Sections are checked whether or not the engine wants them, so their own problems are
     // reported alongside a wrong engine name.
     let hotstuff = c.hotstuff.as_ref().map(|h| check_hotstuff(h, p));
+    let pbft = c.pbft.as_ref().map(|b| check_pbft(b, p));
     let pow = c.pow.as_ref().map(|s| check_pow(s, p));
+    let present = [
+        (ENGINE_HOTSTUFF, c.hotstuff.is_some()),
+        (ENGINE_PBFT, c.pbft.is_some()),
+        (ENGINE_POW, c.pow.is_some()),
+    ];
+    let known = present.iter().any(|(name, _)| *name == c.engine);
+    if known {
+        for (name, given) in present {
+            if given && name != c.engine {
+                p.add(
+                    format!("consensus.{name}"),
+                    format!(
+                        "section given but engine is {}; remove it or set engine = \"{name}\"",
+                        quote(&c.engine)
+                    ),
+                );
+            }
+        }
+    }
     let engine = match c.engine.as_str() {
-        ENGINE_HOTSTUFF => {
-            if c.pow.is_some() {
-                p.add(
-                    "consensus.pow",
-                    "section given but engine is \"hotstuff\"; remove it or set engine = \"pow\"",
-                );
-            }
-            match hotstuff {
-                Some(h) => Some(EngineParams::HotStuff(h)),
-                None => {
-                    p.add(
-                        "consensus.hotstuff",
-                        "missing; engine \"hotstuff\" needs a [consensus.hotstuff] section",
-                    );
-                    None
-                }
-            }
-        }
-        ENGINE_POW => {
-            if c.hotstuff.is_some() {
-                p.add(
-                    "consensus.hotstuff",
-                    "section given but engine is \"pow\"; remove it or set engine = \"hotstuff\"",
-                );
-            }
-            match pow {
-                Some(s) => s.map(EngineParams::Pow),
-                None => {
-                    p.add(
-                        "consensus.pow",
-                        "missing; engine \"pow\" needs a [consensus.pow] section",
-                    );
-                    None
-                }
-            }
-        }
+        ENGINE_HOTSTUFF => hotstuff.map(EngineParams::HotStuff),
+        ENGINE_PBFT => pbft.map(EngineParams::Pbft),
+        ENGINE_POW => pow.flatten().map(EngineParams::Pow),
         other => {
             p.add(
                 "consensus.engine",
                 format!(
-                    "unknown engine {}; expected \"hotstuff\" or \"pow\"",
+                    "unknown engine {}; expected \"hotstuff\", \"pbft\" or \"pow\"",
                     quote(other)
                 ),
             );
             None
         }
     };
+    if known
+        && present
+            .iter()
+            .any(|(name, given)| *name == c.engine && !given)
+    {
+        p.add(
+            format!("consensus.{}", c.engine),
+            format!(
+                "missing; engine \"{0}\" needs a [consensus.{0}] section",
+                c.engine
+            ),
+        );
+    }
     Some(ConsensusParams {
         block_txs_max: c.block_txs_max,
         block_bytes_max: c.block_bytes_max,
@@ -311,23 +311,44 @@ fn check_consensus(c: &ConsensusSection, p: &mut Problems) -> Option<ConsensusPa
     })
 }
 
-fn check_hotstuff(h: &HotStuffSection, p: &mut Problems) -> HotStuffParams {
-    if h.round_timeout_ms_base == 0 {
+fn check_pbft(b: &PbftSection, p: &mut Problems) -> PbftParams {
+    check_round_timeouts(
+        "consensus.pbft",
+        b.round_timeout_ms_base,
+        b.round_timeout_ms_max,
+        p,
+    );
+    PbftParams {
+        round_timeout_ms_base: b.round_timeout_ms_base,
+        round_timeout_ms_max: b.round_timeout_ms_max,
+    }
+}
+
+fn check_round_timeouts(section: &str, base: u64, max: u64, p: &mut Problems) {
+    if base == 0 {
         p.add(
-            "consensus.hotstuff.round_timeout_ms_base",
+            format!("{section}.round_timeout_ms_base"),
             "is 0; a round needs time for a proposal and votes to travel",
         );
     }
-    if h.round_timeout_ms_max < h.round_timeout_ms_base {
+    if max < base {
         p.add(
-            "consensus.hotstuff.round_timeout_ms_max",
+            format!("{section}.round_timeout_ms_max"),
             format!(
-                "{} is below round_timeout_ms_base ({}); the cap must be at least the first \
-                 timeout",
-                h.round_timeout_ms_max, h.round_timeout_ms_base
+                "{max} is below round_timeout_ms_base ({base}); the cap must be at least the \
+                 first timeout"
             ),
         );
     }
+}
+
+fn check_hotstuff(h: &HotStuffSection, p: &mut Problems) -> HotStuffParams {
+    check_round_timeouts(
+        "consensus.hotstuff",
+        h.round_timeout_ms_base,
+        h.round_timeout_ms_max,
+        p,
+    );
     HotStuffParams {
         round_timeout_ms_base: h.round_timeout_ms_base,
         round_timeout_ms_max: h.round_timeout_ms_max,
@@ -477,11 +498,11 @@ fn check_name(name: &str, ok: impl Fn(char) -> bool, rule: &str, path: String, p
 }
 
 fn check_validators(entries: &[ValidatorEntry], engine: &str, p: &mut Problems) -> Vec<Validator> {
-    if engine == ENGINE_HOTSTUFF {
+    if engine == ENGINE_HOTSTUFF || engine == ENGINE_PBFT {
         if entries.is_empty() {
             p.add(
                 "validators",
-                "none given; engine \"hotstuff\" needs at least one [[validators]] entry",
+                format!("none given; engine \"{engine}\" needs at least one [[validators]] entry"),
             );
         } else if entries.len() > QC_VOTES_MAX {
             p.add(

@@ -118,7 +118,10 @@ impl Attacker<'_> {
         match self.behaviour {
             Behaviour::Silent => Vec::new(),
             // What they do wrong happens in the world (`world.rs`), not on the wire.
-            Behaviour::Junk | Behaviour::InvalidBlocks | Behaviour::StaleRestart => plain(&msg),
+            Behaviour::Junk
+            | Behaviour::InvalidBlocks
+            | Behaviour::StaleRestart
+            | Behaviour::StaleRoundChanges => plain(&msg),
             Behaviour::SyncFlood => match msg {
                 // Asked for blocks, it answers with uncertified siblings instead.
                 Message::SyncResponse(r) => match r.blocks.last() {

@@ -32,6 +32,8 @@ pub struct SafetyChecker {
     /// Each node's last committed block (`None`: genesis).
     tips: Vec<Option<(Height, Hash)>>,
     votes: HashMap<(usize, Round), Hash>,
+    /// PBFT: (node, commit?, height, round) → the block signed.
+    position_votes: HashMap<(usize, bool, Height, Round), Hash>,
     /// Blocks built to be refused by the validity policy.
     invalid: HashSet<Hash>,
     violations: Violations,
@@ -105,6 +107,37 @@ impl SafetyChecker {
             Some(_) => {}
             None => {
                 self.votes.insert((node, round), block);
+            }
+        }
+    }
+
+    /// A PBFT prepare (`commit: false`) or commit an honest node signed, from its persisted
+    /// safety state: one block per kind and position, ever, and never an invalid one.
+    pub fn on_position_vote(
+        &mut self,
+        now_ms: u64,
+        node: usize,
+        commit: bool,
+        height: Height,
+        round: Round,
+        block: Hash,
+    ) {
+        let kind = if commit { "commits" } else { "prepares" };
+        if self.invalid.contains(&block) && !commit {
+            self.violation(format!(
+                "t={now_ms}ms: honest node {node} prepared the invalid block {block} at height \
+                 {height} round {round}"
+            ));
+        }
+        match self.position_votes.get(&(node, commit, height, round)) {
+            Some(&first) if first != block => self.violation(format!(
+                "t={now_ms}ms: honest node {node} signed {kind} for two blocks at height \
+                 {height} round {round}: {first} and {block}"
+            )),
+            Some(_) => {}
+            None => {
+                self.position_votes
+                    .insert((node, commit, height, round), block);
             }
         }
     }

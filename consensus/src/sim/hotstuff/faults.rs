@@ -152,6 +152,9 @@ pub enum Behaviour {
     /// (as from a restored backup) or none at all. Checked like an honest validator for
     /// double signs: the guard must stop it.
     StaleRestart,
+    /// PBFT: sends, with each of its messages, round changes for rounds and heights already
+    /// left (its own, validly signed, replayed).
+    StaleRoundChanges,
 }
 
 impl Behaviour {

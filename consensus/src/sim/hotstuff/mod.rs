@@ -12,11 +12,13 @@
 //! depend on the thread that runs it.
 
 mod byzantine;
-mod checker;
-mod crypto;
+// The fault plan, network model, keys and checkers serve the PBFT simulator too.
+pub(crate) mod checker;
+pub(crate) mod crypto;
 mod faults;
-mod network;
-mod world;
+pub(crate) mod network;
+pub(crate) mod plan;
+pub(crate) mod world;
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@
 //! Owns: the events and message fates. Never: holds randomness of its own (the caller
 //! passes the seed's generator) or looks inside messages.
 
-use cairn_ledger::Round;
+use cairn_ledger::{Height, Round};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -25,8 +25,10 @@ pub enum Event {
         to: usize,
         bytes: Vec<u8>,
     },
+    /// `height` is PBFT's (its rounds restart at every height); HotStuff's timers carry 0.
     Timer {
         node: usize,
+        height: Height,
         round: Round,
         incarnation: u64,
     },

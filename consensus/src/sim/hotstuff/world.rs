@@ -12,14 +12,14 @@ use cairn_ledger::block::{Block, QuorumCert, Seal};
 use cairn_ledger::genesis::HotStuffParams;
 use cairn_ledger::{Hash, Height, PublicKey, Round, TimestampMs};
 use rand::Rng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::byzantine::Attacker;
 use super::checker::{LivenessTracker, SafetyChecker, StallChecker};
 use super::crypto;
-use super::faults::{BEHAVIOURS, Behaviour, Fault};
+use super::faults::{BEHAVIOURS, Behaviour};
 use super::network::{EVENTS_QUEUED_MAX, Event, NetworkModel};
+use super::plan;
 use super::{Scenario, SimConfig, SimReport};
 use crate::hotstuff::{
     COMMITTED_BLOCKS_KEPT, DropReason, Effect, Engine, EngineConfig, Input, LeaderSchedule,
@@ -57,7 +57,7 @@ const STALE_RESTART_MS_MAX: u64 = 40;
 
 /// What a Byzantine invalid-block leader puts in its blocks' state root, and what the
 /// validity policy refuses.
-fn invalid_marker() -> Hash {
+pub(crate) fn invalid_marker() -> Hash {
     Hash::tagged(b"cairn/sim/invalid-block", &[])
 }
 
@@ -197,7 +197,13 @@ impl World {
             recovery: None,
             cfg: cfg.clone(),
         };
-        let byzantine = world.plan_byzantine(&validators, &powers);
+        let byzantine = plan::byzantine(
+            &mut world.rng,
+            cfg.faults,
+            &validators,
+            &powers,
+            &BEHAVIOURS,
+        );
         for i in 0..n {
             world.nodes.push(Node {
                 engine: None,
@@ -222,72 +228,20 @@ impl World {
         world
     }
 
-    /// Up to f voting power of Byzantine validators, each with a random behaviour.
-    fn plan_byzantine(
-        &mut self,
-        validators: &ValidatorSet,
-        powers: &[u64],
-    ) -> HashMap<usize, Behaviour> {
-        let mut out = HashMap::new();
-        if !self.cfg.faults.has(Fault::Byz) {
-            return out;
-        }
-        let mut order: Vec<usize> = (0..powers.len()).collect();
-        order.shuffle(&mut self.rng);
-        let budget = self.rng.gen_range(1..=validators.faulty_power_max().max(1));
-        let mut used = 0;
-        for i in order {
-            if used + powers[i] <= budget.min(validators.faulty_power_max()) {
-                used += powers[i];
-                out.insert(
-                    i,
-                    *BEHAVIOURS
-                        .choose(&mut self.rng)
-                        .unwrap_or(&Behaviour::Silent),
-                );
-            }
-        }
-        out
-    }
-
     fn plan_crashes_and_partitions(&mut self) {
-        let n = self.cfg.validators;
-        let window = self.stable_from_ms;
         if self.cfg.scenario == Scenario::LeaderCrash {
             self.queue.push(LEADER_CRASH_AT_MS, Event::CrashLeader);
         }
-        if self.cfg.faults.has(Fault::Crash) && window > 0 {
-            for _ in 0..self.rng.gen_range(1..=4) {
-                let honest: Vec<usize> = (0..n)
-                    .filter(|&i| self.nodes[i].byzantine.is_none())
-                    .collect();
-                let Some(&node) = honest.choose(&mut self.rng) else {
-                    break;
-                };
-                let at = self.rng.gen_range(0..window * 4 / 5);
-                let back = (at + self.rng.gen_range(50..=1500)).min(window);
-                self.queue.push(at, Event::Crash { node });
-                self.queue.push(back, Event::Restart { node });
-            }
-        }
-        if self.cfg.faults.has(Fault::Partition) && window > 0 {
-            for _ in 0..self.rng.gen_range(1..=4) {
-                let at = self.rng.gen_range(0..window);
-                let heal = (at + self.rng.gen_range(200..=1500)).min(window);
-                let mut groups: Vec<u8> = (0..n).map(|_| self.rng.gen_range(0..2)).collect();
-                groups[0] = 0;
-                groups[n - 1] = 1;
-                groups.shuffle(&mut self.rng);
-                self.queue.push(
-                    at,
-                    Event::Partition {
-                        groups: Some(groups),
-                    },
-                );
-                self.queue.push(heal, Event::Partition { groups: None });
-            }
-            self.queue.push(window, Event::Partition { groups: None });
-        }
+        let n = self.cfg.validators;
+        let honest: Vec<usize> = (0..n).filter(|&i| self.honest(i)).collect();
+        plan::crashes_and_partitions(
+            &mut self.rng,
+            self.cfg.faults,
+            n,
+            &honest,
+            self.stable_from_ms,
+            &mut self.queue,
+        );
     }
 
     fn honest(&self, i: usize) -> bool {
@@ -434,6 +388,7 @@ impl World {
                 node,
                 round,
                 incarnation,
+                ..
             } => {
                 let current = self.nodes[node].engine.as_ref().map(Engine::current_round);
                 if self.nodes[node].incarnation == incarnation && current == Some(round) {
@@ -528,6 +483,7 @@ impl World {
                         self.now_ms + after_ms,
                         Event::Timer {
                             node,
+                            height: Height(0),
                             round,
                             incarnation,
                         },
