@@ -42,13 +42,17 @@ pub enum Mode {
     /// A BFT committee running chained HotStuff (`bft` is accepted as an alias).
     #[value(name = "hotstuff", alias = "bft")]
     HotStuff,
+    /// A BFT committee running PBFT (IBFT 2.0 / QBFT family): a block is final once a
+    /// quorum commits it.
+    Pbft,
     /// Proof-of-work longest-chain consensus.
     Pow,
 }
 
 #[derive(Args)]
 pub struct NewArgs {
-    /// The consensus engine: hotstuff (alias bft) for a BFT committee, pow for miners.
+    /// The consensus engine: hotstuff (alias bft) or pbft for a BFT committee, pow for
+    /// miners.
     #[arg(long, value_enum, default_value_t = Mode::HotStuff)]
     pub mode: Mode,
     /// Number of validators (BFT) or miners (PoW), 1 to 64.
@@ -71,8 +75,9 @@ pub struct BftTuning {
     /// BFT only: the base round timeout in milliseconds (default 1000).
     #[arg(long, value_name = "MS")]
     pub round_timeout_ms: Option<u64>,
-    /// BFT only: how round leaders are chosen (default reputation: a validator whose turn
-    /// produced no block is passed over until it is back; round-robin: the plain rotation).
+    /// HotStuff only: how round leaders are chosen (default reputation: a validator whose
+    /// turn produced no block is passed over until it is back; round-robin: the plain
+    /// rotation). PBFT rotates its proposers round-robin.
     #[arg(long, value_enum)]
     pub leader_election: Option<LeaderElectionArg>,
 }
@@ -164,11 +169,11 @@ pub fn create(
 ) -> Result<NewNetwork> {
     check_validator_count(validators)?;
     let round_timeout_ms = bft.round_timeout_ms;
-    if round_timeout_ms.is_some() && mode != Mode::HotStuff {
-        bail!("--round-timeout-ms applies to BFT networks only (--mode hotstuff)");
+    if round_timeout_ms.is_some() && mode == Mode::Pow {
+        bail!("--round-timeout-ms applies to BFT networks only (--mode hotstuff or pbft)");
     }
     if bft.leader_election.is_some() && mode != Mode::HotStuff {
-        bail!("--leader-election applies to BFT networks only (--mode hotstuff)");
+        bail!("--leader-election applies to HotStuff networks only (--mode hotstuff)");
     }
     if (pow.block_time_ms.is_some() || pow.initial_bits.is_some()) && mode != Mode::Pow {
         bail!(
@@ -206,6 +211,7 @@ pub fn create(
     keys::write_key_file(&faucet_key, &faucet)?;
     let kind = match mode {
         Mode::HotStuff => EngineKind::HotStuff,
+        Mode::Pbft => EngineKind::Pbft,
         Mode::Pow => EngineKind::Pow,
     };
     let now = std::time::SystemTime::now()
@@ -226,6 +232,12 @@ pub fn create(
         if let LeaderElection::Reputation { retry_after_ms } = &mut p.leader_election {
             *retry_after_ms = (*retry_after_ms).max(ms.saturating_mul(10));
         }
+    }
+    if let (Some(ms), cairn_ledger::genesis::EngineParams::Pbft(p)) =
+        (round_timeout_ms, &mut genesis.consensus.engine)
+    {
+        p.round_timeout_ms_base = ms;
+        p.round_timeout_ms_max = p.round_timeout_ms_max.max(ms);
     }
     if let (Some(LeaderElectionArg::RoundRobin), cairn_ledger::genesis::EngineParams::HotStuff(p)) =
         (bft.leader_election, &mut genesis.consensus.engine)

@@ -1,11 +1,13 @@
-//! `cairn sim hotstuff` (alias `bft`) and `cairn sim pow`: run the deterministic HotStuff or proof-of-work
-//! simulator over many seeds and report failures with a one-line reproduction each.
+//! `cairn sim hotstuff` (alias `bft`), `cairn sim pbft` and `cairn sim pow`: run the
+//! deterministic HotStuff, PBFT or proof-of-work simulator over many seeds and report failures
+//! with a one-line reproduction each.
 //! The front end only: it parses the flags, runs the batch and prints it; the simulators and
 //! their checkers live in `cairn_consensus::sim` and `sim::pow`, and nothing here judges a run.
 
 use std::time::Instant;
 
 use anyhow::{Result, bail};
+use cairn_consensus::sim::pbft::{self as pbft_sim, PbftSimConfig};
 use cairn_consensus::sim::pow::{self as pow_sim, PowBatchSummary, PowSimConfig, PowSimReport};
 use cairn_consensus::sim::{
     self, BatchSummary, FaultSet, Scenario, SimConfig, SimCrypto, SimReport,
@@ -20,6 +22,8 @@ pub enum SimCommand {
     /// Simulate the chained HotStuff engine over a virtual network with faults.
     #[command(name = "hotstuff", visible_alias = "bft")]
     HotStuff(HotStuffArgs),
+    /// Simulate the PBFT engine over a virtual network with the same faults.
+    Pbft(PbftArgs),
     /// Simulate proof-of-work miners over a virtual network with delays and partitions.
     Pow(PowArgs),
 }
@@ -98,6 +102,29 @@ pub struct HotStuffArgs {
 }
 
 #[derive(Args)]
+pub struct PbftArgs {
+    #[command(flatten)]
+    batch: SeedArgs,
+    /// Validators in the simulated network (each seed also picks equal or unequal powers).
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Faults to inject: a comma-separated list of delay, drop, dup, reorder, partition,
+    /// crash, byz; or all, or none.
+    #[arg(long, default_value = "all")]
+    faults: String,
+    /// Worker threads (default: one per core). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Sign with real ed25519 instead of the simulator's cheap stand-in (much slower).
+    #[arg(long)]
+    ed25519: bool,
+    /// Test-only: disable the round-change justification rule (a new proposer need not offer
+    /// the highest prepared block again), to watch the checkers catch the fork.
+    #[arg(long, hide = true)]
+    unsafe_skip_justification: bool,
+}
+
+#[derive(Args)]
 pub struct PowArgs {
     #[command(flatten)]
     batch: SeedArgs,
@@ -123,6 +150,7 @@ const POW_MINERS_DEFAULT: usize = 4;
 pub fn run(command: SimCommand) -> Result<()> {
     match command {
         SimCommand::HotStuff(a) => hotstuff(a),
+        SimCommand::Pbft(a) => pbft(a),
         SimCommand::Pow(a) => pow(a),
     }
 }
@@ -246,6 +274,39 @@ fn hotstuff(a: HotStuffArgs) -> Result<()> {
     let (summary, last, wall_s) = run_batch(a.threads, |threads, on_report| {
         sim::run_many(&config, seeds, threads, on_report)
     })?;
+    print_bft_batch(&summary, wall_s);
+    if config.scenario == Scenario::LeaderCrash {
+        print_recovery(&summary.recovery_rounds, &summary.recovery_ms);
+    }
+    summary.print_counts();
+    print_bft_seed(seeds, last.as_ref(), "round");
+    summary.check_counts()
+}
+
+fn pbft(a: PbftArgs) -> Result<()> {
+    let (seed_start, seeds) = a.batch.range()?;
+    let config = PbftSimConfig {
+        seed: seed_start,
+        validators: a.validators,
+        faults: FaultSet::parse(&a.faults)?,
+        crypto: if a.ed25519 {
+            SimCrypto::Ed25519
+        } else {
+            SimCrypto::Fast
+        },
+        unsafe_skip_justification: a.unsafe_skip_justification,
+    };
+    let (summary, last, wall_s) = run_batch(a.threads, |threads, on_report| {
+        pbft_sim::run_many(&config, seeds, threads, on_report)
+    })?;
+    print_bft_batch(&summary, wall_s);
+    summary.print_counts();
+    // PBFT's rounds restart at every height: the report counts rounds entered instead.
+    print_bft_seed(seeds, last.as_ref(), "rounds entered");
+    summary.check_counts()
+}
+
+fn print_bft_batch(summary: &BatchSummary, wall_s: f64) {
     println!(
         "committed blocks: {}  events: {}  wall: {:.2}s  seeds/s: {:.0}  committed blocks/s: {:.0}",
         summary.committed_blocks,
@@ -254,11 +315,11 @@ fn hotstuff(a: HotStuffArgs) -> Result<()> {
         summary.seeds as f64 / wall_s,
         summary.committed_blocks as f64 / wall_s
     );
-    if config.scenario == Scenario::LeaderCrash {
-        print_recovery(&summary.recovery_rounds, &summary.recovery_ms);
-    }
-    summary.print_counts();
-    if let (1, Some(r)) = (seeds, &last) {
+}
+
+/// A one-seed batch's report in full.
+fn print_bft_seed(seeds: u64, last: Option<&SimReport>, round_name: &str) {
+    if let (1, Some(r)) = (seeds, last) {
         let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let byzantine: Vec<String> = r
             .byzantine
@@ -266,7 +327,7 @@ fn hotstuff(a: HotStuffArgs) -> Result<()> {
             .map(|(i, b)| format!("node{i}:{b:?}"))
             .collect();
         println!(
-            "height: {}  round: {}  virtual: {}ms  evidence: {}  byzantine: [{}]",
+            "height: {}  {round_name}: {}  virtual: {}ms  evidence: {}  byzantine: [{}]",
             r.committed_height,
             r.max_round,
             r.virtual_ms,
@@ -276,7 +337,6 @@ fn hotstuff(a: HotStuffArgs) -> Result<()> {
         println!("dropped: {}", drops.join(" "));
         println!("trace: {}", r.trace_hash);
     }
-    summary.check_counts()
 }
 
 fn print_recovery(rounds: &[u64], ms: &[u64]) {

@@ -39,7 +39,8 @@ const PUBLISHER_STAKE: u64 = 10_000;
 
 #[derive(Args)]
 pub struct TestnetArgs {
-    /// The consensus engine: hotstuff (alias bft) for a BFT committee, pow for miners.
+    /// The consensus engine: hotstuff (alias bft) or pbft for a BFT committee, pow for
+    /// miners.
     #[arg(long, value_enum, default_value_t = Mode::HotStuff)]
     mode: Mode,
     /// Number of validators (BFT) or miners (PoW).
@@ -204,7 +205,8 @@ fn create(a: &TestnetArgs, manifest: &Path) -> Result<TestnetFile> {
         "created a {}-node {} testnet in {}",
         file.nodes.len(),
         match a.mode {
-            Mode::HotStuff => "BFT",
+            Mode::HotStuff => "BFT (HotStuff)",
+            Mode::Pbft => "BFT (PBFT)",
             Mode::Pow => "proof-of-work",
         },
         a.dir.display()

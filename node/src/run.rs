@@ -12,9 +12,8 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use cairn_consensus::hotstuff::{
-    Ed25519Signer, Ed25519Verifier, Engine, EngineConfig, ValidatorSet,
-};
+use cairn_consensus::bft::{Ed25519Signer, Ed25519Verifier, ValidatorSet};
+use cairn_consensus::{hotstuff, pbft};
 use cairn_ledger::Height;
 use cairn_ledger::genesis::EngineParams;
 use cairn_ledger::keys::read_key_file;
@@ -27,6 +26,7 @@ use crate::home::Home;
 use crate::host::status::{EngineStatus, NodeStatus, NodeView, Readiness, StatusBoard};
 use crate::host::{DriverError, NodeIo};
 use crate::hotstuff::chain::{Chain, MissingSafetyState};
+use crate::hotstuff::seam::BftEngine;
 use crate::hotstuff::{Driver, DriverParts};
 use crate::http::{self, RpcState};
 use crate::metrics::{Metrics, ReasonLabel};
@@ -228,60 +228,64 @@ pub async fn run_with(
     let mempool = Arc::new(Mutex::new(pool));
     // The one place that looks at the engine: everything below uses what it yields.
     let (config, genesis_ref) = (&config, &genesis);
-    let engine =
-        match &genesis.consensus.engine {
-            EngineParams::HotStuff(params) => {
-                let validator = genesis
-                    .validators
-                    .iter()
-                    .any(|v| v.public_key == key.public());
-                let missing_safety = if validator && !options.unsafe_start_without_safety_state {
-                    MissingSafetyState::Refuse
+    let engine = match &genesis.consensus.engine {
+        EngineParams::HotStuff(_) | EngineParams::Pbft(_) => {
+            let validator = genesis
+                .validators
+                .iter()
+                .any(|v| v.public_key == key.public());
+            let missing_safety = if validator && !options.unsafe_start_without_safety_state {
+                MissingSafetyState::Refuse
+            } else {
+                MissingSafetyState::Allow
+            };
+            let parts = BftSetup {
+                store: Arc::clone(&store),
+                key,
+                params: genesis.consensus.engine.clone(),
+                data: data.clone(),
+                missing_safety,
+            };
+            let pbft = matches!(genesis.consensus.engine, EngineParams::Pbft(_));
+            EnginePlan {
+                name: if pbft { "pbft" } else { "hotstuff" },
+                validator,
+                // A leader listens to the pool only while it holds back an empty block.
+                listens_to_pool: false,
+                status: if pbft {
+                    EngineStatus::Pbft {
+                        height: tip.height.next(),
+                        round: cairn_ledger::Round(0),
+                        proposer: None,
+                    }
                 } else {
-                    MissingSafetyState::Allow
-                };
-                let parts = HotStuffSetup {
-                    store: Arc::clone(&store),
-                    key,
-                    params: params.clone(),
-                    data: data.clone(),
-                    missing_safety,
-                };
-                EnginePlan {
-                    name: "hotstuff",
-                    validator,
-                    // A leader listens to the pool only while it holds back an empty block.
-                    listens_to_pool: false,
-                    status: EngineStatus::default(),
-                    driver: Box::new(move |io: NodeIo| {
-                        let driver = hotstuff_driver(parts, io, config)?;
-                        Ok(Box::new(move |stop: watch::Receiver<bool>| {
-                            driver.run(stop).boxed_local()
-                        }) as DriverRun)
-                    }),
-                }
+                    EngineStatus::default()
+                },
+                driver: Box::new(move |io: NodeIo| bft_driver(parts, io, config)),
             }
-            EngineParams::Pow(params) => {
-                let own_address = key.public().address();
-                let store = Arc::clone(&store);
-                EnginePlan {
-                    name: "pow",
-                    validator: config.mining.enabled,
-                    // A miner rebuilds its template whenever the pool grows.
-                    listens_to_pool: true,
-                    status: EngineStatus::Pow {
-                        best_header_height: tip.height,
-                    },
-                    driver: Box::new(move |io: NodeIo| {
-                        let driver =
-                            pow_driver(store, params, own_address, io, home, genesis_ref, config)?;
-                        Ok(Box::new(move |stop: watch::Receiver<bool>| {
-                            driver.run(stop).boxed_local()
-                        }) as DriverRun)
-                    }),
-                }
+        }
+        EngineParams::Pow(params) => {
+            let own_address = key.public().address();
+            let store = Arc::clone(&store);
+            EnginePlan {
+                name: "pow",
+                validator: config.mining.enabled,
+                // A miner rebuilds its template whenever the pool grows.
+                listens_to_pool: true,
+                status: EngineStatus::Pow {
+                    best_header_height: tip.height,
+                },
+                driver: Box::new(move |io: NodeIo| {
+                    let driver =
+                        pow_driver(store, params, own_address, io, home, genesis_ref, config)?;
+                    Ok(
+                        Box::new(move |stop: watch::Receiver<bool>| driver.run(stop).boxed_local())
+                            as DriverRun,
+                    )
+                }),
             }
-        };
+        }
+    };
     let board = Arc::new(StatusBoard::new(
         NodeStatus {
             validator: engine.validator,
@@ -466,21 +470,22 @@ fn pow_driver(
     .map_err(|e| RunError::Consensus(e.to_string()))
 }
 
-/// What only the HotStuff driver needs.
-struct HotStuffSetup {
+/// What only the BFT drivers need.
+struct BftSetup {
     store: Arc<Store>,
     key: cairn_ledger::crypto::Keypair,
-    params: cairn_ledger::genesis::HotStuffParams,
+    params: EngineParams,
     data: std::path::PathBuf,
     missing_safety: MissingSafetyState,
 }
 
-fn hotstuff_driver(
-    setup: HotStuffSetup,
+/// The BFT driver for the genesis's engine, resumed from what the store holds.
+fn bft_driver(
+    setup: BftSetup,
     shared: NodeIo,
     config: &crate::config::NodeConfig,
-) -> Result<Driver, RunError> {
-    let HotStuffSetup {
+) -> Result<DriverRun, RunError> {
+    let BftSetup {
         store,
         key,
         params,
@@ -502,46 +507,127 @@ fn hotstuff_driver(
         genesis.consensus.block_txs_max,
         genesis.consensus.block_bytes_max,
     );
-    let restart = chain
-        .restart_state(&block_zero, missing_safety)
+    let stored = chain
+        .restart_state(missing_safety)
         .map_err(RunError::Consensus)?;
-    if restart.is_some() {
+    if stored.is_some() {
         tracing::info!("resuming consensus from the store");
     }
-    let round_timeout_base = std::time::Duration::from_millis(params.round_timeout_ms_base);
+    let unreadable = |e: cairn_ledger::codec::CodecError| {
+        RunError::Consensus(format!(
+            "the stored consensus safety state is unreadable ({e}); the store is corrupt, or \
+             was written by another consensus engine"
+        ))
+    };
+    let double_sign_check_rounds = config.consensus.double_sign_check_rounds;
     let validator_keys: Vec<_> = genesis.validators.iter().map(|v| v.public_key).collect();
-    let engine = Engine::new(
-        EngineConfig {
-            validators,
-            params,
-            genesis: block_zero,
-            double_sign_check_rounds: config.consensus.double_sign_check_rounds,
-            unsafe_no_double_sign_guard: false,
-            unsafe_skip_voted_round_check: false,
-        },
-        Box::new(Ed25519Signer::new(key)),
-        Box::new(Ed25519Verifier),
-        restart,
-    )
-    .map_err(|e| RunError::Consensus(e.to_string()))?;
-    if config.consensus.double_sign_check_rounds > 0 && engine.is_validator() {
+    let signer = Box::new(Ed25519Signer::new(key));
+    let empty_block_interval =
+        std::time::Duration::from_millis(config.consensus.empty_block_interval_ms);
+    let consensus_error = |e: &dyn std::fmt::Display| RunError::Consensus(e.to_string());
+    let run: DriverRun = match params {
+        EngineParams::HotStuff(params) => {
+            let restart = match stored {
+                None => None,
+                Some(s) => Some(hotstuff::RestartState {
+                    safety: match s.safety {
+                        Some(bytes) => hotstuff::SafetyState::decode(&bytes).map_err(unreadable)?,
+                        None => {
+                            hotstuff::SafetyState::initial(hotstuff::genesis_qc(block_zero.hash()))
+                        }
+                    },
+                    committed: s.committed,
+                    history: s.history,
+                    blocks: s.blocks,
+                }),
+            };
+            let round_timeout_base = std::time::Duration::from_millis(params.round_timeout_ms_base);
+            let engine = hotstuff::Engine::new(
+                hotstuff::EngineConfig {
+                    validators,
+                    params,
+                    genesis: block_zero,
+                    double_sign_check_rounds,
+                    unsafe_no_double_sign_guard: false,
+                    unsafe_skip_voted_round_check: false,
+                },
+                signer,
+                Box::new(Ed25519Verifier),
+                restart,
+            )
+            .map_err(|e| consensus_error(&e))?;
+            driver_run(
+                DriverParts {
+                    engine,
+                    chain,
+                    io: shared,
+                    validators: validator_keys,
+                    empty_block_interval,
+                    round_timeout_base,
+                },
+                double_sign_check_rounds,
+            )
+        }
+        EngineParams::Pbft(params) => {
+            let restart = match stored {
+                None => None,
+                Some(s) => Some(pbft::RestartState {
+                    safety: match s.safety {
+                        Some(bytes) => pbft::SafetyState::decode(&bytes).map_err(unreadable)?,
+                        None => pbft::SafetyState::initial(),
+                    },
+                    committed: s.committed,
+                    history: s.history,
+                    blocks: s.blocks,
+                }),
+            };
+            let round_timeout_base = std::time::Duration::from_millis(params.round_timeout_ms_base);
+            let engine = pbft::Engine::new(
+                pbft::EngineConfig {
+                    validators,
+                    round_timeout_ms_base: params.round_timeout_ms_base,
+                    round_timeout_ms_max: params.round_timeout_ms_max,
+                    genesis: block_zero,
+                    double_sign_check_rounds,
+                    unsafe_skip_justification: false,
+                },
+                signer,
+                Box::new(Ed25519Verifier),
+                restart,
+            )
+            .map_err(|e| consensus_error(&e))?;
+            driver_run(
+                DriverParts {
+                    engine,
+                    chain,
+                    io: shared,
+                    validators: validator_keys,
+                    empty_block_interval,
+                    round_timeout_base,
+                },
+                double_sign_check_rounds,
+            )
+        }
+        EngineParams::Pow(_) => {
+            return Err(RunError::Consensus(
+                "a proof-of-work genesis has no BFT driver".into(),
+            ));
+        }
+    };
+    Ok(run)
+}
+
+/// The driver of `parts`, ready to run on the driver's thread.
+fn driver_run<E: BftEngine>(parts: DriverParts<E>, double_sign_check_rounds: u64) -> DriverRun {
+    if double_sign_check_rounds > 0 && parts.engine.is_validator() {
         tracing::info!(
-            rounds = config.consensus.double_sign_check_rounds,
+            rounds = double_sign_check_rounds,
             "signing nothing for the first rounds, in case this key is signing elsewhere \
              ([consensus] double_sign_check_rounds)"
         );
     }
-
-    Ok(Driver::new(DriverParts {
-        engine,
-        chain,
-        io: shared,
-        validators: validator_keys,
-        empty_block_interval: std::time::Duration::from_millis(
-            config.consensus.empty_block_interval_ms,
-        ),
-        round_timeout_base,
-    }))
+    let driver = Driver::new(parts);
+    Box::new(move |stop: watch::Receiver<bool>| driver.run(stop).boxed_local())
 }
 
 #[cfg(test)]

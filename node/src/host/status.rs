@@ -82,6 +82,14 @@ pub enum EngineStatus {
         /// The genesis rule for choosing leaders, and whom it passes over now.
         election: LeaderElectionStatus,
     },
+    Pbft {
+        /// The height being decided (one above the committed tip).
+        height: Height,
+        /// Its round (rounds restart at every height).
+        round: Round,
+        /// The round's proposer.
+        proposer: Option<Address>,
+    },
     Pow {
         /// The height of the best header known (bodies may still be coming).
         best_header_height: Height,
@@ -103,6 +111,7 @@ impl EngineStatus {
     pub fn name(&self) -> &'static str {
         match self {
             EngineStatus::HotStuff { .. } => "hotstuff",
+            EngineStatus::Pbft { .. } => "pbft",
             EngineStatus::Pow { .. } => "pow",
         }
     }
@@ -156,7 +165,9 @@ impl NodeStatus {
             Readiness::NotReady(why.clone())
         } else if self.syncing {
             let best = match self.engine {
-                EngineStatus::HotStuff { .. } => format!("the network is at {} or more", sync.best),
+                EngineStatus::HotStuff { .. } | EngineStatus::Pbft { .. } => {
+                    format!("the network is at {} or more", sync.best)
+                }
                 EngineStatus::Pow { .. } => format!("the best header is at {}", sync.best),
             };
             Readiness::NotReady(format!("syncing: at height {}, {best}", sync.tip))

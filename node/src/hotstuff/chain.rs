@@ -17,9 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use cairn_consensus::hotstuff::{
-    QC_BYTES_MAX, RestartState, SafetyState, TREE_BLOCKS_MAX, genesis_qc,
-};
+use cairn_consensus::hotstuff::{QC_BYTES_MAX, TREE_BLOCKS_MAX};
 use cairn_ledger::block::{BLOCK_BYTES_MAX, Block, HEADER_BYTES_MAX, QuorumCert, Seal};
 use cairn_ledger::codec;
 use cairn_ledger::state::SigCheck;
@@ -27,7 +25,7 @@ use cairn_ledger::store::{
     ApplyError, ConsensusWrites, Durability, KeyValue, PreparedBlock, Store, StoreError,
 };
 use cairn_ledger::tx::Transaction;
-use cairn_ledger::{Address, Amount, Hash, Height, Round, TimestampMs};
+use cairn_ledger::{Address, Amount, Hash, Height, TimestampMs};
 
 use crate::host::payload::{self, BlockLimits};
 use crate::host::upgrade::NotScheduledHere;
@@ -44,6 +42,16 @@ pub const BLOCK_PREFIX: &[u8] = b"hotstuff/block/";
 pub const RESTART_HISTORY_BLOCKS: u64 = 128;
 /// How far ahead of this node's clock a proposal's timestamp may be and still get a vote.
 pub const FUTURE_TIMESTAMP_MS_MAX: u64 = 15_000;
+
+/// What the store holds for a restarting engine; the driver's setup decodes the safety
+/// state for its engine (`None`: start from the engine's initial state).
+#[derive(Debug)]
+pub struct Stored {
+    pub safety: Option<Vec<u8>>,
+    pub committed: Option<(Block, QuorumCert)>,
+    pub history: Vec<Block>,
+    pub blocks: Vec<Block>,
+}
 
 /// Why a block cannot be executed here.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,19 +170,11 @@ impl Chain {
     /// blocks but no safety state is an error unless `missing_safety` allows it.
     pub fn restart_state(
         &mut self,
-        genesis: &Block,
         missing_safety: MissingSafetyState,
-    ) -> Result<Option<RestartState>, String> {
+    ) -> Result<Option<Stored>, String> {
         let store = Arc::clone(&self.store);
         let tip = store.tip();
-        let safety = match store.get_consensus(SAFETY_KEY).map_err(|e| e.to_string())? {
-            Some(bytes) => Some(SafetyState::decode(&bytes).map_err(|e| {
-                format!(
-                    "the stored HotStuff safety state is unreadable ({e}); the store is corrupt"
-                )
-            })?),
-            None => None,
-        };
+        let safety = store.get_consensus(SAFETY_KEY).map_err(|e| e.to_string())?;
         let entries = store
             .consensus_entries(BLOCK_PREFIX, TREE_BLOCKS_MAX)
             .map_err(|e| e.to_string())?;
@@ -253,8 +253,7 @@ impl Chain {
                 },
             );
         }
-        let safety = safety.unwrap_or_else(|| SafetyState::initial(genesis_qc(genesis.hash())));
-        Ok(Some(RestartState {
+        Ok(Some(Stored {
             safety,
             committed,
             history,
@@ -449,16 +448,15 @@ impl Chain {
         Ok(())
     }
 
-    /// This node's proposal for `round`: a block on `parent` holding what the mempool offers
-    /// that will execute on top of the uncommitted ancestors, executed and kept here.
-    #[allow(clippy::too_many_arguments)]
+    /// This node's proposal: a block at `height` on `parent`, sealed with `seal`, holding
+    /// what the mempool offers that will execute on top of the uncommitted ancestors,
+    /// executed and kept here.
     pub fn build(
         &mut self,
         mempool: &Mempool,
-        round: Round,
         height: Height,
         parent: Hash,
-        justify: QuorumCert,
+        seal: Seal,
         proposer: Address,
         now: TimestampMs,
     ) -> Result<Block, Invalid> {
@@ -475,7 +473,7 @@ impl Chain {
             parent,
             TimestampMs(now.0.max(parent_time.0 + 1)),
             proposer,
-            Seal::HotStuff { round, justify },
+            seal,
             transactions,
         );
         let prepared = {
@@ -548,10 +546,10 @@ impl Chain {
         let certifying: Vec<QuorumCert> = blocks
             .iter()
             .skip(1)
-            .map(|b| match &b.header.seal {
-                Seal::HotStuff { justify, .. } => Ok(justify.clone()),
-                _ => Err(Invalid {
-                    reason: format!("committed block {} carries no HotStuff seal", b.hash()),
+            .map(|b| match b.header.seal.parent_cert() {
+                Some(cert) => Ok(cert.clone()),
+                None => Err(Invalid {
+                    reason: format!("committed block {} carries no BFT seal", b.hash()),
                     halt: true,
                     ahead_of_clock: false,
                 }),

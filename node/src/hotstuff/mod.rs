@@ -1,5 +1,5 @@
-//! The HotStuff driver: one loop that feeds the HotStuff engine its inputs (peer messages, timers,
-//! payloads) and executes its effects in order.
+//! The BFT driver: one loop that feeds the engine (HotStuff or PBFT, through [`seam`]) its
+//! inputs (peer messages, timers, payloads) and executes its effects in order.
 //!
 //! Effects run one at a time, in the order the engine gave them, on this loop's thread:
 //! `Persist` and `StoreBlock` are synced to RocksDB before the next effect starts, so no vote
@@ -12,16 +12,14 @@
 //! Never: decides consensus (the engine does) or blocks on anything but the store.
 
 pub mod chain;
+pub mod seam;
 pub mod sync_serve;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_consensus::hotstuff::{
-    DropReason, Effect, Engine, Input, Message, SafetyError, Validity,
-};
-use cairn_ledger::block::Block;
+use cairn_ledger::block::{Block, Seal};
 use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 use libp2p::PeerId;
 use tokio::sync::watch;
@@ -29,15 +27,14 @@ use tokio::sync::watch;
 use crate::host::clock::{now_ms, ticks};
 use crate::host::net::{Heard, outside};
 use crate::host::peers::Peers;
-use crate::host::status::{
-    EngineStatus, LeaderElectionStatus, NodeStatus, PassedOverStatus, SyncProgress,
-};
+use crate::host::status::{EngineStatus, LeaderElectionStatus, NodeStatus, SyncProgress};
 use crate::host::upgrade::{Halt, UpgradeWatch, stop_reason};
 use crate::host::{DriverError, NodeIo};
 use crate::metrics::bft::ValidatorLabel;
 use crate::metrics::to_i64;
 use crate::p2p::{Command, Event, Topic, Verdict};
 use chain::{Chain, Invalid};
+use seam::{BftEngine, Inbound, Step, Timer, Validity};
 
 /// Pending engine timers; one is scheduled per round, so more than this are stale rounds.
 pub const TIMERS_MAX: usize = 64;
@@ -49,8 +46,8 @@ const PROPOSED_KEPT: usize = 64;
 pub const SYNC_ANSWER_SLACK_BYTES: usize = 64 * 1024;
 
 /// Everything the driver runs with.
-pub struct DriverParts {
-    pub engine: Engine,
+pub struct DriverParts<E> {
+    pub engine: E,
     pub chain: Chain,
     pub io: NodeIo,
     pub validators: Vec<PublicKey>,
@@ -62,8 +59,8 @@ pub struct DriverParts {
     pub round_timeout_base: Duration,
 }
 
-pub struct Driver {
-    engine: Engine,
+pub struct Driver<E> {
+    engine: E,
     chain: Chain,
     io: NodeIo,
     me: Address,
@@ -71,14 +68,15 @@ pub struct Driver {
     peer_of: HashMap<PublicKey, PeerId>,
     key_of: HashMap<PeerId, PublicKey>,
     peers: Peers,
-    /// Deadline → round; the key's second part keeps equal deadlines apart.
-    timers: BTreeMap<(Instant, u64), Round>,
+    /// Deadline → timer; the key's second part keeps equal deadlines apart.
+    timers: BTreeMap<(Instant, u64), Timer>,
     timer_seq: u64,
     best_seen: Height,
     proposed: Vec<(Hash, Instant)>,
     last_commit: Option<Instant>,
     last_leader: Option<PublicKey>,
     last_round: Round,
+    last_height: Option<Height>,
     /// `status`'s leader-election part, recomputed when the round changes.
     election: LeaderElectionStatus,
     /// A proposal this node leads but is holding back until there is something to include
@@ -94,15 +92,14 @@ pub struct Driver {
 }
 
 struct HeldPayload {
-    round: Round,
     height: Height,
     parent: Hash,
-    justify: cairn_ledger::block::QuorumCert,
+    seal: Seal,
     until: Instant,
 }
 
-impl Driver {
-    pub fn new(parts: DriverParts) -> Driver {
+impl<E: BftEngine> Driver<E> {
+    pub fn new(parts: DriverParts<E>) -> Driver<E> {
         let peer_of: HashMap<PublicKey, PeerId> = parts
             .validators
             .iter()
@@ -117,14 +114,12 @@ impl Driver {
         let best_seen = parts.chain.store().tip().height;
         let io = parts.io;
         let upgrades = UpgradeWatch::new(&io, parts.chain.store());
-        let last_tc_round = parts
-            .engine
-            .safety_state()
-            .highest_tc
-            .as_ref()
-            .map(|tc| tc.round);
-        let sync_server =
-            sync_serve::SyncServer::new(Arc::clone(parts.chain.store()), io.p2p.clone());
+        let last_tc_round = parts.engine.view().tc_round;
+        let sync_server = sync_serve::SyncServer::new(
+            Arc::clone(parts.chain.store()),
+            io.p2p.clone(),
+            E::encode_sync_response,
+        );
         Driver {
             is_validator: parts.validators.contains(&me),
             me: me.address(),
@@ -141,6 +136,7 @@ impl Driver {
             last_commit: None,
             last_leader: None,
             last_round: Round(0),
+            last_height: None,
             election: LeaderElectionStatus::default(),
             held_payload: None,
             empty_block_interval: parts.empty_block_interval.min(parts.round_timeout_base / 2),
@@ -204,27 +200,26 @@ impl Driver {
             return Ok(());
         };
         self.io.pool_growth.listen(false);
-        let effects = self.build_payload(h.round, h.height, h.parent, h.justify)?;
+        let effects = self.build_payload(h.height, h.parent, h.seal)?;
         self.execute(effects).await
     }
 
     /// Builds and hands the engine this node's proposal; returns the engine's effects.
     fn build_payload(
         &mut self,
-        round: Round,
         height: Height,
         parent: Hash,
-        justify: cairn_ledger::block::QuorumCert,
-    ) -> Result<Vec<Effect>, DriverError> {
+        seal: Seal,
+    ) -> Result<Vec<Step>, DriverError> {
         let built = {
             let pool = self.io.mempool.lock().unwrap_or_else(|e| e.into_inner());
             self.chain
-                .build(&pool, round, height, parent, justify, self.me, now_ms())
+                .build(&pool, height, parent, seal, self.me, now_ms())
         };
         match built {
             Ok(block) => {
-                tracing::debug!(%round, %height, txs = block.transactions.len(), "proposing");
-                Ok(self.engine.handle(Input::Payload(block)))
+                tracing::debug!(%height, txs = block.transactions.len(), "proposing");
+                Ok(self.engine.on_payload(block))
             }
             Err(e) if self.halted.is_halted() && !e.halt => {
                 tracing::debug!(reason = %e, "no proposal: the chain stopped before an upgrade");
@@ -240,15 +235,15 @@ impl Driver {
     async fn fire_timers(&mut self) -> Result<(), DriverError> {
         self.release_payload(true).await?;
         let now = Instant::now();
-        while let Some((&(at, seq), &round)) = self.timers.iter().next() {
+        while let Some((&(at, seq), &timer)) = self.timers.iter().next() {
             if at > now {
                 break;
             }
             self.timers.remove(&(at, seq));
-            if round == self.engine.current_round() {
+            if self.engine.is_current(timer) {
                 self.io.metrics.bft.timeouts.inc();
             }
-            let effects = self.engine.handle(Input::Timeout(round));
+            let effects = self.engine.on_timer(timer);
             self.execute(effects).await?;
         }
         Ok(())
@@ -301,7 +296,7 @@ impl Driver {
                 .await?;
             return Ok(Verdict::Reject);
         };
-        let msg = match Message::decode(&bytes) {
+        let msg = match E::decode(&bytes) {
             Ok(msg) => msg,
             Err(e) => {
                 self.io.drop_reason("malformed");
@@ -313,25 +308,23 @@ impl Driver {
         };
         // No height is learnt here: a proposal or answer claims one before anything in it is
         // verified. `best_seen` moves only with blocks the engine stored (`store_block`).
-        match &msg {
-            Message::SyncResponse(_) if !direct => {
+        let msg = match msg {
+            Inbound::SyncResponse(_) if !direct => {
                 self.io.drop_reason("unsolicited_sync");
                 self.io
                     .report(from, "sync answer relayed by gossip".to_string())
                     .await?;
                 return Ok(Verdict::Reject);
             }
-            Message::SyncRequest(request) => {
+            Inbound::SyncRequest(request, msg) => {
                 let outsider = !self.peer_of.contains_key(&key);
                 let tip = self.chain.store().tip().height;
-                if sync_serve::store_answers(tip, request, outsider) {
+                if sync_serve::store_answers(tip, &request, outsider) {
                     let bytes_max = self
                         .io
                         .message_bytes_max
                         .saturating_sub(SYNC_ANSWER_SLACK_BYTES);
-                    let started = self
-                        .sync_server
-                        .start(from, key, request.clone(), bytes_max);
+                    let started = self.sync_server.start(from, key, request, bytes_max);
                     return Ok(match started {
                         Ok(()) => Verdict::Accept,
                         // Not the peer's fault: it asks again next round.
@@ -345,15 +338,18 @@ impl Driver {
                 if outsider {
                     return Ok(Verdict::Ignore);
                 }
+                msg
             }
-            _ => {}
-        }
-        let effects = self.engine.handle(Input::Message(key, msg));
+            Inbound::SyncResponse(m) | Inbound::Other(m) => m,
+        };
+        let effects = self.engine.on_message(key, msg);
         let fault = effects.iter().find_map(|e| match e {
-            Effect::Dropped {
+            Step::Dropped {
                 from: Some(k),
                 reason,
-            } if *k == key && reason.is_fault() => Some(reason.to_string()),
+                fault: true,
+                ..
+            } if *k == key => Some(reason.clone()),
             _ => None,
         });
         self.execute(effects).await?;
@@ -370,18 +366,18 @@ impl Driver {
         self.best_seen = self.best_seen.max(h);
     }
 
-    async fn execute(&mut self, effects: Vec<Effect>) -> Result<(), DriverError> {
-        let mut queue: std::collections::VecDeque<Effect> = effects.into();
+    async fn execute(&mut self, effects: Vec<Step>) -> Result<(), DriverError> {
+        let mut queue: std::collections::VecDeque<Step> = effects.into();
         // Writing committed blocks to the ledger waits until this batch's votes and proposals
         // have left: nothing they carry depends on it (a vote needs the new block executed
         // on its uncommitted ancestors, which it is), and it is the costliest effect, so on
         // the round's critical path it delayed every hop. A crash in between loses nothing:
-        // the blocks stay stored and certified, and the next QC commits them again.
+        // the blocks stay stored and certified, and the next certificate commits them again.
         let mut commits = Vec::new();
-        while let Some(effect) = queue.pop_front() {
-            match effect {
-                Effect::Persist(state) => {
-                    let safety = (chain::SAFETY_KEY.to_vec(), state.encode());
+        while let Some(step) = queue.pop_front() {
+            match step {
+                Step::Persist(state) => {
+                    let safety = (chain::SAFETY_KEY.to_vec(), state);
                     self.chain.sync(Some(safety)).map_err(|e| {
                         DriverError::Halt(format!(
                             "cannot persist the consensus safety state, so no vote may \
@@ -389,40 +385,38 @@ impl Driver {
                         ))
                     })?;
                 }
-                Effect::StoreBlock(block) => self.store_block(&block)?,
-                Effect::Validate { block } => {
+                Step::StoreBlock(block) => self.store_block(&block)?,
+                Step::Validate(block) => {
                     // Answered in this loop: the vote it may release follows this batch's
                     // effects, keeping each batch's persist-before-send order.
                     let validity = self.judge(&block)?;
-                    queue.extend(self.engine.handle(Input::Validity { block, validity }));
+                    queue.extend(self.engine.on_validity(block, validity));
                 }
-                Effect::DiscardBlocks(ids) => self
+                Step::DiscardBlocks(ids) => self
                     .chain
                     .discard(&ids)
                     .map_err(|e| DriverError::Halt(format!("cannot delete stored blocks: {e}")))?,
-                Effect::Send { to, msg } => {
+                Step::Send { to, bytes, vote } => {
                     self.sync_blocks()?;
-                    if let Message::Vote(v) = &msg {
-                        // The engine votes only for blocks this driver judged valid.
-                        debug_assert!(!self.chain.refused(&v.block), "vote for a refused block");
-                    }
-                    self.send_to(to, msg.encode()).await?;
+                    // The engine votes only for blocks this driver judged valid.
+                    debug_assert!(
+                        vote.is_none_or(|b| !self.chain.refused(&b)),
+                        "vote for a refused block"
+                    );
+                    self.send_to(to, bytes).await?;
                 }
-                Effect::Broadcast(msg) => {
+                Step::Broadcast { bytes, proposal } => {
                     self.sync_blocks()?;
-                    if let Message::Proposal(p) = &msg {
-                        self.note_proposed(p.block.hash());
+                    if let Some(id) = proposal {
+                        self.note_proposed(id);
                     }
-                    self.io.publish(Topic::Consensus, msg.encode()).await?;
+                    self.io.publish(Topic::Consensus, bytes).await?;
                 }
-                Effect::ScheduleTimeout { round, after_ms } => {
-                    self.schedule(round, after_ms);
-                }
-                Effect::RequestPayload {
-                    round,
+                Step::Timer { timer, after_ms } => self.schedule(timer, after_ms),
+                Step::RequestPayload {
                     height,
                     parent,
-                    justify,
+                    seal,
                 } => {
                     // Listening before the look below: an admission after it wakes us.
                     self.io.pool_growth.listen(true);
@@ -441,47 +435,46 @@ impl Driver {
                     if busy || parent_age >= self.empty_block_interval {
                         self.held_payload = None;
                         self.io.pool_growth.listen(false);
-                        queue.extend(self.build_payload(round, height, parent, justify)?);
+                        queue.extend(self.build_payload(height, parent, seal)?);
                     } else {
                         // One proposal at a time: a newer request replaces the held one.
                         self.held_payload = Some(HeldPayload {
-                            round,
                             height,
                             parent,
-                            justify,
+                            seal,
                             until: Instant::now() + (self.empty_block_interval - parent_age),
                         });
                     }
                 }
-                Effect::Commit { blocks, qc } => commits.push((blocks, qc)),
-                Effect::FetchBlocks { from, request } => {
+                Step::Commit { blocks, qc } => commits.push((blocks, qc)),
+                Step::Fetch { from, bytes } => {
                     self.sync_blocks()?;
-                    self.send_to(from, Message::SyncRequest(request).encode())
-                        .await?;
+                    self.send_to(from, bytes).await?;
                 }
-                Effect::Evidence(e) => {
-                    tracing::warn!(offender = %e.offender(), evidence = ?e, "validator equivocated");
+                Step::Evidence { offender, detail } => {
+                    tracing::warn!(%offender, evidence = %detail, "validator equivocated");
                 }
-                Effect::Dropped {
-                    reason: DropReason::Safety(e @ SafetyError::SignedElsewhere { .. }),
+                Step::Dropped {
+                    reason,
+                    signed_elsewhere: true,
                     ..
                 } => {
                     // The engine signs nothing more; stopping makes an operator look.
-                    tracing::error!(%e, "stopping: this validator's key signs elsewhere");
-                    return Err(DriverError::Halt(e.to_string()));
+                    tracing::error!(%reason, "stopping: this validator's key signs elsewhere");
+                    return Err(DriverError::Halt(reason));
                 }
-                Effect::Dropped { from, reason } => {
-                    self.io.drop_reason(reason.label());
+                Step::Dropped {
+                    from,
+                    label,
+                    reason,
+                    ..
+                } => {
+                    self.io.drop_reason(label);
                     tracing::debug!(from = ?from, %reason, "consensus input dropped");
                 }
             }
         }
-        let tc_round = self
-            .engine
-            .safety_state()
-            .highest_tc
-            .as_ref()
-            .map(|tc| tc.round);
+        let tc_round = self.engine.view().tc_round;
         if tc_round > self.last_tc_round {
             self.io.metrics.hotstuff.tcs.inc();
             self.last_tc_round = tc_round;
@@ -638,15 +631,15 @@ impl Driver {
         assert!(self.proposed.len() <= PROPOSED_KEPT);
     }
 
-    fn schedule(&mut self, round: Round, after_ms: u64) {
+    fn schedule(&mut self, timer: Timer, after_ms: u64) {
         if self.timers.len() >= TIMERS_MAX
-            && let Some(oldest) = self.timers.iter().min_by_key(|(_, r)| **r).map(|(k, _)| *k)
+            && let Some(oldest) = self.timers.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k)
         {
             self.timers.remove(&oldest);
         }
         self.timer_seq += 1;
         let at = Instant::now() + Duration::from_millis(after_ms);
-        self.timers.insert((at, self.timer_seq), round);
+        self.timers.insert((at, self.timer_seq), timer);
         assert!(self.timers.len() <= TIMERS_MAX);
     }
 
@@ -671,17 +664,7 @@ impl Driver {
     /// Who leader reputation passes over now; also sets the per-validator gauge, zeroing the
     /// validators no longer passed over.
     fn election_status(&self) -> LeaderElectionStatus {
-        let passed_over: Vec<PassedOverStatus> = self
-            .engine
-            .passed_over()
-            .into_iter()
-            .map(|(key, p)| PassedOverStatus {
-                validator: key.address(),
-                failed_round: p.failure.round,
-                failed_turns: p.failure.strikes,
-                until: p.until,
-            })
-            .collect();
+        let (rule, passed_over) = self.engine.election();
         for key in self.peer_of.keys() {
             let round = passed_over
                 .iter()
@@ -696,24 +679,34 @@ impl Driver {
                 })
                 .set(to_i64(round));
         }
-        LeaderElectionStatus {
-            rule: self.engine.leader_election(),
-            passed_over,
-        }
+        LeaderElectionStatus { rule, passed_over }
     }
 
     fn refresh_status(&mut self) {
-        let round = self.engine.current_round();
-        let leader = self.engine.leader_of(round);
-        if round != self.last_round {
+        let view = self.engine.view();
+        let (round, leader) = (view.round, view.leader);
+        if (view.height, round) != (self.last_height, self.last_round) {
             if self.last_leader.is_some_and(|l| l != leader) {
                 self.io.metrics.bft.leader_changes.inc();
             }
             self.last_leader = Some(leader);
             self.last_round = round;
+            self.last_height = view.height;
             self.election = self.election_status();
         }
         let sync = self.sync_progress();
+        let engine = match view.height {
+            None => EngineStatus::HotStuff {
+                round,
+                leader: Some(leader.address()),
+                election: self.election.clone(),
+            },
+            Some(height) => EngineStatus::Pbft {
+                height,
+                round,
+                proposer: Some(leader.address()),
+            },
+        };
         self.io.post_status(
             NodeStatus {
                 peers: self.peers.count(),
@@ -723,17 +716,15 @@ impl Driver {
                 validator: self.is_validator,
                 halted: self.halted.reason(),
                 not_scheduled_here: self.chain.not_scheduled_here(),
-                engine: EngineStatus::HotStuff {
-                    round,
-                    leader: Some(leader.address()),
-                    election: self.election.clone(),
-                },
+                engine,
             },
             sync,
         );
         self.io.metrics.bft.round.set(to_i64(round.0));
-        self.io.metrics.bft.rounds_without_commit.set(to_i64(
-            round.0.saturating_sub(self.engine.committed_round().0),
-        ));
+        self.io
+            .metrics
+            .bft
+            .rounds_without_commit
+            .set(to_i64(view.rounds_without_commit));
     }
 }

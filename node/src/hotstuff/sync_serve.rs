@@ -15,10 +15,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use cairn_consensus::hotstuff::{
-    Message, QC_BYTES_MAX, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse,
-};
-use cairn_ledger::block::{Block, QuorumCert, Seal};
+use cairn_consensus::hotstuff::{QC_BYTES_MAX, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse};
+use cairn_ledger::block::{Block, QuorumCert};
 use cairn_ledger::codec;
 use cairn_ledger::store::{Store, StoreError};
 use cairn_ledger::{Height, PublicKey};
@@ -79,9 +77,9 @@ pub fn committed_blocks(
     }
     let next = from + blocks.len() as u64;
     let tip_qc = match store.header_at(Height(next))? {
-        Some(child) => match child.seal {
-            Seal::HotStuff { justify, .. } => justify,
-            _ => return Ok(None),
+        Some(child) => match child.seal.parent_cert() {
+            Some(cert) => cert.clone(),
+            None => return Ok(None),
         },
         None => {
             // The last block is the tip: its certificate is stored with it. If the tip
@@ -105,6 +103,8 @@ pub fn committed_blocks(
 pub struct SyncServer {
     store: Arc<Store>,
     p2p: P2pHandle,
+    /// The engine's wire form of an answer.
+    encode: fn(SyncResponse) -> Vec<u8>,
     /// Peers with an answer being prepared, and whether each is a validator; at most
     /// [`SYNC_SERVES_MAX`], at most [`FULL_NODE_SERVES_MAX`] of them not validators.
     serving: Arc<Mutex<HashMap<PeerId, bool>>>,
@@ -122,10 +122,15 @@ pub enum Busy {
 }
 
 impl SyncServer {
-    pub fn new(store: Arc<Store>, p2p: P2pHandle) -> SyncServer {
+    pub fn new(
+        store: Arc<Store>,
+        p2p: P2pHandle,
+        encode: fn(SyncResponse) -> Vec<u8>,
+    ) -> SyncServer {
         SyncServer {
             store,
             p2p,
+            encode,
             serving: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -162,10 +167,10 @@ impl SyncServer {
         };
         let store = Arc::clone(&self.store);
         let p2p = self.p2p.clone();
+        let encode = self.encode;
         tokio::spawn(async move {
             let answer = tokio::task::spawn_blocking(move || {
-                committed_blocks(&store, &request, bytes_max)
-                    .map(|r| r.map(|r| Message::SyncResponse(Box::new(r)).encode()))
+                committed_blocks(&store, &request, bytes_max).map(|r| r.map(encode))
             })
             .await;
             match answer {
@@ -210,6 +215,12 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
+    use crate::hotstuff::seam::BftEngine;
+    use cairn_ledger::block::Seal;
+
+    fn hotstuff_answer(r: SyncResponse) -> Vec<u8> {
+        <cairn_consensus::hotstuff::Engine as BftEngine>::encode_sync_response(r)
+    }
     use crate::p2p::Command;
 
     /// A store with `n` committed blocks over genesis, each certified by its child's justify,
@@ -342,7 +353,9 @@ mod tests {
         let Command::SendDirect { peer, bytes } = command else {
             panic!("expected a direct message, got {command:?}");
         };
-        let Ok(Message::SyncResponse(answer)) = Message::decode(&bytes) else {
+        let Ok(cairn_consensus::hotstuff::Message::SyncResponse(answer)) =
+            cairn_consensus::hotstuff::Message::decode(&bytes)
+        else {
             panic!("expected a sync answer");
         };
         (peer, heights(&answer))
@@ -354,7 +367,7 @@ mod tests {
         let peers: Vec<PeerId> = (0..=SYNC_SERVES_MAX).map(|_| PeerId::random()).collect();
         let (p2p, mut commands) =
             P2pHandle::for_test_with_validators(peers.iter().copied().collect());
-        let server = SyncServer::new(store, p2p);
+        let server = SyncServer::new(store, p2p, hotstuff_answer);
         let key = Keypair::from_secret(&[2; 32]).public();
         // Nothing spawned runs before this test awaits, so every answer is still in flight.
         for peer in &peers[..SYNC_SERVES_MAX] {
@@ -395,7 +408,7 @@ mod tests {
         let full_nodes: Vec<PeerId> = (0..SYNC_SERVES_MAX).map(|_| PeerId::random()).collect();
         let (p2p, mut commands) =
             P2pHandle::for_test_with_validators(validators.iter().copied().collect());
-        let server = SyncServer::new(store, p2p);
+        let server = SyncServer::new(store, p2p, hotstuff_answer);
         let key = Keypair::from_secret(&[2; 32]).public();
         // Full nodes ask first and take only their share.
         for peer in &full_nodes[..FULL_NODE_SERVES_MAX] {

@@ -599,6 +599,9 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
     // that read both modes); it has a best header instead.
     let (round, leader) = match &node.engine {
         EngineStatus::HotStuff { round, leader, .. } => (round.0, *leader),
+        EngineStatus::Pbft {
+            round, proposer, ..
+        } => (round.0, *proposer),
         EngineStatus::Pow { .. } => (0, None),
     };
     let mut out = json!({
@@ -627,6 +630,10 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
     match &node.engine {
         EngineStatus::Pow { best_header_height } => {
             out["best_header_height"] = json!(best_header_height.0.max(tip.height.0));
+        }
+        // PBFT's round belongs to the height being decided; its leader is the proposer.
+        EngineStatus::Pbft { height, .. } => {
+            out["deciding_height"] = json!(height.0);
         }
         EngineStatus::HotStuff { election, .. } => {
             let passed_over: Vec<Value> = election
