@@ -77,11 +77,13 @@ test: bootstrap fmt clippy build old-binary
 	$(CARGO) test $(CARGO_FLAGS) --workspace
 	$(CAIRN) sim hotstuff --seeds 2000 --faults all
 	$(CAIRN) sim hotstuff --seeds 2000 --faults all --leader-election round-robin
+	$(CAIRN) sim pbft --seeds 2000 --faults all
 	$(CAIRN) sim pow --seeds 500
 
 # The long simulation run; its figures are in benches/RESULTS.md.
 sim: build
 	$(CAIRN) sim hotstuff --seeds 100000 --faults all
+	$(CAIRN) sim pbft --seeds 100000 --faults all
 
 # The nemesis on real processes (tests/src/nemesis; README "Chaos testing"): a seeded schedule
 # of partitions, one-way loss, delay, bandwidth caps, connection resets, kill -9, SIGSTOP,

@@ -2,7 +2,8 @@
 //! with its own RocksDB: transfers submitted with the CLI commit and every node agrees; a
 //! crashed validator does not stop the chain and catches up after a restart; losing two of
 //! four stops commits without forking; outsiders and other networks are refused; bad RPC
-//! input gets errors while the node keeps committing.
+//! input gets errors while the node keeps committing. The first three run on HotStuff and
+//! on PBFT (`pbft_` tests, `cairn testnet --mode pbft`).
 
 use std::process::Command;
 use std::time::Duration;
@@ -35,10 +36,22 @@ fn assert_no_commits(net: &Testnet, nodes: &[usize], quiet: Duration) -> Vec<u64
     after
 }
 
+/// `cairn testnet` arguments that pick PBFT; HotStuff is the default.
+const PBFT: &[&str] = &["--mode", "pbft"];
+
 #[test]
 fn four_validators_commit_cli_transfers_and_agree_on_every_block() {
+    transfers_commit_and_every_node_agrees(&[]);
+}
+
+#[test]
+fn pbft_four_validators_commit_cli_transfers_and_agree_on_every_block() {
+    transfers_commit_and_every_node_agrees(PBFT);
+}
+
+fn transfers_commit_and_every_node_agrees(mode: &[&str]) {
     let _serial = serial();
-    let mut net = Testnet::create(4, fast);
+    let mut net = Testnet::create_with(4, mode, fast);
     net.start_all();
     net.wait_height(&[0, 1, 2, 3], 3);
 
@@ -111,10 +124,20 @@ fn four_validators_commit_cli_transfers_and_agree_on_every_block() {
 
 #[test]
 fn a_crashed_validator_does_not_stop_the_chain_and_catches_up_after_restart() {
+    crashed_validator_catches_up(&[]);
+}
+
+#[test]
+fn pbft_a_crashed_validator_does_not_stop_the_chain_and_catches_up_after_restart() {
+    crashed_validator_catches_up(PBFT);
+}
+
+fn crashed_validator_catches_up(mode: &[&str]) {
     let _serial = serial();
-    // A crashed leader costs two round timeouts per rotation (its own round, and the one
-    // whose votes were sent to it): short rounds keep the test short.
-    let mut net = Testnet::create_with(4, &["--round-timeout-ms", "250"], fast);
+    // A crashed leader costs round timeouts on each of its turns: short rounds keep the
+    // test short.
+    let args = [mode, &["--round-timeout-ms", "250"]].concat();
+    let mut net = Testnet::create_with(4, &args, fast);
     net.start_all();
     net.wait_height(&[0, 1, 2, 3], 3);
 
@@ -148,8 +171,17 @@ fn a_crashed_validator_does_not_stop_the_chain_and_catches_up_after_restart() {
 
 #[test]
 fn two_of_four_down_stops_commits_without_forks_until_one_returns() {
+    two_of_four_down_halts_until_one_returns(&[]);
+}
+
+#[test]
+fn pbft_two_of_four_down_stops_commits_without_forks_until_one_returns() {
+    two_of_four_down_halts_until_one_returns(PBFT);
+}
+
+fn two_of_four_down_halts_until_one_returns(mode: &[&str]) {
     let _serial = serial();
-    let mut net = Testnet::create(4, fast);
+    let mut net = Testnet::create_with(4, mode, fast);
     net.start_all();
     net.wait_height(&[0, 1, 2, 3], 3);
 

@@ -415,11 +415,22 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 
 #[test]
 fn testnet_with_publishers_shows_prices_and_ctrl_c_stops_them_too() {
+    publishers_show_prices_and_stop_with_the_testnet(&[]);
+}
+
+#[test]
+fn pbft_testnet_with_publishers_shows_prices_and_ctrl_c_stops_them_too() {
+    publishers_show_prices_and_stop_with_the_testnet(&["--mode", "pbft"]);
+}
+
+fn publishers_show_prices_and_stop_with_the_testnet(mode: &[&str]) {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let base = cairn_tests::testnet::free_ports(8);
     let mut testnet = Command::new(cairn_bin())
-        .args(["testnet", "--oracle-publishers", "3", "--dir"])
+        .args(["testnet", "--oracle-publishers", "3"])
+        .args(mode)
+        .arg("--dir")
         .arg(dir.path())
         .args(["--base-port", &base.to_string()])
         .stdout(Stdio::null())
