@@ -78,6 +78,7 @@ test: bootstrap fmt clippy build old-binary
 	$(CAIRN) sim hotstuff --seeds 2000 --faults all
 	$(CAIRN) sim hotstuff --seeds 2000 --faults all --leader-election round-robin
 	$(CAIRN) sim pbft --seeds 2000 --faults all
+	$(CAIRN) sim pbft --seeds 2000 --faults all --leader-election round-robin
 	$(CAIRN) sim pow --seeds 500
 
 # The long simulation run; its figures are in benches/RESULTS.md.

@@ -4,7 +4,7 @@
 # `cairn node run` processes (not `cairn testnet`, whose supervisor stops every node when one
 # exits), unlimited load for UNL s, then 1,000 tx/s for FIX s, load sent to nodes 0-2; then
 # node3 comes back (SIGCONT, or started again) and the time until node0's status passes nobody
-# over is printed.
+# over is printed. MODE=pbft runs a PBFT testnet (default hotstuff).
 set -u
 BIN=$1; RULES=${2:-"round-robin reputation"}; UNL=${UNL:-30}; FIX=${FIX:-20}
 SCENARIOS=${SCENARIOS:-"healthy hung killed"}
@@ -21,7 +21,7 @@ PY
 }
 for rule in $RULES; do for scen in $SCENARIOS; do
   d=${NET_DIR:-/tmp/cairn-fault-net}; rm -rf $d
-  $BIN testnet --no-start --dir $d --base-port $PORT --leader-election $rule > /dev/null
+  $BIN testnet --no-start --dir $d --base-port $PORT --mode ${MODE:-hotstuff} --leader-election $rule > /dev/null
   pids=()
   for i in 0 1 2 3; do
     $BIN node run --home $d/node$i > $d/node$i.log 2>&1 & pids+=($!)

@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use cairn_ledger::crypto::Keypair;
-use cairn_ledger::genesis::{EngineKind, Genesis, LeaderElection};
+use cairn_ledger::genesis::{EngineKind, EngineParams, Genesis, LeaderElection};
 use cairn_ledger::keys;
 use cairn_ledger::{Amount, TimestampMs};
 use clap::{Args, Subcommand, ValueEnum};
@@ -75,9 +75,9 @@ pub struct BftTuning {
     /// BFT only: the base round timeout in milliseconds (default 1000).
     #[arg(long, value_name = "MS")]
     pub round_timeout_ms: Option<u64>,
-    /// HotStuff only: how round leaders are chosen (default reputation: a validator whose
-    /// turn produced no block is passed over until it is back; round-robin: the plain
-    /// rotation). PBFT rotates its proposers round-robin.
+    /// BFT only: how round leaders (PBFT: proposers) are chosen (default reputation: a
+    /// validator whose turn produced no block is passed over until it is back; round-robin:
+    /// the plain rotation).
     #[arg(long, value_enum)]
     pub leader_election: Option<LeaderElectionArg>,
 }
@@ -172,8 +172,8 @@ pub fn create(
     if round_timeout_ms.is_some() && mode == Mode::Pow {
         bail!("--round-timeout-ms applies to BFT networks only (--mode hotstuff or pbft)");
     }
-    if bft.leader_election.is_some() && mode != Mode::HotStuff {
-        bail!("--leader-election applies to HotStuff networks only (--mode hotstuff)");
+    if bft.leader_election.is_some() && mode == Mode::Pow {
+        bail!("--leader-election applies to BFT networks only (--mode hotstuff or pbft)");
     }
     if (pow.block_time_ms.is_some() || pow.initial_bits.is_some()) && mode != Mode::Pow {
         bail!(
@@ -223,28 +223,33 @@ pub fn create(
         &[(faucet.public().address(), FAUCET_BALANCE)],
         TimestampMs(now.as_millis() as u64),
     );
-    if let (Some(ms), cairn_ledger::genesis::EngineParams::HotStuff(p)) =
-        (round_timeout_ms, &mut genesis.consensus.engine)
-    {
-        p.round_timeout_ms_base = ms;
-        p.round_timeout_ms_max = p.round_timeout_ms_max.max(ms);
-        // The retry stays ten first timeouts, as the default's 10 s is ten of 1 s.
-        if let LeaderElection::Reputation { retry_after_ms } = &mut p.leader_election {
-            *retry_after_ms = (*retry_after_ms).max(ms.saturating_mul(10));
+    let bft_params = match &mut genesis.consensus.engine {
+        EngineParams::HotStuff(p) => Some((
+            &mut p.round_timeout_ms_base,
+            &mut p.round_timeout_ms_max,
+            &mut p.leader_election,
+        )),
+        EngineParams::Pbft(p) => Some((
+            &mut p.round_timeout_ms_base,
+            &mut p.round_timeout_ms_max,
+            &mut p.leader_election,
+        )),
+        EngineParams::Pow(_) => None,
+    };
+    if let Some((base, max, election)) = bft_params {
+        if let Some(ms) = round_timeout_ms {
+            *base = ms;
+            *max = (*max).max(ms);
+            // The retry stays ten first timeouts, as the default's 10 s is ten of 1 s.
+            if let LeaderElection::Reputation { retry_after_ms } = election {
+                *retry_after_ms = (*retry_after_ms).max(ms.saturating_mul(10));
+            }
+        }
+        if bft.leader_election == Some(LeaderElectionArg::RoundRobin) {
+            *election = LeaderElection::RoundRobin;
         }
     }
-    if let (Some(ms), cairn_ledger::genesis::EngineParams::Pbft(p)) =
-        (round_timeout_ms, &mut genesis.consensus.engine)
-    {
-        p.round_timeout_ms_base = ms;
-        p.round_timeout_ms_max = p.round_timeout_ms_max.max(ms);
-    }
-    if let (Some(LeaderElectionArg::RoundRobin), cairn_ledger::genesis::EngineParams::HotStuff(p)) =
-        (bft.leader_election, &mut genesis.consensus.engine)
-    {
-        p.leader_election = LeaderElection::RoundRobin;
-    }
-    if let cairn_ledger::genesis::EngineParams::Pow(p) = &mut genesis.consensus.engine {
+    if let EngineParams::Pow(p) = &mut genesis.consensus.engine {
         p.target_block_time_ms = pow.block_time_ms.unwrap_or(LOCAL_BLOCK_TIME_MS);
         p.initial_bits = pow
             .initial_bits

@@ -122,6 +122,10 @@ pub struct PbftArgs {
     /// the highest prepared block again), to watch the checkers catch the fork.
     #[arg(long, hide = true)]
     unsafe_skip_justification: bool,
+    /// How proposers are chosen, as the genesis's `leader_election`: reputation passes over
+    /// a validator whose turn produced no block; round-robin is the plain schedule.
+    #[arg(long, value_enum, default_value_t)]
+    leader_election: LeaderElectionArg,
 }
 
 #[derive(Args)]
@@ -264,12 +268,7 @@ fn hotstuff(a: HotStuffArgs) -> Result<()> {
         unsafe_skip_voted_round_check: a.unsafe_skip_voted_round_check,
         unsafe_accept_any_sync: a.unsafe_accept_any_sync,
         unsafe_no_double_sign_guard: a.unsafe_no_double_sign_guard,
-        leader_election: match a.leader_election {
-            LeaderElectionArg::Reputation => LeaderElection::Reputation {
-                retry_after_ms: sim::SIM_LEADER_RETRY_AFTER_MS,
-            },
-            LeaderElectionArg::RoundRobin => LeaderElection::RoundRobin,
-        },
+        leader_election: sim_leader_election(a.leader_election),
     };
     let (summary, last, wall_s) = run_batch(a.threads, |threads, on_report| {
         sim::run_many(&config, seeds, threads, on_report)
@@ -281,6 +280,16 @@ fn hotstuff(a: HotStuffArgs) -> Result<()> {
     summary.print_counts();
     print_bft_seed(seeds, last.as_ref(), "round");
     summary.check_counts()
+}
+
+/// The simulated genesis's rule: reputation waits the simulator's retry time.
+fn sim_leader_election(arg: LeaderElectionArg) -> LeaderElection {
+    match arg {
+        LeaderElectionArg::Reputation => LeaderElection::Reputation {
+            retry_after_ms: sim::SIM_LEADER_RETRY_AFTER_MS,
+        },
+        LeaderElectionArg::RoundRobin => LeaderElection::RoundRobin,
+    }
 }
 
 fn pbft(a: PbftArgs) -> Result<()> {
@@ -295,6 +304,7 @@ fn pbft(a: PbftArgs) -> Result<()> {
             SimCrypto::Fast
         },
         unsafe_skip_justification: a.unsafe_skip_justification,
+        leader_election: sim_leader_election(a.leader_election),
     };
     let (summary, last, wall_s) = run_batch(a.threads, |threads, on_report| {
         pbft_sim::run_many(&config, seeds, threads, on_report)

@@ -38,11 +38,17 @@ pub enum Seal {
     /// Proof of work: the compact target and the nonce that meets it. The nonce is the last
     /// field of the encoded header so miners can hash everything before it once.
     Pow { bits: u32, nonce: u64 },
-    /// PBFT: the commit certificate of the parent, as this block's proposer holds it (any
-    /// quorum of commit signatures will do, so two proposers may carry different ones). The
-    /// round is left out on purpose: a block re-proposed in a later round keeps its id, so
-    /// the prepare certificates gathered for it stay valid.
-    Pbft { parent_commit: QuorumCert },
+    /// PBFT: the leader-schedule turn of the round the block was first proposed in (the
+    /// parent's turn + 1 + that round), and the commit certificate of the parent, as this
+    /// block's proposer holds it (any quorum of commit signatures will do, so two proposers
+    /// may carry different ones). Turns count rounds along the chain, so leader reputation
+    /// reads from the chain alone which turns produced no block. A block re-proposed in a
+    /// later round keeps its turn and so its id, and the prepare certificates gathered for
+    /// it stay valid.
+    Pbft {
+        turn: Round,
+        parent_commit: QuorumCert,
+    },
 }
 
 impl Seal {
@@ -51,7 +57,7 @@ impl Seal {
     pub fn parent_cert(&self) -> Option<&QuorumCert> {
         match self {
             Seal::HotStuff { justify, .. } => Some(justify),
-            Seal::Pbft { parent_commit } => Some(parent_commit),
+            Seal::Pbft { parent_commit, .. } => Some(parent_commit),
             Seal::Genesis | Seal::Pow { .. } => None,
         }
     }

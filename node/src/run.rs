@@ -589,6 +589,7 @@ fn bft_driver(
                     round_timeout_ms_max: params.round_timeout_ms_max,
                     genesis: block_zero,
                     double_sign_check_rounds,
+                    leader_election: params.leader_election,
                     unsafe_skip_justification: false,
                 },
                 signer,

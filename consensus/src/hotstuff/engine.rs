@@ -22,7 +22,6 @@ use super::aggregator::VoteAggregator;
 use super::block_tree::{BlockTree, TREE_BLOCKS_MAX, block_round};
 use super::certs::{CertChecker, CertError};
 use super::effects::{DropReason, Effect, Evidence, Input, Validity};
-use super::leaders::Leaders;
 use super::messages::{
     Message, ProposalMsg, SignedProposal, TimeoutCert, proposal_signing_bytes,
     timeout_signing_bytes, vote_signing_bytes,
@@ -30,6 +29,7 @@ use super::messages::{
 use super::pacemaker::{Pacemaker, PacemakerError};
 use super::safety::{SafetyError, SafetyRules, SafetyState};
 use super::sync::PENDING_PROPOSALS_MAX;
+use crate::bft::Leaders;
 use crate::bft::{Signer, ValidatorSet, Verifier};
 
 /// Proposals remembered for equivocation checks (the first per round and proposer; about

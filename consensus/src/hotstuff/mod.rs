@@ -17,7 +17,6 @@ mod block_tree;
 mod certs;
 mod effects;
 mod engine;
-mod leaders;
 mod messages;
 mod pacemaker;
 mod safety;

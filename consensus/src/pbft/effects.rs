@@ -61,12 +61,13 @@ pub enum Effect {
         after_ms: u64,
     },
     /// This node proposes at `(height, round)`: build a block at `height` whose header has
-    /// `parent` and `Seal::Pbft { parent_commit }`, proposer = this node's address, and hand
-    /// it back as `Input::Payload`. Not answering only costs the round.
+    /// `parent` and `Seal::Pbft { turn, parent_commit }`, proposer = this node's address, and
+    /// hand it back as `Input::Payload`. Not answering only costs the round.
     RequestPayload {
         height: Height,
         round: Round,
         parent: Hash,
+        turn: Round,
         parent_commit: QuorumCert,
     },
     /// These blocks are final: apply and store them in order (lowest height first). Each is
@@ -126,6 +127,16 @@ pub enum DropReason {
     BadSignature { what: &'static str, key: PublicKey },
     #[error("block {block} is not a PBFT block")]
     NotPbft { block: Hash },
+    #[error(
+        "block {block} offered in round {round} names turn {got}; it must be {expected} \
+         (the parent's turn + 1 + the round it was first offered in)"
+    )]
+    WrongTurn {
+        block: Hash,
+        round: Round,
+        got: Round,
+        expected: Round,
+    },
     #[error(
         "proposal for height {height} round {round} is signed by {got}; the proposer is {expected}"
     )]
@@ -255,6 +266,7 @@ impl DropReason {
             DropReason::NotAValidator { .. } => "not_a_validator",
             DropReason::BadSignature { .. } => "bad_signature",
             DropReason::NotPbft { .. } => "not_pbft",
+            DropReason::WrongTurn { .. } => "wrong_turn",
             DropReason::WrongProposer { .. } => "wrong_leader",
             DropReason::ProposerMismatch { .. } => "proposer_mismatch",
             DropReason::InvalidCert(_) => "invalid_cert",
@@ -296,6 +308,7 @@ impl DropReason {
             | DropReason::NotAValidator { .. }
             | DropReason::BadSignature { .. }
             | DropReason::NotPbft { .. }
+            | DropReason::WrongTurn { .. }
             | DropReason::ProposerMismatch { .. }
             | DropReason::InvalidCert(_)
             | DropReason::Unjustified { .. }

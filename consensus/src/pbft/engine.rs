@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use cairn_ledger::block::{Block, QuorumCert, Seal};
+use cairn_ledger::genesis::LeaderElection;
 use cairn_ledger::{Address, Hash, Height, PublicKey, Round};
 
 use super::certs::{CertChecker, CertError, genesis_commit};
@@ -19,7 +20,7 @@ use super::messages::{
     SyncRequest, SyncResponse, VoteMsg, proposal_signing_bytes, round_change_signing_bytes,
 };
 use super::safety::{Position, SafetyError, SafetyRules, SafetyState};
-use crate::bft::{LeaderSchedule, Signer, ValidatorSet, Verifier};
+use crate::bft::{Leaders, PassedOver, Signer, ValidatorSet, Verifier};
 
 /// Messages for rounds further than this ahead of the current one are dropped (a round
 /// change's round is still noted for the catch-up rule, one per validator).
@@ -47,6 +48,9 @@ pub struct EngineConfig {
     /// After `start`, sign nothing for this many rounds, only watch for this key's
     /// signatures made elsewhere (0: sign at once).
     pub double_sign_check_rounds: u64,
+    /// Who proposes each round: the schedule over turns, or the schedule with leader
+    /// reputation read from the committed blocks.
+    pub leader_election: LeaderElection,
     /// Test-only: proposers ignore the prepared blocks their round changes name and
     /// validators accept any quorum of round changes, so the simulator can prove its checker
     /// catches the forks that follow. Always false in a node.
@@ -95,7 +99,9 @@ struct RoundState {
 
 pub struct Engine {
     validators: ValidatorSet,
-    leaders: LeaderSchedule,
+    /// The reputation state after the committed tip only: committed blocks are final, so
+    /// every node that has the tip agrees on it.
+    leaders: Leaders,
     signer: Box<dyn Signer + Send>,
     verifier: Box<dyn Verifier + Send>,
     me: PublicKey,
@@ -222,8 +228,18 @@ impl Engine {
             .into_iter()
             .partition(|b| b.header.height == height && b.header.parent == tip_id);
         let me = signer.public_key();
+        // Reputation is folded over what is kept of the chain, from block 0 when all of it
+        // is (a failed first turn is then remembered across a restart).
+        let starts_at_one = history
+            .front()
+            .is_some_and(|b| b.header.height == Height(1));
+        let below_tip: Vec<Block> = starts_at_one
+            .then(|| config.genesis.clone())
+            .into_iter()
+            .chain(history.iter().take(history.len() - 1).cloned())
+            .collect();
         Ok(Engine {
-            leaders: LeaderSchedule::new(&config.validators),
+            leaders: Leaders::new(&config.validators, config.leader_election, &below_tip, &tip),
             is_validator: config.validators.power(&me).is_some(),
             validators: config.validators,
             me,
@@ -361,15 +377,40 @@ impl Engine {
         (self.rounds.len(), self.candidates.len())
     }
 
-    /// The proposer of `round` at `height`: the leader schedule, shifted by the height so
-    /// that the first round of each height goes to the next validator in turn.
-    pub fn proposer_of(&self, height: Height, round: Round) -> PublicKey {
-        let slot = Round(height.0.wrapping_add(round.0));
-        self.validators.member(self.leaders.leader(slot)).key
+    /// The proposer of `round` at the current height: the leader of turn `tip's turn + 1 +
+    /// round`, by the schedule or by reputation after the committed tip. Counting turns
+    /// along the chain gives the first round of each height to the schedule's next leader,
+    /// and lets reputation see which turns produced no block.
+    pub fn proposer_of(&self, round: Round) -> PublicKey {
+        let turn = self.turn_of(round);
+        let leader = self
+            .leaders
+            .leader_after(&self.validators, &self.tip.hash(), turn)
+            .expect("the reputation state of the committed tip is always kept");
+        self.validators.member(leader).key
+    }
+
+    /// The turn of `round` at the current height.
+    fn turn_of(&self, round: Round) -> Round {
+        Round(turn(&self.tip).0.saturating_add(1).saturating_add(round.0))
     }
 
     pub fn leader_election(&self) -> &'static str {
-        cairn_ledger::genesis::LeaderElection::ROUND_ROBIN
+        if self.leaders.is_reputation() {
+            LeaderElection::REPUTATION
+        } else {
+            LeaderElection::ROUND_ROBIN
+        }
+    }
+
+    /// The validators passed over as proposers after the committed tip, with why (empty
+    /// under round robin).
+    pub fn passed_over(&self) -> Vec<(PublicKey, PassedOver)> {
+        self.leaders
+            .passed_over(&self.validators, &self.tip.hash())
+            .into_iter()
+            .map(|p| (self.validators.member(p.validator).key, p))
+            .collect()
     }
 
     // ---- plumbing ----
@@ -475,9 +516,11 @@ impl Engine {
         Ok(id)
     }
 
-    /// Checks a block offered for the current height: a PBFT block on the committed tip,
-    /// whose parent commit certificate is valid. Signed messages' own checks come first.
-    fn check_block(&mut self, block: &Block) -> Result<(), DropReason> {
+    /// Checks `block` offered in `round` of the current height: a PBFT block on the committed
+    /// tip, its parent's commit certificate valid, its turn that of `round` when `fresh`, or
+    /// of an earlier round of this height when offered again (its prepare quorum checked it
+    /// then). Signed messages' own checks come first.
+    fn check_block(&mut self, block: &Block, round: Round, fresh: bool) -> Result<(), DropReason> {
         let id = block.hash();
         if block.header.height != self.height {
             return Err(DropReason::WrongHeight {
@@ -486,9 +529,27 @@ impl Engine {
                 got: block.header.height,
             });
         }
-        let Seal::Pbft { parent_commit } = &block.header.seal else {
+        let Seal::Pbft {
+            turn: got,
+            parent_commit,
+        } = &block.header.seal
+        else {
             return Err(DropReason::NotPbft { block: id });
         };
+        let expected = self.turn_of(round);
+        let turn_ok = if fresh {
+            *got == expected
+        } else {
+            turn(&self.tip) < *got && *got <= expected
+        };
+        if !turn_ok {
+            return Err(DropReason::WrongTurn {
+                block: id,
+                round,
+                got: *got,
+                expected,
+            });
+        }
         let tip = self.tip.hash();
         if block.header.parent != tip {
             return Err(DropReason::WrongParent {
@@ -532,7 +593,7 @@ impl Engine {
         self.safety.enter(self.here());
         self.timers_armed = 0;
         self.timer_pending = true;
-        if self.proposer_of(self.height, round) == self.me && self.is_validator {
+        if self.proposer_of(round) == self.me && self.is_validator {
             if round == Round(0) {
                 self.request_payload(round, None);
             } else {
@@ -679,6 +740,7 @@ impl Engine {
             height: self.height,
             round,
             parent: self.tip.hash(),
+            turn: self.turn_of(round),
             parent_commit: self.tip_cert.clone(),
         });
     }
@@ -699,8 +761,8 @@ impl Engine {
         if block.header.proposer != self.my_address {
             return Err(mismatch("the block names another proposer"));
         }
-        self.check_block(&block)
-            .map_err(|_| mismatch("not a PBFT block on the committed tip"))?;
+        self.check_block(&block, current, true)
+            .map_err(|_| mismatch("not a PBFT block of this round on the committed tip"))?;
         let Some((round, justification)) = self.payload_request.take() else {
             return Ok(());
         };
@@ -745,10 +807,7 @@ impl Engine {
     /// The proposer of `round`, holding a quorum of round changes to it, proposes: the
     /// highest prepared block they name, or a new block from its driver.
     fn try_propose_after_round_changes(&mut self, round: Round) {
-        if round != self.round
-            || round == Round(0)
-            || self.proposer_of(self.height, round) != self.me
-        {
+        if round != self.round || round == Round(0) || self.proposer_of(round) != self.me {
             return;
         }
         let Some(state) = self.rounds.get(&round) else {
@@ -852,15 +911,6 @@ impl Engine {
                 current: self.height,
             });
         }
-        let expected = self.proposer_of(p.height, p.round);
-        if p.proposer != expected {
-            return Err(DropReason::WrongProposer {
-                height: p.height,
-                round: p.round,
-                expected,
-                got: p.proposer,
-            });
-        }
         let id = p.block.hash();
         let bytes = proposal_signing_bytes(&self.chain, p.height, p.round, &id);
         self.verify_one(WHAT, &p.proposer, &bytes, &p.signature)?;
@@ -888,6 +938,17 @@ impl Engine {
                 what: WHAT,
                 height: p.height,
                 current: self.height,
+            });
+        }
+        // Who proposes depends on the committed tip, so it is known only at the current
+        // height (a proposal of the next one was handled above, once its parent committed).
+        let expected = self.proposer_of(p.round);
+        if p.proposer != expected {
+            return Err(DropReason::WrongProposer {
+                height: p.height,
+                round: p.round,
+                expected,
+                got: p.proposer,
             });
         }
         if p.round < self.round {
@@ -933,7 +994,7 @@ impl Engine {
                 named: p.block.header.proposer,
             });
         }
-        self.check_block(&p.block)?;
+        self.check_block(&p.block, p.round, required.is_none())?;
         if let Some(first) = self.rounds.get(&p.round).and_then(|s| s.proposal.as_ref()) {
             if first.block.hash() == id {
                 return Err(DropReason::Duplicate {
@@ -1194,7 +1255,7 @@ impl Engine {
     /// Commits the current height's candidate that `child` (a block of the next height)
     /// certifies, if its parent commit certificate verifies. Returns whether it did.
     fn commit_from_child(&mut self, child: &Block) -> bool {
-        let Seal::Pbft { parent_commit } = &child.header.seal else {
+        let Seal::Pbft { parent_commit, .. } = &child.header.seal else {
             return false;
         };
         if parent_commit.block != child.header.parent {
@@ -1236,11 +1297,14 @@ impl Engine {
         self.tip_cert = qc.clone();
         self.height = self.tip.header.height.next();
         for b in &blocks {
+            self.leaders.on_insert(&self.validators, b, b.hash());
             self.history.push_back(b.clone());
             if self.history.len() > COMMITTED_BLOCKS_KEPT {
                 self.history.pop_front();
             }
         }
+        let tip_id = self.tip.hash();
+        self.leaders.retain(|h| *h == tip_id);
         self.effects.push(Effect::Commit { blocks, qc });
         self.rounds.clear();
         self.candidates.clear();
@@ -1309,7 +1373,7 @@ impl Engine {
                             got: Some(b.hash()),
                         });
                     }
-                    self.check_block(b)?;
+                    self.check_block(b, qc.round, false)?;
                 }
                 // A prepare certificate seen is as good as one assembled: a later round
                 // change of this node shows the highest it knows of.
@@ -1493,7 +1557,7 @@ impl Engine {
             if b.header.parent != parent {
                 return Err(forged("a block does not extend the one before it"));
             }
-            let Seal::Pbft { parent_commit } = &b.header.seal else {
+            let Seal::Pbft { parent_commit, .. } = &b.header.seal else {
                 return Err(forged("a block is not a PBFT block"));
             };
             if i > 0 {
@@ -1527,5 +1591,14 @@ impl Engine {
         self.sync_asked_at = None;
         self.finalize(r.blocks, r.tip_qc);
         Ok(())
+    }
+}
+
+/// A block's turn: its PBFT seal's, 0 for block 0 (and for any other seal, which no PBFT
+/// chain carries above block 0).
+fn turn(block: &Block) -> Round {
+    match &block.header.seal {
+        Seal::Pbft { turn, .. } => *turn,
+        Seal::Genesis | Seal::HotStuff { .. } | Seal::Pow { .. } => Round(0),
     }
 }

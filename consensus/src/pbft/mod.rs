@@ -37,8 +37,8 @@ pub use messages::*;
 pub use safety::{Position, SAFETY_STATE_BYTES_MAX, SafetyError, SafetyState};
 
 /// The block a driver without transactions (unit tests, the simulator) answers
-/// `Effect::RequestPayload` with: empty, sealed with the parent commit certificate the
-/// engine gave, proposed by `proposer` at `timestamp`. `None` for any other effect.
+/// `Effect::RequestPayload` with: empty, sealed with the turn and parent commit certificate
+/// the engine gave, proposed by `proposer` at `timestamp`. `None` for any other effect.
 pub fn empty_payload(
     request: Effect,
     proposer: cairn_ledger::Address,
@@ -49,6 +49,7 @@ pub fn empty_payload(
     let Effect::RequestPayload {
         height,
         parent,
+        turn,
         parent_commit,
         ..
     } = request
@@ -64,7 +65,10 @@ pub fn empty_payload(
             state_root: Hash::ZERO,
             proposer,
             protocol_version: ProtocolVersion(1),
-            seal: Seal::Pbft { parent_commit },
+            seal: Seal::Pbft {
+                turn,
+                parent_commit,
+            },
         },
         transactions: Vec::new(),
     })

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::params::{EngineParams, Genesis, LeaderElection, OracleParams};
+use super::params::{EngineParams, Genesis, OracleParams};
 
 /// How `[consensus] engine` names each engine.
 pub(super) const ENGINE_HOTSTUFF: &str = "hotstuff";
@@ -52,6 +52,11 @@ pub struct ConsensusSection {
 pub struct PbftSection {
     pub round_timeout_ms_base: u64,
     pub round_timeout_ms_max: u64,
+    /// Absent: round robin, as for HotStuff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_election: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_retry_after_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,10 +143,7 @@ impl Genesis {
                     round_timeout_ms_base: h.round_timeout_ms_base,
                     round_timeout_ms_max: h.round_timeout_ms_max,
                     leader_election: Some(h.leader_election.name().to_string()),
-                    leader_retry_after_ms: match h.leader_election {
-                        LeaderElection::RoundRobin => None,
-                        LeaderElection::Reputation { retry_after_ms } => Some(retry_after_ms),
-                    },
+                    leader_retry_after_ms: h.leader_election.retry_after_ms(),
                 }),
                 None,
             ),
@@ -149,6 +151,8 @@ impl Genesis {
                 pbft = Some(PbftSection {
                     round_timeout_ms_base: p.round_timeout_ms_base,
                     round_timeout_ms_max: p.round_timeout_ms_max,
+                    leader_election: Some(p.leader_election.name().to_string()),
+                    leader_retry_after_ms: p.leader_election.retry_after_ms(),
                 });
                 (ENGINE_PBFT, None, None)
             }
@@ -289,20 +293,7 @@ impl GenesisFile {
                 h.round_timeout_ms_max,
                 "cap on the round timeout",
             );
-            if let Some(rule) = &h.leader_election {
-                w.string(
-                    "leader_election",
-                    rule,
-                    "\"reputation\" (pass over leaders whose turn failed) or \"round_robin\"",
-                );
-            }
-            if let Some(ms) = h.leader_retry_after_ms {
-                w.int(
-                    "leader_retry_after_ms",
-                    ms,
-                    "chain time before a passed-over leader gets a turn again (doubling per failed retry)",
-                );
-            }
+            write_election(&mut w, &h.leader_election, h.leader_retry_after_ms);
         }
         if let Some(b) = &c.pbft {
             w.table("consensus.pbft", "");
@@ -316,6 +307,7 @@ impl GenesisFile {
                 b.round_timeout_ms_max,
                 "cap on the round timeout",
             );
+            write_election(&mut w, &b.leader_election, b.leader_retry_after_ms);
         }
         if let Some(pow) = &c.pow {
             w.table("consensus.pow", "");
@@ -404,6 +396,24 @@ impl GenesisFile {
             }
         }
         w.out
+    }
+}
+
+/// The leader-election lines of a BFT engine's section.
+fn write_election(w: &mut TomlWriter, rule: &Option<String>, retry_after_ms: Option<u64>) {
+    if let Some(rule) = rule {
+        w.string(
+            "leader_election",
+            rule,
+            "\"reputation\" (pass over leaders whose turn failed) or \"round_robin\"",
+        );
+    }
+    if let Some(ms) = retry_after_ms {
+        w.int(
+            "leader_retry_after_ms",
+            ms,
+            "chain time before a passed-over leader gets a turn again (doubling per failed retry)",
+        );
     }
 }
 

@@ -41,6 +41,9 @@ impl Genesis {
             EngineKind::Pbft => EngineParams::Pbft(PbftParams {
                 round_timeout_ms_base: 1000,
                 round_timeout_ms_max: 30_000,
+                leader_election: LeaderElection::Reputation {
+                    retry_after_ms: LeaderElection::RETRY_AFTER_MS_DEFAULT,
+                },
             }),
             EngineKind::Pow => EngineParams::Pow(PowParams {
                 initial_bits: 0x1f00_ffff,

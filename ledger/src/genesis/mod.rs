@@ -44,6 +44,8 @@
 //! [consensus.pbft]                  # required if and only if engine = "pbft"
 //! round_timeout_ms_base = 1000      # > 0; first round of each height, doubles per round
 //! round_timeout_ms_max = 30000      # >= round_timeout_ms_base
+//! leader_election = "reputation"    # or "round_robin" (the default when absent)
+//! leader_retry_after_ms = 10000     # reputation only; >= round_timeout_ms_base
 //!
 //! [consensus.pow]                   # required if and only if engine = "pow"
 //! initial_bits = "0x1f00ffff"       # compact target (Bitcoin `bits`): positive, nonzero,

@@ -57,6 +57,9 @@ pub enum EngineParams {
 pub struct PbftParams {
     pub round_timeout_ms_base: u64,
     pub round_timeout_ms_max: u64,
+    /// Who proposes each round; a proposer passed over by reputation is one whose turn
+    /// produced no block.
+    pub leader_election: LeaderElection,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +94,14 @@ impl LeaderElection {
         match self {
             LeaderElection::RoundRobin => Self::ROUND_ROBIN,
             LeaderElection::Reputation { .. } => Self::REPUTATION,
+        }
+    }
+
+    /// The chain time a passed-over leader waits, under reputation.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            LeaderElection::RoundRobin => None,
+            LeaderElection::Reputation { retry_after_ms } => Some(*retry_after_ms),
         }
     }
 }

@@ -914,3 +914,50 @@ fn a_pbft_genesis_round_trips_and_its_section_must_match_the_engine() {
     let p = problems(Genesis::from_toml_str(&zero));
     assert_eq!(p[0].path, "consensus.pbft.round_timeout_ms_base");
 }
+
+#[test]
+fn a_pbft_genesis_carries_its_leader_election_in_its_hash_and_names_its_section() {
+    let key = crate::crypto::Keypair::from_secret(&[3; 32]).public();
+    let g = Genesis::local(EngineKind::Pbft, &[key], &[], TimestampMs(0));
+    let EngineParams::Pbft(p) = &g.consensus.engine else {
+        panic!("not pbft");
+    };
+    // What `cairn genesis new --mode pbft` writes.
+    assert_eq!(
+        p.leader_election,
+        LeaderElection::Reputation {
+            retry_after_ms: LeaderElection::RETRY_AFTER_MS_DEFAULT
+        }
+    );
+    let text = g.to_file().to_toml_string();
+    assert!(text.contains("leader_election = \"reputation\""), "{text}");
+    let mut round_robin = g.clone();
+    if let EngineParams::Pbft(p) = &mut round_robin.consensus.engine {
+        p.leader_election = LeaderElection::RoundRobin;
+    }
+    assert_ne!(round_robin.hash(), g.hash());
+    assert_eq!(round_trip(&round_robin), round_robin);
+    // Absent: round robin, as for HotStuff.
+    let absent = text
+        .lines()
+        .filter(|l| !l.starts_with("leader_"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    match Genesis::from_toml_str(&absent).unwrap().consensus.engine {
+        EngineParams::Pbft(p) => assert_eq!(p.leader_election, LeaderElection::RoundRobin),
+        other => panic!("not pbft: {other:?}"),
+    }
+    let wrong = text.replace(
+        "leader_election = \"reputation\"",
+        "leader_election = \"random\"",
+    );
+    let p = problems(Genesis::from_toml_str(&wrong));
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].path, "consensus.pbft.leader_election");
+    let short = text.replace(
+        "leader_retry_after_ms = 10000",
+        "leader_retry_after_ms = 10",
+    );
+    let p = problems(Genesis::from_toml_str(&short));
+    assert_eq!(p[0].path, "consensus.pbft.leader_retry_after_ms");
+}

@@ -321,6 +321,13 @@ fn check_pbft(b: &PbftSection, p: &mut Problems) -> PbftParams {
     PbftParams {
         round_timeout_ms_base: b.round_timeout_ms_base,
         round_timeout_ms_max: b.round_timeout_ms_max,
+        leader_election: check_leader_election(
+            "consensus.pbft",
+            b.leader_election.as_deref(),
+            b.leader_retry_after_ms,
+            b.round_timeout_ms_base,
+            p,
+        ),
     }
 }
 
@@ -352,17 +359,30 @@ fn check_hotstuff(h: &HotStuffSection, p: &mut Problems) -> HotStuffParams {
     HotStuffParams {
         round_timeout_ms_base: h.round_timeout_ms_base,
         round_timeout_ms_max: h.round_timeout_ms_max,
-        leader_election: check_leader_election(h, p),
+        leader_election: check_leader_election(
+            "consensus.hotstuff",
+            h.leader_election.as_deref(),
+            h.leader_retry_after_ms,
+            h.round_timeout_ms_base,
+            p,
+        ),
     }
 }
 
-fn check_leader_election(h: &HotStuffSection, p: &mut Problems) -> LeaderElection {
-    let retry = h.leader_retry_after_ms;
-    match h.leader_election.as_deref() {
+/// A BFT section's `leader_election` and `leader_retry_after_ms` (`round_timeout_ms_base`
+/// is the section's own).
+fn check_leader_election(
+    section: &str,
+    rule: Option<&str>,
+    retry: Option<u64>,
+    round_timeout_ms_base: u64,
+    p: &mut Problems,
+) -> LeaderElection {
+    match rule {
         None | Some(LeaderElection::ROUND_ROBIN) => {
             if retry.is_some() {
                 p.add(
-                    "consensus.hotstuff.leader_retry_after_ms",
+                    format!("{section}.leader_retry_after_ms"),
                     "is set, but leader_election is not \"reputation\"; remove it or set \
                      leader_election = \"reputation\"",
                 );
@@ -371,13 +391,13 @@ fn check_leader_election(h: &HotStuffSection, p: &mut Problems) -> LeaderElectio
         }
         Some(LeaderElection::REPUTATION) => {
             let retry_after_ms = retry.unwrap_or(LeaderElection::RETRY_AFTER_MS_DEFAULT);
-            if retry_after_ms < h.round_timeout_ms_base {
+            if retry_after_ms < round_timeout_ms_base {
                 p.add(
-                    "consensus.hotstuff.leader_retry_after_ms",
+                    format!("{section}.leader_retry_after_ms"),
                     format!(
-                        "{retry_after_ms} is below round_timeout_ms_base ({}): a passed-over \
-                         leader would get its turn back before its failed turn timed out",
-                        h.round_timeout_ms_base
+                        "{retry_after_ms} is below round_timeout_ms_base \
+                         ({round_timeout_ms_base}): a passed-over leader would get its turn \
+                         back before its failed turn timed out"
                     ),
                 );
             }
@@ -385,7 +405,7 @@ fn check_leader_election(h: &HotStuffSection, p: &mut Problems) -> LeaderElectio
         }
         Some(other) => {
             p.add(
-                "consensus.hotstuff.leader_election",
+                format!("{section}.leader_election"),
                 format!(
                     "unknown rule {}; expected \"reputation\" or \"round_robin\"",
                     quote(other)

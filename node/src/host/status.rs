@@ -126,7 +126,8 @@ pub struct LeaderElectionStatus {
 }
 
 /// A validator the reputation rule passes over: its turn as leader of `failed_round` produced
-/// no block, the `failed_turns`-th in a row, and it gets a turn again at chain time `until`
+/// no block (HotStuff's round; under PBFT the turn, counted along the chain), the
+/// `failed_turns`-th in a row, and it gets a turn again at chain time `until`
 /// at the latest (sooner once it signs a certificate again).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PassedOverStatus {

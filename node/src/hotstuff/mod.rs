@@ -483,8 +483,17 @@ impl<E: BftEngine> Driver<E> {
         if commits.is_empty() {
             return Ok(());
         }
+        // Engines whose rounds restart at each height (PBFT) decide the last committed
+        // height in the round of its commit certificate.
+        let rounds_per_height = self.engine.view().height.is_some();
         for (blocks, qc) in commits {
             self.commit(blocks, &qc)?;
+            if rounds_per_height {
+                let pbft = &self.io.metrics.pbft;
+                pbft.commit_round
+                    .set(qc.round.0.min(i64::MAX as u64) as i64);
+                pbft.failed_rounds.inc_by(qc.round.0);
+            }
         }
         self.upgrades
             .follow(&self.io, self.chain.store(), self.halted.is_halted())

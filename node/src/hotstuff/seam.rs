@@ -310,12 +310,16 @@ fn pbft_step(effect: pbft::Effect) -> Step {
         Effect::RequestPayload {
             height,
             parent,
+            turn,
             parent_commit,
             ..
         } => Step::RequestPayload {
             height,
             parent,
-            seal: Seal::Pbft { parent_commit },
+            seal: Seal::Pbft {
+                turn,
+                parent_commit,
+            },
         },
         Effect::Commit { blocks, qc } => Step::Commit { blocks, qc },
         Effect::FetchBlocks { from, request } => Step::Fetch {
@@ -398,13 +402,16 @@ impl BftEngine for pbft::Engine {
         View {
             round,
             height: Some(height),
-            leader: self.proposer_of(height, round),
+            leader: self.proposer_of(round),
             rounds_without_commit: round.0,
             tc_round: None,
         }
     }
 
     fn election(&self) -> (&'static str, Vec<PassedOverStatus>) {
-        (self.leader_election(), Vec::new())
+        (
+            self.leader_election(),
+            passed_over_status(self.passed_over()),
+        )
     }
 }

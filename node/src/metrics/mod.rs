@@ -9,6 +9,7 @@
 //! - `cairn_bft_<name>`: what every BFT engine has (round, rounds_without_commit, timeouts,
 //!   leader_changes), in [`bft`];
 //! - `cairn_hotstuff_<name>`: HotStuff only (tcs), in [`hotstuff`];
+//! - `cairn_pbft_<name>`: PBFT only (commit_round, failed_rounds), in [`pbft`];
 //! - `cairn_pow_<name>`: proof of work only, in [`pow`];
 //! - `cairn_oracle_<name>`: the oracle's feeds, in [`oracle`];
 //! - `cairn_upgrade_<name>`: the upgrade schedule against the tip, in [`upgrade`].
@@ -20,6 +21,7 @@
 pub mod bft;
 pub mod hotstuff;
 pub mod oracle;
+pub mod pbft;
 pub mod pow;
 pub mod upgrade;
 
@@ -78,6 +80,7 @@ pub struct Metrics {
     pub rpc_requests: Family<MethodLabel, Counter>,
     pub bft: bft::BftMetrics,
     pub hotstuff: hotstuff::HotStuffMetrics,
+    pub pbft: pbft::PbftMetrics,
     pub pow: pow::PowMetrics,
     pub oracle: oracle::OracleMetrics,
     pub upgrade: upgrade::UpgradeMetrics,
@@ -114,6 +117,7 @@ impl Metrics {
             rpc_requests: Family::default(),
             bft: Default::default(),
             hotstuff: Default::default(),
+            pbft: Default::default(),
             pow: Default::default(),
             oracle: Default::default(),
             upgrade: Default::default(),
@@ -164,6 +168,7 @@ impl Metrics {
         );
         m.bft.register(&mut registry);
         m.hotstuff.register(&mut registry);
+        m.pbft.register(&mut registry);
         m.pow.register(&mut registry);
         m.oracle.register(&mut registry);
         m.upgrade.register(&mut registry);
@@ -219,6 +224,8 @@ mod tests {
             "cairn_bft_rounds_without_commit ",
             "cairn_bft_timeouts_total ",
             "cairn_hotstuff_tcs_total ",
+            "cairn_pbft_commit_round ",
+            "cairn_pbft_failed_rounds_total ",
             "cairn_bft_leader_changes_total ",
             "cairn_commit_latency_seconds_bucket",
             "cairn_block_interval_seconds_bucket",

@@ -27,7 +27,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(n: usize) -> Cluster {
-        let kit = Kit::new(n);
+        Cluster::with_kit(Kit::new(n))
+    }
+
+    pub fn with_kit(kit: Kit) -> Cluster {
+        let n = kit.keys.len();
         let mut c = Cluster {
             nodes: Vec::new(),
             queue: VecDeque::new(),
@@ -194,6 +198,34 @@ impl Cluster {
                 &n.ledger[..],
                 "node {i} disagrees"
             );
+        }
+    }
+
+    /// Delivers messages until every node that is not isolated has committed `height`,
+    /// firing their timers whenever nothing is left to deliver. Returns how many times the
+    /// timers had to fire (each is a round that ended by timeout).
+    pub fn run_to(&mut self, height: usize, stalls_max: usize) -> usize {
+        let mut stalls = 0;
+        loop {
+            let live: Vec<usize> = (0..self.nodes.len())
+                .filter(|&i| !self.nodes[i].isolated && self.nodes[i].engine.is_some())
+                .collect();
+            if live.iter().all(|&i| self.nodes[i].ledger.len() >= height) {
+                return stalls;
+            }
+            let before = self.delivered;
+            self.run(64);
+            if self.delivered == before {
+                stalls += 1;
+                assert!(
+                    stalls <= stalls_max,
+                    "stuck at heights {:?} after {stalls} timeouts",
+                    self.heights()
+                );
+                for i in live {
+                    self.timeout(i);
+                }
+            }
         }
     }
 

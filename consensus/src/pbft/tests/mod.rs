@@ -4,10 +4,12 @@
 mod cluster;
 mod justification_tests;
 mod rejections;
+mod reputation_tests;
 mod round_tests;
 
 use cairn_ledger::block::{Block, BlockHeader, QuorumCert, Seal};
 use cairn_ledger::crypto::Keypair;
+use cairn_ledger::genesis::LeaderElection;
 use cairn_ledger::{Address, Hash, Height, ProtocolVersion, PublicKey, Round, TimestampMs};
 
 use super::*;
@@ -21,6 +23,8 @@ pub struct Kit {
     pub validators: ValidatorSet,
     pub genesis: Block,
     pub chain: Hash,
+    /// Round robin unless a test asks for reputation: most tests name proposers by turn.
+    pub leader_election: LeaderElection,
 }
 
 impl Kit {
@@ -36,6 +40,7 @@ impl Kit {
             chain: genesis.hash(),
             genesis,
             keys,
+            leader_election: LeaderElection::RoundRobin,
         }
     }
 
@@ -50,6 +55,7 @@ impl Kit {
             round_timeout_ms_max: MAX_MS,
             genesis: self.genesis.clone(),
             double_sign_check_rounds: 0,
+            leader_election: self.leader_election,
             unsafe_skip_justification: false,
         }
     }
@@ -77,11 +83,10 @@ impl Kit {
         (e, effects)
     }
 
-    /// Index of the proposer of `(height, round)`.
+    /// Index of the proposer of `(height, round)` on a chain whose every height so far
+    /// committed in round 0 (turn = height + round).
     pub fn proposer(&self, height: u64, round: u64) -> usize {
-        let key = self
-            .engine_probe()
-            .proposer_of(Height(height), Round(round));
+        let key = self.engine_probe().proposer_of(Round(height - 1 + round));
         (0..self.keys.len()).find(|&i| self.key(i) == key).unwrap()
     }
 
@@ -106,7 +111,8 @@ impl Kit {
         genesis_commit(self.chain)
     }
 
-    /// A block at `height` on `parent`, proposed by validator `by`; `salt` tells blocks apart.
+    /// A block at `height` on `parent`, proposed by validator `by` in round 0 of a chain
+    /// whose every height so far committed in round 0; `salt` tells blocks apart.
     pub fn block(
         &self,
         height: u64,
@@ -124,15 +130,27 @@ impl Kit {
                 state_root: Hash::ZERO,
                 proposer: self.key(by).address(),
                 protocol_version: ProtocolVersion(1),
-                seal: Seal::Pbft { parent_commit },
+                seal: Seal::Pbft {
+                    turn: Round(height),
+                    parent_commit,
+                },
             },
             transactions: Vec::new(),
         }
     }
 
-    /// A block at height 1 by `by`.
+    /// A block at height 1 by `by`, first offered in round 0.
     pub fn first_block(&self, by: usize, salt: u64) -> Block {
-        self.block(1, self.chain, self.genesis_commit(), by, salt)
+        self.first_block_in(0, by, salt)
+    }
+
+    /// A block at height 1 by `by`, first offered in `round`.
+    pub fn first_block_in(&self, round: u64, by: usize, salt: u64) -> Block {
+        let mut block = self.block(1, self.chain, self.genesis_commit(), by, salt);
+        if let Seal::Pbft { turn, .. } = &mut block.header.seal {
+            *turn = Round(1 + round);
+        }
+        block
     }
 
     pub fn proposal(

@@ -14,7 +14,7 @@ fn four_validators_commit_height_after_height_and_agree() {
     // proposer is the next validator in turn.
     let ledger = &c.nodes[0].ledger;
     for pair in ledger.windows(2) {
-        let Seal::Pbft { parent_commit } = &pair[1].header.seal else {
+        let Seal::Pbft { parent_commit, .. } = &pair[1].header.seal else {
             panic!("not a PBFT block");
         };
         assert_eq!(parent_commit.block, pair[0].hash());
@@ -435,7 +435,7 @@ fn candidate_blocks_stay_bounded_as_rounds_go_by() {
             .map(|i| kit.round_change(i, 1, round, None, None))
             .collect();
         let cert = kit.justification(round, &rcs);
-        let block = kit.first_block(p, round);
+        let block = kit.first_block_in(round, p, round);
         let proposal = kit.proposal(p, 1, round, block, Some(cert));
         let fx = e.handle(Input::Message(
             kit.key(p),

@@ -19,7 +19,12 @@ mod world;
 #[cfg(test)]
 mod tests;
 
-use super::hotstuff::{BatchSummary, FaultSet, SIM_VALIDATORS_MAX, SimCrypto, SimError, SimReport};
+use cairn_ledger::genesis::LeaderElection;
+
+use super::hotstuff::{
+    BatchSummary, FaultSet, SIM_LEADER_RETRY_AFTER_MS, SIM_VALIDATORS_MAX, SimCrypto, SimError,
+    SimReport,
+};
 use super::kernel::Simulation;
 
 pub use super::kernel::{run, run_many};
@@ -34,6 +39,9 @@ pub struct PbftSimConfig {
     /// Test-only: runs the engines without the round-change justification rule.
     #[doc(hidden)]
     pub unsafe_skip_justification: bool,
+    /// The genesis rule for choosing proposers (default: reputation, as `cairn genesis new`
+    /// writes).
+    pub leader_election: LeaderElection,
 }
 
 impl PbftSimConfig {
@@ -44,6 +52,9 @@ impl PbftSimConfig {
             faults,
             crypto: SimCrypto::Fast,
             unsafe_skip_justification: false,
+            leader_election: LeaderElection::Reputation {
+                retry_after_ms: SIM_LEADER_RETRY_AFTER_MS,
+            },
         }
     }
 
@@ -58,6 +69,9 @@ impl PbftSimConfig {
         }
         if self.unsafe_skip_justification {
             line.push_str(" --unsafe-skip-justification");
+        }
+        if self.leader_election == LeaderElection::RoundRobin {
+            line.push_str(" --leader-election round-robin");
         }
         line
     }

@@ -200,6 +200,7 @@ impl World {
             round_timeout_ms_max: SIM_ROUND_TIMEOUT_MS_MAX,
             genesis: self.genesis.clone(),
             double_sign_check_rounds: 0,
+            leader_election: self.cfg.leader_election,
             unsafe_skip_justification: self.cfg.unsafe_skip_justification,
         };
         let signer = crypto::signer(self.cfg.crypto, self.cfg.seed, i);

@@ -1,6 +1,7 @@
-//! Who leads a round in this engine: the schedule alone, or the schedule with leader
-//! reputation (`crate::bft::Reputation`), whose state is kept per block of the tree so the
-//! leader of a proposal is a function of the block it extends.
+//! Who leads a round in a BFT engine: the schedule alone, or the schedule with leader
+//! reputation (`super::Reputation`), whose state is kept per block (HotStuff: each block of
+//! its tree; PBFT: the committed tip) so the leader of a proposal is a function of the block
+//! it extends. Rounds here are the rounds of the seal: HotStuff's round, PBFT's turn.
 //!
 //! Owns: the per-block reputation states and the rule chosen by the genesis. Never: decides
 //! anything about safety; a wrong leader costs a round, never a fork.
@@ -11,11 +12,9 @@ use cairn_ledger::block::{Block, Seal};
 use cairn_ledger::genesis::LeaderElection;
 use cairn_ledger::{Hash, Round};
 
-use crate::bft::{
-    BlockFacts, LeaderSchedule, PassedOver, Reputation, ReputationConfig, ValidatorSet,
-};
+use super::{BlockFacts, LeaderSchedule, PassedOver, Reputation, ReputationConfig, ValidatorSet};
 
-pub(super) struct Leaders {
+pub(crate) struct Leaders {
     schedule: LeaderSchedule,
     reputation: Option<ReputationRule>,
 }
@@ -26,14 +25,22 @@ struct ReputationRule {
     states: HashMap<Hash, Reputation>,
 }
 
-/// What the rule needs of a block; `None` for a block without a HotStuff seal (genesis).
+/// What the rule needs of a block; `None` for a block without a BFT seal (genesis).
+/// `parent_round` is the round of the state the block is folded into: a PBFT seal's commit
+/// certificate was signed at its parent's turn, which the certificate itself does not name.
 fn facts<'a>(
     validators: &ValidatorSet,
     block: &Block,
+    parent_round: Round,
     signers: &'a mut Vec<usize>,
 ) -> Option<BlockFacts<'a>> {
-    let Seal::HotStuff { round, justify } = &block.header.seal else {
-        return None;
+    let (round, cert, qc_round) = match &block.header.seal {
+        Seal::HotStuff { round, justify } => (*round, justify, justify.round),
+        Seal::Pbft {
+            turn,
+            parent_commit,
+        } => (*turn, parent_commit, parent_round),
+        Seal::Genesis | Seal::Pow { .. } => return None,
     };
     let proposer = validators
         .members()
@@ -41,16 +48,15 @@ fn facts<'a>(
         .position(|m| m.address == block.header.proposer)?;
     signers.clear();
     signers.extend(
-        justify
-            .votes
+        cert.votes
             .iter()
             .filter_map(|(key, _)| validators.position(key)),
     );
     Some(BlockFacts {
-        round: *round,
+        round,
         timestamp: block.header.timestamp,
         proposer,
-        qc_round: justify.round,
+        qc_round,
         qc_signers: signers,
     })
 }
@@ -59,7 +65,7 @@ impl Leaders {
     /// The rule of `election`, starting at the committed `root`. `history` (the committed
     /// blocks just below it, lowest first) is folded in first, so a restarted node passes over
     /// whom the others do unless the failure is older than its history.
-    pub(super) fn new(
+    pub(crate) fn new(
         validators: &ValidatorSet,
         election: LeaderElection,
         history: &[Block],
@@ -76,12 +82,13 @@ impl Leaders {
                 let first = history.first().unwrap_or(root);
                 let round = match &first.header.seal {
                     Seal::HotStuff { round, .. } => *round,
-                    _ => Round(0),
+                    Seal::Pbft { turn, .. } => *turn,
+                    Seal::Genesis | Seal::Pow { .. } => Round(0),
                 };
                 let mut state = Reputation::start(validators, round, first.header.timestamp);
                 let mut signers = Vec::new();
                 for block in history.iter().skip(1).chain(std::iter::once(root)) {
-                    if let Some(f) = facts(validators, block, &mut signers)
+                    if let Some(f) = facts(validators, block, state.round(), &mut signers)
                         && f.round > state.round()
                     {
                         state = state.after_block(validators, &schedule, &config, &f);
@@ -100,7 +107,7 @@ impl Leaders {
 
     /// The leader of `round` for a proposal extending `parent`; `None` when the rule needs
     /// the parent's state and the parent is not in the tree.
-    pub(super) fn leader_after(
+    pub(crate) fn leader_after(
         &self,
         validators: &ValidatorSet,
         parent: &Hash,
@@ -112,7 +119,7 @@ impl Leaders {
 
     /// [`Leaders::leader_after`], and whether the leader is on trial (never under round
     /// robin): see `Reputation::leader_on_trial`.
-    pub(super) fn leader_on_trial(
+    pub(crate) fn leader_on_trial(
         &self,
         validators: &ValidatorSet,
         parent: &Hash,
@@ -128,15 +135,15 @@ impl Leaders {
     }
 
     /// Records a block just inserted into the tree (its parent is there).
-    pub(super) fn on_insert(&mut self, validators: &ValidatorSet, block: &Block, id: Hash) {
+    pub(crate) fn on_insert(&mut self, validators: &ValidatorSet, block: &Block, id: Hash) {
         let Some(rule) = &mut self.reputation else {
             return;
         };
         let mut signers = Vec::new();
-        let (Some(parent), Some(f)) = (
-            rule.states.get(&block.header.parent),
-            facts(validators, block, &mut signers),
-        ) else {
+        let Some(parent) = rule.states.get(&block.header.parent) else {
+            return;
+        };
+        let Some(f) = facts(validators, block, parent.round(), &mut signers) else {
             return;
         };
         let state = parent.after_block(validators, &self.schedule, &rule.config, &f);
@@ -144,14 +151,14 @@ impl Leaders {
     }
 
     /// Forgets the states of blocks no longer in the tree.
-    pub(super) fn retain(&mut self, keep: impl Fn(&Hash) -> bool) {
+    pub(crate) fn retain(&mut self, keep: impl Fn(&Hash) -> bool) {
         if let Some(rule) = &mut self.reputation {
             rule.states.retain(|h, _| keep(h));
         }
     }
 
     /// Who is passed over for proposals extending `at`.
-    pub(super) fn passed_over(&self, validators: &ValidatorSet, at: &Hash) -> Vec<PassedOver> {
+    pub(crate) fn passed_over(&self, validators: &ValidatorSet, at: &Hash) -> Vec<PassedOver> {
         match &self.reputation {
             None => Vec::new(),
             Some(rule) => rule
@@ -162,12 +169,12 @@ impl Leaders {
         }
     }
 
-    pub(super) fn is_reputation(&self) -> bool {
+    pub(crate) fn is_reputation(&self) -> bool {
         self.reputation.is_some()
     }
 
     /// States held, for the engine's bound assertions.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.reputation.as_ref().map_or(0, |r| r.states.len())
     }
 }
