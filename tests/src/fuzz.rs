@@ -25,6 +25,7 @@ use cairn_consensus::hotstuff::{
     TimeoutMsg, TimeoutSignature, VoteMsg, proposal_signing_bytes, timeout_signing_bytes,
     vote_signing_bytes,
 };
+use cairn_consensus::pbft;
 use cairn_consensus::pow::fork_choice::LOCATOR_HASHES_MAX;
 use cairn_ledger::block::{
     BLOCK_TXS_MAX, Block, BlockHeader, EncodedBody, HEADER_BYTES_MAX, QC_VOTES_MAX, QuorumCert,
@@ -155,9 +156,18 @@ fn assert_block_bounds(block: &Block) {
     let _ = block.hash();
 }
 
-/// Every HotStuff message (proposal, vote, timeout, sync request and answer) through the
-/// decoder with per-kind bounds, then the structural bounds the driver checks next.
+/// Every consensus message of either BFT engine through its decoder with per-kind bounds,
+/// then the structural bounds the driver checks next: HotStuff's (proposal, vote, timeout,
+/// sync request and answer) and PBFT's (proposal, prepare, commit, round change, sync
+/// request and answer). One input may be tried by both: the node runs one engine, but a
+/// peer chooses the bytes.
 pub fn consensus_message(data: &[u8]) -> bool {
+    let hotstuff = hotstuff_message(data);
+    let pbft = decode_pbft_message(data).is_some();
+    hotstuff || pbft
+}
+
+fn hotstuff_message(data: &[u8]) -> bool {
     let Some(msg) = decode_message(data) else {
         return false;
     };
@@ -206,6 +216,63 @@ fn decode_message(data: &[u8]) -> Option<Message> {
     Some(msg)
 }
 
+/// Decodes a PBFT message as the driver does and asserts what every accepted one meets: its
+/// kind's bound, canonical bytes, and, when it passes `check_bounds` for the largest
+/// committee, the size of every certificate and block inside it.
+fn decode_pbft_message(data: &[u8]) -> Option<pbft::Message> {
+    let msg = pbft::Message::decode(data).ok()?;
+    let tag = u32::from_le_bytes(data[..4].try_into().expect("a decoded message has a tag"));
+    assert!(
+        data.len() <= pbft::Message::bytes_max(tag),
+        "{} bytes",
+        data.len()
+    );
+    assert_eq!(msg.encode(), data);
+    assert_eq!(pbft::Message::decode(&msg.encode()).as_ref(), Ok(&msg));
+    for validators in [1, 4, 100, QC_VOTES_MAX, usize::MAX] {
+        let _ = msg.check_bounds(validators);
+    }
+    let within_bounds = msg.check_bounds(QC_VOTES_MAX).is_ok();
+    let _ = msg.kind();
+    let chain = Hash::ZERO;
+    match &msg {
+        pbft::Message::Proposal(p) => {
+            assert_block_bounds(&p.block);
+            let _ = pbft::proposal_signing_bytes(&chain, p.height, p.round, &p.block.hash());
+            if let Some(j) = &p.justification
+                && within_bounds
+            {
+                assert!(codec::encode(j).len() <= pbft::ROUND_CHANGE_CERT_BYTES_MAX);
+            }
+        }
+        pbft::Message::Prepare(v) => {
+            let _ = pbft::prepare_signing_bytes(&chain, v.height, v.round, &v.block);
+        }
+        pbft::Message::Commit(v) => {
+            let _ = pbft::commit_signing_bytes(&chain, v.height, v.round, &v.block);
+        }
+        pbft::Message::RoundChange(rc) => {
+            if let Some(qc) = &rc.prepared {
+                assert_qc_bounds(qc);
+            }
+            if let Some(b) = &rc.block {
+                assert_block_bounds(b);
+            }
+            let _ = pbft::round_change_signing_bytes(&chain, rc.height, rc.round, &rc.claim());
+        }
+        pbft::Message::SyncRequest(_) => {}
+        pbft::Message::SyncResponse(r) => {
+            for b in &r.blocks {
+                assert_block_bounds(b);
+            }
+            if within_bounds {
+                assert!(r.blocks.len() <= SYNC_BLOCKS_MAX);
+            }
+        }
+    }
+    Some(msg)
+}
+
 fn assert_qc_bounds(qc: &QuorumCert) {
     assert!(codec::encode(qc).len() <= QC_BYTES_MAX || qc.votes.len() > QC_VOTES_MAX);
 }
@@ -218,11 +285,19 @@ fn assert_tc_bounds(tc: &TimeoutCert) {
 /// answer" rule) and proof-of-work's `GetHeaders`/`GetBlocks`.
 pub fn sync_request(data: &[u8]) -> bool {
     let mut accepted = false;
-    if let Some(Message::SyncRequest(request)) = decode_message(data) {
+    let hotstuff = match decode_message(data) {
+        Some(Message::SyncRequest(request)) => Some(request),
+        _ => None,
+    };
+    let pbft = match decode_pbft_message(data) {
+        Some(pbft::Message::SyncRequest(request)) => Some(request),
+        _ => None,
+    };
+    for request in hotstuff.iter().chain(&pbft) {
         accepted = true;
         for tip in [0, 1, request.from_height.0, u64::MAX] {
             for up_to_tip in [false, true] {
-                let _ = store_answers(Height(tip), &request, up_to_tip);
+                let _ = store_answers(Height(tip), request, up_to_tip);
             }
         }
     }
@@ -255,6 +330,11 @@ pub fn sync_response(data: &[u8]) -> bool {
         {
             assert!(response.blocks.len() <= SYNC_BLOCKS_MAX);
         }
+    }
+    // PBFT's answer: the same blocks-and-certificate shape under PBFT's tags, checked by
+    // the PBFT decoder's own bounds.
+    if let Some(pbft::Message::SyncResponse(_)) = decode_pbft_message(data) {
+        accepted = true;
     }
     if let Ok(response) = wire::Response::decode(data, MESSAGE_BYTES_MAX) {
         assert_eq!(response.encode(), data);
@@ -716,6 +796,18 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     add("consensus_message", "sync-request", sync_req.encode());
     add("consensus_message", "sync-response", sync_resp.encode());
 
+    for (name, msg) in pbft_seeds(&validators, &genesis_id, &blocks) {
+        match &msg {
+            pbft::Message::SyncRequest(_) => add("sync_request", "pbft", msg.encode()),
+            pbft::Message::SyncResponse(_) => add("sync_response", "pbft", msg.encode()),
+            pbft::Message::Proposal(p) if p.justification.is_none() => {
+                add("block", "pbft", codec::encode(&p.block))
+            }
+            _ => {}
+        }
+        add("consensus_message", &format!("pbft-{name}"), msg.encode());
+    }
+
     add("sync_request", "hotstuff", sync_req.encode());
     add(
         "sync_request",
@@ -873,6 +965,129 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
 }
 
 /// The check named `target`.
+/// One signed PBFT message of each kind, on a block sealed with its parent's real commit
+/// certificate: a round-0 proposal, a round-2 proposal justified by round changes that carry
+/// a prepare certificate, a prepare, a commit, round changes with and without a prepared
+/// block, and a sync request and answer.
+fn pbft_seeds(
+    validators: &[Keypair],
+    genesis_id: &Hash,
+    blocks: &[Block],
+) -> Vec<(&'static str, pbft::Message)> {
+    let quorum = &validators[..3];
+    let cert = |sign: fn(&Hash, Height, Round, &Hash) -> Vec<u8>, block: &Block, round: Round| {
+        let (height, hash) = (block.header.height, block.hash());
+        QuorumCert {
+            round,
+            block: hash,
+            votes: quorum
+                .iter()
+                .map(|k| (k.public(), k.sign(&sign(genesis_id, height, round, &hash))))
+                .collect(),
+        }
+    };
+    let block = Block {
+        header: BlockHeader {
+            seal: Seal::Pbft {
+                turn: Round(blocks[1].header.height.0),
+                parent_commit: cert(pbft::commit_signing_bytes, &blocks[0], Round(0)),
+            },
+            ..blocks[1].header.clone()
+        },
+        transactions: blocks[1].transactions.clone(),
+    };
+    let (height, hash) = (block.header.height, block.hash());
+    let prepared = cert(pbft::prepare_signing_bytes, &block, Round(1));
+    let claim = Some(pbft::PreparedClaim {
+        round: Round(1),
+        block: hash,
+    });
+    let proposal = |round: Round, justification: Option<pbft::RoundChangeCert>| {
+        let signature = validators[0].sign(&pbft::proposal_signing_bytes(
+            genesis_id, height, round, &hash,
+        ));
+        pbft::Message::Proposal(Box::new(pbft::ProposalMsg {
+            height,
+            round,
+            block: block.clone(),
+            justification,
+            proposer: validators[0].public(),
+            signature,
+        }))
+    };
+    let justification = pbft::RoundChangeCert {
+        round: Round(2),
+        signatures: quorum
+            .iter()
+            .map(|k| pbft::RoundChangeSig {
+                signer: k.public(),
+                prepared: claim,
+                signature: k.sign(&pbft::round_change_signing_bytes(
+                    genesis_id,
+                    height,
+                    Round(2),
+                    &claim,
+                )),
+            })
+            .collect(),
+        prepared: Some(prepared.clone()),
+    };
+    let vote = |sign: fn(&Hash, Height, Round, &Hash) -> Vec<u8>| pbft::VoteMsg {
+        height,
+        round: Round(1),
+        block: hash,
+        voter: validators[1].public(),
+        signature: validators[1].sign(&sign(genesis_id, height, Round(1), &hash)),
+    };
+    let round_change = |with_prepared: bool| {
+        let claim = if with_prepared { claim } else { None };
+        pbft::Message::RoundChange(Box::new(pbft::RoundChangeMsg {
+            height,
+            round: Round(2),
+            prepared: with_prepared.then(|| prepared.clone()),
+            block: with_prepared.then(|| block.clone()),
+            sender: validators[2].public(),
+            signature: validators[2].sign(&pbft::round_change_signing_bytes(
+                genesis_id,
+                height,
+                Round(2),
+                &claim,
+            )),
+        }))
+    };
+    vec![
+        ("proposal", proposal(Round(0), None)),
+        (
+            "proposal-justified",
+            proposal(Round(2), Some(justification)),
+        ),
+        (
+            "prepare",
+            pbft::Message::Prepare(vote(pbft::prepare_signing_bytes)),
+        ),
+        (
+            "commit",
+            pbft::Message::Commit(vote(pbft::commit_signing_bytes)),
+        ),
+        ("round-change", round_change(false)),
+        ("round-change-prepared", round_change(true)),
+        (
+            "sync-request",
+            pbft::Message::SyncRequest(SyncRequest {
+                from_height: Height(1),
+                blocks_max: SYNC_BLOCKS_MAX as u32,
+            }),
+        ),
+        (
+            "sync-response",
+            pbft::Message::SyncResponse(Box::new(SyncResponse {
+                blocks: vec![block.clone()],
+                tip_qc: cert(pbft::commit_signing_bytes, &block, Round(1)),
+            })),
+        ),
+    ]
+}
+
 pub fn check(target: &str) -> Option<Check> {
     TARGETS
         .iter()
