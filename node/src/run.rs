@@ -23,7 +23,9 @@ use futures::future::LocalBoxFuture;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::home::Home;
-use crate::host::status::{EngineStatus, NodeStatus, NodeView, Readiness, StatusBoard};
+use crate::host::status::{
+    EngineStatus, LeaderElectionStatus, NodeStatus, NodeView, Readiness, StatusBoard,
+};
 use crate::host::{DriverError, NodeIo};
 use crate::hotstuff::chain::{Chain, MissingSafetyState};
 use crate::hotstuff::seam::BftEngine;
@@ -257,6 +259,7 @@ pub async fn run_with(
                         height: tip.height.next(),
                         round: cairn_ledger::Round(0),
                         proposer: None,
+                        election: LeaderElectionStatus::default(),
                     }
                 } else {
                     EngineStatus::default()

@@ -54,6 +54,19 @@ fn transfers_commit_and_every_node_agrees(mode: &[&str]) {
     let mut net = Testnet::create_with(4, mode, fast);
     net.start_all();
     net.wait_height(&[0, 1, 2, 3], 3);
+    // The engine and its leader rule (reputation, as `cairn testnet` writes) are shown
+    // whichever engine runs.
+    let status = json_of(&cairn(&[
+        "status",
+        "--rpc",
+        &net.nodes[0].rpc,
+        "--output",
+        "json",
+    ]));
+    let engine = if mode == PBFT { "pbft" } else { "hotstuff" };
+    assert_eq!(status["consensus"], engine, "{status}");
+    assert_eq!(status["leader_election"]["rule"], "reputation", "{status}");
+    assert!(status["leader_election"]["passed_over"].is_array(), "{status}");
 
     let faucet = net.faucet_key.to_str().unwrap().to_owned();
     let (_, alice) = new_account(&net, "alice");

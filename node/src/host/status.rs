@@ -89,6 +89,8 @@ pub enum EngineStatus {
         round: Round,
         /// The round's proposer.
         proposer: Option<Address>,
+        /// The genesis rule for choosing proposers, and whom it passes over now.
+        election: LeaderElectionStatus,
     },
     Pow {
         /// The height of the best header known (bodies may still be coming).

@@ -714,6 +714,7 @@ impl<E: BftEngine> Driver<E> {
                 height,
                 round,
                 proposer: Some(leader.address()),
+                election: self.election.clone(),
             },
         };
         self.io.post_status(

@@ -22,7 +22,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::error::{RpcError, truncate};
 use super::params::Params;
-use crate::host::status::EngineStatus;
+use crate::host::status::{EngineStatus, LeaderElectionStatus};
 use crate::host::upgrade::{binary_protocol_version, upgrade_state};
 use crate::http::state::{CommitWaiters, RpcState};
 use crate::txpool::mempool::{Identified, Rejection};
@@ -632,36 +632,45 @@ fn status(state: &RpcState) -> Result<Value, RpcError> {
             out["best_header_height"] = json!(best_header_height.0.max(tip.height.0));
         }
         // PBFT's round belongs to the height being decided; its leader is the proposer.
-        EngineStatus::Pbft { height, .. } => {
+        EngineStatus::Pbft {
+            height, election, ..
+        } => {
             out["deciding_height"] = json!(height.0);
+            out["leader_election"] = election_json(election, "turn");
         }
         EngineStatus::HotStuff { election, .. } => {
-            let passed_over: Vec<Value> = election
-                .passed_over
-                .iter()
-                .map(|p| {
-                    json!({
-                        "validator": p.validator,
-                        "why": format!(
-                            "its turn as leader of round {} produced no block ({} failed \
-                             turn{} in a row)",
-                            p.failed_round,
-                            p.failed_turns,
-                            if p.failed_turns == 1 { "" } else { "s" }
-                        ),
-                        "failed_round": p.failed_round.0,
-                        "failed_turns": p.failed_turns,
-                        "until_ms": p.until.0,
-                    })
-                })
-                .collect();
-            out["leader_election"] = json!({
-                "rule": election.rule,
-                "passed_over": passed_over,
-            });
+            out["leader_election"] = election_json(election, "round");
         }
     }
     Ok(out)
+}
+
+/// The leader-election rule and whom it passes over, with why. `unit` names what the
+/// engine's failed turns are counted in (HotStuff: rounds; PBFT: turns along the chain).
+fn election_json(election: &LeaderElectionStatus, unit: &str) -> Value {
+    let passed_over: Vec<Value> = election
+        .passed_over
+        .iter()
+        .map(|p| {
+            json!({
+                "validator": p.validator,
+                "why": format!(
+                    "its turn as leader of {unit} {} produced no block ({} failed turn{} in a \
+                     row)",
+                    p.failed_round,
+                    p.failed_turns,
+                    if p.failed_turns == 1 { "" } else { "s" }
+                ),
+                "failed_round": p.failed_round.0,
+                "failed_turns": p.failed_turns,
+                "until_ms": p.until.0,
+            })
+        })
+        .collect();
+    json!({
+        "rule": election.rule,
+        "passed_over": passed_over,
+    })
 }
 
 /// The chain's upgrade schedule against this node's binary: what is scheduled, what is active,
