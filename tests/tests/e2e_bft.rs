@@ -66,7 +66,10 @@ fn transfers_commit_and_every_node_agrees(mode: &[&str]) {
     let engine = if mode == PBFT { "pbft" } else { "hotstuff" };
     assert_eq!(status["consensus"], engine, "{status}");
     assert_eq!(status["leader_election"]["rule"], "reputation", "{status}");
-    assert!(status["leader_election"]["passed_over"].is_array(), "{status}");
+    assert!(
+        status["leader_election"]["passed_over"].is_array(),
+        "{status}"
+    );
 
     let faucet = net.faucet_key.to_str().unwrap().to_owned();
     let (_, alice) = new_account(&net, "alice");

@@ -133,9 +133,11 @@ pub struct Engine {
     /// The payload asked for: its round and the justification it goes out with.
     payload_request: Option<(Round, Option<RoundChangeCert>)>,
     sync_asked: VecDeque<(PublicKey, Height)>,
-    /// The position at which sync was last asked for: once per position, and again after
-    /// each round timer.
+    /// The position at which sync was last asked for: each peer once per position, and
+    /// again after each round timer.
     sync_asked_at: Option<Position>,
+    /// The peers asked at `sync_asked_at`, at most `SYNC_REQUESTS_KEPT`.
+    sync_asked_here: Vec<PublicKey>,
     restored: Vec<Block>,
     discarded: Vec<Hash>,
     effects: Vec<Effect>,
@@ -267,6 +269,7 @@ impl Engine {
             payload_request: None,
             sync_asked: VecDeque::new(),
             sync_asked_at: None,
+            sync_asked_here: Vec::new(),
             restored,
             discarded: discarded.iter().map(Block::hash).collect(),
             effects: Vec::new(),
@@ -437,6 +440,7 @@ impl Engine {
         assert!(self.rounds.len() <= ROUNDS_KEPT_MAX);
         assert!(self.candidates.len() <= CANDIDATES_MAX);
         assert!(self.sync_asked.len() <= SYNC_REQUESTS_KEPT);
+        assert!(self.sync_asked_here.len() <= SYNC_REQUESTS_KEPT);
         assert!(self.history.len() <= COMMITTED_BLOCKS_KEPT);
         assert!(self.stale_answered.len() <= STALE_ANSWERS_MAX);
         std::mem::take(&mut self.effects)
@@ -1473,10 +1477,21 @@ impl Engine {
 
     /// Asks `peer` for the committed blocks from the current height, once per position.
     fn ask_sync(&mut self, peer: PublicKey) {
-        if peer == self.me || self.sync_asked_at == Some(self.here()) {
+        if peer == self.me {
             return;
         }
-        self.sync_asked_at = Some(self.here());
+        if self.sync_asked_at != Some(self.here()) {
+            self.sync_asked_at = Some(self.here());
+            self.sync_asked_here.clear();
+        }
+        // Each peer once per position, a few peers at most: an answer lost, or never given,
+        // is then made up by the next peer showing it is ahead rather than by the round
+        // timer, which backs off as the rounds of a stuck height go by.
+        if self.sync_asked_here.contains(&peer) || self.sync_asked_here.len() >= SYNC_REQUESTS_KEPT
+        {
+            return;
+        }
+        self.sync_asked_here.push(peer);
         if self.sync_asked.len() >= SYNC_REQUESTS_KEPT {
             self.sync_asked.pop_front();
         }

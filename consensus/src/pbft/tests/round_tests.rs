@@ -448,3 +448,42 @@ fn candidate_blocks_stay_bounded_as_rounds_go_by() {
     }
     assert_eq!(e.buffered().1, CANDIDATES_MAX);
 }
+
+#[test]
+fn a_validator_behind_asks_each_peer_ahead_once_per_position() {
+    let kit = Kit::new(4);
+    let v = kit.bystander(1, 0);
+    let (mut e, _) = kit.engine(v);
+    let others: Vec<usize> = (0..4).filter(|&i| i != v).collect();
+    let fetched = |fx: &[Effect]| -> Vec<PublicKey> {
+        fx.iter()
+            .filter_map(|f| match f {
+                Effect::FetchBlocks { from, .. } => Some(*from),
+                _ => None,
+            })
+            .collect()
+    };
+    // A proposal two heights ahead: this validator is behind and must fetch.
+    let ahead = |by: usize| {
+        let block = kit.block(3, Hash([7; 32]), kit.genesis_commit(), by, 1);
+        Input::Message(
+            kit.key(by),
+            Message::Proposal(Box::new(kit.proposal(by, 3, 0, block, None))),
+        )
+    };
+    let fx = e.handle(ahead(others[0]));
+    assert_eq!(fetched(&fx), vec![kit.key(others[0])]);
+    // The same peer again at the same position: its answer may still come.
+    assert!(fetched(&e.handle(ahead(others[0]))).is_empty());
+    // Another peer ahead is asked too, so one lost answer does not wait for the round
+    // timer, which backs off as the rounds of a stuck height go by.
+    assert_eq!(
+        fetched(&e.handle(ahead(others[1]))),
+        vec![kit.key(others[1])]
+    );
+    assert_eq!(
+        fetched(&e.handle(ahead(others[2]))),
+        vec![kit.key(others[2])]
+    );
+    assert!(fetched(&e.handle(ahead(others[1]))).is_empty());
+}
